@@ -1,0 +1,25 @@
+/**
+ * @statespace/core: tensors, the WebGPU device (browser and Node), the kernel
+ * runtime and the basic ops every model needs.
+ *
+ * @example
+ * ```ts
+ * import { Runtime, rmsNorm } from '@statespace/core';
+ * const rt = await Runtime.create();
+ * console.log(rt.adapterName);
+ * ```
+ * @packageDocumentation
+ */
+export * from './errors.js';
+export * from './dtype.js';
+export * from './device.js';
+export * from './kernel.js';
+export * from './tensor.js';
+export * from './runtime.js';
+export * from './ops/matmul.js';
+export * from './ops/norm.js';
+export * from './ops/elementwise.js';
+export * from './ops/embedding.js';
+export * from './ops/softmax.js';
+export * from './ops/top-k.js';
+export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';

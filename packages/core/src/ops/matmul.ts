@@ -1,0 +1,196 @@
+/**
+ * Matrix multiplication y = x · Wᵀ + b (W stored as a Hugging Face Linear
+ * weight, (N, K)), or y = x · W with `transposeB: false` (W stored (K, N)).
+ *
+ * Shape glossary:
+ *   M  rows of x (tokens)        K  input features        N  output features
+ *
+ * Two kernels: a 64×64-tiled matmul with K-tiles in workgroup memory for
+ * prefill, and a matrix-vector kernel (one workgroup per output feature,
+ * a tree reduction over K) for M ≤ 4, the decode case.
+ */
+import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
+import { StatespaceError, assertArg } from '../errors.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import type { Runtime } from '../runtime.js';
+import type { Tensor, TensorLike } from '../tensor.js';
+
+/** Attributes of a matmul. */
+export interface MatmulAttrs {
+  /** W is stored (N, K) as in `nn.Linear` (default true). */
+  transposeB?: boolean;
+  /** Storage type of W ('f32', 'f16' or 'bf16'). */
+  weightDtype?: DType;
+  /** A bias of length N is added. */
+  bias?: boolean;
+  /** Force the matrix-vector path (default: when M ≤ 4). */
+  gemv?: boolean;
+}
+
+const TILE = 64;
+const TILE_K = 16;
+const GEMV_THREADS = 128;
+const GEMV_MAX_M = 4;
+const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
+
+/** Builds the matmul kernel for x (M, K) and W ((N, K) or (K, N)). */
+export function createMatmulKernel(shape: { M: number; N: number; K: number }, attrs: MatmulAttrs = {}): KernelDescriptor {
+  const transposeB = attrs.transposeB ?? true;
+  const wDtype = attrs.weightDtype ?? 'f32';
+  const bias = attrs.bias ?? false;
+  const gemv = attrs.gemv ?? shape.M <= GEMV_MAX_M;
+  const bindings = [
+    { name: 'x', type: 'f32', access: 'read' }, // (M, K)
+    { name: 'w', type: wgslStorageType(wDtype), access: 'read' }, // (N, K) or (K, N)
+    ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
+    { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
+  ] as const;
+  const wIndex = transposeB ? (n: string, k: string) => `${n} * u.K + ${k}` : (n: string, k: string) => `${k} * u.N + ${n}`;
+  const head = `${wgslBindings(layout, bindings)}\n${wgslLoadFloat('loadW', 'w', wDtype)}\n`;
+  const addBias = bias ? ' + bias[n]' : '';
+  const cacheKey = `${gemv ? 'gemv' : 'tiled'}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}`;
+  const uniforms = { M: shape.M, N: shape.N, K: shape.K };
+  if (gemv) {
+    const wgsl = `${head}
+const T = ${GEMV_THREADS}u;
+const MAXM = ${GEMV_MAX_M}u;
+var<workgroup> partial: array<f32, ${GEMV_THREADS * GEMV_MAX_M}>;
+@compute @workgroup_size(${GEMV_THREADS})
+fn main(${WGSL_BUILTINS}) {
+  let n = ${WGSL_LINEAR_WORKGROUP};
+  if (n >= u.N) { return; }
+  for (var m0 = 0u; m0 < u.M; m0 += MAXM) {
+    var acc: array<f32, ${GEMV_MAX_M}>;
+    for (var k = li; k < u.K; k += T) {
+      let wv = loadW(${wIndex('n', 'k')});
+      for (var j = 0u; j < MAXM; j++) {
+        if (m0 + j < u.M) { acc[j] += x[(m0 + j) * u.K + k] * wv; }
+      }
+    }
+    for (var j = 0u; j < MAXM; j++) { partial[j * T + li] = acc[j]; }
+    workgroupBarrier();
+    for (var s = T / 2u; s > 0u; s >>= 1u) {
+      if (li < s) {
+        for (var j = 0u; j < MAXM; j++) { partial[j * T + li] += partial[j * T + li + s]; }
+      }
+      workgroupBarrier();
+    }
+    if (li < MAXM && m0 + li < u.M) { y[(m0 + li) * u.N + n] = partial[li * T]${addBias}; }
+    workgroupBarrier();
+  }
+}`;
+    return { name: 'matmul_gemv', cacheKey, wgsl, workgroupSize: [GEMV_THREADS, 1, 1], dispatch: linearDispatch(shape.N), bindings, uniformLayout: layout, uniforms };
+  }
+  const loadB = transposeB
+    ? `let nn = idx / TK; let kk = idx % TK;`
+    : `let nn = idx % TS; let kk = idx / TS;`;
+  const wgsl = `${head}
+const TS = ${TILE}u;
+const TK = ${TILE_K}u;
+var<workgroup> As: array<f32, ${TILE * TILE_K}>; // (TK, TS) tile of x, transposed
+var<workgroup> Bs: array<f32, ${TILE * TILE_K}>; // (TK, TS) tile of W
+@compute @workgroup_size(16, 16, 1)
+fn main(${WGSL_BUILTINS}) {
+  let row0 = wid.y * TS;
+  let col0 = wid.x * TS;
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < u.K; k0 += TK) {
+    for (var i = 0u; i < 4u; i++) {
+      let idx = li + i * 256u;
+      let mm = idx / TK; let ka = idx % TK;
+      let gm = row0 + mm; let gka = k0 + ka;
+      var av = 0.0;
+      if (gm < u.M && gka < u.K) { av = x[gm * u.K + gka]; }
+      As[ka * TS + mm] = av;
+      ${loadB}
+      let gn = col0 + nn; let gkb = k0 + kk;
+      var bv = 0.0;
+      if (gn < u.N && gkb < u.K) { bv = loadW(${wIndex('gn', 'gkb')}); }
+      Bs[kk * TS + nn] = bv;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < TK; k++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { a[i] = As[k * TS + lid.y + 16u * i]; b[i] = Bs[k * TS + lid.x + 16u * i]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] += a[i] * b[j]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let m = row0 + lid.y + 16u * i;
+    if (m >= u.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = col0 + lid.x + 16u * j;
+      if (n < u.N) { y[m * u.N + n] = acc[i * 4u + j]${addBias}; }
+    }
+  }
+}`;
+  return {
+    name: 'matmul_tiled',
+    cacheKey,
+    wgsl,
+    workgroupSize: [16, 16, 1],
+    dispatch: [Math.ceil(shape.N / TILE), Math.ceil(shape.M / TILE), 1],
+    bindings,
+    uniformLayout: layout,
+    uniforms,
+  };
+}
+
+/**
+ * y = x · Wᵀ + b for x (..., K) and W (N, K); leading dims of x are flattened into M.
+ *
+ * @example
+ * ```ts
+ * const y = matmul(rt, x, layer.weight, { bias: layer.bias }); // (tokens, out_features)
+ * ```
+ */
+export function matmul(
+  runtime: Runtime,
+  x: TensorLike,
+  w: TensorLike,
+  options: { bias?: TensorLike; transposeB?: boolean; out?: Tensor; gemv?: boolean } = {},
+): Tensor {
+  const transposeB = options.transposeB ?? true;
+  assertArg(w.shape.length === 2, 'matmul', `W must be 2-D, got [${w.shape.join(',')}]`);
+  assertArg(x.dtype === 'f32', 'matmul', `x must be f32, got ${x.dtype}`);
+  const K = x.shape[x.shape.length - 1];
+  const [N, wK] = transposeB ? [w.shape[0], w.shape[1]] : [w.shape[1], w.shape[0]];
+  if (wK !== K) {
+    throw new StatespaceError('SHAPE_MISMATCH', `matmul: W has shape [${w.shape.join(',')}], expected ${transposeB ? `[N, K=${K}]` : `[K=${K}, N]`} for x [${x.shape.join(',')}]`);
+  }
+  const M = x.size / K;
+  if (options.bias && options.bias.size !== N) {
+    throw new StatespaceError('SHAPE_MISMATCH', `matmul: bias has shape [${options.bias.shape.join(',')}], expected [N=${N}]`);
+  }
+  const outShape = [...x.shape.slice(0, -1), N];
+  const y = options.out ?? runtime.empty(outShape, 'f32', 'matmul.y');
+  assertArg(y.size === M * N, 'matmul', `out has ${y.size} elements, expected ${M * N}`);
+  const kernel = createMatmulKernel({ M, N, K }, { transposeB, weightDtype: w.dtype, bias: !!options.bias, gemv: options.gemv });
+  runtime.run(kernel, options.bias ? [x, w, options.bias, y] : [x, w, y]);
+  return y;
+}
+
+/** CPU reference: y = x · Wᵀ + b (or x · W when `transposeB` is false), accumulated in f64. */
+export function matmulReference(
+  x: Float32Array,
+  w: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+  bias?: Float32Array,
+  transposeB = true,
+): Float32Array {
+  const y = new Float32Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = bias ? bias[n] : 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * (transposeB ? w[n * K + k] : w[k * N + n]);
+      y[m * N + n] = s;
+    }
+  }
+  return y;
+}

@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import { getTestRuntime, randn, randu, relError, maxAbsError } from '../testing.js';
+import { roundTo } from '../dtype.js';
+import { matmul, matmulReference } from './matmul.js';
+import { gatedRmsNorm, layerNorm, normReference, rmsNorm } from './norm.js';
+import { binary, binaryReference, unary, unaryReference, type BinaryOp, type UnaryOp } from './elementwise.js';
+import { embedding, embeddingReference } from './embedding.js';
+import { softmax, softmaxReference } from './softmax.js';
+import { argmax, topK, topKReference } from './top-k.js';
+
+const rt = await getTestRuntime();
+
+describe('matmul', () => {
+  const cases: [number, number, number][] = [
+    [1, 1, 1],
+    [1, 37, 19],
+    [3, 65, 130],
+    [5, 17, 33],
+    [70, 129, 47],
+    [64, 64, 64],
+    [130, 3, 200],
+  ];
+  for (const [M, N, K] of cases) {
+    for (const transposeB of [true, false]) {
+      it(`f32 M=${M} N=${N} K=${K} ${transposeB ? 'x·Wᵀ' : 'x·W'} with bias`, async () => {
+        const x = randn(M * K, 1 + M);
+        const w = randn(N * K, 2 + N);
+        const b = randn(N, 3 + K);
+        const y = matmul(rt, rt.upload(x, [M, K]), rt.upload(w, transposeB ? [N, K] : [K, N]), { bias: rt.upload(b, [N]), transposeB });
+        const ref = matmulReference(x, w, M, N, K, b, transposeB);
+        expect(y.shape).toEqual([M, N]);
+        expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+      });
+    }
+  }
+  for (const dtype of ['f16', 'bf16'] as const) {
+    for (const [M, N, K] of [[1, 33, 65], [2, 7, 9], [67, 70, 31]] as [number, number, number][]) {
+      it(`${dtype} weights M=${M} N=${N} K=${K}`, async () => {
+        const x = randn(M * K, 4);
+        const w = randn(N * K, 5);
+        const y = matmul(rt, rt.upload(x, [M, K]), rt.upload(w, [N, K], dtype));
+        const ref = matmulReference(x, roundTo(w, dtype), M, N, K);
+        expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+      });
+    }
+  }
+  it('forced tiled and gemv paths agree for M=4', async () => {
+    const x = rt.upload(randn(4 * 50, 6), [4, 50]);
+    const w = rt.upload(randn(33 * 50, 7), [33, 50]);
+    const a = await rt.read(matmul(rt, x, w, { gemv: true }));
+    const b = await rt.read(matmul(rt, x, w, { gemv: false }));
+    expect(relError(a, b)).toBeLessThan(1e-6);
+  });
+  it('rejects a weight whose K does not match', () => {
+    expect(() => matmul(rt, rt.upload(randn(6, 1), [2, 3]), rt.upload(randn(8, 1), [2, 4]))).toThrow(/W has shape \[2,4\], expected \[N, K=3\]/);
+  });
+});
+
+describe('norms', () => {
+  for (const [M, D] of [[1, 1], [3, 64], [5, 257], [2, 1000]] as [number, number][]) {
+    it(`rmsNorm M=${M} D=${D}`, async () => {
+      const x = randn(M * D, 10 + D);
+      const w = randn(D, 11);
+      const y = rmsNorm(rt, rt.upload(x, [M, D]), rt.upload(w, [D]), 1e-5);
+      expect(relError(await rt.read(y), normReference('rms', x, w, D, 1e-5))).toBeLessThan(1e-5);
+    });
+    it(`layerNorm M=${M} D=${D}`, async () => {
+      const x = randn(M * D, 12 + D, 3);
+      const w = randn(D, 13);
+      const b = randn(D, 14);
+      const y = layerNorm(rt, rt.upload(x, [M, D]), rt.upload(w, [D]), rt.upload(b, [D]), 1e-5);
+      const ref = normReference('layer', x, w, D, 1e-5, { b });
+      expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+    });
+  }
+  it('rmsNorm with unit offset and f16 weight', async () => {
+    const x = randn(3 * 70, 15);
+    const w = randn(70, 16, 0.1);
+    const y = rmsNorm(rt, rt.upload(x, [3, 70]), rt.upload(w, [70], 'f16'), 1e-6, { unitOffset: true });
+    expect(relError(await rt.read(y), normReference('rms', x, roundTo(w, 'f16'), 70, 1e-6, { unitOffset: true }))).toBeLessThan(1e-5);
+  });
+  for (const [M, D, G] of [[1, 16, 16], [3, 96, 32], [7, 300, 75]] as [number, number, number][]) {
+    it(`gatedRmsNorm M=${M} D=${D} G=${G}`, async () => {
+      const x = randn(M * D, 17);
+      const z = randn(M * D, 18);
+      const w = randn(D, 19);
+      const y = gatedRmsNorm(rt, rt.upload(x, [M, D]), rt.upload(z, [M, D]), rt.upload(w, [D]), 1e-5, { groupSize: G });
+      expect(relError(await rt.read(y), normReference('rms_gated', x, w, D, 1e-5, { z, G }))).toBeLessThan(1e-5);
+    });
+  }
+});
+
+describe('elementwise', () => {
+  const unaryOps: UnaryOp[] = ['silu', 'gelu', 'gelu_tanh', 'softplus', 'relu', 'relu2', 'exp', 'neg', 'sigmoid', 'scale'];
+  for (const op of unaryOps) {
+    it(`${op} on 1, 255 and 70001 elements`, async () => {
+      for (const n of [1, 255, 70001]) {
+        const x = randn(n, n, 4);
+        const y = unary(rt, rt.upload(x, [n]), op, { alpha: 0.37 });
+        const ref = Float32Array.from(x, (v) => unaryReference(op, v, 0.37));
+        expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+      }
+    });
+  }
+  const binaryOps: BinaryOp[] = ['add', 'mul', 'sub', 'silu_mul'];
+  for (const op of binaryOps) {
+    it(`${op} with full and row-broadcast b`, async () => {
+      for (const [n, m] of [[1, 1], [300, 300], [777, 7]]) {
+        const a = randn(n, 20);
+        const b = randn(m, 21);
+        const y = binary(rt, rt.upload(a, [n]), rt.upload(b, [m]), op);
+        const ref = Float32Array.from(a, (v, i) => binaryReference(op, v, b[i % m]));
+        expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+      }
+    });
+  }
+  it('rejects a b that does not broadcast', () => {
+    expect(() => binary(rt, rt.upload(randn(10, 1), [10]), rt.upload(randn(3, 1), [3]), 'add')).toThrow(/does not broadcast/);
+  });
+});
+
+describe('embedding', () => {
+  for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+    it(`gathers rows from a ${dtype} table`, async () => {
+      const V = 37;
+      const D = 19;
+      const table = randn(V * D, 22);
+      const ids = Int32Array.from({ length: 11 }, (_, i) => (i * 7) % V);
+      const y = embedding(rt, rt.upload(ids, [11]), rt.upload(table, [V, D], dtype), { scale: 2 });
+      expect(y.shape).toEqual([11, D]);
+      expect(relError(await rt.read(y), embeddingReference(ids, roundTo(table, dtype), D, 2))).toBeLessThan(1e-6);
+    });
+  }
+  it('turns an out-of-range id into NaN rows, not another row', async () => {
+    const y = embedding(rt, rt.upload(new Int32Array([1, 99]), [2]), rt.upload(randn(8, 1), [4, 2]));
+    const out = await rt.read(y);
+    expect(Number.isNaN(out[2]) && Number.isNaN(out[3])).toBe(true);
+    expect(Number.isFinite(out[0])).toBe(true);
+  });
+});
+
+describe('softmax, argmax, top-k', () => {
+  for (const [M, D] of [[1, 1], [2, 5], [3, 333], [1, 5000]] as [number, number][]) {
+    it(`softmax M=${M} D=${D}`, async () => {
+      const x = randn(M * D, 30 + D, 5);
+      const y = softmax(rt, rt.upload(x, [M, D]), { temperature: 0.7 });
+      expect(relError(await rt.read(y), softmaxReference(x, D, 0.7))).toBeLessThan(1e-5);
+    });
+    it(`argmax and top-k M=${M} D=${D}`, async () => {
+      const x = randn(M * D, 40 + D);
+      const k = Math.min(D, 7);
+      const ref = topKReference(x, D, k);
+      const { values, indices } = topK(rt, rt.upload(x, [M, D]), k);
+      expect(Array.from(await rt.read(indices))).toEqual(Array.from(ref.indices));
+      expect(maxAbsError(await rt.read(values), ref.values)).toBe(0);
+      const am = await rt.read(argmax(rt, rt.upload(x, [M, D])));
+      expect(Array.from(am)).toEqual(Array.from({ length: M }, (_, r) => ref.indices[r * k]));
+    });
+  }
+  it('breaks ties toward the lower index and skips NaN', async () => {
+    const x = new Float32Array([1, 3, NaN, 3, 2, 3]);
+    const { indices } = topK(rt, rt.upload(x, [1, 6]), 4);
+    expect(Array.from(await rt.read(indices))).toEqual([1, 3, 5, 4]);
+  });
+  it('top-k over a large uniform row', async () => {
+    const x = randu(50_000, 9);
+    const ref = topKReference(x, 50_000, 40);
+    const { indices } = topK(rt, rt.upload(x, [1, 50_000]), 40);
+    expect(Array.from(await rt.read(indices))).toEqual(Array.from(ref.indices));
+  });
+});

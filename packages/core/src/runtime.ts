@@ -1,0 +1,421 @@
+/**
+ * The kernel runtime: compiles and caches pipelines by a kernel's `cacheKey`
+ * (never by runtime sizes), records dispatches into one command encoder until
+ * {@link Runtime.flush}, pools buffers, and uploads / reads back tensors.
+ */
+import { type DeviceInfo, type RequestDeviceOptions, requestDevice } from './device.js';
+import { type DType, f16ToF32, f32To16, storageBytes } from './dtype.js';
+import { StatespaceError } from './errors.js';
+import { type KernelDescriptor, packUniforms, uniformByteSize } from './kernel.js';
+import { Tensor, type TensorLike, numel, validateShape } from './tensor.js';
+
+/** Options for {@link Runtime.create}. */
+export interface RuntimeOptions extends RequestDeviceOptions {
+  /** Print each kernel's WGSL the first time it is compiled (also `STATESPACE_DEBUG_WGSL=1`). */
+  debugWgsl?: boolean;
+  /** Fill every newly handed-out buffer with NaN bits, so a kernel that skips an output element is caught (tests). */
+  poison?: boolean;
+}
+
+/** Bytes of GPU memory the runtime holds. */
+export interface MemoryStats {
+  /** Bytes in buffers handed out as live tensors now. */
+  liveBytes: number;
+  /** Highest `liveBytes` since creation or the last {@link Runtime.resetPeak}. */
+  peakLiveBytes: number;
+  /** Bytes held by the pool for reuse (allocated, not live). */
+  pooledBytes: number;
+  /** Largest single buffer ever allocated. */
+  largestBufferBytes: number;
+}
+
+type TypedData = Float32Array | Int32Array | Uint32Array | Uint16Array;
+
+const UNIFORM_SLOT = 256;
+const UNIFORM_SLOTS = 2048;
+
+function bucketSize(bytes: number): number {
+  const n = Math.max(16, bytes);
+  if (n <= 4096) return Math.ceil(n / 256) * 256;
+  const p = 2 ** Math.floor(Math.log2(n));
+  const step = p / 8;
+  return Math.ceil(n / step) * step;
+}
+
+function envFlag(name: string): boolean {
+  return typeof process !== 'undefined' && process.env?.[name] === '1';
+}
+
+/**
+ * Owns a device and runs kernels on it.
+ *
+ * @example
+ * ```ts
+ * import { Runtime, matmul } from '@statespace/core';
+ * const rt = await Runtime.create();
+ * const x = rt.upload(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+ * const w = rt.upload(new Float32Array([1, 0, 0, 0, 1, 0]), [2, 3]);
+ * const y = matmul(rt, x, w); // x @ w^T, shape [2, 2]
+ * console.log(await rt.read(y)); // Float32Array [1, 2, 4, 5]
+ * ```
+ */
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly info: DeviceInfo;
+  /** Print WGSL of each kernel as it is compiled. */
+  debugWgsl: boolean;
+  /** Fill each buffer handed out by {@link empty} with NaN bits (0xffffffff). */
+  poison: boolean;
+
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly sizes = new WeakMap<GPUBuffer, number>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly uniformBuffer: GPUBuffer;
+  private readonly uniformStaging = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
+  private readonly uniformView = new DataView(this.uniformStaging);
+  private uniformSlot = 0;
+  private pendingDispatches = 0;
+  private errors: string[] = [];
+  private lost: string | null = null;
+  private stats: MemoryStats = { liveBytes: 0, peakLiveBytes: 0, pooledBytes: 0, largestBufferBytes: 0 };
+  private destroyed = false;
+  /** Number of dispatches recorded since creation (for tests and benchmarks). */
+  dispatchCount = 0;
+  /** Number of queue submits since creation. */
+  submitCount = 0;
+
+  constructor(info: DeviceInfo, options: { debugWgsl?: boolean; poison?: boolean } = {}) {
+    this.info = info;
+    this.poison = options.poison ?? false;
+    this.device = info.device;
+    this.debugWgsl = options.debugWgsl ?? envFlag('STATESPACE_DEBUG_WGSL');
+    this.uniformBuffer = this.device.createBuffer({
+      label: 'statespace.uniforms',
+      size: UNIFORM_SLOT * UNIFORM_SLOTS,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.device.addEventListener?.('uncapturederror', (ev: Event) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.errors.push(err?.message ?? String(err));
+    });
+    void this.device.lost?.then((l) => {
+      if (!this.destroyed) this.lost = l.message || l.reason || 'device lost';
+    });
+  }
+
+  /**
+   * Requests a device (see {@link requestDevice}) and wraps it in a runtime.
+   * @throws StatespaceError `NO_WEBGPU` / `NO_ADAPTER` when no adapter is found.
+   */
+  static async create(options: RuntimeOptions = {}): Promise<Runtime> {
+    const info = await requestDevice(options);
+    return new Runtime(info, { debugWgsl: options.debugWgsl, poison: options.poison });
+  }
+
+  /** Short adapter name, e.g. `swiftshader` or `nvidia-h100-80gb-hbm3`. */
+  get adapterName(): string {
+    return this.info.adapterName;
+  }
+
+  // ---------------------------------------------------------------- buffers
+
+  private acquire(bytes: number, label: string): GPUBuffer {
+    this.checkAlive();
+    const max = this.device.limits.maxBufferSize;
+    if (bytes > max) {
+      throw new StatespaceError('BUFFER_TOO_LARGE', `${label}: ${bytes} bytes exceeds this device's maxBufferSize of ${max} bytes`);
+    }
+    const size = Math.min(bucketSize(bytes), Math.max(bytes, Math.floor(max / 4) * 4));
+    const free = this.pool.get(size);
+    let buffer = free?.pop();
+    if (buffer) {
+      this.stats.pooledBytes -= size;
+    } else {
+      buffer = this.device.createBuffer({
+        label,
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.sizes.set(buffer, size);
+      this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, size);
+    }
+    this.stats.liveBytes += size;
+    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    return buffer;
+  }
+
+  /** @internal Called by {@link Tensor.dispose}. */
+  releaseBuffer(buffer: GPUBuffer): void {
+    const size = this.sizes.get(buffer) ?? buffer.size;
+    this.stats.liveBytes -= size;
+    if (this.destroyed) return;
+    let list = this.pool.get(size);
+    if (!list) this.pool.set(size, (list = []));
+    list.push(buffer);
+    this.stats.pooledBytes += size;
+  }
+
+  /** Frees every pooled (not live) buffer. */
+  trimPool(): void {
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.stats.pooledBytes = 0;
+  }
+
+  /** Memory held now and at peak. */
+  memory(): MemoryStats {
+    return { ...this.stats };
+  }
+
+  /** Starts a new peak measurement from the current live bytes. */
+  resetPeak(): void {
+    this.stats.peakLiveBytes = this.stats.liveBytes;
+    this.stats.largestBufferBytes = 0;
+  }
+
+  /** An uninitialised tensor (contents are whatever the pooled buffer held). */
+  empty(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
+    validateShape(shape, label);
+    const bytes = storageBytes(dtype, numel(shape));
+    const t = new Tensor(this, this.acquire(bytes, label), shape, dtype, label);
+    if (this.poison && bytes > 0) {
+      if (this.encoder) this.flush();
+      this.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(bytes / 4).fill(0xffffffff));
+    }
+    return t;
+  }
+
+  /** A tensor filled with zeros. */
+  zeros(shape: readonly number[], dtype: DType = 'f32', label = 'zeros'): Tensor {
+    const t = this.empty(shape, dtype, label);
+    this.clear(t);
+    return t;
+  }
+
+  /**
+   * Uploads host data into a new tensor. Float32Array data given with dtype
+   * 'f16' or 'bf16' is converted; Uint16Array data is taken as 16-bit words already.
+   */
+  upload(data: TypedData | readonly number[], shape: readonly number[], dtype?: DType, label = 'upload'): Tensor {
+    const arr: TypedData = Array.isArray(data) ? new Float32Array(data as number[]) : (data as TypedData);
+    const dt: DType = dtype ?? (arr instanceof Int32Array ? 'i32' : arr instanceof Uint32Array ? 'u32' : arr instanceof Uint16Array ? 'f16' : 'f32');
+    if (arr.length !== numel(shape)) {
+      throw new StatespaceError('SHAPE_MISMATCH', `upload ${label}: ${arr.length} values cannot fill shape [${shape.join(',')}]`);
+    }
+    const t = this.empty(shape, dt, label);
+    this.write(t, arr);
+    return t;
+  }
+
+  /** Overwrites a tensor's contents from host data (same conversions as {@link upload}). */
+  write(t: TensorLike, data: TypedData): void {
+    let bytes: ArrayBufferView;
+    if ((t.dtype === 'f16' || t.dtype === 'bf16') && data instanceof Float32Array) bytes = f32To16(data, t.dtype);
+    else bytes = data;
+    if (data.length !== t.size) {
+      throw new StatespaceError('SHAPE_MISMATCH', `write ${t.label}: ${data.length} values for ${t.size} elements`);
+    }
+    // writeBuffer runs before commands not yet submitted: submit them first so a reused buffer is not clobbered.
+    if (this.pendingDispatches > 0 || this.encoder) this.flush();
+    const padded = bytes.byteLength % 4 === 0 ? bytes : copyPadded(bytes);
+    this.device.queue.writeBuffer(t.buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
+  }
+
+  /** Reads a tensor back: f32/f16/bf16 as Float32Array, i32 as Int32Array, u32 as Uint32Array. */
+  async read(t: TensorLike): Promise<Float32Array | Int32Array | Uint32Array> {
+    const raw = await this.readBytes(t.buffer, t.byteSize);
+    const n = t.size;
+    switch (t.dtype) {
+      case 'f32':
+        return new Float32Array(raw, 0, n);
+      case 'i32':
+        return new Int32Array(raw, 0, n);
+      case 'u32':
+        return new Uint32Array(raw, 0, n);
+      default:
+        return f16ToF32(new Uint16Array(raw, 0, n), t.dtype);
+    }
+  }
+
+  /** Reads a float tensor back as Float32Array. */
+  async readFloat(t: TensorLike): Promise<Float32Array> {
+    const r = await this.read(t);
+    return r instanceof Float32Array ? r : Float32Array.from(r);
+  }
+
+  /** Reads `bytes` bytes from the start of a buffer. */
+  async readBytes(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    this.checkAlive();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ label: 'statespace.readback', size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(buffer, 0, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, size);
+    staging.unmap();
+    staging.destroy();
+    this.throwErrors();
+    return out;
+  }
+
+  // ---------------------------------------------------------------- recording
+
+  private getEncoder(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'statespace.batch' });
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private layoutFor(kernel: KernelDescriptor): GPUBindGroupLayout {
+    const key = kernel.bindings.map((b) => (b.access === 'read' ? 'r' : 'w')).join('');
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }];
+      kernel.bindings.forEach((b, i) =>
+        entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' } }),
+      );
+      layout = this.device.createBindGroupLayout({ label: `statespace.layout.${key}`, entries });
+      this.layouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  /** Compiles (or fetches from the cache) the pipeline of a kernel. */
+  pipeline(kernel: KernelDescriptor): GPUComputePipeline {
+    const key = `${kernel.name}|${kernel.cacheKey}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      if (this.debugWgsl) console.error(`// ---- ${kernel.name} [${kernel.cacheKey}]\n${kernel.wgsl}`);
+      const module = this.device.createShaderModule({ label: kernel.name, code: kernel.wgsl });
+      p = this.device.createComputePipeline({
+        label: kernel.name,
+        layout: this.device.createPipelineLayout({ label: kernel.name, bindGroupLayouts: [this.layoutFor(kernel)] }),
+        compute: { module, entryPoint: 'main' },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** Number of distinct compiled pipelines (pipelines are cached by kernel name + cacheKey). */
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  /**
+   * Records one dispatch of `kernel` with `tensors` bound in the kernel's
+   * binding order. Nothing runs until {@link flush} (or a read).
+   */
+  run(kernel: KernelDescriptor, tensors: readonly TensorLike[]): void {
+    this.checkAlive();
+    if (tensors.length !== kernel.bindings.length) {
+      throw new StatespaceError('INVALID_ARGUMENT', `${kernel.name}: ${tensors.length} buffers given, the kernel binds ${kernel.bindings.length} (${kernel.bindings.map((b) => b.name).join(', ')})`);
+    }
+    const [x, y, z] = kernel.dispatch;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) {
+      throw new StatespaceError('INVALID_ARGUMENT', `${kernel.name}: dispatch [${x},${y},${z}] exceeds ${maxDim} workgroups per dimension`);
+    }
+    if (this.uniformSlot >= UNIFORM_SLOTS) this.flush();
+    const pipeline = this.pipeline(kernel);
+    const uniformSize = uniformByteSize(kernel.uniformLayout);
+    const slots = Math.ceil(uniformSize / UNIFORM_SLOT);
+    if (this.uniformSlot + slots > UNIFORM_SLOTS) this.flush();
+    const offset = this.uniformSlot * UNIFORM_SLOT;
+    packUniforms(kernel.uniformLayout, kernel.uniforms, this.uniformView, offset);
+    this.uniformSlot += slots;
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformBuffer, offset, size: uniformSize } }];
+    tensors.forEach((t, i) => {
+      entries.push({ binding: i + 1, resource: { buffer: t.buffer, offset: 0, size: Math.max(4, t.byteSize) } });
+    });
+    const bindGroup = this.device.createBindGroup({ label: kernel.name, layout: this.layoutFor(kernel), entries });
+    if (!this.pass) this.pass = this.getEncoder().beginComputePass({ label: 'statespace.pass' });
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
+    this.pendingDispatches++;
+    this.dispatchCount++;
+  }
+
+  /** Records a buffer copy (`bytes` from `src` at `srcOffset` into `dst` at `dstOffset`). */
+  copy(src: TensorLike, dst: TensorLike, bytes = Math.min(src.byteSize, dst.byteSize), srcOffset = 0, dstOffset = 0): void {
+    this.checkAlive();
+    if (srcOffset + bytes > src.buffer.size || dstOffset + bytes > dst.buffer.size || bytes % 4 || srcOffset % 4 || dstOffset % 4) {
+      throw new StatespaceError('INVALID_ARGUMENT', `copy ${src.label} -> ${dst.label}: ${bytes} bytes at ${srcOffset} -> ${dstOffset} is out of range or not 4-byte aligned`);
+    }
+    if (bytes === 0) return;
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
+    this.pendingDispatches++;
+  }
+
+  /** Records zero-filling of a tensor. */
+  clear(t: TensorLike): void {
+    this.checkAlive();
+    this.endPass();
+    this.getEncoder().clearBuffer(t.buffer, 0, Math.ceil(t.byteSize / 4) * 4);
+    this.pendingDispatches++;
+  }
+
+  /** Submits everything recorded so far in one command buffer. */
+  flush(): void {
+    this.checkAlive();
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.uniformSlot > 0) {
+      this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging, 0, this.uniformSlot * UNIFORM_SLOT);
+    }
+    this.device.queue.submit([this.encoder.finish({ label: 'statespace.batch' })]);
+    this.submitCount++;
+    this.encoder = null;
+    this.uniformSlot = 0;
+    this.pendingDispatches = 0;
+  }
+
+  /** Flushes and waits until the GPU has finished all submitted work; throws any GPU error seen. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwErrors();
+  }
+
+  private throwErrors(): void {
+    if (this.lost) throw new StatespaceError('DEVICE_LOST', `WebGPU device lost: ${this.lost}`);
+    if (this.errors.length) {
+      const msg = this.errors.join('\n');
+      this.errors = [];
+      throw new StatespaceError('GPU_VALIDATION', `WebGPU reported an error: ${msg}`);
+    }
+  }
+
+  private checkAlive(): void {
+    if (this.destroyed) throw new StatespaceError('DESTROYED', 'this Runtime was destroyed');
+    if (this.lost) throw new StatespaceError('DEVICE_LOST', `WebGPU device lost: ${this.lost}`);
+  }
+
+  /** Destroys the device and every buffer. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.trimPool();
+    this.destroyed = true;
+    this.uniformBuffer.destroy();
+    this.device.destroy();
+  }
+}
+
+function copyPadded(bytes: ArrayBufferView): Uint8Array {
+  const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  out.set(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return out;
+}

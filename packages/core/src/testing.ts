@@ -1,0 +1,75 @@
+/**
+ * Helpers for kernel tests in every statespace package: a shared runtime that
+ * poisons new buffers with NaN, seeded random data, and error measures.
+ * Imported as `@statespace/core/testing`.
+ */
+import { Runtime } from './runtime.js';
+
+let shared: Promise<Runtime> | undefined;
+
+/**
+ * One runtime per test process, with buffer poisoning on. Fails (never skips)
+ * when no adapter can be found, so CI cannot pass without running the GPU tests.
+ */
+export function getTestRuntime(): Promise<Runtime> {
+  shared ??= Runtime.create({ poison: true });
+  return shared;
+}
+
+/** A small deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` normally distributed values (Box-Muller) times `scale`. */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * scale;
+  }
+  return out;
+}
+
+/** `n` uniform values in [lo, hi). */
+export function randu(n: number, seed: number, lo = 0, hi = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
+  return out;
+}
+
+/** ‖a − b‖ / ‖b‖ (NaN anywhere gives Infinity, so a poisoned element fails). */
+export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) return Infinity;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i] - expected[i];
+    if (!Number.isFinite(actual[i]) && actual[i] !== expected[i]) return Infinity;
+    num += d * d;
+    den += expected[i] * expected[i];
+  }
+  if (den === 0) return Math.sqrt(num);
+  return Math.sqrt(num / den);
+}
+
+/** Largest |a − b| (Infinity if any value is NaN). */
+export function maxAbsError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    if (Number.isNaN(d)) return Infinity;
+    m = Math.max(m, d);
+  }
+  return m;
+}
