@@ -1,0 +1,95 @@
+/**
+ * The contract between kernel packages (scan-wgsl, ssd, attention, ...) and the
+ * model assembly in @statespace/hybrid: a sequence mixer owns its weights and
+ * turns (batch, seqlen, d_model) activations into the same shape, carrying a
+ * state between calls (an SSM's fixed-size state, an attention layer's KV cache).
+ */
+import type { Tensor } from './tensor.js';
+
+/** Bytes a state holds on the GPU, by kind (so fixed SSM state vs growing KV cache is visible). */
+export interface StateMemory {
+  ssm: number;
+  conv: number;
+  kv: number;
+}
+
+/** Per-layer state carried between forward calls. Two states never share GPU buffers. */
+export interface MixerState {
+  /** Number of independent sequences. */
+  readonly batch: number;
+  /** Tokens consumed so far (the same for every sequence of the batch). */
+  readonly length: number;
+  /** GPU bytes held now. */
+  memory(): StateMemory;
+  /** A deep, independent copy (recorded on the runtime; no host round trip). */
+  clone(): MixerState;
+  /** Back to the empty state (length 0). */
+  reset(): void;
+  /** Serialises the state (and its length) to bytes. */
+  save(): Promise<Uint8Array>;
+  /** Restores what {@link save} wrote for a state of the same layer configuration and batch. */
+  load(bytes: Uint8Array): void;
+  dispose(): void;
+}
+
+/** Name, shape and (optional) dtype of a weight a layer expects, relative to the layer's prefix. */
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+  /** Kept only when the layer needs this exact dtype (e.g. f32 for A_log). */
+  dtype?: 'f32';
+}
+
+/** Weights handed to a layer, keyed by names relative to the layer's prefix (e.g. `in_proj.weight`). */
+export type LayerWeights = Readonly<Record<string, Tensor>>;
+
+/**
+ * A sequence mixer: Mamba-1, Mamba-2 (SSD), attention, Gated DeltaNet, ...
+ *
+ * @example
+ * ```ts
+ * const state = mixer.createState(1);
+ * const y = mixer.forward(x, state);      // prefill: x (1, 37, d_model)
+ * const y1 = mixer.forward(x1, state);    // decode: x1 (1, 1, d_model), continues from the prompt
+ * ```
+ */
+export interface SequenceMixer<S extends MixerState = MixerState> {
+  readonly kind: string;
+  /** A zeroed state for `batch` sequences. */
+  createState(batch: number): S;
+  /**
+   * Runs the mixer on x (batch, seqlen, d_model) starting from `state` and
+   * leaves the final state in `state`. seqlen 1 takes the decode path.
+   * Returns a new tensor (batch, seqlen, d_model); x is not modified.
+   */
+  forward(x: Tensor, state: S): Tensor;
+}
+
+/** Writes a length and tensors' bytes in order (helper for {@link MixerState.save}). */
+export function packState(length: number, parts: readonly ArrayBuffer[]): Uint8Array {
+  const total = 8 + parts.reduce((s, p) => s + 8 + p.byteLength, 0);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  view.setFloat64(0, length, true);
+  let o = 8;
+  for (const p of parts) {
+    view.setFloat64(o, p.byteLength, true);
+    out.set(new Uint8Array(p), o + 8);
+    o += 8 + p.byteLength;
+  }
+  return out;
+}
+
+/** Reads what {@link packState} wrote. */
+export function unpackState(bytes: Uint8Array): { length: number; parts: Uint8Array[] } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const length = view.getFloat64(0, true);
+  const parts: Uint8Array[] = [];
+  let o = 8;
+  while (o < bytes.byteLength) {
+    const n = view.getFloat64(o, true);
+    parts.push(bytes.subarray(o + 8, o + 8 + n));
+    o += 8 + n;
+  }
+  return { length, parts };
+}
