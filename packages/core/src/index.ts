@@ -24,3 +24,4 @@ export * from './ops/embedding.js';
 export * from './ops/softmax.js';
 export * from './ops/top-k.js';
 export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';
+export * from './ops/glu.js';

@@ -7,6 +7,7 @@ import { binary, binaryReference, unary, unaryReference, type BinaryOp, type Una
 import { embedding, embeddingReference } from './embedding.js';
 import { softmax, softmaxReference } from './softmax.js';
 import { argmax, topK, topKReference } from './top-k.js';
+import { glu, gluReference } from './glu.js';
 
 const rt = await getTestRuntime();
 
@@ -168,4 +169,17 @@ describe('softmax, argmax, top-k', () => {
     const { indices } = topK(rt, rt.upload(x, [1, 50_000]), 40);
     expect(Array.from(await rt.read(indices))).toEqual(Array.from(ref.indices));
   });
+});
+
+describe('glu', () => {
+  for (const act of ['silu', 'gelu', 'gelu_tanh'] as const) {
+    it(`${act} over fused gate/up, awkward sizes`, async () => {
+      for (const [T, I] of [[1, 1], [3, 37], [70, 5]]) {
+        const a = randn(T * 2 * I, T + I);
+        const y = glu(rt, rt.upload(a, [T, 2 * I]), act);
+        expect(y.shape).toEqual([T, I]);
+        expect(relError(await rt.read(y), gluReference(a, I, act))).toBeLessThan(1e-5);
+      }
+    });
+  }
 });

@@ -1,0 +1,175 @@
+/**
+ * The `statespace` commands. Each takes parsed flags and an {@link CliIO}; the
+ * binary in cli.ts only dispatches, so tests run the same code in process.
+ */
+import { type LoadProgress } from '@statespace/checkpoint';
+import { Runtime, StatespaceError } from '@statespace/core';
+import { type LoadedModel, Session, loadModel, patternOf, readModelSpec } from '@statespace/hybrid';
+import { parseCount, parseIds, parseNumber } from './args.js';
+import type { CliIO } from './io.js';
+
+/** Flags shared by the model commands. */
+export interface ModelFlags {
+  dtype?: string;
+  json?: boolean;
+}
+
+let runtimePromise: Promise<Runtime> | undefined;
+/** One runtime per process (the adapter core finds: a GPU, or SwiftShader on a CPU-only machine). */
+export function getRuntime(): Promise<Runtime> {
+  runtimePromise ??= Runtime.create();
+  return runtimePromise;
+}
+
+function progressBar(io: CliIO, label: string): (p: LoadProgress) => void {
+  let last = -1;
+  return (p) => {
+    if (!io.isTTY) return;
+    const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 100;
+    if (pct === last) return;
+    last = pct;
+    const width = 30;
+    const fill = Math.round((pct / 100) * width);
+    io.err(`\r${label} [${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${pct}%${pct === 100 ? '\n' : ''}`);
+  };
+}
+
+/** Loads a model folder with the CLI's conventions (f32 by default, progress on a TTY). */
+export async function openCliModel(dir: string, flags: ModelFlags, io: CliIO): Promise<LoadedModel> {
+  if (!dir) throw new StatespaceError('CLI_USAGE', 'missing <modelDir>');
+  const rt = await getRuntime();
+  const dtype = (flags.dtype ?? 'f32') as 'f32' | 'f16' | 'bf16' | 'keep';
+  if (!['f32', 'f16', 'bf16', 'keep'].includes(dtype)) throw new StatespaceError('CLI_USAGE', `--dtype must be f32, f16, bf16 or keep, got ${flags.dtype}`);
+  return loadModel(rt, dir, { weightDtype: dtype, onProgress: progressBar(io, 'loading') });
+}
+
+/** `statespace logits <modelDir> --ids 3,1,4 [--positions all|0,5,-1] --json` */
+export async function logitsCommand(dir: string, flags: ModelFlags & { ids?: string; positions?: string }, io: CliIO): Promise<void> {
+  const ids = parseIds(flags.ids, '--ids');
+  const { model } = await openCliModel(dir, flags, io);
+  const session = new Session(model);
+  const [all] = await session.logitsAll(ids);
+  const V = model.spec.vocabSize;
+  const T = ids.length;
+  let positions: number[];
+  if (!flags.positions || flags.positions === 'all') positions = Array.from({ length: T }, (_, i) => i);
+  else {
+    positions = flags.positions.split(',').map((s) => {
+      const n = Number(s.trim());
+      if (!Number.isInteger(n) || n >= T || n < -T) throw new StatespaceError('CLI_USAGE', `--positions: ${s} is outside the prompt of ${T} tokens`);
+      return n < 0 ? T + n : n;
+    });
+  }
+  const logits = positions.map((p) => Array.from(all.subarray(p * V, (p + 1) * V)));
+  if (flags.json) io.out(`${JSON.stringify({ positions, logits })}\n`);
+  else for (const [i, p] of positions.entries()) io.out(`position ${p}: argmax ${logits[i].indexOf(Math.max(...logits[i]))}\n`);
+  session.dispose();
+  model.dispose();
+}
+
+/** Flags of `statespace generate`. */
+export interface GenerateFlags extends ModelFlags {
+  ids?: string;
+  prompt?: string;
+  'max-new-tokens'?: string;
+  greedy?: boolean;
+  temperature?: string;
+  'top-k'?: string;
+  'top-p'?: string;
+  'repetition-penalty'?: string;
+  seed?: string;
+  'ignore-eos'?: boolean;
+}
+
+/** `statespace generate <modelDir> --ids 3,1,4 --max-new-tokens 16 --greedy --json` */
+export async function generateCommand(dir: string, flags: GenerateFlags, io: CliIO): Promise<void> {
+  const loaded = await openCliModel(dir, flags, io);
+  const { model } = loaded;
+  let tokenizer: TextCodec | undefined;
+  let ids: number[];
+  if (flags.prompt !== undefined) {
+    tokenizer = await loadCodec(loaded);
+    ids = tokenizer.encode(flags.prompt);
+  } else ids = parseIds(flags.ids, '--ids');
+  const session = new Session(model);
+  const temperature = parseNumber(flags.temperature, '--temperature');
+  const options = {
+    maxNewTokens: parseCount(flags['max-new-tokens'], '--max-new-tokens', 16),
+    greedy: flags.greedy || !temperature,
+    temperature,
+    topK: parseNumber(flags['top-k'], '--top-k'),
+    topP: parseNumber(flags['top-p'], '--top-p'),
+    repetitionPenalty: parseNumber(flags['repetition-penalty'], '--repetition-penalty'),
+    seed: parseNumber(flags.seed, '--seed'),
+    // The fixtures' reference tokens come from generate(min_new_tokens=max) without eos: --json keeps going past eos unless asked.
+    ignoreEos: flags['ignore-eos'] ?? !!flags.json,
+  };
+  const tokens: number[] = [];
+  const stream = tokenizer?.streamer();
+  const t0 = performance.now();
+  let tFirst = 0;
+  for await (const t of session.generate(ids, options)) {
+    if (!tFirst) tFirst = performance.now();
+    tokens.push(t);
+    if (!flags.json && stream) io.out(stream.push(t));
+  }
+  const t1 = performance.now();
+  if (flags.json) io.out(`${JSON.stringify({ tokens })}\n`);
+  else {
+    if (stream) io.out(`${stream.end()}\n`);
+    else io.out(`${tokens.join(' ')}\n`);
+    const decodeRate = tokens.length > 1 ? ((tokens.length - 1) * 1000) / (t1 - tFirst) : 0;
+    io.err(`${ids.length} prompt tokens in ${(tFirst - t0).toFixed(0)} ms, ${tokens.length} new tokens, ${decodeRate.toFixed(1)} tok/s decode\n`);
+  }
+  session.dispose();
+  model.dispose();
+}
+
+/** Minimal text codec the CLI needs from @statespace/tokenizer. */
+export interface TextCodec {
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  streamer(): { push(id: number): string; end(): string };
+}
+
+/** Loads the tokenizer of a model folder (throws TOKENIZER_MISSING when there is none). */
+export async function loadCodec(loaded: LoadedModel): Promise<TextCodec> {
+  const files = await loaded.folder.tokenizer();
+  if (!files.tokenizer) throw new StatespaceError('TOKENIZER_MISSING', `${loaded.folder.name} has no tokenizer.json; pass --ids instead of --prompt`);
+  const { codecFromFiles } = await import('./codec.js');
+  return codecFromFiles(files);
+}
+
+/** `statespace inspect <modelDir>` */
+export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO): Promise<void> {
+  const { spec, family, config } = await readModelSpec(dir);
+  const { modelWeights } = await import('@statespace/hybrid');
+  const weights = modelWeights(spec);
+  const byKind: Record<string, number> = {};
+  for (const w of weights) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const kind = w.name === spec.embedding || w.name === spec.lmHead ? 'embedding' : /mixer|mamba|self_attn|linear_attn/.test(w.name) ? 'mixer' : /mlp|feed_forward|experts/.test(w.name) ? 'mlp' : 'norm';
+    byKind[kind] = (byKind[kind] ?? 0) + n;
+  }
+  const params = Object.values(byKind).reduce((a, b) => a + b, 0);
+  const info = {
+    architecture: family.architecture,
+    modelType: config.optional.string('model_type'),
+    pattern: patternOf(spec),
+    layers: spec.blocks.length,
+    hiddenSize: spec.hiddenSize,
+    vocabSize: spec.vocabSize,
+    parameters: params,
+    parametersByKind: byKind,
+    dtypeOnDisk: config.optional.string('dtype') ?? config.optional.string('torch_dtype'),
+    weightBytes: { f32: params * 4, f16: params * 2 },
+  };
+  if (flags.json) io.out(`${JSON.stringify(info)}\n`);
+  else {
+    io.out(`${info.architecture}  (${info.modelType})\n`);
+    io.out(`layers ${info.layers}, hidden ${info.hiddenSize}, vocab ${info.vocabSize}\n`);
+    io.out(`pattern ${info.pattern}\n`);
+    io.out(`parameters ${(params / 1e6).toFixed(2)}M: ${Object.entries(byKind).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)}M`).join(', ')}\n`);
+    io.out(`weights ${(params * 4 / 2 ** 20).toFixed(1)} MiB in f32, ${(params * 2 / 2 ** 20).toFixed(1)} MiB in f16\n`);
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * `statespace <command>`: dispatch, --help for every command, and errors as one
+ * readable line with the typed error's code and a non-zero exit status.
+ */
+import { parseArgs } from 'node:util';
+import { StatespaceError } from '@statespace/core';
+import { generateCommand, inspectCommand, logitsCommand } from './commands.js';
+import type { CliIO } from './io.js';
+
+interface CommandDef {
+  summary: string;
+  usage: string;
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
+  run(positionals: string[], values: Record<string, unknown>, io: CliIO): Promise<void>;
+}
+
+const modelOptions = { dtype: { type: 'string' as const }, json: { type: 'boolean' as const } };
+const samplingOptions = {
+  'max-new-tokens': { type: 'string' as const },
+  greedy: { type: 'boolean' as const },
+  temperature: { type: 'string' as const },
+  'top-k': { type: 'string' as const },
+  'top-p': { type: 'string' as const },
+  'repetition-penalty': { type: 'string' as const },
+  seed: { type: 'string' as const },
+  'ignore-eos': { type: 'boolean' as const },
+};
+
+/** Every command, with its flags and help text. Extra commands register here. */
+export const commands: Record<string, CommandDef> = {
+  logits: {
+    summary: 'print logits of a prompt given as token ids',
+    usage: 'statespace logits <modelDir> --ids 3,1,4,1 [--positions all|0,5,-1] [--dtype f32|f16|bf16|keep] [--json]',
+    options: { ...modelOptions, ids: { type: 'string' }, positions: { type: 'string' } },
+    run: (p, v, io) => logitsCommand(p[0], v, io),
+  },
+  generate: {
+    summary: 'generate tokens after a prompt (ids, or text with a tokenizer)',
+    usage: 'statespace generate <modelDir> (--ids 3,1,4 | --prompt "text") [--max-new-tokens 16] [--greedy | --temperature 0.8 --top-k 40 --top-p 0.95 --seed 1] [--repetition-penalty 1.1] [--json]',
+    options: { ...modelOptions, ...samplingOptions, ids: { type: 'string' }, prompt: { type: 'string' } },
+    run: (p, v, io) => generateCommand(p[0], v, io),
+  },
+  inspect: {
+    summary: 'show architecture, layer pattern, parameters and memory of a model folder',
+    usage: 'statespace inspect <modelDir> [--json]',
+    options: { json: { type: 'boolean' } },
+    run: (p, v, io) => inspectCommand(p[0], v, io),
+  },
+};
+
+function helpText(): string {
+  const lines = ['statespace: state space and hybrid language models on WebGPU', '', 'usage: statespace <command> [options]', '', 'commands:'];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  lines.push('', 'statespace <command> --help shows a command\'s options.');
+  return `${lines.join('\n')}\n`;
+}
+
+/** Runs one command line; returns the exit status. */
+export async function main(argv: string[], io: CliIO): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(helpText());
+    return 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    io.err(`statespace: unknown command "${name}" [CLI_USAGE]\n${helpText()}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    if (values.help) {
+      io.out(`${cmd.summary}\n\nusage: ${cmd.usage}\n`);
+      return 0;
+    }
+    await cmd.run(positionals, values, io);
+    return 0;
+  } catch (error) {
+    if (StatespaceError.is(error)) {
+      io.err(`statespace ${name}: ${error.message} [${error.code}]\n`);
+      return error.code === 'CLI_USAGE' ? 2 : 1;
+    }
+    const e = error as { code?: string; message?: string };
+    if (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`statespace ${name}: ${e.message} [CLI_USAGE]\nusage: ${cmd.usage}\n`);
+      return 2;
+    }
+    io.err(`statespace ${name}: unexpected error: ${e?.message ?? String(error)} [INTERNAL]\n`);
+    if (process.env.STATESPACE_DEBUG) io.err(`${(error as Error)?.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Gated linear unit over a fused projection: y[t, j] = act(a[t, j]) · a[t, I + j],
+ * for MLPs whose gate and up projections are stored as one weight
+ * (Granite's `input_linear`, Zamba2's `gate_up_proj`).
+ *
+ * Shape glossary:
+ *   T  tokens     I  intermediate features (a has 2I per token)
+ */
+import { StatespaceError } from '../errors.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import type { Runtime } from '../runtime.js';
+import type { Tensor, TensorLike } from '../tensor.js';
+import { unaryReference, wgslActivations } from './elementwise.js';
+
+/** Activations a GLU may use. */
+export type GluActivation = 'silu' | 'gelu' | 'gelu_tanh';
+
+const layout = { T: 'u32', I: 'u32' } as const satisfies UniformLayout;
+
+/** Builds the split-GLU kernel. */
+export function createGluKernel(shape: { T: number; I: number }, act: GluActivation): KernelDescriptor {
+  const bindings = [
+    { name: 'a', type: 'f32', access: 'read' }, // (T, 2I)
+    { name: 'y', type: 'f32', access: 'read_write' }, // (T, I)
+  ] as const;
+  const wgsl = `${wgslBindings(layout, bindings)}
+${wgslActivations()}
+@compute @workgroup_size(256)
+fn main(${WGSL_BUILTINS}) {
+  let i = ${WGSL_LINEAR_WORKGROUP} * 256u + li;
+  if (i >= u.T * u.I) { return; }
+  let t = i / u.I;
+  let j = i % u.I;
+  y[i] = ${act}_(a[t * 2u * u.I + j]) * a[t * 2u * u.I + u.I + j];
+}`;
+  return { name: `glu_${act}`, cacheKey: act, wgsl, workgroupSize: [256, 1, 1], dispatch: linearDispatch((shape.T * shape.I) / 256), bindings, uniformLayout: layout, uniforms: shape };
+}
+
+/**
+ * act(first half) · second half of the last dimension.
+ * @example
+ * ```ts
+ * const h = glu(rt, matmul(rt, x, mlp.input_linear), 'silu'); // (T, I)
+ * ```
+ */
+export function glu(runtime: Runtime, a: TensorLike, act: GluActivation = 'silu'): Tensor {
+  const two = a.shape[a.shape.length - 1];
+  if (two % 2 !== 0) throw new StatespaceError('SHAPE_MISMATCH', `glu: last dimension of [${a.shape.join(',')}] must be even`);
+  const I = two / 2;
+  const T = a.size / two;
+  const y = runtime.empty([...a.shape.slice(0, -1), I], 'f32', 'glu.y');
+  runtime.run(createGluKernel({ T, I }, act), [a, y]);
+  return y;
+}
+
+/** CPU reference of {@link glu}. */
+export function gluReference(a: Float32Array, I: number, act: GluActivation): Float32Array {
+  const T = a.length / (2 * I);
+  const y = new Float32Array(T * I);
+  for (let t = 0; t < T; t++) for (let j = 0; j < I; j++) y[t * I + j] = unaryReference(act, a[t * 2 * I + j]) * a[t * 2 * I + I + j];
+  return y;
+}

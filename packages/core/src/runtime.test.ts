@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { bf16BitsToF32, f16BitsToF32, f16ToF32, f32To16, f32ToBf16Bits, f32ToF16Bits, storageBytes } from './dtype.js';
+import { StatespaceError } from './errors.js';
+import { createUnaryKernel } from './ops/elementwise.js';
+import { matmul } from './ops/matmul.js';
+import { linearDispatch, packUniforms, uniformByteSize, wgslBindings } from './kernel.js';
+import { getTestRuntime, randn } from './testing.js';
+import { requestDevice } from './device.js';
+
+const rt = await getTestRuntime();
+
+describe('dtype conversions', () => {
+  it('f16 round trips exactly representable values and rounds to nearest even', () => {
+    for (const v of [0, -0, 1, -2.5, 65504, 6.103515625e-5, 5.960464477539063e-8]) expect(f16BitsToF32(f32ToF16Bits(v))).toBe(v);
+    expect(f32ToF16Bits(1 + 2 ** -11)).toBe(0x3c00); // tie -> even
+    expect(f32ToF16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(f16BitsToF32(f32ToF16Bits(70000))).toBe(Infinity);
+    expect(Number.isNaN(f16BitsToF32(f32ToF16Bits(NaN)))).toBe(true);
+  });
+  it('bf16 keeps the top 16 bits with rounding', () => {
+    expect(bf16BitsToF32(f32ToBf16Bits(1))).toBe(1);
+    expect(bf16BitsToF32(f32ToBf16Bits(3.140625))).toBe(3.140625);
+    const x = randn(1000, 1);
+    const back = f16ToF32(f32To16(x, 'bf16'), 'bf16');
+    for (let i = 0; i < x.length; i++) expect(Math.abs(back[i] - x[i])).toBeLessThanOrEqual(Math.abs(x[i]) * 2 ** -8);
+  });
+  it('storage rounds 16-bit tensors up to whole words', () => {
+    expect(storageBytes('f16', 3)).toBe(8);
+    expect(storageBytes('f32', 3)).toBe(12);
+  });
+});
+
+describe('kernel descriptors', () => {
+  it('are pure: same shapes give the same cache key, sizes live in uniforms', () => {
+    const a = createUnaryKernel(100, 'silu');
+    const b = createUnaryKernel(100_000, 'silu');
+    expect(a.cacheKey).toBe(b.cacheKey);
+    expect(a.wgsl).toBe(b.wgsl);
+    expect(a.uniforms.n).toBe(100);
+    expect(b.dispatch[0]).toBe(Math.ceil(100_000 / 256));
+  });
+  it('declare uniforms and bindings in WGSL in binding order', () => {
+    const wgsl = wgslBindings({ n: 'u32', eps: 'f32' }, [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'y', type: 'f32', access: 'read_write' },
+    ]);
+    expect(wgsl).toContain('n: u32');
+    expect(wgsl).toContain('@group(0) @binding(1) var<storage, read> x: array<f32>;');
+    expect(wgsl).toContain('@group(0) @binding(2) var<storage, read_write> y: array<f32>;');
+    const view = new DataView(new ArrayBuffer(uniformByteSize({ n: 'u32', eps: 'f32' })));
+    packUniforms({ n: 'u32', eps: 'f32' }, { n: 7, eps: 0.5 }, view, 0);
+    expect(view.getUint32(0, true)).toBe(7);
+    expect(view.getFloat32(4, true)).toBe(0.5);
+  });
+  it('linearDispatch splits large counts over two dimensions', () => {
+    expect(linearDispatch(10)).toEqual([10, 1, 1]);
+    const [x, y] = linearDispatch(200_000);
+    expect(x).toBeLessThanOrEqual(65535);
+    expect(x * y).toBeGreaterThanOrEqual(200_000);
+  });
+});
+
+describe('Runtime', () => {
+  it('runs on a real adapter and names it', () => {
+    expect(rt.adapterName.length).toBeGreaterThan(0);
+  });
+  it('caches pipelines by cache key, not by size', async () => {
+    const before = rt.pipelineCount;
+    for (const n of [3, 300, 3000]) matmul(rt, rt.upload(randn(n * 8, n), [n, 8]), rt.upload(randn(8 * 5, 1), [5, 8]), { gemv: false });
+    await rt.sync();
+    expect(rt.pipelineCount - before).toBeLessThanOrEqual(1);
+  });
+  it('batches many dispatches into one submit', async () => {
+    await rt.sync();
+    const submits = rt.submitCount;
+    const x = rt.upload(randn(64, 2), [64]);
+    const a = rt.empty([64]);
+    const b = rt.empty([64]);
+    await rt.sync();
+    const submits2 = rt.submitCount;
+    const { unary } = await import('./ops/elementwise.js');
+    unary(rt, x, 'neg', { out: a });
+    for (let i = 0; i < 199; i++) unary(rt, i % 2 ? b : a, 'neg', { out: i % 2 ? a : b });
+    const out = await rt.read(b);
+    expect(rt.submitCount - submits2).toBe(1);
+    expect(submits2).toBeGreaterThanOrEqual(submits);
+    expect(Array.from(out)).toEqual(Array.from(await rt.read(x)));
+  });
+  it('pools buffers and tracks live and peak bytes', async () => {
+    const m0 = rt.memory();
+    const t = rt.empty([1024], 'f32');
+    const m1 = rt.memory();
+    expect(m1.liveBytes - m0.liveBytes).toBeGreaterThanOrEqual(4096);
+    t.dispose();
+    expect(rt.memory().liveBytes).toBe(m0.liveBytes);
+    const u = rt.empty([1000], 'f32');
+    expect(rt.memory().pooledBytes).toBeLessThan(m1.pooledBytes + 4096);
+    u.dispose();
+  });
+  it('rejects a wrong number of buffers and reading a disposed tensor with typed errors', async () => {
+    const k = createUnaryKernel(4, 'silu');
+    expect(() => rt.run(k, [rt.empty([4])])).toThrow(/binds 2/);
+    const t = rt.upload(new Float32Array(4), [4]);
+    t.dispose();
+    await expect(rt.read(t)).rejects.toSatisfy((e: unknown) => StatespaceError.is(e) && (e as StatespaceError).code === 'DESTROYED');
+  });
+  it('surfaces WGSL compile errors as GPU_VALIDATION errors naming the problem', async () => {
+    const bad = { ...createUnaryKernel(4, 'silu'), name: 'broken', cacheKey: 'broken', wgsl: 'this is not wgsl' };
+    rt.run(bad, [rt.zeros([4]), rt.empty([4])]);
+    await expect(rt.sync()).rejects.toThrow(/WebGPU reported an error/);
+  });
+});
+
+describe('requestDevice', () => {
+  it('fails with NO_ADAPTER and says what to install when the GPU offers none', async () => {
+    const fakeGpu = { requestAdapter: async () => null } as unknown as GPU;
+    await expect(requestDevice({ gpu: fakeGpu })).rejects.toSatisfy((e: unknown) => StatespaceError.is(e) && (e as StatespaceError).code === 'NO_ADAPTER' && /install/.test((e as Error).message));
+  });
+});

@@ -1,0 +1,209 @@
+/**
+ * The layer scheduler: builds every block of a {@link ModelSpec} from weights
+ * and runs the stack. Buffers come from the runtime's pool (activations of one
+ * layer are reused by the next); each token's dispatches are recorded into one
+ * command buffer and submitted once, when its logits are read.
+ */
+import {
+  type LayerWeights,
+  type MixerState,
+  type Runtime,
+  type SequenceMixer,
+  type StateMemory,
+  StatespaceError,
+  type Tensor,
+  type TensorLike,
+  binary,
+  embedding,
+  layerNorm,
+  matmul,
+  rmsNorm,
+  unary,
+} from '@statespace/core';
+import { type ChannelMixer, createChannelMixer, sub } from './channel.js';
+import { mixerFactories } from './mixers.js';
+import type { BlockSpec, ModelSpec, NormSpec } from './spec.js';
+
+interface BuiltBlock {
+  spec: BlockSpec;
+  mixers: SequenceMixer[];
+  channel?: ChannelMixer;
+  /** Index of this block's first mixer state in {@link ModelState.layers}. */
+  stateOffset: number;
+}
+
+/** The per-sequence state of a whole model: one entry per sequence mixer, in order. */
+export class ModelState {
+  constructor(
+    readonly batch: number,
+    readonly layers: MixerState[],
+    /** Tokens consumed so far. */
+    public length = 0,
+  ) {}
+
+  /** Bytes held by the states, summed by kind. */
+  memory(): StateMemory {
+    const m: StateMemory = { ssm: 0, conv: 0, kv: 0 };
+    for (const s of this.layers) {
+      const x = s.memory();
+      m.ssm += x.ssm;
+      m.conv += x.conv;
+      m.kv += x.kv;
+    }
+    return m;
+  }
+
+  /** An independent deep copy. */
+  clone(): ModelState {
+    return new ModelState(this.batch, this.layers.map((s) => s.clone()), this.length);
+  }
+
+  reset(): void {
+    for (const s of this.layers) s.reset();
+    this.length = 0;
+  }
+
+  dispose(): void {
+    for (const s of this.layers) s.dispose();
+  }
+}
+
+/** Which logits {@link HybridModel.forward} returns. */
+export type LogitsSelection = 'all' | 'last';
+
+/**
+ * A causal LM assembled from a spec and weights.
+ *
+ * @example
+ * ```ts
+ * const model = new HybridModel(rt, spec, weights);
+ * const state = model.createState(1);
+ * const logits = model.forward(rt.upload(new Int32Array([3, 1, 4]), [1, 3]), state, 'last'); // (1, 1, vocab)
+ * ```
+ */
+export class HybridModel {
+  readonly blocks: BuiltBlock[];
+  private readonly w: LayerWeights;
+
+  constructor(
+    readonly runtime: Runtime,
+    readonly spec: ModelSpec,
+    weights: LayerWeights,
+  ) {
+    this.w = weights;
+    for (const n of [spec.embedding, spec.lmHead, spec.finalNorm.weight]) {
+      if (!weights[n]) throw new StatespaceError('MISSING_WEIGHT', `model: weight ${n} is missing`);
+    }
+    let offset = 0;
+    this.blocks = spec.blocks.map((b) => {
+      const block: BuiltBlock = {
+        spec: b,
+        mixers: b.mixers.map((m) => mixerFactories[m.kind].create(runtime, m.config, sub(weights, m.prefix))),
+        channel: b.channel ? createChannelMixer(runtime, b.channel, weights) : undefined,
+        stateOffset: offset,
+      };
+      offset += b.mixers.length;
+      return block;
+    });
+  }
+
+  /** Bytes of all weights on the GPU. */
+  weightBytes(): number {
+    let n = 0;
+    for (const t of Object.values(this.w)) n += t.byteSize;
+    return n;
+  }
+
+  /** A zeroed state for `batch` independent sequences. */
+  createState(batch = 1): ModelState {
+    return new ModelState(batch, this.blocks.flatMap((b) => b.mixers.map((m) => m.createState(batch))));
+  }
+
+  private norm(x: TensorLike, n: NormSpec): Tensor {
+    const w = this.w[n.weight];
+    if (n.kind === 'layer') return layerNorm(this.runtime, x, w, this.w[n.weight.replace(/weight$/, 'bias')], n.eps);
+    return rmsNorm(this.runtime, x, w, n.eps, { unitOffset: n.kind === 'rms_unit' });
+  }
+
+  private residual(h: Tensor, branch: Tensor, multiplier: number | undefined): Tensor {
+    const rt = this.runtime;
+    let b = branch;
+    if (multiplier !== undefined && multiplier !== 1) {
+      b = unary(rt, branch, 'scale', { alpha: multiplier });
+      branch.dispose();
+    }
+    const out = binary(rt, h, b, 'add');
+    b.dispose();
+    h.dispose();
+    return out;
+  }
+
+  /**
+   * Runs ids (batch, seqlen) through the stack, continuing from `state`, and
+   * returns logits (batch, seqlen, vocab) or, with `last`, (batch, 1, vocab).
+   * Records dispatches only; read the result to run them.
+   */
+  forward(ids: TensorLike, state: ModelState, logits: LogitsSelection = 'last'): Tensor {
+    const rt = this.runtime;
+    const [batch, T] = ids.shape;
+    if (ids.shape.length !== 2 || batch !== state.batch) {
+      throw new StatespaceError('SHAPE_MISMATCH', `forward: ids have shape [${ids.shape.join(',')}], expected [batch=${state.batch}, seqlen]`);
+    }
+    const D = this.spec.hiddenSize;
+    let h = embedding(rt, ids, this.w[this.spec.embedding], { scale: this.spec.embeddingMultiplier ?? 1 });
+    this.blocks.forEach((block) => {
+      const s = block.spec;
+      if (block.mixers.length) {
+        const n = s.mixerNorm ? this.norm(h, s.mixerNorm) : h;
+        let sum: Tensor | undefined;
+        block.mixers.forEach((mixer, j) => {
+          const ms = s.mixers[j];
+          const input = ms.inMultiplier !== undefined && ms.inMultiplier !== 1 ? unary(rt, n, 'scale', { alpha: ms.inMultiplier }) : n;
+          let m = mixer.forward(input as Tensor, state.layers[block.stateOffset + j]);
+          if (input !== n) input.dispose();
+          if (ms.outMultiplier !== undefined && ms.outMultiplier !== 1) {
+            const scaled = unary(rt, m, 'scale', { alpha: ms.outMultiplier });
+            m.dispose();
+            m = scaled;
+          }
+          if (sum) {
+            const t = binary(rt, sum, m, 'add');
+            sum.dispose();
+            m.dispose();
+            sum = t;
+          } else sum = m;
+        });
+        if (n !== h) n.dispose();
+        h = this.residual(h, sum!, s.residualMultiplier);
+      }
+      if (block.channel) {
+        const n = s.channelNorm ? this.norm(h, s.channelNorm) : h;
+        const c = block.channel.forward(n);
+        if (n !== h) n.dispose();
+        h = this.residual(h, c, s.residualMultiplier);
+      }
+    });
+    state.length += T;
+    let last = h;
+    if (logits === 'last' && T > 1) {
+      last = rt.empty([batch, 1, D], 'f32', 'last_hidden');
+      for (let b = 0; b < batch; b++) rt.copy(h, last, D * 4, ((b * T + T - 1) * D) * 4, b * D * 4);
+      h.dispose();
+    }
+    const normed = this.norm(last, this.spec.finalNorm);
+    last.dispose();
+    const out = matmul(rt, normed, this.w[this.spec.lmHead]);
+    normed.dispose();
+    if (this.spec.logitsScaling && this.spec.logitsScaling !== 1) {
+      const scaled = unary(rt, out, 'scale', { alpha: 1 / this.spec.logitsScaling });
+      out.dispose();
+      return scaled;
+    }
+    return out;
+  }
+
+  /** Frees every weight and the blocks. */
+  dispose(): void {
+    for (const t of Object.values(this.w)) t.dispose();
+  }
+}

@@ -1,0 +1,122 @@
+import { getTestRuntime, maxAbsError } from '@statespace/core/testing';
+import { describe, expect, it } from 'vitest';
+import { composeModel } from './compose.js';
+import { loadModel } from './load.js';
+import { Session } from './session.js';
+import { fixtureDir, reference } from './testing/fixtures.js';
+
+const rt = await getTestRuntime();
+
+async function collect(it: AsyncIterable<number>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const t of it) out.push(t);
+  return out;
+}
+
+describe('Session state', () => {
+  for (const name of ['bamba', 'jamba']) {
+    it(`${name}: snapshot/restore reproduces the exact continuation; fork gives independent continuations`, async () => {
+      const ref = reference(name);
+      const { model } = await loadModel(rt, fixtureDir(name));
+      const s = new Session(model);
+      const first = await collect(s.generate(ref.input_ids, { maxNewTokens: 4, greedy: true, ignoreEos: true }));
+      expect(first).toEqual(ref.greedy_new_tokens.slice(0, 4));
+      const snap = s.snapshot();
+      const fork = s.fork();
+      const cont = await collect(s.generate(null, { maxNewTokens: 6, greedy: true, ignoreEos: true }));
+      expect(cont).toEqual(ref.greedy_new_tokens.slice(4, 10));
+      // the fork is untouched by what s did
+      const forkCont = await collect(fork.generate(null, { maxNewTokens: 6, greedy: true, ignoreEos: true }));
+      expect(forkCont).toEqual(cont);
+      // sampling from the fork differs from greedy and does not disturb s
+      const sampled = await collect(fork.generate(null, { maxNewTokens: 6, temperature: 5, seed: 7, ignoreEos: true }));
+      expect(sampled).not.toEqual(ref.greedy_new_tokens.slice(10, 16));
+      s.reset();
+      expect(s.length).toBe(0);
+      s.restore(snap);
+      expect(await collect(s.generate(null, { maxNewTokens: 12, greedy: true, ignoreEos: true }))).toEqual(ref.greedy_new_tokens.slice(4, 16));
+      snap.dispose();
+      fork.dispose();
+      s.dispose();
+      model.dispose();
+    });
+  }
+
+  it('save() / load() round-trips the state through bytes into a new session', async () => {
+    const ref = reference('bamba');
+    const { model } = await loadModel(rt, fixtureDir('bamba'));
+    const s = new Session(model);
+    await collect(s.generate(ref.input_ids, { maxNewTokens: 5, greedy: true, ignoreEos: true }));
+    const bytes = await s.save();
+    const t = new Session(model);
+    t.load(bytes);
+    expect(await collect(t.generate(null, { maxNewTokens: 11, greedy: true, ignoreEos: true }))).toEqual(ref.greedy_new_tokens.slice(5, 16));
+    expect(() => t.load(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))).toThrow(/not a saved statespace session/);
+    s.dispose();
+    t.dispose();
+    model.dispose();
+  });
+
+  it('memory() separates fixed SSM state from the growing KV cache', async () => {
+    const { model } = await loadModel(rt, fixtureDir('bamba'));
+    const s = new Session(model);
+    await s.prefill([1, 2, 3]);
+    const a = s.memory();
+    await s.prefill(Array.from({ length: 300 }, (_, i) => i % 300));
+    const b = s.memory();
+    expect(b.ssm).toBe(a.ssm);
+    expect(b.conv).toBe(a.conv);
+    expect(b.kv).toBeGreaterThan(a.kv);
+    expect(a.weights).toBeGreaterThan(0);
+    s.dispose();
+    model.dispose();
+  });
+
+  it('batch of two sequences equals two batch-1 sessions', async () => {
+    const { model } = await loadModel(rt, fixtureDir('bamba'));
+    const p0 = [5, 9, 11, 200, 3];
+    const p1 = [7, 7, 100, 4, 250];
+    const both = new Session(model, { batch: 2 });
+    const [l0, l1] = await both.prefill([p0, p1]);
+    const [r0] = await new Session(model).prefill(p0);
+    const [r1] = await new Session(model).prefill(p1);
+    expect(maxAbsError(l0, r0)).toBeLessThan(1e-4);
+    expect(maxAbsError(l1, r1)).toBeLessThan(1e-4);
+    const [s0, s1] = await both.step([1, 2]);
+    const one = new Session(model);
+    await one.prefill(p1);
+    const [t1] = await one.step(2);
+    expect(maxAbsError(s1, t1)).toBeLessThan(1e-4);
+    expect(s0.length).toBe(model.spec.vocabSize);
+    model.dispose();
+  });
+
+  it('rejects token ids outside the vocabulary with a typed error', async () => {
+    const { model } = await loadModel(rt, fixtureDir('mamba2'));
+    const s = new Session(model);
+    await expect(s.prefill([1, 99999])).rejects.toThrow(/outside the vocabulary/);
+    model.dispose();
+  });
+});
+
+describe('composed hybrids', () => {
+  it('a 1:7 hybrid with random weights runs prefill and decode, and decode matches prefill', async () => {
+    const model = composeModel(
+      rt,
+      { ratio: { attention: 1, ssm: 7 }, layers: 8, hiddenSize: 64, vocabSize: 97, mamba2: { numHeads: 4, headDim: 32, stateSize: 16, chunkSize: 16 }, attention: { numHeads: 4, numKeyValueHeads: 2 }, mlp: { intermediateSize: 96 } },
+      { seed: 3 },
+    );
+    expect(model.spec.blocks.map((b) => b.label).join('')).toBe('MMMMAMMM');
+    const prompt = Array.from({ length: 20 }, (_, i) => (i * 13) % 97);
+    const a = new Session(model);
+    const [full] = await a.prefill(prompt);
+    expect(full.every(Number.isFinite)).toBe(true);
+    const b = new Session(model);
+    await b.prefill(prompt.slice(0, 19));
+    const [stepped] = await b.step(prompt[19]);
+    expect(maxAbsError(stepped, full)).toBeLessThan(1e-4);
+    const tokens = await collect(a.generate(null, { maxNewTokens: 5, greedy: true }));
+    expect(tokens).toHaveLength(5);
+    model.dispose();
+  });
+});

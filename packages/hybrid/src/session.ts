@@ -1,0 +1,311 @@
+/**
+ * The generation session: what a user calls. It owns one model state (SSM
+ * states, conv states, KV caches) for a batch of independent sequences and
+ * exposes prefill / step / streaming generate, and the state as a first-class
+ * object: snapshot, restore, reset, fork and serialisation to bytes.
+ */
+import { type Runtime, StatespaceError, type StateMemory, type Tensor, argmax } from '@statespace/core';
+import type { HybridModel, ModelState } from './model.js';
+import { type SamplingOptions, sampleToken, seededRandom } from './sampling.js';
+
+/** Options of {@link Session.generate}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to produce (default 64). */
+  maxNewTokens?: number;
+  /** Token ids that end generation (default: the model's eos ids); the stop token is yielded. */
+  stopTokens?: readonly number[];
+  /** Ignore the model's eos tokens (produce exactly maxNewTokens unless stopTokens say otherwise). */
+  ignoreEos?: boolean;
+  /** Cancels generation between tokens. */
+  signal?: AbortSignal;
+}
+
+/** Memory a session holds, in bytes. */
+export interface SessionMemory extends StateMemory {
+  weights: number;
+  total: number;
+}
+
+/** A restorable copy of a session's state (GPU buffers; dispose when no longer needed). */
+export interface SessionSnapshot {
+  readonly state: ModelState;
+  readonly logits: Float32Array[] | null;
+  readonly history: number[][];
+  /** Tokens generated but not yet fed to the model (see {@link Session.unconsumed}). */
+  readonly unconsumed: number[] | null;
+  dispose(): void;
+}
+
+const MAGIC = 0x53535331; // "SSS1"
+
+/**
+ * A conversation (or a batch of them) with a model.
+ *
+ * @example
+ * ```ts
+ * const session = new Session(model);
+ * for await (const token of session.generate([3, 1, 4], { maxNewTokens: 16 })) process.stdout.write(`${token} `);
+ * const saved = session.snapshot();
+ * session.reset();
+ * session.restore(saved); // continue exactly where we were
+ * ```
+ */
+export class Session {
+  readonly batch: number;
+  private state: ModelState;
+  private lastLogits: Float32Array[] | null = null;
+  private history: number[][];
+  private disposed = false;
+
+  constructor(
+    readonly model: HybridModel,
+    options: { batch?: number } = {},
+  ) {
+    this.batch = options.batch ?? 1;
+    if (!Number.isInteger(this.batch) || this.batch < 1) throw new StatespaceError('INVALID_ARGUMENT', `Session: batch must be a positive integer, got ${options.batch}`);
+    this.state = model.createState(this.batch);
+    this.history = Array.from({ length: this.batch }, () => []);
+  }
+
+  private get runtime(): Runtime {
+    return this.model.runtime;
+  }
+
+  /** Tokens consumed so far (per sequence). */
+  get length(): number {
+    return this.state.length;
+  }
+
+  private check(): void {
+    if (this.disposed) throw new StatespaceError('DESTROYED', 'this Session was disposed');
+  }
+
+  private toBatch(ids: readonly number[] | readonly (readonly number[])[]): number[][] {
+    const rows = (typeof ids[0] === 'number' || ids.length === 0 ? [ids as readonly number[]] : (ids as readonly (readonly number[])[])).map((r) => [...r]);
+    if (rows.length !== this.batch) throw new StatespaceError('SHAPE_MISMATCH', `Session: ${rows.length} sequences given for a batch of ${this.batch}`);
+    const T = rows[0].length;
+    if (T === 0) throw new StatespaceError('INVALID_ARGUMENT', 'Session: a prompt needs at least one token');
+    const V = this.model.spec.vocabSize;
+    for (const r of rows) {
+      if (r.length !== T) throw new StatespaceError('SHAPE_MISMATCH', 'Session: every sequence of a batch must have the same length');
+      for (const id of r) {
+        if (!Number.isInteger(id) || id < 0 || id >= V) throw new StatespaceError('TOKEN_OUT_OF_RANGE', `Session: token id ${id} is outside the vocabulary [0, ${V})`);
+      }
+    }
+    return rows;
+  }
+
+  /** Runs tokens through the model; returns the logits tensor (batch, T or 1, vocab), recorded but not read. */
+  private run(rows: number[][], which: 'all' | 'last'): Tensor {
+    this.check();
+    const rt = this.runtime;
+    const T = rows[0].length;
+    const ids = rt.upload(Int32Array.from(rows.flat()), [this.batch, T], 'i32', 'ids');
+    const logits = this.model.forward(ids, this.state, which);
+    ids.dispose();
+    rows.forEach((r, b) => this.history[b].push(...r));
+    return logits;
+  }
+
+  private async readLast(logits: Tensor): Promise<Float32Array[]> {
+    const V = this.model.spec.vocabSize;
+    const all = await this.runtime.readFloat(logits);
+    logits.dispose();
+    this.lastLogits = Array.from({ length: this.batch }, (_, b) => all.slice(b * V, (b + 1) * V));
+    return this.lastLogits;
+  }
+
+  /**
+   * Feeds a prompt (one sequence, or one per batch entry) and returns the logits
+   * of the last position of each sequence. Continues from the current state.
+   */
+  async prefill(ids: readonly number[] | readonly (readonly number[])[]): Promise<Float32Array[]> {
+    return this.readLast(this.run(this.toBatch(ids), 'last'));
+  }
+
+  /** Feeds one token per sequence (decode step) and returns the next logits. */
+  async step(tokens: number | readonly number[]): Promise<Float32Array[]> {
+    const t = typeof tokens === 'number' ? [tokens] : tokens;
+    return this.readLast(this.run(this.toBatch(t.map((x) => [x])), 'last'));
+  }
+
+  /** Logits at every position of a prompt (batch, T, vocab) as one array per sequence, (T × vocab) row-major. */
+  async logitsAll(ids: readonly number[] | readonly (readonly number[])[]): Promise<Float32Array[]> {
+    const rows = this.toBatch(ids);
+    const T = rows[0].length;
+    const V = this.model.spec.vocabSize;
+    const logits = this.run(rows, 'all');
+    const all = await this.runtime.readFloat(logits);
+    logits.dispose();
+    this.lastLogits = rows.map((_, b) => all.slice((b * T + T - 1) * V, (b * T + T) * V));
+    return rows.map((_, b) => all.slice(b * T * V, (b + 1) * T * V));
+  }
+
+  /**
+   * Streams new tokens for one sequence (batch 1): prefill `prompt` (if given,
+   * continuing the state), then decode until a stop token, maxNewTokens or the signal.
+   */
+  async *generate(prompt: readonly number[] | null, options: GenerateOptions = {}): AsyncGenerator<number, void, undefined> {
+    if (this.batch !== 1) throw new StatespaceError('INVALID_ARGUMENT', 'Session.generate streams one sequence; use generateBatch for batch > 1');
+    for await (const tokens of this.generateBatch(prompt ? [prompt] : null, options)) yield tokens[0];
+  }
+
+  /** Like {@link generate} for every sequence of the batch at once; yields one token per sequence per step. */
+  async *generateBatch(prompts: readonly (readonly number[])[] | null, options: GenerateOptions = {}): AsyncGenerator<number[], void, undefined> {
+    const max = options.maxNewTokens ?? 64;
+    const stops = new Set(options.stopTokens ?? (options.ignoreEos ? [] : (this.model.spec.eosTokenIds ?? [])));
+    const random = seededRandom(options.seed ?? 0);
+    const greedyOnGpu = (options.greedy || !options.temperature) && (options.repetitionPenalty ?? 1) === 1;
+    // Tokens the previous generate call produced but did not feed come first.
+    const carried = this.feedAfterGenerate;
+    this.feedAfterGenerate = null;
+    let input: number[][] | null = prompts ? prompts.map((p) => [...p]) : null;
+    if (carried) input = carried.map((t, b) => [t, ...(input?.[b] ?? [])]);
+    let pending: Tensor | null = input ? this.run(this.toBatch(input), 'last') : null;
+    if (!pending && !this.lastLogits) throw new StatespaceError('INVALID_ARGUMENT', 'Session.generate: no prompt given and nothing prefilled yet');
+    const done = new Array(this.batch).fill(false);
+    for (let i = 0; i < max; i++) {
+      if (options.signal?.aborted) {
+        pending?.dispose();
+        return;
+      }
+      let next: number[];
+      if (pending && greedyOnGpu) {
+        // Greedy: argmax on the GPU, read back 4 bytes per sequence.
+        const ids = argmax(this.runtime, pending);
+        next = Array.from(await this.runtime.read(ids));
+        ids.dispose();
+        pending.dispose();
+        this.lastLogits = null;
+      } else {
+        const rows = pending ? await this.readLast(pending) : this.lastLogits!;
+        next = rows.map((row, b) => sampleToken(row, options, this.history[b], random));
+      }
+      pending = null;
+      yield next;
+      next.forEach((t, b) => {
+        if (stops.has(t)) done[b] = true;
+      });
+      if (done.every(Boolean) || i === max - 1) {
+        this.feedAfterGenerate = next;
+        return;
+      }
+      pending = this.run(next.map((t) => [t]), 'last');
+    }
+  }
+
+  // Tokens produced by the last generate call that the state has not consumed yet.
+  private feedAfterGenerate: number[] | null = null;
+
+  /**
+   * Tokens the last generate call produced but did not feed back (the final
+   * token). Feed them with {@link step} to continue the same text.
+   */
+  get unconsumed(): number[] | null {
+    return this.feedAfterGenerate;
+  }
+
+  /** An independent copy of the state (GPU copies; no host round trip for SSM states). */
+  snapshot(): SessionSnapshot {
+    this.check();
+    const state = this.state.clone();
+    const logits = this.lastLogits ? this.lastLogits.map((r) => r.slice()) : null;
+    const unconsumed = this.feedAfterGenerate ? [...this.feedAfterGenerate] : null;
+    return { state, logits, history: this.history.map((h) => [...h]), unconsumed, dispose: () => state.dispose() };
+  }
+
+  /** Makes the session continue from a snapshot (the snapshot stays usable). */
+  restore(snapshot: SessionSnapshot): void {
+    this.check();
+    if (snapshot.state.batch !== this.batch) throw new StatespaceError('SHAPE_MISMATCH', `restore: snapshot has batch ${snapshot.state.batch}, session has ${this.batch}`);
+    this.state.dispose();
+    this.state = snapshot.state.clone();
+    this.lastLogits = snapshot.logits ? snapshot.logits.map((r) => r.slice()) : null;
+    this.history = snapshot.history.map((h) => [...h]);
+    this.feedAfterGenerate = snapshot.unconsumed ? [...snapshot.unconsumed] : null;
+  }
+
+  /** Forgets everything: back to an empty context. */
+  reset(): void {
+    this.check();
+    this.state.reset();
+    this.lastLogits = null;
+    this.history = this.history.map(() => []);
+    this.feedAfterGenerate = null;
+  }
+
+  /** A second, independent session that starts from this one's current state. */
+  fork(): Session {
+    this.check();
+    const s = new Session(this.model, { batch: this.batch });
+    s.state.dispose();
+    s.state = this.state.clone();
+    s.lastLogits = this.lastLogits ? this.lastLogits.map((r) => r.slice()) : null;
+    s.feedAfterGenerate = this.feedAfterGenerate ? [...this.feedAfterGenerate] : null;
+    s.history = this.history.map((h) => [...h]);
+    return s;
+  }
+
+  /** Serialises the whole state (every layer's SSM/conv state or KV cache, the last logits and the history) to bytes. */
+  async save(): Promise<Uint8Array> {
+    this.check();
+    const logits = this.lastLogits;
+    const layers = await Promise.all(this.state.layers.map((s) => s.save()));
+    const header = new TextEncoder().encode(JSON.stringify({ batch: this.batch, length: this.state.length, history: this.history, unconsumed: this.feedAfterGenerate, vocab: this.model.spec.vocabSize, layers: layers.map((l) => l.byteLength), logits: !!logits, architecture: this.model.spec.architecture }));
+    const V = this.model.spec.vocabSize;
+    const total = 8 + header.byteLength + layers.reduce((a, l) => a + l.byteLength, 0) + (logits ? this.batch * V * 4 : 0);
+    const out = new Uint8Array(total);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, MAGIC, true);
+    view.setUint32(4, header.byteLength, true);
+    out.set(header, 8);
+    let o = 8 + header.byteLength;
+    for (const l of layers) {
+      out.set(l, o);
+      o += l.byteLength;
+    }
+    if (logits) for (const r of logits) (out.set(new Uint8Array(r.buffer, r.byteOffset, r.byteLength), o), (o += r.byteLength));
+    return out;
+  }
+
+  /** Restores what {@link save} wrote (same model and batch). */
+  load(bytes: Uint8Array): void {
+    this.check();
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.byteLength < 8 || view.getUint32(0, true) !== MAGIC) throw new StatespaceError('STATE_INVALID', 'Session.load: these bytes are not a saved statespace session');
+    const n = view.getUint32(4, true);
+    let meta: { batch: number; length: number; history: number[][]; unconsumed: number[] | null; vocab: number; layers: number[]; logits: boolean; architecture: string };
+    try {
+      meta = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    } catch (cause) {
+      throw new StatespaceError('STATE_INVALID', 'Session.load: corrupt session header', { cause });
+    }
+    if (meta.batch !== this.batch || meta.vocab !== this.model.spec.vocabSize || meta.layers.length !== this.state.layers.length) {
+      throw new StatespaceError('STATE_INVALID', `Session.load: saved for ${meta.architecture} (batch ${meta.batch}, ${meta.layers.length} layers), not this model/session`);
+    }
+    let o = 8 + n;
+    meta.layers.forEach((len, i) => {
+      this.state.layers[i].load(bytes.slice(o, o + len));
+      o += len;
+    });
+    this.state.length = meta.length;
+    this.history = meta.history;
+    const V = meta.vocab;
+    this.lastLogits = meta.logits ? Array.from({ length: this.batch }, (_, b) => new Float32Array(bytes.slice(o + b * V * 4, o + (b + 1) * V * 4).buffer)) : null;
+    this.feedAfterGenerate = meta.unconsumed ?? null;
+  }
+
+  /** Bytes held by weights, SSM states, conv states and KV caches. */
+  memory(): SessionMemory {
+    const s = this.state.memory();
+    const weights = this.model.weightBytes();
+    return { ...s, weights, total: weights + s.ssm + s.conv + s.kv };
+  }
+
+  /** Frees the session's state (the model stays). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.state.dispose();
+    this.disposed = true;
+  }
+}

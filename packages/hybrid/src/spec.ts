@@ -1,0 +1,105 @@
+/**
+ * The shape of a model as the scheduler sees it: a stack of blocks, each a
+ * sequence mixer (Mamba-1, Mamba-2, attention, Gated DeltaNet, ...) plus an
+ * optional channel mixer (MLP, relu² MLP, MoE), with pre-norms and residuals.
+ * Every model, pure or hybrid, is described this way; a family module turns a
+ * Hugging Face config into a ModelSpec and a tensor-name map.
+ */
+
+/** A normalisation layer: RMSNorm (weight w or 1 + w) or LayerNorm. */
+export interface NormSpec {
+  kind: 'rms' | 'rms_unit' | 'layer';
+  /** Full tensor name of the weight (LayerNorm's bias is `<weight name without .weight>.bias`). */
+  weight: string;
+  eps: number;
+}
+
+/** Mixer kinds the scheduler can place in a block. */
+export type MixerKind = 'mamba1' | 'mamba2' | 'attention' | 'gated_deltanet';
+
+/** A sequence mixer: its kind, its prefix in the checkpoint and the kernel package's config. */
+export interface MixerSpec {
+  kind: MixerKind;
+  /** Tensor-name prefix, e.g. `backbone.layers.3.mixer.`. */
+  prefix: string;
+  /** The config object the kernel package's mixer class takes. */
+  config: Record<string, unknown>;
+  /** Multiplies the mixer's input (Falcon-H1's attention_in_multiplier / ssm_in_multiplier). */
+  inMultiplier?: number;
+  /** Multiplies the mixer's output before the residual add (Falcon-H1's *_out_multiplier). */
+  outMultiplier?: number;
+}
+
+/** Names of a gated MLP's weights relative to its prefix: separate gate and up, or one fused gate_up. */
+export interface GluNames {
+  gate?: string;
+  up?: string;
+  /** One (2I, D) weight holding gate then up. */
+  gateUp?: string;
+  down: string;
+}
+
+/** A channel mixer (feed-forward). */
+export type ChannelSpec =
+  | { kind: 'glu'; prefix: string; names: GluNames; act?: 'silu' | 'gelu' | 'gelu_tanh'; intermediate: number }
+  | { kind: 'relu2'; prefix: string; intermediate: number }
+  | {
+      kind: 'moe';
+      prefix: string;
+      numExperts: number;
+      topK: number;
+      /** Renormalise the top-k routing weights to sum to 1. */
+      normTopK: boolean;
+      /** Router weight name relative to prefix (`router.weight`, `gate.weight`). */
+      router: string;
+      /** Expert weight names relative to prefix, with `{e}` for the expert index. */
+      expert: GluNames;
+      intermediate: number;
+      /** A shared expert (names relative to prefix; may point outside via `../`-free absolute names) with an optional sigmoid gate. */
+      shared?: { names: GluNames; intermediate: number; gate?: string };
+    };
+
+/** One block of the stack. */
+export interface BlockSpec {
+  /** The kind of the block for pattern strings: M (Mamba), A (attention), D (DeltaNet), F (MLP only), ... */
+  label: string;
+  /** Usually one mixer; Falcon-H1 runs attention and Mamba-2 side by side on the same normed input and sums them. */
+  mixers: MixerSpec[];
+  mixerNorm?: NormSpec;
+  channel?: ChannelSpec;
+  channelNorm?: NormSpec;
+  /** Scales each residual branch before it is added (Granite's residual_multiplier). */
+  residualMultiplier?: number;
+}
+
+/** A whole causal language model. */
+export interface ModelSpec {
+  /** Hugging Face architecture name (or `Composed` for a composed hybrid). */
+  architecture: string;
+  vocabSize: number;
+  hiddenSize: number;
+  /** Full name of the embedding table. */
+  embedding: string;
+  /** Multiplies the embeddings (Granite's embedding_multiplier). */
+  embeddingMultiplier?: number;
+  blocks: BlockSpec[];
+  finalNorm: NormSpec;
+  /** Full name of the LM head weight (the embedding name when tied). */
+  lmHead: string;
+  /** Logits are divided by this (Granite's logits_scaling). */
+  logitsScaling?: number;
+  /**
+   * Constant factors folded into weights when they are loaded (muP multipliers
+   * that scale a projection's output rows: Falcon-H1's ssm_multipliers,
+   * key_multiplier and mlp_multipliers). `rows` limits it to output rows [start, end).
+   */
+  weightScales?: { name: string; factor: number; rows?: [number, number] }[];
+  /** Tokens the model treats as end of sequence. */
+  eosTokenIds?: number[];
+  bosTokenId?: number;
+}
+
+/** Layer pattern of a spec as a string, one label per block, e.g. `MMMAMMMM`. */
+export function patternOf(spec: ModelSpec): string {
+  return spec.blocks.map((b) => b.label).join('');
+}

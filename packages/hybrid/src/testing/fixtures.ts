@@ -1,0 +1,34 @@
+/** Reading the committed transformers fixtures (tests only). */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Folder of the tiny Hugging Face fixtures, relative to the repository root. */
+export const FIXTURES = fileURLToPath(new URL('../../../../fixtures/hf-tiny/', import.meta.url));
+
+/** transformers' reference outputs for one fixture. */
+export interface Reference {
+  input_ids: number[];
+  greedy_new_tokens: number[];
+  logits_first: number[];
+  logits_last: number[];
+  logits_argmax: number[];
+  logits_rows_sample: Record<string, number[]>;
+}
+
+export function fixtureDir(name: string): string {
+  return `${FIXTURES}${name}`;
+}
+
+export function reference(name: string): Reference {
+  return JSON.parse(readFileSync(`${FIXTURES}${name}/reference.json`, 'utf8')) as Reference;
+}
+
+/** Rows of reference logits by position. */
+export function referenceRows(ref: Reference): Map<number, number[]> {
+  const rows = new Map<number, number[]>([
+    [0, ref.logits_first],
+    [ref.input_ids.length - 1, ref.logits_last],
+  ]);
+  for (const [k, v] of Object.entries(ref.logits_rows_sample)) rows.set(Number(k), v);
+  return rows;
+}
