@@ -82,6 +82,8 @@ export class Runtime {
   private lost: string | null = null;
   private stats: MemoryStats = { liveBytes: 0, peakLiveBytes: 0, pooledBytes: 0, largestBufferBytes: 0 };
   private destroyed = false;
+  /** GPU time per kernel name (ms) when profiling is on; see {@link startProfiling}. */
+  private profile: { querySet: GPUQuerySet; resolve: GPUBuffer; names: string[]; capacity: number; totals: Map<string, { ms: number; count: number }>; pending: Promise<void>[] } | null = null;
   /** Number of dispatches recorded since creation (for tests and benchmarks). */
   dispatchCount = 0;
   /** Number of queue submits since creation. */
@@ -340,10 +342,20 @@ export class Runtime {
       entries.push({ binding: i + 1, resource: { buffer: t.buffer, offset: 0, size: Math.max(4, t.byteSize) } });
     });
     const bindGroup = this.device.createBindGroup({ label: kernel.name, layout: this.layoutFor(kernel), entries });
+    const prof = this.profile;
+    if (prof) {
+      // One pass per dispatch, with GPU timestamps at its start and end.
+      this.endPass();
+      if (prof.names.length >= prof.capacity) this.flush();
+      const i = prof.names.length;
+      prof.names.push(kernel.name);
+      this.pass = this.getEncoder().beginComputePass({ label: kernel.name, timestampWrites: { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+    }
     if (!this.pass) this.pass = this.getEncoder().beginComputePass({ label: 'statespace.pass' });
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
+    if (prof) this.endPass();
     this.pendingDispatches++;
     this.dispatchCount++;
   }
@@ -376,7 +388,33 @@ export class Runtime {
     if (this.uniformSlot > 0) {
       this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging, 0, this.uniformSlot * UNIFORM_SLOT);
     }
+    const prof = this.profile;
+    let readback: GPUBuffer | null = null;
+    let names: string[] = [];
+    if (prof && prof.names.length) {
+      names = prof.names;
+      prof.names = [];
+      this.encoder.resolveQuerySet(prof.querySet, 0, 2 * names.length, prof.resolve, 0);
+      readback = this.device.createBuffer({ size: 16 * names.length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.encoder.copyBufferToBuffer(prof.resolve, 0, readback, 0, 16 * names.length);
+    }
     this.device.queue.submit([this.encoder.finish({ label: 'statespace.batch' })]);
+    if (prof && readback) {
+      const rb = readback;
+      prof.pending.push(
+        rb.mapAsync(GPUMapMode.READ).then(() => {
+          const t = new BigInt64Array(rb.getMappedRange());
+          names.forEach((n, i) => {
+            const e = prof.totals.get(n) ?? { ms: 0, count: 0 };
+            e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+            e.count++;
+            prof.totals.set(n, e);
+          });
+          rb.unmap();
+          rb.destroy();
+        }),
+      );
+    }
     this.submitCount++;
     this.encoder = null;
     this.uniformSlot = 0;
@@ -402,6 +440,36 @@ export class Runtime {
   private checkAlive(): void {
     if (this.destroyed) throw new StatespaceError('DESTROYED', 'this Runtime was destroyed');
     if (this.lost) throw new StatespaceError('DEVICE_LOST', `WebGPU device lost: ${this.lost}`);
+  }
+
+  /**
+   * Starts timing every dispatch on the GPU with timestamp queries (needs the
+   * adapter's `timestamp-query` feature). Each dispatch gets its own pass while
+   * profiling, so totals include no batching effects; use it to rank kernels.
+   */
+  startProfiling(capacity = 2048): void {
+    if (!this.info.features.timestampQuery) throw new StatespaceError('UNSUPPORTED', 'profiling needs the timestamp-query feature, which this adapter lacks');
+    this.flush();
+    this.profile = {
+      querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * capacity }),
+      resolve: this.device.createBuffer({ size: 16 * capacity, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+      names: [],
+      capacity,
+      totals: new Map(),
+      pending: [],
+    };
+  }
+
+  /** Stops profiling and returns GPU milliseconds and dispatch counts per kernel name, largest first. */
+  async stopProfiling(): Promise<{ name: string; ms: number; count: number }[]> {
+    const prof = this.profile;
+    if (!prof) return [];
+    this.flush();
+    await Promise.all(prof.pending);
+    this.profile = null;
+    prof.querySet.destroy();
+    prof.resolve.destroy();
+    return [...prof.totals.entries()].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms);
   }
 
   /** Destroys the device and every buffer. */

@@ -111,6 +111,10 @@ export class TensorView {
   get label(): string {
     return this.base.label;
   }
+  /** Another view of the same buffer with another shape of the same element count. */
+  reshape(shape: readonly number[]): TensorView {
+    return this.base.reshape(shape);
+  }
 }
 
 /** Anything a kernel can bind: a tensor or a reshaped view of one. */

@@ -4,21 +4,29 @@
  * prompt position, and the 16 greedy tokens identical; plus prefill vs
  * token-by-token agreement of the whole model.
  */
-import { getTestRuntime, maxAbsError } from '@statespace/core/testing';
-import { describe, expect, it } from 'vitest';
-import { loadModel } from './load.js';
+import { Runtime } from '@statespace/core';
+import { maxAbsError } from '@statespace/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LoadedModel, loadModel } from './load.js';
 import { argmaxHost } from './sampling.js';
 import { Session } from './session.js';
 import { fixtureDir, reference, referenceRows } from './testing/fixtures.js';
 
-const rt = await getTestRuntime();
+// Model-level tests use a runtime without buffer poisoning (kernel tests poison; here every
+// allocation would force a submit and hide the batching a real run has).
+const rt = await Runtime.create();
 
 export const FAMILY_FIXTURES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next'];
 
 describe.each(FAMILY_FIXTURES)('%s matches transformers', (name) => {
   const ref = reference(name);
+  let loaded: LoadedModel;
+  beforeAll(async () => {
+    loaded = await loadModel(rt, fixtureDir(name));
+  });
+  afterAll(() => loaded.model.dispose());
   it('logits within 2e-3 and argmax at every prompt position', async () => {
-    const { model, spec } = await loadModel(rt, fixtureDir(name));
+    const { model, spec } = loaded;
     const session = new Session(model);
     const [all] = await session.logitsAll(ref.input_ids);
     const V = spec.vocabSize;
@@ -28,19 +36,17 @@ describe.each(FAMILY_FIXTURES)('%s matches transformers', (name) => {
     const argmax = ref.input_ids.map((_, t) => argmaxHost(all.subarray(t * V, (t + 1) * V)));
     expect(argmax).toEqual(ref.logits_argmax);
     session.dispose();
-    model.dispose();
   });
   it('16 greedy tokens identical', async () => {
-    const { model } = await loadModel(rt, fixtureDir(name));
+    const { model } = loaded;
     const session = new Session(model);
     const tokens: number[] = [];
     for await (const t of session.generate(ref.input_ids, { maxNewTokens: 16, greedy: true, ignoreEos: true })) tokens.push(t);
     expect(tokens).toEqual(ref.greedy_new_tokens);
     session.dispose();
-    model.dispose();
   });
   it('prefill and token-by-token give the same last logits', async () => {
-    const { model } = await loadModel(rt, fixtureDir(name));
+    const { model } = loaded;
     const a = new Session(model);
     const [prefill] = await a.prefill(ref.input_ids);
     const b = new Session(model);
@@ -53,6 +59,5 @@ describe.each(FAMILY_FIXTURES)('%s matches transformers', (name) => {
     const [rest] = await b.prefill(ref.input_ids.slice(12));
     expect(maxAbsError(rest, prefill)).toBeLessThan(1e-4);
     for (const s of [a, b, c]) s.dispose();
-    model.dispose();
   });
 });

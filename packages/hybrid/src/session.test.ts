@@ -1,11 +1,12 @@
-import { getTestRuntime, maxAbsError } from '@statespace/core/testing';
+import { Runtime } from '@statespace/core';
+import { maxAbsError } from '@statespace/core/testing';
 import { describe, expect, it } from 'vitest';
 import { composeModel } from './compose.js';
 import { loadModel } from './load.js';
 import { Session } from './session.js';
 import { fixtureDir, reference } from './testing/fixtures.js';
 
-const rt = await getTestRuntime();
+const rt = await Runtime.create();
 
 async function collect(it: AsyncIterable<number>): Promise<number[]> {
   const out: number[] = [];

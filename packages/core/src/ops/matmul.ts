@@ -25,6 +25,12 @@ export interface MatmulAttrs {
   bias?: boolean;
   /** Force the matrix-vector path (default: when M ≤ 4). */
   gemv?: boolean;
+  /**
+   * One thread per output element, no workgroup memory or barriers. CPU
+   * implementations of WebGPU (SwiftShader) run barriers very slowly, so this
+   * is the default there; GPUs get the tiled and reduction kernels.
+   */
+  simple?: boolean;
 }
 
 const TILE = 64;
@@ -48,8 +54,22 @@ export function createMatmulKernel(shape: { M: number; N: number; K: number }, a
   const wIndex = transposeB ? (n: string, k: string) => `${n} * u.K + ${k}` : (n: string, k: string) => `${k} * u.N + ${n}`;
   const head = `${wgslBindings(layout, bindings)}\n${wgslLoadFloat('loadW', 'w', wDtype)}\n`;
   const addBias = bias ? ' + bias[n]' : '';
-  const cacheKey = `${gemv ? 'gemv' : 'tiled'}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}`;
+  const cacheKey = `${attrs.simple ? 'simple' : gemv ? 'gemv' : 'tiled'}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}`;
   const uniforms = { M: shape.M, N: shape.N, K: shape.K };
+  if (attrs.simple) {
+    const wgsl = `${head}
+@compute @workgroup_size(64)
+fn main(${WGSL_BUILTINS}) {
+  let i = ${WGSL_LINEAR_WORKGROUP} * 64u + li;
+  if (i >= u.M * u.N) { return; }
+  let m = i / u.N;
+  let n = i % u.N;
+  var acc = 0.0;
+  for (var k = 0u; k < u.K; k++) { acc += x[m * u.K + k] * loadW(${wIndex('n', 'k')}); }
+  y[i] = acc${addBias};
+}`;
+    return { name: 'matmul_simple', cacheKey, wgsl, workgroupSize: [64, 1, 1], dispatch: linearDispatch((shape.M * shape.N) / 64), bindings, uniformLayout: layout, uniforms };
+  }
   if (gemv) {
     const wgsl = `${head}
 const T = ${GEMV_THREADS}u;
@@ -60,7 +80,7 @@ fn main(${WGSL_BUILTINS}) {
   let n = ${WGSL_LINEAR_WORKGROUP};
   if (n >= u.N) { return; }
   for (var m0 = 0u; m0 < u.M; m0 += MAXM) {
-    var acc: array<f32, ${GEMV_MAX_M}>;
+    var acc = array<f32, ${GEMV_MAX_M}>();
     for (var k = li; k < u.K; k += T) {
       let wv = loadW(${wIndex('n', 'k')});
       for (var j = 0u; j < MAXM; j++) {
@@ -152,7 +172,7 @@ export function matmul(
   runtime: Runtime,
   x: TensorLike,
   w: TensorLike,
-  options: { bias?: TensorLike; transposeB?: boolean; out?: Tensor; gemv?: boolean } = {},
+  options: { bias?: TensorLike; transposeB?: boolean; out?: Tensor; gemv?: boolean; simple?: boolean } = {},
 ): Tensor {
   const transposeB = options.transposeB ?? true;
   assertArg(w.shape.length === 2, 'matmul', `W must be 2-D, got [${w.shape.join(',')}]`);
@@ -169,7 +189,8 @@ export function matmul(
   const outShape = [...x.shape.slice(0, -1), N];
   const y = options.out ?? runtime.empty(outShape, 'f32', 'matmul.y');
   assertArg(y.size === M * N, 'matmul', `out has ${y.size} elements, expected ${M * N}`);
-  const kernel = createMatmulKernel({ M, N, K }, { transposeB, weightDtype: w.dtype, bias: !!options.bias, gemv: options.gemv });
+  const simple = options.simple ?? (options.gemv === undefined && runtime.info.isSoftware);
+  const kernel = createMatmulKernel({ M, N, K }, { transposeB, weightDtype: w.dtype, bias: !!options.bias, gemv: options.gemv, simple });
   runtime.run(kernel, options.bias ? [x, w, options.bias, y] : [x, w, y]);
   return y;
 }

@@ -23,14 +23,16 @@ describe('matmul', () => {
   ];
   for (const [M, N, K] of cases) {
     for (const transposeB of [true, false]) {
-      it(`f32 M=${M} N=${N} K=${K} ${transposeB ? 'x·Wᵀ' : 'x·W'} with bias`, async () => {
+      it(`f32 M=${M} N=${N} K=${K} ${transposeB ? 'x·Wᵀ' : 'x·W'} with bias, every kernel variant`, async () => {
         const x = randn(M * K, 1 + M);
         const w = randn(N * K, 2 + N);
         const b = randn(N, 3 + K);
-        const y = matmul(rt, rt.upload(x, [M, K]), rt.upload(w, transposeB ? [N, K] : [K, N]), { bias: rt.upload(b, [N]), transposeB });
         const ref = matmulReference(x, w, M, N, K, b, transposeB);
-        expect(y.shape).toEqual([M, N]);
-        expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+        for (const variant of [{ simple: true }, { gemv: true }, { gemv: false }]) {
+          const y = matmul(rt, rt.upload(x, [M, K]), rt.upload(w, transposeB ? [N, K] : [K, N]), { bias: rt.upload(b, [N]), transposeB, ...variant });
+          expect(y.shape).toEqual([M, N]);
+          expect(relError(await rt.read(y), ref), JSON.stringify(variant)).toBeLessThan(1e-5);
+        }
       });
     }
   }
@@ -39,9 +41,11 @@ describe('matmul', () => {
       it(`${dtype} weights M=${M} N=${N} K=${K}`, async () => {
         const x = randn(M * K, 4);
         const w = randn(N * K, 5);
-        const y = matmul(rt, rt.upload(x, [M, K]), rt.upload(w, [N, K], dtype));
         const ref = matmulReference(x, roundTo(w, dtype), M, N, K);
-        expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+        for (const variant of [{ simple: true }, { gemv: true }, { gemv: false }]) {
+          const y = matmul(rt, rt.upload(x, [M, K]), rt.upload(w, [N, K], dtype), variant);
+          expect(relError(await rt.read(y), ref), JSON.stringify(variant)).toBeLessThan(1e-5);
+        }
       });
     }
   }

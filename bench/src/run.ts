@@ -1,0 +1,171 @@
+/**
+ * `pnpm bench`: decode and prefill throughput, per-token decode time against
+ * context length, peak GPU memory and state/KV bytes for the benchmark models,
+ * on whatever WebGPU adapter core finds. Prints a table and writes JSON (and,
+ * with --chart, the decode-vs-context SVG).
+ *
+ *   pnpm bench [--quick] [--models mamba2-130m,llama-350m] [--dtype f32|f16] [--out file.json] [--chart file.svg]
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Runtime, type Tensor } from '@statespace/core';
+import { Session, composeModel } from '@statespace/hybrid';
+import { lineChartSvg } from './chart.js';
+import { BENCH_MODELS, type BenchModel, CHART_MODELS } from './models.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    models: { type: 'string' },
+    dtype: { type: 'string' },
+    out: { type: 'string' },
+    chart: { type: 'string' },
+    'chart-only': { type: 'boolean' },
+    prefill: { type: 'string' },
+    contexts: { type: 'string' },
+  },
+});
+const quick = !!values.quick;
+const dtype = (values.dtype ?? 'f32') as 'f32' | 'f16';
+const prefillLengths = (values.prefill ?? (quick ? '64,256' : '512,4096,32768')).split(',').map(Number);
+const contexts = (values.contexts ?? (quick ? '64,256' : '1024,8192,32768')).split(',').map(Number);
+
+const rt = await Runtime.create();
+const now = () => performance.now();
+
+function randomIds(n: number, vocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => ((s = (s * 1664525 + 1013904223) >>> 0) % vocab));
+}
+
+/** Device-to-device copy bandwidth (read + write bytes per second). */
+async function measureBandwidth(): Promise<number> {
+  const n = quick ? 4 << 20 : 64 << 20; // floats
+  const a = rt.zeros([n]);
+  const b = rt.empty([n]);
+  rt.copy(a, b);
+  await rt.sync();
+  const reps = quick ? 3 : 20;
+  const t0 = now();
+  for (let i = 0; i < reps; i++) rt.copy(i % 2 ? b : a, i % 2 ? a : b);
+  await rt.sync();
+  const s = (now() - t0) / 1000;
+  a.dispose();
+  b.dispose();
+  return (2 * 4 * n * reps) / s;
+}
+
+interface Result {
+  model: string;
+  dtype: string;
+  weightBytes: number;
+  decodeTokS: number;
+  decodeTokSBatch8: number;
+  prefillTokS: Record<number, number>;
+  prefillPeakBytes: Record<number, number>;
+  decodeMsAtContext: Record<number, number>;
+  stateBytesAtContext: Record<number, { ssm: number; conv: number; kv: number }>;
+  floorTokS: number;
+}
+
+async function decodeRate(session: Session, steps: number): Promise<number> {
+  let t0 = 0;
+  let n = 0;
+  for await (const _ of session.generateBatch(null, { maxNewTokens: steps + 2, greedy: true, ignoreEos: true })) {
+    if (n === 1) t0 = now(); // the first token came from the prefill
+    n++;
+  }
+  return ((n - 2) * 1000) / (now() - t0);
+}
+
+async function benchModel(m: BenchModel, bandwidth: number): Promise<Result> {
+  const model = composeModel(rt, m.composition, { seed: 1, dtype });
+  await rt.sync();
+  const V = m.composition.vocabSize;
+  const r: Result = { model: m.name, dtype, weightBytes: model.weightBytes(), decodeTokS: 0, decodeTokSBatch8: 0, prefillTokS: {}, prefillPeakBytes: {}, decodeMsAtContext: {}, stateBytesAtContext: {}, floorTokS: 0 };
+  r.floorTokS = bandwidth / 2 / r.weightBytes; // a copy moves each byte twice; decode reads each weight once
+  const steps = quick ? 8 : 64;
+  // decode, batch 1 and 8
+  {
+    const s = new Session(model);
+    await s.prefill(randomIds(16, V, 1));
+    r.decodeTokS = await decodeRate(s, steps);
+    s.dispose();
+    const s8 = new Session(model, { batch: 8 });
+    await s8.prefill(Array.from({ length: 8 }, (_, b) => randomIds(16, V, 10 + b)));
+    r.decodeTokSBatch8 = (8 * (await decodeRate(s8, steps))) / 1;
+    s8.dispose();
+  }
+  // prefill
+  for (const L of prefillLengths) {
+    const warm = new Session(model);
+    await warm.prefill(randomIds(Math.min(L, 64), V, 2));
+    warm.dispose();
+    rt.trimPool();
+    rt.resetPeak();
+    const before = rt.memory().liveBytes;
+    const s = new Session(model);
+    const t0 = now();
+    await s.prefill(randomIds(L, V, 3));
+    r.prefillTokS[L] = (L * 1000) / (now() - t0);
+    r.prefillPeakBytes[L] = rt.memory().peakLiveBytes - before;
+    s.dispose();
+  }
+  // decode time per token at context C
+  for (const C of contexts) {
+    const s = new Session(model);
+    await s.prefill(randomIds(C, V, 4));
+    const rate = await decodeRate(s, quick ? 4 : 32);
+    r.decodeMsAtContext[C] = 1000 / rate;
+    r.stateBytesAtContext[C] = (({ ssm, conv, kv }) => ({ ssm, conv, kv }))(s.memory());
+    s.dispose();
+  }
+  model.dispose();
+  rt.trimPool();
+  return r;
+}
+
+const fmt = (x: number, d = 1) => (x >= 100 ? x.toFixed(0) : x.toFixed(d));
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+const bandwidth = await measureBandwidth();
+console.log(`adapter ${rt.adapterName}; copy bandwidth ${(bandwidth / 1e9).toFixed(0)} GB/s; weights ${dtype}${quick ? '; quick mode' : ''}`);
+const wanted = values.models?.split(',');
+const results: Result[] = [];
+if (!values['chart-only']) {
+  for (const m of BENCH_MODELS.filter((x) => !wanted || wanted.includes(x.name))) {
+    const r = await benchModel(m, bandwidth);
+    results.push(r);
+    console.log(
+      [
+        `${r.model}: decode ${fmt(r.decodeTokS)} tok/s (batch 8: ${fmt(r.decodeTokSBatch8)} tok/s), floor ${fmt(r.floorTokS)} tok/s -> ${((100 * r.decodeTokS) / r.floorTokS).toFixed(0)}% of weight-bandwidth bound`,
+        `  prefill ${prefillLengths.map((L) => `${L}: ${fmt(r.prefillTokS[L])} tok/s, peak ${mib(r.prefillPeakBytes[L])}`).join('; ')}`,
+        `  decode ms/token at context ${contexts.map((C) => `${C}: ${r.decodeMsAtContext[C].toFixed(2)} (ssm ${mib(r.stateBytesAtContext[C].ssm)}, kv ${mib(r.stateBytesAtContext[C].kv)})`).join('; ')}`,
+      ].join('\n'),
+    );
+  }
+}
+let chart: { name: string; points: [number, number][] }[] | undefined;
+if (values.chart) {
+  chart = [];
+  for (const m of CHART_MODELS) {
+    const model = composeModel(rt, m.composition, { seed: 1, dtype });
+    const points: [number, number][] = [];
+    for (const C of contexts) {
+      const s = new Session(model);
+      await s.prefill(randomIds(C, m.composition.vocabSize, 5));
+      points.push([C, 1000 / (await decodeRate(s, quick ? 4 : 32))]);
+      s.dispose();
+    }
+    model.dispose();
+    rt.trimPool();
+    chart.push({ name: m.name, points });
+    console.log(`chart ${m.name}: ${points.map(([c, ms]) => `${c}: ${ms.toFixed(2)} ms`).join(', ')}`);
+  }
+  writeFileSync(values.chart, lineChartSvg(`Decode time per token vs context (${rt.adapterName})`, 'context length (tokens)', 'ms per token', chart));
+}
+const out = { adapter: rt.adapterName, bandwidthBytesPerS: bandwidth, dtype, quick, prefillLengths, contexts, results, chart, date: new Date().toISOString() };
+if (values.out) writeFileSync(values.out, JSON.stringify(out, null, 1));
+else console.log(JSON.stringify(out));
+rt.destroy();
+process.exit(0);

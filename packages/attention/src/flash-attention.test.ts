@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { getTestRuntime, randn, relError } from '@statespace/core/testing';
+import { attentionReference, createFlashAttentionKernel, flashAttention, type FlashAttentionOptions } from './flash-attention.js';
+
+const rt = await getTestRuntime();
+
+interface Case {
+  B: number;
+  Lq: number;
+  Lk?: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  opts?: FlashAttentionOptions;
+}
+
+async function check(c: Case, seed: number): Promise<number> {
+  const Lk = c.Lk ?? c.Lq;
+  const q = randn(c.B * c.Lq * c.H * c.D, seed);
+  const k = randn(c.B * Lk * c.Hkv * c.D, seed + 1);
+  const v = randn(c.B * Lk * c.Hkv * c.D, seed + 2);
+  const o = flashAttention(rt, rt.upload(q, [c.B, c.Lq, c.H, c.D]), rt.upload(k, [c.B, Lk, c.Hkv, c.D]), rt.upload(v, [c.B, Lk, c.Hkv, c.D]), c.opts);
+  expect(o.shape).toEqual([c.B, c.Lq, c.H, c.D]);
+  const ref = attentionReference(q, k, v, { B: c.B, Lq: c.Lq, Lk, H: c.H, Hkv: c.Hkv, D: c.D }, { ...c.opts });
+  return relError(await rt.read(o), ref);
+}
+
+describe('flash attention (prefill)', () => {
+  const lengths = [1, 2, 17, 64, 65, 300];
+  for (const L of lengths) {
+    it(`L=${L} H=2 D=16 batch 2`, async () => {
+      expect(await check({ B: 2, Lq: L, H: 2, Hkv: 2, D: 16, opts: { path: 'prefill' } }, L)).toBeLessThan(1e-5);
+    });
+  }
+  for (const D of [16, 32, 64, 128, 256]) {
+    it(`head_dim ${D}, L=37, GQA 4:1`, async () => {
+      expect(await check({ B: 1, Lq: 37, H: 4, Hkv: 1, D }, D)).toBeLessThan(1e-5);
+    });
+  }
+  it('odd head_dim 40 and 80', async () => {
+    expect(await check({ B: 1, Lq: 33, H: 2, Hkv: 1, D: 40 }, 3)).toBeLessThan(1e-5);
+    expect(await check({ B: 2, Lq: 19, H: 2, Hkv: 2, D: 80 }, 4)).toBeLessThan(1e-5);
+  });
+  for (const [H, Hkv] of [[6, 3], [6, 2], [6, 1]] as [number, number][]) {
+    it(`GQA H=${H} Hkv=${Hkv}, L=65`, async () => {
+      expect(await check({ B: 2, Lq: 65, H, Hkv, D: 32 }, H * 10 + Hkv)).toBeLessThan(1e-5);
+    });
+  }
+  for (const window of [1, 5, 32, 33, 100]) {
+    it(`sliding window ${window}, L=129`, async () => {
+      expect(await check({ B: 1, Lq: 129, H: 2, Hkv: 1, D: 32, opts: { slidingWindow: window } }, window)).toBeLessThan(1e-5);
+    });
+  }
+  it('soft-cap and custom scale', async () => {
+    expect(await check({ B: 1, Lq: 70, H: 2, Hkv: 2, D: 32, opts: { softcap: 2.5, scale: 0.9 } }, 5)).toBeLessThan(1e-5);
+  });
+  for (const [Lq, Lk] of [[1, 300], [5, 300], [64, 100], [33, 97]] as [number, number][]) {
+    it(`queries continue after the cache: Lq=${Lq} Lk=${Lk}`, async () => {
+      expect(await check({ B: 2, Lq, Lk, H: 4, Hkv: 2, D: 32, opts: { path: 'prefill' } }, Lq + Lk)).toBeLessThan(1e-5);
+    });
+  }
+  it('query offset before the end (keys after the queries are ignored)', async () => {
+    expect(await check({ B: 1, Lq: 20, Lk: 90, H: 2, Hkv: 1, D: 16, opts: { queryOffset: 40, slidingWindow: 25 } }, 6)).toBeLessThan(1e-5);
+  });
+  it('keeps the score matrix out of global memory (largest buffer is O(L))', () => {
+    const k = createFlashAttentionKernel({ B: 1, Lq: 4096, H: 1, Hkv: 1, D: 32, qOffset: 0, segStart: 0, segLen: 4096, segCap: 4096, first: true, last: true });
+    expect(k.bindings.length).toBe(5);
+    expect(k.wgsl).toContain('var<workgroup> ps');
+  });
+});
+
+describe('flash decoding', () => {
+  for (const Lk of [1, 2, 17, 255, 256, 257, 300, 700]) {
+    it(`one query against ${Lk} keys, GQA 4:2, batch 2`, async () => {
+      expect(await check({ B: 2, Lq: 1, Lk, H: 4, Hkv: 2, D: 32, opts: { path: 'decode' } }, Lk)).toBeLessThan(1e-5);
+    });
+  }
+  for (const D of [16, 64, 128, 256]) {
+    it(`head_dim ${D}, 300 keys`, async () => {
+      expect(await check({ B: 1, Lq: 1, Lk: 300, H: 2, Hkv: 1, D }, D + 1)).toBeLessThan(1e-5);
+    });
+  }
+  it('sliding window and soft-cap', async () => {
+    expect(await check({ B: 1, Lq: 1, Lk: 600, H: 2, Hkv: 2, D: 32, opts: { slidingWindow: 300, softcap: 3 } }, 9)).toBeLessThan(1e-5);
+    expect(await check({ B: 1, Lq: 1, Lk: 600, H: 2, Hkv: 2, D: 32, opts: { slidingWindow: 7 } }, 10)).toBeLessThan(1e-5);
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * Decode attention, flash-decoding style (Dao et al., "Flash-Decoding for
+ * long-context inference", 2023): one query per (batch, head) against a long
+ * KV cache. The cache is split along its length into chunks of C keys; pass 1
+ * gives every chunk its own workgroup, which writes a partial result
+ * (unnormalised O, its max m and sum l); pass 2 combines the chunks of each
+ * (batch, head) with the log-sum-exp rescaling of the online softmax.
+ *
+ * Shape glossary:
+ *   B  batch     H  query heads     Hkv  key/value heads     D  head_dim (≤ 256)
+ *   C  keys per chunk (256)         N  chunks over all KV runs
+ */
+import {
+  type KernelDescriptor,
+  type Runtime,
+  type Tensor,
+  type TensorLike,
+  type UniformLayout,
+  WGSL_BUILTINS,
+  WGSL_LINEAR_WORKGROUP,
+  assertArg,
+  linearDispatch,
+  wgslBindings,
+  wgslRowReduce,
+} from '@statespace/core';
+import type { AttentionOptions, KVRun } from './flash-attention.js';
+
+/** Keys per flash-decoding chunk (one per thread of a workgroup). */
+export const DECODE_CHUNK = 256;
+const COMBINE_THREADS = 64;
+
+const decodeLayout = {
+  H: 'u32', Hkv: 'u32', D: 'u32', qpos: 'u32', segStart: 'u32', segLen: 'u32', segCap: 'u32', window: 'u32',
+  scale: 'f32', softcap: 'f32', chunkLo: 'u32', chunkBase: 'u32', N: 'u32',
+} as const satisfies UniformLayout;
+
+/** Sizes of one pass-1 dispatch (chunks chunkLo .. chunkLo + chunks − 1 of one KV run). */
+export interface FlashDecodeShape {
+  B: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  /** Absolute position of the query. */
+  qpos: number;
+  segStart: number;
+  segLen: number;
+  segCap: number;
+  /** First chunk of the run to process, how many, and the partial slot of the first. */
+  chunkLo: number;
+  chunks: number;
+  chunkBase: number;
+  /** Partial slots in all (over every run). */
+  N: number;
+}
+
+/** Builds pass 1: each workgroup scores its C keys (one per thread) and writes (O, m, l) of its chunk. */
+export function createFlashDecodeKernel(shape: FlashDecodeShape, options: AttentionOptions = {}): KernelDescriptor {
+  const bindings = [
+    { name: 'q', type: 'f32', access: 'read' }, // (B, 1, H, D)
+    { name: 'k', type: 'f32', access: 'read' }, // (B, segCap, Hkv, D)
+    { name: 'v', type: 'f32', access: 'read' }, // (B, segCap, Hkv, D)
+    { name: 'po', type: 'f32', access: 'read_write' }, // (B, H, N, D) partial unnormalised outputs
+    { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2) partial max and sum
+  ] as const;
+  const wgsl = `${wgslBindings(decodeLayout, bindings)}
+${wgslRowReduce()}
+const C = ${DECODE_CHUNK}u;
+const SENT = -3.0e38;
+var<workgroup> qv: array<f32, ${DECODE_CHUNK}>; // (D) the query
+var<workgroup> ps: array<f32, ${DECODE_CHUNK}>; // (C) probabilities
+@compute @workgroup_size(${DECODE_CHUNK})
+fn main(${WGSL_BUILTINS}) {
+  let ci = wid.x;
+  let h = wid.y;
+  let b = wid.z;
+  let hk = h / (u.H / u.Hkv);
+  let chunkStart = u.segStart + (u.chunkLo + ci) * C;
+  let kEnd = min(min(chunkStart + C, u.segStart + u.segLen), u.qpos + 1u);
+  var kStart = chunkStart;
+  if (u.window > 0u && u.qpos + 1u > u.window) { kStart = max(kStart, u.qpos + 1u - u.window); }
+  for (var d = li; d < u.D; d += C) { qv[d] = q[(b * u.H + h) * u.D + d]; }
+  workgroupBarrier();
+  let t = chunkStart + li;
+  let ok = t >= kStart && t < kEnd;
+  var s = SENT;
+  if (ok) {
+    let kb = ((b * u.segCap + t - u.segStart) * u.Hkv + hk) * u.D;
+    var dot = 0.0;
+    for (var d = 0u; d < u.D; d++) { dot += qv[d] * k[kb + d]; }
+    s = dot * u.scale;
+    if (u.softcap > 0.0) { s = u.softcap * tanh(clamp(s / u.softcap, -15.0, 15.0)); }
+  }
+  let m = wgMax(s, li);
+  var p = 0.0;
+  if (ok) { p = exp(s - m); }
+  let l = wgSum(p, li);
+  ps[li] = p;
+  workgroupBarrier();
+  let slot = (b * u.H + h) * u.N + u.chunkBase + ci;
+  for (var d = li; d < u.D; d += C) {
+    var acc = 0.0;
+    for (var c = kStart; c < kEnd; c++) {
+      acc += ps[c - chunkStart] * v[((b * u.segCap + c - u.segStart) * u.Hkv + hk) * u.D + d];
+    }
+    po[slot * u.D + d] = acc;
+  }
+  if (li == 0u) {
+    pml[slot * 2u] = m;
+    pml[slot * 2u + 1u] = l;
+  }
+}`;
+  return {
+    name: 'flash_decode',
+    cacheKey: '',
+    wgsl,
+    workgroupSize: [DECODE_CHUNK, 1, 1],
+    dispatch: [shape.chunks, shape.H, shape.B],
+    bindings,
+    uniformLayout: decodeLayout,
+    uniforms: {
+      H: shape.H, Hkv: shape.Hkv, D: shape.D, qpos: shape.qpos, segStart: shape.segStart, segLen: shape.segLen, segCap: shape.segCap,
+      window: options.slidingWindow ?? 0, scale: options.scale ?? 1 / Math.sqrt(shape.D), softcap: options.softcap ?? 0,
+      chunkLo: shape.chunkLo, chunkBase: shape.chunkBase, N: shape.N,
+    },
+  };
+}
+
+const combineLayout = { rows: 'u32', D: 'u32', N: 'u32' } as const satisfies UniformLayout;
+
+/** Builds pass 2: per (batch, head), O = Σ O_c e^(m_c − M) / Σ l_c e^(m_c − M) with M = max m_c. */
+export function createDecodeCombineKernel(shape: { B: number; H: number; D: number; N: number }): KernelDescriptor {
+  const bindings = [
+    { name: 'po', type: 'f32', access: 'read' }, // (B, H, N, D)
+    { name: 'pml', type: 'f32', access: 'read' }, // (B, H, N, 2)
+    { name: 'out', type: 'f32', access: 'read_write' }, // (B, 1, H, D)
+  ] as const;
+  const wgsl = `${wgslBindings(combineLayout, bindings)}
+const WG = ${COMBINE_THREADS}u;
+@compute @workgroup_size(${COMBINE_THREADS})
+fn main(${WGSL_BUILTINS}) {
+  let row = ${WGSL_LINEAR_WORKGROUP};
+  if (row >= u.rows) { return; }
+  var mx = -3.0e38;
+  for (var c = 0u; c < u.N; c++) { mx = max(mx, pml[(row * u.N + c) * 2u]); }
+  var total = 0.0;
+  for (var c = 0u; c < u.N; c++) { total += pml[(row * u.N + c) * 2u + 1u] * exp(pml[(row * u.N + c) * 2u] - mx); }
+  let inv = select(0.0, 1.0 / total, total > 0.0);
+  for (var d = li; d < u.D; d += WG) {
+    var acc = 0.0;
+    for (var c = 0u; c < u.N; c++) { acc += po[(row * u.N + c) * u.D + d] * exp(pml[(row * u.N + c) * 2u] - mx); }
+    out[row * u.D + d] = acc * inv;
+  }
+}`;
+  return {
+    name: 'flash_decode_combine',
+    cacheKey: '',
+    wgsl,
+    workgroupSize: [COMBINE_THREADS, 1, 1],
+    dispatch: linearDispatch(shape.B * shape.H),
+    bindings,
+    uniformLayout: combineLayout,
+    uniforms: { rows: shape.B * shape.H, D: shape.D, N: shape.N },
+  };
+}
+
+/**
+ * Flash-decoding of one query per sequence, q (B, 1, H, D) at absolute
+ * position `qpos`, against keys and values held in `runs` (positions
+ * 0 .. qpos). Returns (B, 1, H, D). Called by {@link flashAttention} and the
+ * KV cache; validation happens there.
+ */
+export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], qpos: number, options: AttentionOptions & { Hkv: number; outShape?: readonly number[] }): Tensor {
+  const [B, one, H, D] = q.shape;
+  assertArg(one === 1, 'flashDecoding', `q must hold one token per sequence, got ${one}`);
+  const window = options.slidingWindow ?? 0;
+  const lo = window > 0 ? Math.max(0, qpos + 1 - window) : 0;
+  const hi = qpos + 1;
+  const plan: { run: KVRun; chunkLo: number; chunks: number; base: number }[] = [];
+  let N = 0;
+  for (const run of runs) {
+    const a = Math.max(lo, run.start);
+    const e = Math.min(hi, run.start + run.length);
+    if (a >= e) continue;
+    const chunkLo = Math.floor((a - run.start) / DECODE_CHUNK);
+    const chunkHi = Math.ceil((e - run.start) / DECODE_CHUNK);
+    plan.push({ run, chunkLo, chunks: chunkHi - chunkLo, base: N });
+    N += chunkHi - chunkLo;
+  }
+  const out = runtime.empty(options.outShape ?? [B, 1, H, D], 'f32', 'flashDecoding.out');
+  if (N === 0) {
+    runtime.clear(out);
+    return out;
+  }
+  const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
+  const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
+  for (const p of plan) {
+    const kernel = createFlashDecodeKernel(
+      { B, H, Hkv: options.Hkv, D, qpos, segStart: p.run.start, segLen: p.run.length, segCap: p.run.k.shape[1], chunkLo: p.chunkLo, chunks: p.chunks, chunkBase: p.base, N },
+      options,
+    );
+    runtime.run(kernel, [q, p.run.k, p.run.v, po, pml]);
+  }
+  runtime.run(createDecodeCombineKernel({ B, H, D, N }), [po, pml, out]);
+  po.dispose();
+  pml.dispose();
+  return out;
+}

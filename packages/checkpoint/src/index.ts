@@ -1,0 +1,72 @@
+/**
+ * @statespace/checkpoint: load Hugging Face checkpoints (safetensors, sharded
+ * indexes, config.json, tokenizer files) from a path, a URL or browser Files,
+ * safely, straight into statespace GPU tensors.
+ *
+ * @example
+ * ```ts
+ * import { Runtime } from '@statespace/core';
+ * import { openModel, loadWeights } from '@statespace/checkpoint';
+ * const runtime = await Runtime.create();
+ * const model = await openModel('./mamba2-tiny');
+ * const config = await model.config();
+ * const weights = await loadWeights(runtime, await model.weights(), { dtype: 'f16' });
+ * ```
+ * @packageDocumentation
+ */
+export { CheckpointError, type CheckpointErrorCode, type CheckpointErrorLocation } from './errors.js';
+export {
+  SAFETENSORS_DTYPES,
+  type SafetensorsDType,
+  type HostArray,
+  isSafetensorsDType,
+  isFloatDType,
+  dtypeByteSize,
+  viewAs,
+  toFloat32,
+  f8E4M3ToF32,
+  f8E5M2ToF32,
+} from './dtypes.js';
+export {
+  type ByteSource,
+  type ByteSourceInput,
+  type UrlSourceOptions,
+  bufferSource,
+  blobSource,
+  fileSource,
+  urlSource,
+  toByteSource,
+} from './sources.js';
+export {
+  MAX_HEADER_BYTES,
+  type TensorInfo,
+  type SafetensorsHeader,
+  type HostTensor,
+  type Checkpoint,
+  SafetensorsFile,
+  parseSafetensorsHeader,
+  openSafetensors,
+} from './safetensors.js';
+export { type SafetensorsIndex, ShardedCheckpoint, parseSafetensorsIndex, openShardedCheckpoint } from './sharded-checkpoint.js';
+export { type TensorToWrite, writeSafetensors } from './write-safetensors.js';
+export { type ConfigKey, type ConfigReader, type OptionalConfigReader, configReader, parseJson } from './config-reader.js';
+export {
+  type ExpectedTensor,
+  type WeightMismatch,
+  type WeightsReport,
+  type CheckWeightsOptions,
+  WeightsMismatchError,
+  compareWeights,
+  checkWeights,
+} from './check-weights.js';
+export { type ModelFiles, type ModelSource, type TokenizerFiles, ModelFolder, openModel } from './open-model.js';
+export {
+  type FloatDType,
+  type DTypeChoice,
+  type UploadOptions,
+  type LoadProgress,
+  type LoadWeightsOptions,
+  gpuDType,
+  uploadTensor,
+  loadWeights,
+} from './load-weights.js';

@@ -1,0 +1,262 @@
+/**
+ * A model folder, wherever it is: a directory on disk (Node), a URL base
+ * (e.g. `https://huggingface.co/<repo>/resolve/main/`) or the files a browser
+ * user picked. It reads `config.json`, tokenizer files and the weights
+ * (`model.safetensors`, or `model.safetensors.index.json` and its shards).
+ */
+import { type ConfigReader, configReader, parseJson } from './config-reader.js';
+import { CheckpointError } from './errors.js';
+import { type Checkpoint, openSafetensors } from './safetensors.js';
+import { openShardedCheckpoint } from './sharded-checkpoint.js';
+import { type ByteSource, type UrlSourceOptions, blobSource, fileSource, fsError, isHttpUrl, nodeFs, urlSource } from './sources.js';
+
+/** The largest text file (config, tokenizer) read into memory. */
+const MAX_TEXT_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Access to the files of one folder. {@link openModel} makes one from a path,
+ * a URL or a list of Files; implement it to read from anywhere else.
+ */
+export interface ModelFiles {
+  /** The folder's name for messages (a path, a URL, or `files`). */
+  readonly name: string;
+  /** A byte source for `file` (reading a missing file throws `CHECKPOINT_FILE_NOT_FOUND`). */
+  source(file: string): ByteSource;
+  /** True when `file` exists. */
+  exists(file: string): Promise<boolean>;
+  /** The whole of `file` as UTF-8 text. Throws `CHECKPOINT_FILE_NOT_FOUND` when absent. */
+  readText(file: string): Promise<string>;
+}
+
+/** What {@link openModel} accepts: a folder path (Node), an http(s) URL base, a list of `File`s, or a {@link ModelFiles}. */
+export type ModelSource = string | URL | readonly File[] | ArrayLike<File> | ModelFiles;
+
+/** The tokenizer files of a folder, parsed; each is undefined when absent. */
+export interface TokenizerFiles {
+  /** `tokenizer.json` (the fast tokenizer). */
+  tokenizer?: unknown;
+  /** `tokenizer_config.json`. */
+  tokenizerConfig?: unknown;
+  /** `special_tokens_map.json`. */
+  specialTokensMap?: unknown;
+  /** `generation_config.json`. */
+  generationConfig?: unknown;
+}
+
+function joinPath(dir: string, file: string): string {
+  return dir.endsWith('/') || dir.endsWith('\\') ? dir + file : `${dir}/${file}`;
+}
+
+function directoryFiles(dir: string): ModelFiles {
+  return {
+    name: dir,
+    source: (file) => fileSource(joinPath(dir, file)),
+    exists: async (file) => {
+      const fs = await nodeFs();
+      try {
+        return (await fs.stat(joinPath(dir, file))).isFile();
+      } catch {
+        return false;
+      }
+    },
+    readText: async (file) => {
+      const path = joinPath(dir, file);
+      const fs = await nodeFs();
+      try {
+        const stat = await fs.stat(path);
+        if (stat.size > MAX_TEXT_BYTES) throw new CheckpointError('CHECKPOINT_IO', `${path}: ${stat.size} bytes is too large for a text file`, { file: path });
+        return await fs.readFile(path, 'utf8');
+      } catch (cause) {
+        throw CheckpointError.isCheckpointError(cause) ? cause : fsError(path, cause, 'reading');
+      }
+    },
+  };
+}
+
+function urlFiles(base: string, options: UrlSourceOptions): ModelFiles {
+  const root = base.endsWith('/') ? base : `${base}/`;
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const url = (file: string) => new URL(file, root).toString();
+  return {
+    name: root,
+    source: (file) => urlSource(url(file), options),
+    exists: async (file) => {
+      try {
+        await urlSource(url(file), options).size();
+        return true;
+      } catch (error) {
+        if (CheckpointError.isCheckpointError(error) && error.code === 'CHECKPOINT_FILE_NOT_FOUND') return false;
+        throw error;
+      }
+    },
+    readText: async (file) => {
+      const address = url(file);
+      let response: Response;
+      try {
+        response = await doFetch(address, { headers: options.headers });
+      } catch (cause) {
+        throw new CheckpointError('CHECKPOINT_HTTP', `${address}: request failed: ${(cause as Error)?.message ?? String(cause)}`, { file: address, cause });
+      }
+      if (response.status === 404) {
+        await response.body?.cancel().catch(() => {});
+        throw new CheckpointError('CHECKPOINT_FILE_NOT_FOUND', `${address}: 404 not found`, { file: address });
+      }
+      if (!response.ok) {
+        await response.body?.cancel().catch(() => {});
+        throw new CheckpointError('CHECKPOINT_HTTP', `${address}: HTTP ${response.status} ${response.statusText}`, { file: address });
+      }
+      const length = Number(response.headers.get('content-length') ?? 0);
+      if (length > MAX_TEXT_BYTES) {
+        await response.body?.cancel().catch(() => {});
+        throw new CheckpointError('CHECKPOINT_HTTP', `${address}: ${length} bytes is too large for a text file`, { file: address });
+      }
+      return response.text();
+    },
+  };
+}
+
+function fileListFiles(list: ArrayLike<File>): ModelFiles {
+  // A folder picked with <input webkitdirectory> names files "folder/config.json": drop the first segment.
+  const byName = new Map<string, File>();
+  for (const file of Array.from(list)) {
+    const relative = (file as File & { webkitRelativePath?: string }).webkitRelativePath;
+    const key = relative ? relative.split('/').slice(1).join('/') || file.name : file.name;
+    if (!byName.has(key)) byName.set(key, file);
+  }
+  const find = (name: string) => {
+    const file = byName.get(name);
+    if (!file) throw new CheckpointError('CHECKPOINT_FILE_NOT_FOUND', `${name}: not among the files given (${[...byName.keys()].join(', ')})`, { file: name });
+    return file;
+  };
+  return {
+    name: 'files',
+    source: (name) => {
+      const file = byName.get(name);
+      if (file) return blobSource(file, name);
+      const missing = () => find(name) as never;
+      return { name, size: async () => missing(), read: async () => missing(), close: async () => {} };
+    },
+    exists: async (name) => byName.has(name),
+    readText: async (name) => find(name).text(),
+  };
+}
+
+/**
+ * One model folder: config, tokenizer files and weights. Make it with {@link openModel}.
+ *
+ * @example
+ * ```ts
+ * const model = await openModel('./mamba2-tiny');
+ * const config = await model.config();
+ * const { tokenizer } = await model.tokenizer();
+ * const checkpoint = await model.weights();
+ * ```
+ */
+export class ModelFolder {
+  readonly files: ModelFiles;
+
+  constructor(files: ModelFiles) {
+    this.files = files;
+  }
+
+  /** The folder's name (path, URL base or `files`). */
+  get name(): string {
+    return this.files.name;
+  }
+
+  /** True when the folder holds `file`. */
+  exists(file: string): Promise<boolean> {
+    return this.files.exists(file);
+  }
+
+  /** `file` as text; throws `CHECKPOINT_FILE_NOT_FOUND` when absent. */
+  readText(file: string): Promise<string> {
+    return this.files.readText(file);
+  }
+
+  /** The whole of `file` as bytes (e.g. a sentencepiece `tokenizer.model`); throws `CHECKPOINT_FILE_NOT_FOUND` when absent. */
+  async readBytes(file: string): Promise<Uint8Array> {
+    const source = this.files.source(file);
+    try {
+      return await source.read(0, await source.size());
+    } finally {
+      await source.close();
+    }
+  }
+
+  /** `file` parsed as JSON (bare `Infinity` / `NaN` accepted); throws `CONFIG_INVALID_JSON` naming the file. */
+  async readJson(file: string): Promise<unknown> {
+    return parseJson(await this.files.readText(file), this.fileName(file));
+  }
+
+  /** Like {@link readJson}, but undefined when the file is absent. */
+  async readOptionalJson(file: string): Promise<unknown> {
+    try {
+      return await this.readJson(file);
+    } catch (error) {
+      if (CheckpointError.isCheckpointError(error) && error.code === 'CHECKPOINT_FILE_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  /** `config.json` wrapped in a {@link ConfigReader}. */
+  async config(file = 'config.json'): Promise<ConfigReader> {
+    return configReader(await this.readJson(file), this.fileName(file));
+  }
+
+  /** The tokenizer files present in the folder, parsed. */
+  async tokenizer(): Promise<TokenizerFiles> {
+    const [tokenizer, tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(
+      ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'].map((f) => this.readOptionalJson(f)),
+    );
+    return { tokenizer, tokenizerConfig, specialTokensMap, generationConfig };
+  }
+
+  /**
+   * The weights: `model.safetensors` when present, otherwise
+   * `model.safetensors.index.json` with its shards (opened lazily).
+   * Throws `CHECKPOINT_FILE_NOT_FOUND` naming both when neither exists.
+   */
+  async weights(): Promise<Checkpoint> {
+    try {
+      return await openSafetensors(this.files.source('model.safetensors'));
+    } catch (error) {
+      if (!CheckpointError.isCheckpointError(error) || error.code !== 'CHECKPOINT_FILE_NOT_FOUND') throw error;
+    }
+    const indexFile = 'model.safetensors.index.json';
+    if (await this.files.exists(indexFile)) {
+      const text = await this.files.readText(indexFile);
+      return openShardedCheckpoint(text, (shard) => this.files.source(shard), this.fileName(indexFile));
+    }
+    throw new CheckpointError('CHECKPOINT_FILE_NOT_FOUND', `${this.name}: neither model.safetensors nor model.safetensors.index.json was found`, { file: this.name });
+  }
+
+  private fileName(file: string): string {
+    return this.files.name === 'files' ? file : joinPath(this.files.name, file);
+  }
+}
+
+/**
+ * Opens a model folder: a directory path (Node), an http(s) URL base, the
+ * `File`s a user picked (`<input type=file multiple>` or `webkitdirectory`),
+ * or any {@link ModelFiles}. Nothing is read until asked for.
+ *
+ * @example
+ * ```ts
+ * const model = await openModel('https://huggingface.co/state-spaces/mamba-130m-hf/resolve/main/');
+ * const config = await model.config();
+ * const checkpoint = await model.weights();
+ * const weights = await loadWeights(runtime, checkpoint, { dtype: 'f16', onProgress: (p) => console.log(p.bytesDone / p.bytesTotal) });
+ * ```
+ */
+export async function openModel(source: ModelSource, options: UrlSourceOptions = {}): Promise<ModelFolder> {
+  if (typeof source === 'string') {
+    if (isHttpUrl(source)) return new ModelFolder(urlFiles(source, options));
+    return new ModelFolder(directoryFiles(source.startsWith('file://') ? decodeURIComponent(new URL(source).pathname) : source));
+  }
+  if (source instanceof URL) {
+    return new ModelFolder(source.protocol === 'file:' ? directoryFiles(decodeURIComponent(source.pathname)) : urlFiles(source.toString(), options));
+  }
+  if (typeof (source as ModelFiles).source === 'function') return new ModelFolder(source as ModelFiles);
+  return new ModelFolder(fileListFiles(source as ArrayLike<File>));
+}

@@ -1,0 +1,214 @@
+/**
+ * The SSD decode step, one fused kernel: one token per sequence, the state updated in place
+ * (the recurrent form of Mamba-2, paper section 3; transformers' `torch_forward` seq_len == 1 path):
+ *
+ *   dt = clamp(softplus(Δ + dt_bias), min, max)       A = -exp(A_log)     (scalars per head)
+ *   S  = exp(dt·A)·S + dt·x ⊗ B                       (S: (P, N) per head)
+ *   y  = S·C + D·x
+ *
+ * Shape glossary (see ssd-shape.ts): b batch, H heads, P head dim, N d_state, G groups (g = h / (H / G)).
+ * One workgroup of 32 × 8 threads per (b, h, 8 rows of P): 32 lanes stride over N
+ * (coalesced reads of the state row), then a tree reduction over the lanes.
+ */
+import {
+  type DType,
+  type KernelDescriptor,
+  type Runtime,
+  type Tensor,
+  type TensorLike,
+  type UniformLayout,
+  WGSL_BUILTINS,
+  WGSL_LINEAR_WORKGROUP,
+  assertArg,
+  assertShape,
+  linearDispatch,
+  wgslBindings,
+  wgslLoadFloat,
+  wgslStorageType,
+} from '@statespace/core';
+import { type SsdDtAttrs, type SsdOperand, type SsdShape, checkPerHead, WGSL_SOFTPLUS_DT, finiteLimit, resolveOperand } from './ssd-shape.js';
+import { ssdRecurrentReference, type SsdReferenceInputs } from './ssd.js';
+
+const LANES = 32;
+const ROWS = 8;
+const layout = {
+  batch: 'u32',
+  H: 'u32',
+  P: 'u32',
+  N: 'u32',
+  G: 'u32',
+  xOffset: 'u32',
+  xStride: 'u32',
+  dtOffset: 'u32',
+  dtStride: 'u32',
+  bOffset: 'u32',
+  bStride: 'u32',
+  cOffset: 'u32',
+  cStride: 'u32',
+  dtMin: 'f32',
+  dtMax: 'f32',
+} as const satisfies UniformLayout;
+
+/** Shape of a decode step (one token per sequence). */
+export type SsdStepShape = Omit<SsdShape, 'seqlen' | 'chunkSize'>;
+
+type Strided = { offset: number; stride: number };
+
+/** Builds the decode-step kernel (see the file comment). */
+export function createSsdDecodeKernel(
+  shape: SsdStepShape,
+  operands: { x: Strided; dt: Strided; B: Strided; C: Strided },
+  attrs: { aLogDtype?: DType; dtBiasDtype?: DType | null; dDtype?: DType | null; dtSoftplus?: boolean; dtLimit?: readonly [number, number] } = {},
+): KernelDescriptor {
+  const aDtype = attrs.aLogDtype ?? 'f32';
+  const biasDtype = attrs.dtBiasDtype === undefined ? 'f32' : attrs.dtBiasDtype;
+  const dDtype = attrs.dDtype === undefined ? 'f32' : attrs.dDtype;
+  const softplus = attrs.dtSoftplus ?? true;
+  const bindings = [
+    { name: 'x', type: 'f32', access: 'read' }, // (b) rows of (H, P)
+    { name: 'dtIn', type: 'f32', access: 'read' }, // (b) rows of (H)
+    { name: 'Bm', type: 'f32', access: 'read' }, // (b) rows of (G, N)
+    { name: 'Cm', type: 'f32', access: 'read' }, // (b) rows of (G, N)
+    { name: 'aLog', type: wgslStorageType(aDtype), access: 'read' }, // (H)
+    ...(biasDtype ? [{ name: 'dtBias', type: wgslStorageType(biasDtype), access: 'read' } as const] : []), // (H)
+    ...(dDtype ? [{ name: 'Dp', type: wgslStorageType(dDtype), access: 'read' } as const] : []), // (H)
+    { name: 'state', type: 'f32', access: 'read_write' }, // (b, H, P, N)
+    { name: 'y', type: 'f32', access: 'read_write' }, // (b, H, P)
+  ] as const;
+  const wgsl = `${wgslBindings(layout, bindings)}
+${wgslLoadFloat('loadALog', 'aLog', aDtype)}
+${biasDtype ? wgslLoadFloat('loadDtBias', 'dtBias', biasDtype) : 'fn loadDtBias(i: u32) -> f32 { return 0.0; }'}
+${dDtype ? wgslLoadFloat('loadD', 'Dp', dDtype) : 'fn loadD(i: u32) -> f32 { return 0.0; }'}
+${WGSL_SOFTPLUS_DT}
+const LANES = ${LANES}u;
+const ROWS = ${ROWS}u;
+var<workgroup> red: array<f32, ${LANES * ROWS}>;
+@compute @workgroup_size(${LANES}, ${ROWS}, 1)
+fn main(${WGSL_BUILTINS}) {
+  let wg = ${WGSL_LINEAR_WORKGROUP};
+  let pBlocks = (u.P + ROWS - 1u) / ROWS;
+  if (wg >= u.batch * u.H * pBlocks) { return; }
+  let pb = wg % pBlocks;
+  let bh = wg / pBlocks;
+  let h = bh % u.H;
+  let b = bh / u.H;
+  let g = h / (u.H / u.G);
+  let p = pb * ROWS + lid.y;
+  let raw = dtIn[u.dtOffset + b * u.dtStride + h] + loadDtBias(h);
+  let dtv = clamp(${softplus ? 'softplus_dt(raw)' : 'raw'}, u.dtMin, u.dtMax);
+  let dA = exp(dtv * -exp(loadALog(h)));
+  var acc = 0.0;
+  var xv = 0.0;
+  if (p < u.P) {
+    xv = x[u.xOffset + b * u.xStride + h * u.P + p];
+    let base = (bh * u.P + p) * u.N;
+    let bRow = u.bOffset + b * u.bStride + g * u.N;
+    let cRow = u.cOffset + b * u.cStride + g * u.N;
+    for (var n = lid.x; n < u.N; n += LANES) {
+      let s = state[base + n] * dA + dtv * xv * Bm[bRow + n];
+      state[base + n] = s;
+      acc += s * Cm[cRow + n];
+    }
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u && p < u.P) { y[bh * u.P + p] = red[li] + loadD(h) * xv; }
+}`;
+  const [dtMin, dtMax] = finiteLimit(attrs.dtLimit);
+  const { x, dt, B, C } = operands;
+  return {
+    name: 'ssd_decode',
+    cacheKey: `${aDtype}|${biasDtype ?? 'none'}|${dDtype ?? 'none'}|${softplus ? 'sp' : 'raw'}`,
+    wgsl,
+    workgroupSize: [LANES, ROWS, 1],
+    dispatch: linearDispatch(shape.batch * shape.heads * Math.ceil(shape.headDim / ROWS)),
+    bindings,
+    uniformLayout: layout,
+    uniforms: {
+      batch: shape.batch,
+      H: shape.heads,
+      P: shape.headDim,
+      N: shape.dState,
+      G: shape.groups,
+      xOffset: x.offset,
+      xStride: x.stride,
+      dtOffset: dt.offset,
+      dtStride: dt.stride,
+      bOffset: B.offset,
+      bStride: B.stride,
+      cOffset: C.offset,
+      cStride: C.stride,
+      dtMin,
+      dtMax,
+    },
+  };
+}
+
+/** GPU inputs of one decode step. */
+export interface SsdStepInputs {
+  /** (b, H, P) */
+  x: SsdOperand;
+  /** Raw Δ, (b, H). */
+  dt: SsdOperand;
+  /** (b, G, N) */
+  B: SsdOperand;
+  /** (b, G, N) */
+  C: SsdOperand;
+  /** (H) */
+  aLog: TensorLike;
+  dtBias?: TensorLike;
+  D?: TensorLike;
+  /** (b, H, P, N) f32, updated in place. */
+  state: TensorLike;
+}
+
+/**
+ * One SSD decode step: updates `inputs.state` in place and returns y (b, H, P).
+ *
+ * @example
+ * ```ts
+ * const y = ssdDecodeStep(rt, { x, dt, B, C, aLog, dtBias, D, state }, { batch: 1, heads: 24, headDim: 64, dState: 128, groups: 1 });
+ * ```
+ */
+export function ssdDecodeStep(runtime: Runtime, inputs: SsdStepInputs, shape: SsdStepShape, attrs: SsdDtAttrs & { out?: Tensor } = {}): Tensor {
+  const op = 'ssdDecodeStep';
+  const { batch: b, heads: H, headDim: P, dState: N, groups: G } = shape;
+  for (const [k, v] of Object.entries(shape)) assertArg(Number.isInteger(v) && v >= 1, op, `${k} must be a positive integer, got ${v}`);
+  assertArg(H % G === 0, op, `heads=${H} must be a multiple of groups=${G}`);
+  const x = resolveOperand(op, 'x', inputs.x, b, H * P, { batch: b, heads: H, headDim: P });
+  const dt = resolveOperand(op, 'dt', inputs.dt, b, H, { batch: b, heads: H });
+  const B = resolveOperand(op, 'B', inputs.B, b, G * N, { batch: b, groups: G, dState: N });
+  const C = resolveOperand(op, 'C', inputs.C, b, G * N, { batch: b, groups: G, dState: N });
+  checkPerHead(op, 'A_log', inputs.aLog, H);
+  if (inputs.dtBias) checkPerHead(op, 'dt_bias', inputs.dtBias, H);
+  if (inputs.D) checkPerHead(op, 'D', inputs.D, H);
+  assertShape(op, 'state', inputs.state.shape, { batch: b, heads: H, headDim: P, dState: N });
+  assertArg(inputs.state.dtype === 'f32', op, `state must be f32, got ${inputs.state.dtype}`);
+  const y = attrs.out ?? runtime.empty([b, H, P], 'f32', 'ssd.decode.y');
+  assertArg(y.size === b * H * P, op, `out has ${y.size} elements, expected ${b * H * P}`);
+  const kernel = createSsdDecodeKernel(shape, { x, dt, B, C }, {
+    aLogDtype: inputs.aLog.dtype,
+    dtBiasDtype: inputs.dtBias ? inputs.dtBias.dtype : null,
+    dDtype: inputs.D ? inputs.D.dtype : null,
+    dtSoftplus: attrs.dtSoftplus,
+    dtLimit: attrs.dtLimit,
+  });
+  const tensors: TensorLike[] = [x.tensor, dt.tensor, B.tensor, C.tensor, inputs.aLog];
+  if (inputs.dtBias) tensors.push(inputs.dtBias);
+  if (inputs.D) tensors.push(inputs.D);
+  tensors.push(inputs.state, y);
+  runtime.run(kernel, tensors);
+  return y;
+}
+
+/**
+ * CPU reference of one decode step (the recurrence for a single token): x (b, H, P),
+ * dt (b, H), B and C (b, G, N), state (b, H, P, N). Returns y and the new state.
+ */
+export function ssdDecodeStepReference(inputs: Omit<SsdReferenceInputs, 'initialState'> & { state: Float32Array }, shape: SsdStepShape, attrs: SsdDtAttrs = {}): { y: Float32Array; state: Float32Array } {
+  return ssdRecurrentReference({ ...inputs, initialState: inputs.state }, { ...shape, seqlen: 1, chunkSize: 1 }, attrs);
+}

@@ -1,0 +1,128 @@
+/**
+ * tokenizer.json `decoder` section, with the semantics of tokenizers' `decoders/*.rs`: each
+ * decoder maps the list of token strings to a new list (`decode_chain`), and the result is joined.
+ */
+import { CHAR_TO_BYTE } from './byte-level.js';
+import { compilePattern } from './pattern.js';
+import { metaspacePrependScheme } from './pre-tokenizer.js';
+import { expectArray, expectChar, expectObject, expectString, invalid, unsupported, type JsonObject } from './json.js';
+
+/** One `decode_chain` step. */
+export type Decoder = (tokens: string[]) => string[];
+
+const lossyUtf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const utf8 = new TextEncoder();
+const REPLACEMENT = '\ufffd';
+
+/**
+ * ByteLevel: every token whose characters are all byte symbols becomes those bytes, any other
+ * token (an added token such as "<|im_start|>" made of non-symbol characters) its own UTF-8
+ * bytes; the whole byte string is decoded once with U+FFFD for invalid sequences, like Rust's
+ * `String::from_utf8_lossy` (both replace each maximal invalid subpart by one U+FFFD).
+ */
+function byteLevel(tokens: string[]): string[] {
+  const bytes: number[] = [];
+  for (const token of tokens) {
+    const mapped: number[] = [];
+    let allSymbols = true;
+    for (const ch of token) {
+      const b = CHAR_TO_BYTE.get(ch);
+      if (b === undefined) {
+        allSymbols = false;
+        break;
+      }
+      mapped.push(b);
+    }
+    if (allSymbols) bytes.push(...mapped);
+    else bytes.push(...utf8.encode(token));
+  }
+  return [lossyUtf8.decode(new Uint8Array(bytes))];
+}
+
+/** ByteFallback: runs of "<0xAB>" tokens become their UTF-8 text, or one U+FFFD per byte if invalid. */
+function byteFallback(tokens: string[]): string[] {
+  const out: string[] = [];
+  let pending: number[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    try {
+      out.push(strictUtf8.decode(new Uint8Array(pending)));
+    } catch {
+      for (let i = 0; i < pending.length; i++) out.push(REPLACEMENT);
+    }
+    pending = [];
+  };
+  for (const token of tokens) {
+    const byte = token.length === 6 && token.startsWith('<0x') && token.endsWith('>') ? parseHexByte(token.slice(3, 5)) : null;
+    if (byte !== null) pending.push(byte);
+    else {
+      flush();
+      out.push(token);
+    }
+  }
+  flush();
+  return out;
+}
+
+function parseHexByte(hex: string): number | null {
+  return /^[0-9a-fA-F]{2}$/.test(hex) ? parseInt(hex, 16) : null;
+}
+
+/** Builds the decoder described by a tokenizer.json `decoder` value (null: none). */
+export function createDecoder(value: unknown, where = 'tokenizer.json decoder'): Decoder | null {
+  if (value === null || value === undefined) return null;
+  const config: JsonObject = expectObject(value, where);
+  const type = config.type;
+  switch (type) {
+    case 'Sequence': {
+      const steps = expectArray(config.decoders, `${where}.decoders`)
+        .map((child, i) => createDecoder(child, `${where}.decoders[${i}]`))
+        .filter((step): step is Decoder => step !== null);
+      return (tokens) => steps.reduce((acc, step) => step(acc), tokens);
+    }
+    case 'ByteLevel':
+      return byteLevel;
+    case 'ByteFallback':
+      return byteFallback;
+    case 'Fuse':
+      return (tokens) => [tokens.join('')];
+    case 'Replace': {
+      const regex = compilePattern(config.pattern, `${where}.pattern`);
+      const content = expectString(config.content, `${where}.content`);
+      return (tokens) => tokens.map((token) => token.replace(regex, () => content));
+    }
+    case 'Strip': {
+      const content = expectChar(config.content, `${where}.content`);
+      const start = count(config.start, `${where}.start`);
+      const stop = count(config.stop, `${where}.stop`);
+      return (tokens) =>
+        tokens.map((token) => {
+          const chars = [...token];
+          let startCut = 0;
+          for (let i = 0; i < Math.min(start, chars.length) && chars[i] === content; i++) startCut = i + 1;
+          let stopCut = chars.length;
+          for (let i = 0; i < Math.min(stop, chars.length - startCut); i++) {
+            const index = chars.length - i - 1;
+            if (chars[index] !== content) break;
+            stopCut = index;
+          }
+          return chars.slice(startCut, stopCut).join('');
+        });
+    }
+    case 'Metaspace': {
+      const replacement = expectChar(config.replacement ?? '\u2581', `${where}.replacement`);
+      const dropInFirst = metaspacePrependScheme(config, where) !== 'never';
+      // As in tokenizers: in the first token every replacement character is dropped, not only a leading one.
+      return (tokens) => tokens.map((token, i) => token.replaceAll(replacement, i === 0 && dropInFirst ? '' : ' '));
+    }
+    default:
+      return unsupported(where, `decoder type ${JSON.stringify(type)} is not supported (supported: ByteLevel, ByteFallback, Fuse, Replace, Strip, Metaspace, Sequence)`);
+  }
+}
+
+function count(value: unknown, where: string): number {
+  if (value === undefined || value === null) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) invalid(where, `expected a non-negative integer, got ${JSON.stringify(value)}`);
+  return value;
+}
