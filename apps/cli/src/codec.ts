@@ -1,8 +1,18 @@
-/** Adapter from @statespace/tokenizer to the CLI's {@link TextCodec}. Filled in once the tokenizer package lands. */
+/** Adapter from @statespace/tokenizer to the CLI's {@link TextCodec}. */
 import type { TokenizerFiles } from '@statespace/checkpoint';
-import { StatespaceError } from '@statespace/core';
+import { type JsonInput, type Tokenizer, TextStreamer, loadTokenizer } from '@statespace/tokenizer';
 import type { TextCodec } from './commands.js';
 
-export async function codecFromFiles(_files: TokenizerFiles): Promise<TextCodec> {
-  throw new StatespaceError('TOKENIZER_MISSING', 'text prompts need @statespace/tokenizer');
+/** A codec over a model folder's tokenizer files. */
+export async function codecFromFiles(files: TokenizerFiles): Promise<TextCodec & { tokenizer: Tokenizer }> {
+  const tokenizer = await loadTokenizer({ tokenizer: files.tokenizer as JsonInput, config: (files.tokenizerConfig as JsonInput) ?? null, specialTokensMap: (files.specialTokensMap as JsonInput) ?? null });
+  return {
+    tokenizer,
+    encode: (text) => tokenizer.encode(text),
+    decode: (ids) => tokenizer.decode(ids),
+    streamer() {
+      const s = new TextStreamer(tokenizer);
+      return { push: (id) => s.put(id), end: () => s.end() };
+    },
+  };
 }

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { StatespaceError } from '@statespace/core';
 import { generateCommand, inspectCommand, logitsCommand } from './commands.js';
+import { chatCommand, detokenizeCommand, runCommand, startCommand, tokenizeCommand } from './text-commands.js';
 import type { CliIO } from './io.js';
 
 interface CommandDef {
@@ -39,6 +40,36 @@ export const commands: Record<string, CommandDef> = {
     usage: 'statespace generate <modelDir> (--ids 3,1,4 | --prompt "text") [--max-new-tokens 16] [--greedy | --temperature 0.8 --top-k 40 --top-p 0.95 --seed 1] [--repetition-penalty 1.1] [--json]',
     options: { ...modelOptions, ...samplingOptions, ids: { type: 'string' }, prompt: { type: 'string' } },
     run: (p, v, io) => generateCommand(p[0], v, io),
+  },
+  run: {
+    summary: 'stream a continuation of a text prompt, with a loading bar and tokens/s',
+    usage: 'statespace run <modelDir> --prompt "text" [--max-new-tokens 128] [--temperature 0.8 --top-p 0.95 --seed 1] [--dtype f16]',
+    options: { ...modelOptions, ...samplingOptions, prompt: { type: 'string' } },
+    run: (p, v, io) => runCommand(p[0], v, io),
+  },
+  chat: {
+    summary: 'interactive chat (chat template when the model has one; /reset, /save FILE, /load FILE, /quit)',
+    usage: 'statespace chat <modelDir> [--temperature 0.7 --top-p 0.9] [--max-new-tokens 256]',
+    options: { ...modelOptions, ...samplingOptions },
+    run: (p, v, io) => chatCommand(p[0], v, io),
+  },
+  start: {
+    summary: 'generate with the embedded default model (the README\'s main job)',
+    usage: 'statespace start [--prompt "text"] [--max-new-tokens 64]',
+    options: { ...modelOptions, ...samplingOptions, prompt: { type: 'string' } },
+    run: (_p, v, io) => startCommand(v, io),
+  },
+  tokenize: {
+    summary: 'token ids of a text',
+    usage: 'statespace tokenize <tokenizer.json | modelDir> --text "..." [--no-special] [--json]',
+    options: { json: { type: 'boolean' }, text: { type: 'string' }, 'no-special': { type: 'boolean' } },
+    run: (p, v, io) => tokenizeCommand(p[0], v, io),
+  },
+  detokenize: {
+    summary: 'text of token ids',
+    usage: 'statespace detokenize <tokenizer.json | modelDir> --ids 1,2,3 [--skip-special] [--json]',
+    options: { json: { type: 'boolean' }, ids: { type: 'string' }, 'skip-special': { type: 'boolean' } },
+    run: (p, v, io) => detokenizeCommand(p[0], v, io),
   },
   inspect: {
     summary: 'show architecture, layer pattern, parameters and memory of a model folder',

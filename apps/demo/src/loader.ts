@@ -25,6 +25,9 @@ export interface DemoModel {
   loadMs: number;
 }
 
+/** How weight matrices are stored on the GPU ('keep': as in the file). SSM parameters and norms stay f32. */
+export type WeightDtype = 'f32' | 'f16' | 'keep';
+
 /** Where a model comes from. */
 export type DemoSource = { kind: 'url'; url: string } | { kind: 'files'; files: File[] };
 
@@ -53,7 +56,7 @@ export function modelFilesOf(files: readonly File[]): File[] {
 export async function loadDemoModel(
   runtime: Runtime,
   source: DemoSource,
-  options: { weightDtype?: 'f32' | 'f16'; onProgress?: (p: LoadProgress) => void; onStage?: (stage: string) => void } = {},
+  options: { weightDtype?: WeightDtype; onProgress?: (p: LoadProgress) => void; onStage?: (stage: string) => void } = {},
 ): Promise<DemoModel> {
   const t0 = performance.now();
   options.onStage?.('reading config.json');

@@ -5,12 +5,12 @@
 import type { LoadProgress } from '@statespace/checkpoint';
 import { h, formatBytes } from './dom.js';
 import { clearError, showError } from './errors.js';
-import type { DemoModel, DemoSource } from './loader.js';
+import type { DemoModel, DemoSource, WeightDtype } from './loader.js';
 
 /** What the panel asks of the app. */
 export interface ModelPanelHost {
   /** Loads a model; resolves when it is ready (or throws). */
-  load(source: DemoSource, weightDtype: 'f32' | 'f16', progress: (p: LoadProgress) => void, stage: (s: string) => void): Promise<DemoModel>;
+  load(source: DemoSource, weightDtype: WeightDtype, progress: (p: LoadProgress) => void, stage: (s: string) => void): Promise<DemoModel>;
   /** Whether another GPU job runs now. */
   busy(): boolean;
 }
@@ -49,6 +49,7 @@ export function modelPanel(host: ModelPanelHost): { card: HTMLElement; loadUrl: 
     { id: 'weight-dtype', title: 'How weight matrices are stored on the GPU' },
     h('option', { value: 'f32' }, 'f32 weights'),
     h('option', { value: 'f16' }, 'f16 weights (half the memory)'),
+    h('option', { value: 'keep' }, 'weights as stored in the file'),
   );
   const filesInput = h('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'model-files' });
   const folderInput = h('input', { type: 'file', multiple: true, hidden: true, webkitdirectory: true });
@@ -72,7 +73,7 @@ export function modelPanel(host: ModelPanelHost): { card: HTMLElement; loadUrl: 
     try {
       const demo = await host.load(
         source,
-        dtype.value as 'f32' | 'f16',
+        dtype.value as WeightDtype,
         (p) => {
           progress.value = p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1;
           progressText.textContent = `${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} · tensor ${p.tensorsDone}/${p.tensorsTotal} · ${p.tensor}`;

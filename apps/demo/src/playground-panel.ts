@@ -52,7 +52,7 @@ export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adap
 
   const renderTable = (rows: { label: string; pattern: string; points: BenchPoint[] }[], lengths: number[]) => {
     table.replaceChildren(
-      h('thead', {}, h('tr', {}, h('th', {}, 'mix'), h('th', {}, 'layers'), ...lengths.map((l) => h('th', {}, `ms/token @ ${l}`)), h('th', {}, 'state at longest'))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'mix'), h('th', {}, 'layers'), ...lengths.map((l) => h('th', { class: 'num' }, `ms/token @ ${l}`)), h('th', { class: 'num' }, 'state at longest'))),
       h(
         'tbody',
         {},

@@ -1,3 +1,4 @@
+// CPU time of one long prefill on the test adapter: node --conditions=@statespace/source --import tsx packages/attention/bench/prefill-bench.ts [L]
 import { Runtime } from '@statespace/core';
 import { randn } from '@statespace/core/testing';
 import { KVCacheState } from '../src/index.js';

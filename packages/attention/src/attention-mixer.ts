@@ -260,6 +260,11 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
  * CPU reference of the whole layer on a fresh cache: x (B, L, E) → (B, L, N),
  * in the order of transformers' LlamaAttention / Qwen3NextAttention. Weights
  * are f32 arrays keyed like {@link AttentionMixer.expectedWeights}.
+ *
+ * @example
+ * ```ts
+ * const y = attentionMixerReference(config, hostWeights, x, 1, 7); // (1, 7, hiddenSize)
+ * ```
  */
 export function attentionMixerReference(config: AttentionMixerConfig, weights: Readonly<Record<string, Float32Array>>, x: Float32Array, B: number, L: number): Float32Array {
   const { E, N, H, Hkv, D, scale, window, softcap } = resolve(config);

@@ -91,6 +91,12 @@ export interface FlashAttentionShape {
 /**
  * Builds the tiled prefill kernel for one KV run. head_dim is a compile-time
  * constant (it sizes the per-thread output registers); everything else is a uniform.
+ *
+ * @example
+ * ```ts
+ * const k = createFlashAttentionKernel({ B: 1, Lq: 100, H: 8, Hkv: 2, D: 64, qOffset: 0, segStart: 0, segLen: 100, segCap: 100, first: true, last: true });
+ * console.log(k.dispatch); // [4, 8, 1]
+ * ```
  */
 export function createFlashAttentionKernel(shape: FlashAttentionShape, options: AttentionOptions = {}): KernelDescriptor {
   const { D } = shape;
@@ -250,6 +256,11 @@ export interface FlashAttentionOptions extends AttentionOptions {
  * Attention of q (B, Lq, H, D) over keys and values held in `runs` (each
  * (B, capacity, Hkv, D), together covering positions 0 .. queryOffset + Lq − 1).
  * Returns (B, Lq, H, D), the layout o_proj reads. Used by the KV cache.
+ *
+ * @example
+ * ```ts
+ * const o = attendRuns(rt, q, cache.kvRuns(), cache.length - q.shape[1], { slidingWindow: 4096 });
+ * ```
  */
 export function attendRuns(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], queryOffset: number, options: FlashAttentionOptions = {}): Tensor {
   const op = 'attention';
@@ -327,6 +338,11 @@ export function flashAttention(runtime: Runtime, q: TensorLike, k: TensorLike, v
  * CPU reference: transformers' eager_attention_forward with repeat_kv and a
  * causal (and sliding-window) mask, in float64. q (B, Lq, H, D), k and v
  * (B, Lk, Hkv, D); returns (B, Lq, H, D).
+ *
+ * @example
+ * ```ts
+ * const o = attentionReference(q, k, v, { B: 1, Lq: 5, Lk: 5, H: 4, Hkv: 2, D: 16 }, { softcap: 50 });
+ * ```
  */
 export function attentionReference(
   q: Float32Array,

@@ -53,7 +53,13 @@ export interface FlashDecodeShape {
   N: number;
 }
 
-/** Builds pass 1: each workgroup scores its C keys (one per thread) and writes (O, m, l) of its chunk. */
+/**
+ * Builds pass 1: each workgroup scores its C keys (one per thread) and writes (O, m, l) of its chunk.
+ * @example
+ * ```ts
+ * const k = createFlashDecodeKernel({ B: 1, H: 8, Hkv: 2, D: 64, qpos: 999, segStart: 0, segLen: 1000, segCap: 1024, chunkLo: 0, chunks: 4, chunkBase: 0, N: 4 });
+ * ```
+ */
 export function createFlashDecodeKernel(shape: FlashDecodeShape, options: AttentionOptions = {}): KernelDescriptor {
   const bindings = [
     { name: 'q', type: 'f32', access: 'read' }, // (B, 1, H, D)
@@ -127,7 +133,13 @@ fn main(${WGSL_BUILTINS}) {
 
 const combineLayout = { rows: 'u32', D: 'u32', N: 'u32' } as const satisfies UniformLayout;
 
-/** Builds pass 2: per (batch, head), O = Σ O_c e^(m_c − M) / Σ l_c e^(m_c − M) with M = max m_c. */
+/**
+ * Builds pass 2: per (batch, head), O = Σ O_c e^(m_c − M) / Σ l_c e^(m_c − M) with M = max m_c.
+ * @example
+ * ```ts
+ * const k = createDecodeCombineKernel({ B: 1, H: 8, D: 64, N: 4 });
+ * ```
+ */
 export function createDecodeCombineKernel(shape: { B: number; H: number; D: number; N: number }): KernelDescriptor {
   const bindings = [
     { name: 'po', type: 'f32', access: 'read' }, // (B, H, N, D)
@@ -168,6 +180,11 @@ fn main(${WGSL_BUILTINS}) {
  * position `qpos`, against keys and values held in `runs` (positions
  * 0 .. qpos). Returns (B, 1, H, D). Called by {@link flashAttention} and the
  * KV cache; validation happens there.
+ *
+ * @example
+ * ```ts
+ * const o = flashDecoding(rt, q1, cache.kvRuns(), cache.length - 1, { Hkv: 2 }); // q1 (B, 1, H, D)
+ * ```
  */
 export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], qpos: number, options: AttentionOptions & { Hkv: number; outShape?: readonly number[] }): Tensor {
   const [B, one, H, D] = q.shape;

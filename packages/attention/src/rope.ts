@@ -182,7 +182,13 @@ export function ropeFrequencies(config: RopeConfig, seqLen?: number): { invFreq:
   }
 }
 
-/** True when the frequencies depend on the sequence length ('dynamic' past max_position_embeddings). */
+/**
+ * True when the frequencies depend on the sequence length ('dynamic' past max_position_embeddings).
+ * @example
+ * ```ts
+ * if (ropeIsDynamic(cfg)) console.log('frequencies follow the sequence length');
+ * ```
+ */
 export function ropeIsDynamic(config: RopeConfig): boolean {
   return ropeType(config) === 'dynamic';
 }
@@ -255,6 +261,12 @@ const ropeLayout = {
 /**
  * Builds the fused (RMSNorm →) RoPE → scatter kernel: one workgroup per
  * (batch, token, head) row, threads over features.
+ *
+ * @example
+ * ```ts
+ * const k = createRopeKernel({ B: 1, L: 8, H: 4, D: 64, R: 64, inStride: 64, inOffset: 0, T: 8, t0: 0, l0: 0, n: 8, posRow: 0 }, { rope: true });
+ * console.log(k.wgsl);
+ * ```
  */
 export function createRopeKernel(shape: RopeShape, attrs: RopeKernelAttrs): KernelDescriptor {
   const norm = attrs.norm;
@@ -400,6 +412,11 @@ export function applyRope(runtime: Runtime, x: TensorLike, options: ApplyRopeOpt
  * CPU reference: transformers' apply_rotary_pos_emb (partial rotary keeps
  * features R.. unchanged) on x (B, L, H, D) at positions start.., after an
  * optional per-head RMSNorm (x / sqrt(mean(x²) + eps) · w, or · (1 + w)).
+ *
+ * @example
+ * ```ts
+ * const y = ropeReference(x, { B: 1, L: 8, H: 4, D: 64 }, ropeTable(cfg, 0, 8), 64);
+ * ```
  */
 export function ropeReference(
   x: Float32Array,

@@ -22,7 +22,13 @@ import {
 const THREADS = 256;
 const layout = { n: 'u32', D: 'u32' } as const satisfies UniformLayout;
 
-/** Builds y = o · sigmoid(gate), the gate read from the second half of each (token, head) row of qg. */
+/**
+ * Builds y = o · sigmoid(gate), the gate read from the second half of each (token, head) row of qg.
+ * @example
+ * ```ts
+ * const k = createSigmoidGateKernel(2 * 4 * 16, 16);
+ * ```
+ */
 export function createSigmoidGateKernel(n: number, D: number): KernelDescriptor {
   const bindings = [
     { name: 'o', type: 'f32', access: 'read' }, // (B, L, H, D)

@@ -5,7 +5,7 @@ import { Session, loadModel } from '@statespace/hybrid';
 
 const name = process.argv[2] ?? 'mamba2';
 const rt = await Runtime.create();
-const { model } = await loadModel(rt, new URL(`../../../fixtures/hf-tiny/${name}`, import.meta.url).pathname);
+const { model } = await loadModel(rt, name.includes("/") ? name : new URL(`../../../fixtures/hf-tiny/${name}`, import.meta.url).pathname);
 const s = new Session(model);
 let t = performance.now();
 await s.prefill([1, 2, 3, 4, 5]);

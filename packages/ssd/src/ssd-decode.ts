@@ -49,42 +49,13 @@ const layout = {
   dtMax: 'f32',
 } as const satisfies UniformLayout;
 
-/** Shape of a decode step (one token per sequence). */
-export type SsdStepShape = Omit<SsdShape, 'seqlen' | 'chunkSize'>;
 
-type Strided = { offset: number; stride: number };
-
-/** Builds the decode-step kernel (see the file comment). */
-export function createSsdDecodeKernel(
-  shape: SsdStepShape,
-  operands: { x: Strided; dt: Strided; B: Strided; C: Strided },
-  attrs: { aLogDtype?: DType; dtBiasDtype?: DType | null; dDtype?: DType | null; dtSoftplus?: boolean; dtLimit?: readonly [number, number] } = {},
-): KernelDescriptor {
-  const aDtype = attrs.aLogDtype ?? 'f32';
-  const biasDtype = attrs.dtBiasDtype === undefined ? 'f32' : attrs.dtBiasDtype;
-  const dDtype = attrs.dDtype === undefined ? 'f32' : attrs.dDtype;
-  const softplus = attrs.dtSoftplus ?? true;
-  const bindings = [
-    { name: 'x', type: 'f32', access: 'read' }, // (b) rows of (H, P)
-    { name: 'dtIn', type: 'f32', access: 'read' }, // (b) rows of (H)
-    { name: 'Bm', type: 'f32', access: 'read' }, // (b) rows of (G, N)
-    { name: 'Cm', type: 'f32', access: 'read' }, // (b) rows of (G, N)
-    { name: 'aLog', type: wgslStorageType(aDtype), access: 'read' }, // (H)
-    ...(biasDtype ? [{ name: 'dtBias', type: wgslStorageType(biasDtype), access: 'read' } as const] : []), // (H)
-    ...(dDtype ? [{ name: 'Dp', type: wgslStorageType(dDtype), access: 'read' } as const] : []), // (H)
-    { name: 'state', type: 'f32', access: 'read_write' }, // (b, H, P, N)
-    { name: 'y', type: 'f32', access: 'read_write' }, // (b, H, P)
-  ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
-${wgslLoadFloat('loadALog', 'aLog', aDtype)}
-${biasDtype ? wgslLoadFloat('loadDtBias', 'dtBias', biasDtype) : 'fn loadDtBias(i: u32) -> f32 { return 0.0; }'}
-${dDtype ? wgslLoadFloat('loadD', 'Dp', dDtype) : 'fn loadD(i: u32) -> f32 { return 0.0; }'}
-${WGSL_SOFTPLUS_DT}
-const LANES = ${LANES}u;
+// GPUs: 32 lanes split d_state and reduce C·h through workgroup memory, 8 rows of head_dim per workgroup.
+const GPU_HEAD = `const LANES = ${LANES}u;
 const ROWS = ${ROWS}u;
 var<workgroup> red: array<f32, ${LANES * ROWS}>;
-@compute @workgroup_size(${LANES}, ${ROWS}, 1)
-fn main(${WGSL_BUILTINS}) {
+@compute @workgroup_size(${LANES}, ${ROWS}, 1)`;
+const GPU_MAIN = `fn main(${WGSL_BUILTINS}) {
   let wg = ${WGSL_LINEAR_WORKGROUP};
   let pBlocks = (u.P + ROWS - 1u) / ROWS;
   if (wg >= u.batch * u.H * pBlocks) { return; }
@@ -95,7 +66,7 @@ fn main(${WGSL_BUILTINS}) {
   let g = h / (u.H / u.G);
   let p = pb * ROWS + lid.y;
   let raw = dtIn[u.dtOffset + b * u.dtStride + h] + loadDtBias(h);
-  let dtv = clamp(${softplus ? 'softplus_dt(raw)' : 'raw'}, u.dtMin, u.dtMax);
+  let dtv = clamp(SOFTPLUS(raw), u.dtMin, u.dtMax);
   let dA = exp(dtv * -exp(loadALog(h)));
   var acc = 0.0;
   var xv = 0.0;
@@ -118,14 +89,73 @@ fn main(${WGSL_BUILTINS}) {
   }
   if (lid.x == 0u && p < u.P) { y[bh * u.P + p] = red[li] + loadD(h) * xv; }
 }`;
+// CPU implementations (SwiftShader) run barriers slowly: one thread per (b, h, p) row, looping over d_state.
+const SIMPLE_BODY = `@compute @workgroup_size(64)
+fn main(${WGSL_BUILTINS}) {
+  let i = ${WGSL_LINEAR_WORKGROUP} * 64u + li;
+  if (i >= u.batch * u.H * u.P) { return; }
+  let p = i % u.P;
+  let bh = i / u.P;
+  let h = bh % u.H;
+  let b = bh / u.H;
+  let g = h / (u.H / u.G);
+  let raw = dtIn[u.dtOffset + b * u.dtStride + h] + loadDtBias(h);
+  let dtv = clamp(SOFTPLUS(raw), u.dtMin, u.dtMax);
+  let dA = exp(dtv * -exp(loadALog(h)));
+  let xv = x[u.xOffset + b * u.xStride + h * u.P + p];
+  let base = (bh * u.P + p) * u.N;
+  let bRow = u.bOffset + b * u.bStride + g * u.N;
+  let cRow = u.cOffset + b * u.cStride + g * u.N;
+  var acc = 0.0;
+  for (var n = 0u; n < u.N; n++) {
+    let s = state[base + n] * dA + dtv * xv * Bm[bRow + n];
+    state[base + n] = s;
+    acc += s * Cm[cRow + n];
+  }
+  y[bh * u.P + p] = acc + loadD(h) * xv;
+}`;
+
+/** Shape of a decode step (one token per sequence). */
+export type SsdStepShape = Omit<SsdShape, 'seqlen' | 'chunkSize'>;
+
+type Strided = { offset: number; stride: number };
+
+/** Builds the decode-step kernel (see the file comment). */
+export function createSsdDecodeKernel(
+  shape: SsdStepShape,
+  operands: { x: Strided; dt: Strided; B: Strided; C: Strided },
+  attrs: { aLogDtype?: DType; dtBiasDtype?: DType | null; dDtype?: DType | null; dtSoftplus?: boolean; dtLimit?: readonly [number, number]; simple?: boolean } = {},
+): KernelDescriptor {
+  const aDtype = attrs.aLogDtype ?? 'f32';
+  const biasDtype = attrs.dtBiasDtype === undefined ? 'f32' : attrs.dtBiasDtype;
+  const dDtype = attrs.dDtype === undefined ? 'f32' : attrs.dDtype;
+  const softplus = attrs.dtSoftplus ?? true;
+  const bindings = [
+    { name: 'x', type: 'f32', access: 'read' }, // (b) rows of (H, P)
+    { name: 'dtIn', type: 'f32', access: 'read' }, // (b) rows of (H)
+    { name: 'Bm', type: 'f32', access: 'read' }, // (b) rows of (G, N)
+    { name: 'Cm', type: 'f32', access: 'read' }, // (b) rows of (G, N)
+    { name: 'aLog', type: wgslStorageType(aDtype), access: 'read' }, // (H)
+    ...(biasDtype ? [{ name: 'dtBias', type: wgslStorageType(biasDtype), access: 'read' } as const] : []), // (H)
+    ...(dDtype ? [{ name: 'Dp', type: wgslStorageType(dDtype), access: 'read' } as const] : []), // (H)
+    { name: 'state', type: 'f32', access: 'read_write' }, // (b, H, P, N)
+    { name: 'y', type: 'f32', access: 'read_write' }, // (b, H, P)
+  ] as const;
+  const wgsl = `${wgslBindings(layout, bindings)}
+${wgslLoadFloat('loadALog', 'aLog', aDtype)}
+${biasDtype ? wgslLoadFloat('loadDtBias', 'dtBias', biasDtype) : 'fn loadDtBias(i: u32) -> f32 { return 0.0; }'}
+${dDtype ? wgslLoadFloat('loadD', 'Dp', dDtype) : 'fn loadD(i: u32) -> f32 { return 0.0; }'}
+${WGSL_SOFTPLUS_DT}
+${attrs.simple ? SIMPLE_BODY.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw') : GPU_HEAD}
+${attrs.simple ? '' : GPU_MAIN.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw')}`;
   const [dtMin, dtMax] = finiteLimit(attrs.dtLimit);
   const { x, dt, B, C } = operands;
   return {
-    name: 'ssd_decode',
-    cacheKey: `${aDtype}|${biasDtype ?? 'none'}|${dDtype ?? 'none'}|${softplus ? 'sp' : 'raw'}`,
+    name: attrs.simple ? 'ssd_decode_simple' : 'ssd_decode',
+    cacheKey: `${aDtype}|${biasDtype ?? 'none'}|${dDtype ?? 'none'}|${softplus ? 'sp' : 'raw'}|${attrs.simple ? 'simple' : 'lanes'}`,
     wgsl,
-    workgroupSize: [LANES, ROWS, 1],
-    dispatch: linearDispatch(shape.batch * shape.heads * Math.ceil(shape.headDim / ROWS)),
+    workgroupSize: attrs.simple ? [64, 1, 1] : [LANES, ROWS, 1],
+    dispatch: attrs.simple ? linearDispatch((shape.batch * shape.heads * shape.headDim) / 64) : linearDispatch(shape.batch * shape.heads * Math.ceil(shape.headDim / ROWS)),
     bindings,
     uniformLayout: layout,
     uniforms: {
@@ -174,7 +204,7 @@ export interface SsdStepInputs {
  * const y = ssdDecodeStep(rt, { x, dt, B, C, aLog, dtBias, D, state }, { batch: 1, heads: 24, headDim: 64, dState: 128, groups: 1 });
  * ```
  */
-export function ssdDecodeStep(runtime: Runtime, inputs: SsdStepInputs, shape: SsdStepShape, attrs: SsdDtAttrs & { out?: Tensor } = {}): Tensor {
+export function ssdDecodeStep(runtime: Runtime, inputs: SsdStepInputs, shape: SsdStepShape, attrs: SsdDtAttrs & { out?: Tensor; simple?: boolean } = {}): Tensor {
   const op = 'ssdDecodeStep';
   const { batch: b, heads: H, headDim: P, dState: N, groups: G } = shape;
   for (const [k, v] of Object.entries(shape)) assertArg(Number.isInteger(v) && v >= 1, op, `${k} must be a positive integer, got ${v}`);
@@ -196,6 +226,7 @@ export function ssdDecodeStep(runtime: Runtime, inputs: SsdStepInputs, shape: Ss
     dDtype: inputs.D ? inputs.D.dtype : null,
     dtSoftplus: attrs.dtSoftplus,
     dtLimit: attrs.dtLimit,
+    simple: attrs.simple ?? runtime.info.isSoftware,
   });
   const tensors: TensorLike[] = [x.tensor, dt.tensor, B.tensor, C.tensor, inputs.aLog];
   if (inputs.dtBias) tensors.push(inputs.dtBias);

@@ -200,8 +200,8 @@ describe('chunked SSD = quadratic form = recurrence', () => {
 });
 
 describe('decode step', () => {
-  for (const [G, b] of [[1, 1], [2, 2], [4, 1]] as [number, number][]) {
-    it(`token-by-token decode matches the chunked prefill (G=${G}, batch=${b})`, async () => {
+  for (const [G, b, simple] of [[1, 1, false], [2, 2, false], [4, 1, false], [2, 2, true], [4, 1, true]] as [number, number, boolean][]) {
+    it(`token-by-token decode matches the chunked prefill (G=${G}, batch=${b}, ${simple ? 'one thread per row' : 'lanes + reduction'})`, async () => {
       const shape: SsdShape = { batch: b, seqlen: 23, heads: 4, headDim: 12, dState: 40, groups: G, chunkSize: 16 };
       const { seqlen: L, heads: H, headDim: P, dState: N } = shape;
       const p = randomSsdProblem(shape, 31 + G, { initialState: true });
@@ -225,7 +225,7 @@ describe('decode step', () => {
             state: stepState,
           },
           shape,
-          attrs,
+          { ...attrs, simple },
         );
         ys.push((await rt.read(y)) as Float32Array);
       }

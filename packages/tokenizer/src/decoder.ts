@@ -54,7 +54,7 @@ function byteFallback(tokens: string[]): string[] {
     pending = [];
   };
   for (const token of tokens) {
-    const byte = token.length === 6 && token.startsWith('<0x') && token.endsWith('>') ? parseHexByte(token.slice(3, 5)) : null;
+    const byte = byteFallbackByte(token);
     if (byte !== null) pending.push(byte);
     else {
       flush();
@@ -65,8 +65,19 @@ function byteFallback(tokens: string[]): string[] {
   return out;
 }
 
-function parseHexByte(hex: string): number | null {
+/** The byte of a ByteFallback token ("<0xAB>" -> 0xAB), or null for any other token. */
+export function byteFallbackByte(token: string): number | null {
+  if (token.length !== 6 || !token.startsWith('<0x') || !token.endsWith('>')) return null;
+  const hex = token.slice(3, 5);
   return /^[0-9a-fA-F]{2}$/.test(hex) ? parseInt(hex, 16) : null;
+}
+
+/** Whether a tokenizer.json `decoder` value has a ByteFallback step (at any depth of its Sequences). */
+export function decoderHasByteFallback(value: unknown): boolean {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const config = value as JsonObject;
+  if (config.type === 'ByteFallback') return true;
+  return config.type === 'Sequence' && Array.isArray(config.decoders) && config.decoders.some(decoderHasByteFallback);
 }
 
 /** Builds the decoder described by a tokenizer.json `decoder` value (null: none). */

@@ -4,13 +4,21 @@
  *
  * The method is tokenizers' `DecodeStream` (text-generation-inference's incremental decoding):
  * keep a small window of ids, decode it, and emit what it adds beyond the decode of its first
- * part (the "prefix") unless the text ends in U+FFFD (a multi-byte character still incomplete).
- * Decoding a window rather than a single id keeps what one id cannot know alone: the space that
- * a SentencePiece `▁` stands for, which the decoder strips at the start of a text, and UTF-8
- * characters split across byte tokens. Concatenating every emitted chunk gives
- * `tokenizer.decode(allIds)` (tested on every reference fixture). Emitted text is never
- * retracted: if a later decode contradicts it, the stream throws `STREAM_DIVERGED`.
+ * part (the "prefix"). Decoding a window rather than a single id keeps what one id cannot know
+ * alone: the space that a SentencePiece `▁` stands for, which the decoder strips at the start of
+ * a text, and UTF-8 characters split across tokens. Text is held back while it can still change:
+ * - when it ends in U+FFFD (a multi-byte character still incomplete, e.g. byte-level BPE);
+ * - while the last token (skipped special tokens aside) is a ByteFallback byte token "<0xAB>":
+ *   the ByteFallback decoder decodes a whole run of byte tokens at once, as its UTF-8 text or, if
+ *   the run is not valid UTF-8, as one U+FFFD per byte, so one more byte can turn characters that
+ *   were already complete into U+FFFDs ("<0x70>" is "p", "<0x70><0xB7>" is "��"). The run is
+ *   emitted once a token that is not a byte ends it (or at `end()`).
+ * The window only ever starts right after emitted text, so it never starts inside a byte run.
+ * Concatenating every emitted chunk gives `tokenizer.decode(allIds)` (tested on every reference
+ * fixture). Emitted text is never retracted: if a later decode contradicts it, the stream throws
+ * `STREAM_DIVERGED`.
  */
+import { byteFallbackByte } from './decoder.js';
 import { TokenizerError } from './errors.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -28,7 +36,7 @@ const REPLACEMENT = '\ufffd';
 
 /**
  * Turns a stream of token ids into a stream of text chunks, like transformers' `TextStreamer`
- * but emitting as soon as the text is complete UTF-8 rather than word by word.
+ * but emitting as soon as the text is final rather than word by word.
  *
  * @example
  * ```ts
@@ -42,10 +50,16 @@ export class TextStreamer {
   private readonly skipSpecialTokens: boolean;
   private readonly skipPrompt: boolean;
   private readonly onText?: (text: string, done: boolean) => void;
-  private ids: number[] = [];
+  /** Every id of the current stream. */
   private allIds: number[] = [];
+  /** The window is `allIds[windowStart..]`; it starts right after text that was emitted. */
+  private windowStart = 0;
+  /** The text of `allIds[0..emittedEnd]` has been emitted in full. */
+  private emittedEnd = 0;
+  /** decode(allIds[windowStart..emittedEnd]): what the window's decode starts with. */
   private prefix = '';
-  private prefixIndex = 0;
+  /** The last id that is not skipped is a ByteFallback byte token: its run may still change. */
+  private inByteRun = false;
   private emitted = '';
   private promptPending: boolean;
 
@@ -69,13 +83,13 @@ export class TextStreamer {
    */
   put(ids: number | ArrayLike<number>): string {
     const batch = typeof ids === 'number' ? [ids] : Array.from(ids);
-    this.tokenizer.idsToTokens(batch, 'TextStreamer.put', false); // validates before any state changes
+    const tokens = batch.map((id) => this.tokenizer.idsToTokens([id], 'TextStreamer.put', this.skipSpecialTokens)); // validates before any state changes
     if (this.promptPending) {
       this.promptPending = false;
       return '';
     }
     let out = '';
-    for (const id of batch) out += this.step(id);
+    batch.forEach((id, i) => (out += this.step(id, tokens[i])));
     if (out.length > 0) this.onText?.(out, false);
     return out;
   }
@@ -83,16 +97,18 @@ export class TextStreamer {
   /** Flushes what is left (including a trailing U+FFFD that will never complete), resets the stream and returns the flushed text. */
   end(): string {
     let out = '';
-    if (this.ids.length > 0) {
-      const text = this.decode(this.ids);
-      if (text.startsWith(this.prefix)) out = text.slice(this.prefix.length);
-      else out = this.recover(this.allIds.length, true);
+    if (this.allIds.length > this.emittedEnd) {
+      const text = this.decode(this.allIds.slice(this.windowStart));
+      if (text.startsWith(this.prefix)) {
+        out = text.slice(this.prefix.length);
+        this.emitted += out;
+      } else out = this.recover(true);
     }
-    this.emitted += out;
-    this.ids = [];
     this.allIds = [];
+    this.windowStart = 0;
+    this.emittedEnd = 0;
     this.prefix = '';
-    this.prefixIndex = 0;
+    this.inByteRun = false;
     this.promptPending = this.skipPrompt;
     this.onText?.(out, true);
     return out;
@@ -102,25 +118,19 @@ export class TextStreamer {
     return this.tokenizer.decode(ids, { skipSpecialTokens: this.skipSpecialTokens });
   }
 
-  /** One step of tokenizers' `step_decode_stream`. */
-  private step(id: number): string {
-    if (this.prefix.length === 0 && this.ids.length > 0) {
-      const prefix = this.decode(this.ids);
-      if (!prefix.endsWith(REPLACEMENT)) {
-        this.prefix = prefix;
-        this.prefixIndex = this.ids.length;
-      }
-    }
-    this.ids.push(id);
+  /** One step of tokenizers' `step_decode_stream`, holding open byte-fallback runs. `tokens`: the id's token, or none if skipped. */
+  private step(id: number, tokens: string[]): string {
     this.allIds.push(id);
-    const text = this.decode(this.ids);
+    if (tokens.length > 0) this.inByteRun = this.tokenizer.decodesByteFallback && byteFallbackByte(tokens[0]) !== null;
+    if (this.inByteRun) return '';
+    const text = this.decode(this.allIds.slice(this.windowStart));
     if (text.length <= this.prefix.length || text.endsWith(REPLACEMENT)) return '';
-    if (!text.startsWith(this.prefix)) return this.recover(this.allIds.length, false);
+    if (!text.startsWith(this.prefix)) return this.recover(false);
     const chunk = text.slice(this.prefix.length);
-    const nextPrefixIndex = this.ids.length - this.prefixIndex;
-    this.ids = this.ids.slice(this.prefixIndex);
-    this.prefix = this.decode(this.ids);
-    this.prefixIndex = nextPrefixIndex;
+    // Slide the window: it now starts with the ids of the chunk just emitted (their context).
+    this.windowStart = this.emittedEnd;
+    this.emittedEnd = this.allIds.length;
+    this.prefix = this.decode(this.allIds.slice(this.windowStart));
     this.emitted += chunk;
     return chunk;
   }
@@ -128,10 +138,10 @@ export class TextStreamer {
   /**
    * The window's decode disagrees with its prefix (a decoder that is not local): fall back to
    * decoding everything, emit what it adds to the text already emitted, and restart the window
-   * from the last id.
+   * at the last id that is not skipped (never inside a byte run: none is open here).
    */
-  private recover(count: number, final: boolean): string {
-    const full = this.decode(this.allIds.slice(0, count));
+  private recover(final: boolean): string {
+    const full = this.decode(this.allIds);
     if (!full.startsWith(this.emitted)) {
       throw new TokenizerError(
         'STREAM_DIVERGED',
@@ -140,10 +150,12 @@ export class TextStreamer {
     }
     if (!final && full.endsWith(REPLACEMENT)) return '';
     const chunk = full.slice(this.emitted.length);
-    if (!final) this.emitted += chunk;
-    this.ids = this.allIds.slice(-1);
-    this.prefix = this.decode(this.ids);
-    this.prefixIndex = 0;
+    this.emitted += chunk;
+    let start = this.allIds.length - 1;
+    while (start > 0 && this.tokenizer.idsToTokens([this.allIds[start]], 'TextStreamer', this.skipSpecialTokens).length === 0) start--;
+    this.windowStart = start;
+    this.emittedEnd = this.allIds.length;
+    this.prefix = this.decode(this.allIds.slice(start));
     return chunk;
   }
 }

@@ -15,7 +15,7 @@ import { BPE } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
 import { createNormalizer, type Normalizer } from './normalizer.js';
 import { createPreTokenizer, type PreTokenizer } from './pre-tokenizer.js';
-import { createDecoder, type Decoder } from './decoder.js';
+import { createDecoder, decoderHasByteFallback, type Decoder } from './decoder.js';
 import { createPostProcessor, type PostProcessor } from './post-processor.js';
 import {
   describe,
@@ -152,6 +152,12 @@ export class Tokenizer {
   private readonly preTokenizer: PreTokenizer | null;
   private readonly postProcessor: PostProcessor | null;
   private readonly decoder: Decoder | null;
+  /**
+   * @internal Whether the decoder has a ByteFallback step: a run of consecutive "<0xAB>" tokens then
+   * decodes as one unit (its UTF-8 text, or one U+FFFD per byte if invalid), so the streamers hold a
+   * run until a token that is not a byte ends it.
+   */
+  readonly decodesByteFallback: boolean;
   private readonly rawTrie: TrieNode;
   private readonly normalizedTrie: TrieNode;
   private readonly addedByContent = new Map<string, AddedToken>();
@@ -189,6 +195,7 @@ export class Tokenizer {
     this.preTokenizer = createPreTokenizer(json.pre_tokenizer);
     this.postProcessor = createPostProcessor(json.post_processor);
     this.decoder = createDecoder(json.decoder);
+    this.decodesByteFallback = decoderHasByteFallback(json.decoder);
     if (json.truncation !== undefined && json.truncation !== null) {
       unsupported('tokenizer.json truncation', 'truncation is not supported; set it to null');
     }

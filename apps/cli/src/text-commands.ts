@@ -1,0 +1,145 @@
+/**
+ * Commands that work with text: tokenize / detokenize, run (stream a
+ * continuation), chat (interactive, with the chat template and session state
+ * commands), start (the README's main job with the embedded default model).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { fileURLToPath } from 'node:url';
+import { StatespaceError } from '@statespace/core';
+import { Session } from '@statespace/hybrid';
+import { type Tokenizer, loadTokenizer } from '@statespace/tokenizer';
+import { parseCount, parseIds, parseNumber } from './args.js';
+import { type GenerateFlags, getRuntime, loadCodec, openCliModel } from './commands.js';
+import type { CliIO } from './io.js';
+
+/** Where the embedded default model lives in the repository. */
+export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../models/default', import.meta.url));
+
+async function tokenizerAt(path: string): Promise<Tokenizer> {
+  if (!path) throw new StatespaceError('CLI_USAGE', 'missing <tokenizer.json or model dir>');
+  return loadTokenizer(path);
+}
+
+/** `statespace tokenize <tokenizer.json|dir> --text "..." [--json]` */
+export async function tokenizeCommand(path: string, flags: { text?: string; json?: boolean; 'no-special'?: boolean }, io: CliIO): Promise<void> {
+  if (flags.text === undefined) throw new StatespaceError('CLI_USAGE', '--text is required');
+  const tok = await tokenizerAt(path);
+  const ids = tok.encode(flags.text, { addSpecialTokens: !flags['no-special'] });
+  io.out(flags.json ? `${JSON.stringify({ ids })}\n` : `${ids.join(',')}\n`);
+}
+
+/** `statespace detokenize <tokenizer.json|dir> --ids 1,2,3 [--json]` */
+export async function detokenizeCommand(path: string, flags: { ids?: string; json?: boolean; 'skip-special'?: boolean }, io: CliIO): Promise<void> {
+  const ids = parseIds(flags.ids, '--ids');
+  const tok = await tokenizerAt(path);
+  const text = tok.decode(ids, { skipSpecialTokens: !!flags['skip-special'] });
+  io.out(flags.json ? `${JSON.stringify({ text })}\n` : `${text}\n`);
+}
+
+function samplingFrom(flags: GenerateFlags) {
+  const temperature = parseNumber(flags.temperature, '--temperature');
+  return {
+    maxNewTokens: parseCount(flags['max-new-tokens'], '--max-new-tokens', 128),
+    greedy: flags.greedy || !temperature,
+    temperature,
+    topK: parseNumber(flags['top-k'], '--top-k'),
+    topP: parseNumber(flags['top-p'], '--top-p'),
+    repetitionPenalty: parseNumber(flags['repetition-penalty'], '--repetition-penalty'),
+    seed: parseNumber(flags.seed, '--seed'),
+    ignoreEos: flags['ignore-eos'],
+  };
+}
+
+/** Streams a continuation of `prompt` and reports prefill and decode speed on stderr. */
+async function streamContinuation(dir: string, prompt: string, flags: GenerateFlags, io: CliIO): Promise<void> {
+  const t0 = performance.now();
+  const loaded = await openCliModel(dir, flags, io);
+  const rt = await getRuntime();
+  const codec = await loadCodec(loaded);
+  const ids = codec.encode(prompt);
+  if (!ids.length) throw new StatespaceError('CLI_USAGE', 'the prompt encodes to no tokens');
+  const tLoad = performance.now();
+  io.err(`model ${loaded.family.architecture} from ${loaded.folder.name} on ${rt.adapterName}, loaded in ${(tLoad - t0).toFixed(0)} ms\n`);
+  const session = new Session(loaded.model);
+  const stream = codec.streamer();
+  io.out(prompt);
+  let tFirst = 0;
+  let n = 0;
+  const tStart = performance.now();
+  for await (const t of session.generate(ids, samplingFrom(flags))) {
+    if (!tFirst) tFirst = performance.now();
+    n++;
+    io.out(stream.push(t));
+  }
+  io.out(`${stream.end()}\n`);
+  const tEnd = performance.now();
+  const decode = n > 1 ? ((n - 1) * 1000) / (tEnd - tFirst) : 0;
+  io.err(`prefill ${ids.length} tokens: ${(((ids.length * 1000) / (tFirst - tStart)) || 0).toFixed(1)} tok/s; decode ${n} tokens: ${decode.toFixed(1)} tok/s\n`);
+  session.dispose();
+  loaded.model.dispose();
+}
+
+/** `statespace run <modelDir> --prompt "..."` */
+export async function runCommand(dir: string, flags: GenerateFlags, io: CliIO): Promise<void> {
+  if (flags.prompt === undefined) throw new StatespaceError('CLI_USAGE', '--prompt is required');
+  await streamContinuation(dir, flags.prompt, flags, io);
+}
+
+/** `statespace start`: the README's main job, a streamed continuation with the embedded default model. */
+export async function startCommand(flags: GenerateFlags, io: CliIO): Promise<void> {
+  if (!existsSync(`${DEFAULT_MODEL_DIR}/config.json`)) throw new StatespaceError('DEFAULT_MODEL_MISSING', `the default model is not at ${DEFAULT_MODEL_DIR}`);
+  await streamContinuation(DEFAULT_MODEL_DIR, flags.prompt ?? 'And the LORD said unto Moses,', { 'max-new-tokens': '64', temperature: '0.7', 'top-p': '0.9', seed: '1', ...flags }, io);
+}
+
+/** `statespace chat <modelDir>`: interactive; /reset, /save FILE, /load FILE, /quit. */
+export async function chatCommand(dir: string, flags: GenerateFlags, io: CliIO, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+  const loaded = await openCliModel(dir, flags, io);
+  const codec = await loadCodec(loaded);
+  const tok = (codec as unknown as { tokenizer: Tokenizer }).tokenizer;
+  const hasTemplate = !!tok.chatTemplate;
+  const session = new Session(loaded.model);
+  const history: { role: 'user' | 'assistant'; content: string }[] = [];
+  let fed = 0; // tokens of the rendered conversation already in the state
+  io.err(`chatting with ${loaded.family.architecture}${hasTemplate ? '' : ' (no chat template: plain continuation)'}; /reset, /save FILE, /load FILE, /quit\n`);
+  const rl = createInterface({ input, terminal: false });
+  for await (const line of rl) {
+    const text = line.trim();
+    if (!text) continue;
+    if (text === '/quit' || text === '/exit') break;
+    if (text === '/reset') {
+      session.reset();
+      history.length = 0;
+      fed = 0;
+      io.err('state cleared\n');
+      continue;
+    }
+    if (text.startsWith('/save ')) {
+      await writeFile(text.slice(6).trim(), await session.save());
+      io.err(`saved ${session.length} tokens of state\n`);
+      continue;
+    }
+    if (text.startsWith('/load ')) {
+      session.load(new Uint8Array(await readFile(text.slice(6).trim())));
+      fed = session.length;
+      io.err(`loaded ${session.length} tokens of state\n`);
+      continue;
+    }
+    history.push({ role: 'user', content: text });
+    // Only the new part of the conversation is fed: the state already holds the rest.
+    const all = hasTemplate ? tok.encodeChat(history, { addGenerationPrompt: true }) : codec.encode(text);
+    const fresh = hasTemplate ? all.slice(fed) : all;
+    const stream = codec.streamer();
+    const out: number[] = [];
+    for await (const t of session.generate(fresh, samplingFrom(flags))) {
+      out.push(t);
+      io.out(stream.push(t));
+    }
+    io.out(`${stream.end()}\n`);
+    history.push({ role: 'assistant', content: codec.decode(out) });
+    fed = session.length;
+  }
+  session.dispose();
+  loaded.model.dispose();
+}

@@ -1,0 +1,10 @@
+import { chromium } from 'playwright-core';
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-background-networking'] });
+const page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
+page.on('console', (m) => console.log('console', m.type(), m.text().slice(0, 200)));
+page.on('pageerror', (e) => console.log('pageerror', e));
+await page.goto(process.argv[2]);
+await page.waitForFunction(() => window.__statespaceDemo?.model || !document.querySelector('[data-testid=model-error]')?.hasAttribute('hidden'), null, { timeout: 90000 });
+console.log(await page.evaluate(() => JSON.stringify(window.__statespaceDemo)));
+console.log(await page.getByTestId('model-info').innerText());
+await browser.close();
