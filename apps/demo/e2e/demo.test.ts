@@ -32,26 +32,33 @@ let origin: string;
 let browser: Browser;
 const pageErrors: string[] = [];
 
+// Set up once; a failure (no Chromium, a build error) is rethrown by every test so each one
+// fails with the cause instead of being reported as skipped.
+let setupError: unknown;
+
 beforeAll(async () => {
-  mkdirSync(results, { recursive: true });
-  outDir = mkdtempSync(join(tmpdir(), 'statespace-demo-'));
-  const fixtureMount = serveFolders([{ prefix: '/fixtures/', dir: fixtures }]);
-  await build({ root: demoRoot, configFile: join(demoRoot, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true, sourcemap: false } });
-  server = await preview({
-    root: demoRoot,
-    configFile: join(demoRoot, 'vite.config.ts'),
-    logLevel: 'warn',
-    build: { outDir },
-    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-    plugins: [fixtureMount],
-  });
-  const address = server.httpServer.address() as AddressInfo;
-  origin = `http://127.0.0.1:${address.port}`;
-  // Throws (and so fails every test) when Chromium is missing.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-background-networking'],
-  });
+  try {
+    mkdirSync(results, { recursive: true });
+    outDir = mkdtempSync(join(tmpdir(), 'statespace-demo-'));
+    const fixtureMount = serveFolders([{ prefix: '/fixtures/', dir: fixtures }]);
+    await build({ root: demoRoot, configFile: join(demoRoot, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true, sourcemap: false } });
+    server = await preview({
+      root: demoRoot,
+      configFile: join(demoRoot, 'vite.config.ts'),
+      logLevel: 'warn',
+      build: { outDir },
+      preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+      plugins: [fixtureMount],
+    });
+    const address = server.httpServer.address() as AddressInfo;
+    origin = `http://127.0.0.1:${address.port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-background-networking'],
+    });
+  } catch (error) {
+    setupError = error;
+  }
 }, 90_000);
 
 afterAll(async () => {
@@ -61,6 +68,7 @@ afterAll(async () => {
 });
 
 async function open(path: string, init?: () => void): Promise<Page> {
+  if (setupError) throw setupError;
   const page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
   page.on('pageerror', (error) => pageErrors.push(String(error)));
   if (init) await page.addInitScript(init);

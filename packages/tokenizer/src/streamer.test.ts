@@ -13,13 +13,58 @@ function chunks(streamer: TextStreamer, ids: number[]): string[] {
 }
 
 describe('TextStreamer', () => {
-  it('holds byte-fallback tokens until the UTF-8 character is complete', () => {
+  it('holds a byte-fallback run until a token that is not a byte ends it', () => {
     const tokenizer = llama2();
     const ids = tokenizer.encode('𠀀'); // <s> ▁ <0xF0> <0xA0> <0x80> <0x80>
     expect(tokenizer.tokenize('𠀀')).toEqual(['▁', '<0xF0>', '<0xA0>', '<0x80>', '<0x80>']);
     const out = chunks(new TextStreamer(tokenizer), ids);
-    expect(out).toEqual(['<s>', ' ', '', '', '', '𠀀', '']); // the space of ▁ is final once something follows <s>
+    expect(out).toEqual(['<s>', ' ', '', '', '', '', '𠀀']); // the space of ▁ is final once something follows <s>
     expect(out.join('')).toBe(tokenizer.decode(ids));
+    const streamer = new TextStreamer(tokenizer);
+    const word = tokenizer.tokenToId('▁a') as number;
+    expect([...ids.slice(1), word].map((id) => streamer.put(id))).toEqual(['', '', '', '', '', '𠀀 a']); // no space: the decoder strips a leading ▁
+  });
+
+  it('never emits a complete character of a byte run that a later byte turns into U+FFFD', () => {
+    const tokenizer = llama2();
+    const byte = (b: number) => tokenizer.tokenToId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) as number;
+    const eos = tokenizer.eosToken!.id!;
+    const such = tokenizer.tokenToId('▁such') as number;
+    // "<0x70>" alone is "p", but the run <0x70><0xB7> is invalid UTF-8: one U+FFFD per byte.
+    for (const [ids, skip] of [
+      [[byte(0x70), byte(0xb7), such], false],
+      [[byte(0xc3), byte(0xa9), byte(0xe4), such], false],
+      [[byte(0x70), eos, byte(0xb7), such], true], // a skipped special token does not end the run
+      [[byte(0x70), eos, byte(0xb7), such], false],
+    ] as Array<[number[], boolean]>) {
+      const streamer = new TextStreamer(tokenizer, { skipSpecialTokens: skip });
+      const out = chunks(streamer, ids).join('');
+      expect(out).toBe(tokenizer.decode(ids, { skipSpecialTokens: skip }));
+    }
+    expect(tokenizer.decode([byte(0x70), byte(0xb7)])).toBe('\ufffd\ufffd');
+  });
+
+  it('streams random byte-heavy id sequences to exactly the one-shot decode', () => {
+    let seed = 12345;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const tokenizer of [llama2(), neox()]) {
+      const bytes = Array.from({ length: 256 }, (_, b) => tokenizer.tokenToId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)).filter(
+        (id): id is number => id !== undefined,
+      );
+      const specials = [...tokenizer.addedTokens.keys()];
+      const words = tokenizer.encode('▁ a  b\nc é 中 😀 ', { addSpecialTokens: false });
+      for (let n = 0; n < 200; n++) {
+        const ids = Array.from({ length: 1 + Math.floor(random() * 12) }, () => {
+          const r = random();
+          const pool = r < 0.5 && bytes.length > 0 ? bytes : r < 0.65 ? specials : words;
+          return pool[Math.floor(random() * pool.length)];
+        });
+        for (const skip of [false, true]) {
+          const streamed = chunks(new TextStreamer(tokenizer, { skipSpecialTokens: skip }), ids).join('');
+          expect(streamed, JSON.stringify(ids)).toBe(tokenizer.decode(ids, { skipSpecialTokens: skip }));
+        }
+      }
+    }
   });
 
   it('holds byte-level tokens that split a character and never emits U+FFFD for them', () => {

@@ -1,0 +1,113 @@
+/**
+ * The command line contract, run in process through `main` (the binary only
+ * dispatches to it), plus one spawn of the real binary. Every family's fixture
+ * must match transformers through `statespace logits` and `statespace generate`.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { main } from './main.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const FIXTURES = `${ROOT}fixtures/hf-tiny/`;
+const FAMILIES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next'];
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(args, { out: (t) => (out += t), err: (t) => (err += t), isTTY: false });
+  return { code, out, err };
+}
+
+describe.each(FAMILIES)('%s through the CLI', (name) => {
+  const ref = JSON.parse(readFileSync(`${FIXTURES}${name}/reference.json`, 'utf8'));
+  it('statespace logits matches transformers within 2e-3 at the recorded positions', async () => {
+    const positions = [0, ...Object.keys(ref.logits_rows_sample).map(Number), -1];
+    const r = await cli('logits', `${FIXTURES}${name}`, '--ids', ref.input_ids.join(','), '--positions', positions.join(','), '--json');
+    expect(r.code, r.err).toBe(0);
+    const json = JSON.parse(r.out);
+    expect(json.positions).toEqual(positions.map((p: number) => (p < 0 ? ref.input_ids.length + p : p)));
+    const expected = [ref.logits_first, ...Object.values(ref.logits_rows_sample), ref.logits_last] as number[][];
+    json.logits.forEach((row: number[], i: number) => {
+      const err = Math.max(...row.map((v, j) => Math.abs(v - expected[i][j])));
+      expect(err, `position ${json.positions[i]}`).toBeLessThan(2e-3);
+    });
+  });
+  it('statespace generate --greedy gives the 16 reference tokens', async () => {
+    const r = await cli('generate', `${FIXTURES}${name}`, '--ids', ref.input_ids.join(','), '--max-new-tokens', '16', '--greedy', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).tokens).toEqual(ref.greedy_new_tokens);
+  });
+});
+
+describe('text commands', () => {
+  const dflt = `${ROOT}models/default`;
+  const model = JSON.parse(readFileSync(`${dflt}/reference.json`, 'utf8'));
+  it('tokenize and detokenize round-trip with the default model tokenizer', async () => {
+    const r = await cli('tokenize', dflt, '--text', 'In the beginning God created the heaven and the earth.', '--json');
+    expect(r.code, r.err).toBe(0);
+    const { ids } = JSON.parse(r.out);
+    expect(ids.length).toBeGreaterThan(3);
+    const d = await cli('detokenize', dflt, '--ids', ids.join(','), '--json');
+    expect(JSON.parse(d.out).text).toBe('In the beginning God created the heaven and the earth.');
+  });
+  it('the default model reproduces transformers greedy continuation', async () => {
+    const p = model.prompts?.[0] ?? model[0];
+    const ids: number[] = p.input_ids;
+    const want: number[] = (p.greedy_new_tokens as number[]).slice(0, 8);
+    const r = await cli('generate', dflt, '--ids', ids.join(','), '--max-new-tokens', '8', '--greedy', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).tokens).toEqual(want);
+  });
+  it('statespace run streams text and reports tokens/s', async () => {
+    const r = await cli('run', dflt, '--prompt', 'And the LORD said', '--max-new-tokens', '4', '--greedy');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out.startsWith('And the LORD said')).toBe(true);
+    expect(r.out.length).toBeGreaterThan('And the LORD said'.length);
+    expect(r.err).toMatch(/decode 4 tokens: [\d.]+ tok\/s/);
+  });
+});
+
+describe('errors', () => {
+  it('a missing flag is a usage error with exit status 2', async () => {
+    const r = await cli('logits', `${FIXTURES}mamba2`, '--json');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--ids needs a comma-separated list.*\[CLI_USAGE\]/);
+  });
+  it('an unknown architecture names itself and what is supported', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ss-'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }));
+    const r = await cli('inspect', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/model_type "gpt2".*not supported.*mamba2.*\[UNKNOWN_ARCHITECTURE\]/);
+  });
+  it('a missing model folder is one readable line with a code', async () => {
+    const r = await cli('generate', '/nonexistent/model', '--ids', '1,2');
+    expect(r.code).toBe(1);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/\[CHECKPOINT_FILE_NOT_FOUND\]/);
+  });
+  it('inspect describes a hybrid', async () => {
+    const r = await cli('inspect', `${FIXTURES}jamba`, '--json');
+    expect(r.code, r.err).toBe(0);
+    const info = JSON.parse(r.out);
+    expect(info.pattern).toBe('MMMA');
+    expect(info.architecture).toBe('JambaForCausalLM');
+  });
+});
+
+describe('the statespace binary', () => {
+  it('runs as a separate process: --help, then generate --json', () => {
+    const run = (args: string[]) => spawnSync(process.execPath, ['--conditions=@statespace/source', '--import', 'tsx', `${ROOT}apps/cli/src/cli.ts`, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 240_000 });
+    const help = run(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/logits.*\n.*generate/s);
+    const ref = JSON.parse(readFileSync(`${FIXTURES}mamba2/reference.json`, 'utf8'));
+    const gen = run(['generate', `${FIXTURES}mamba2`, '--ids', ref.input_ids.join(','), '--max-new-tokens', '16', '--greedy', '--json']);
+    expect(gen.status, gen.stderr).toBe(0);
+    expect(JSON.parse(gen.stdout).tokens).toEqual(ref.greedy_new_tokens);
+  });
+});
