@@ -8,7 +8,7 @@ export default defineProject({
   ssr: { resolve: { conditions: ['@statespace/source'] } },
   test: {
     include: ['src/**/*.test.ts', 'e2e/**/*.test.ts'],
-    testTimeout: 90_000,
-    hookTimeout: 90_000,
+    testTimeout: 150_000,
+    hookTimeout: 120_000,
   },
 });

@@ -64,7 +64,7 @@ export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adap
             h('td', {}, r.label),
             h('td', { class: 'mono' }, r.pattern),
             ...lengths.map((_, i) => h('td', { class: 'num' }, r.points[i] ? formatNumber(r.points[i].msPerToken) : '…')),
-            h('td', { class: 'num' }, last ? `${formatBytes(last.stateBytes.ssm + last.stateBytes.conv)} SSM · ${formatBytes(last.stateBytes.kv)} KV` : '…'),
+            h('td', { class: 'num' }, last ? `${formatBytes(last.stateBytes.ssm + last.stateBytes.conv)} SSM+conv · ${formatBytes(last.stateBytes.kv)} KV` : '…'),
           );
         }),
       ),

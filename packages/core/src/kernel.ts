@@ -94,3 +94,17 @@ export const WGSL_LINEAR_WORKGROUP = '(wid.x + wid.y * nwg.x)';
 /** Standard entry-point builtins: local id `lid`, workgroup id `wid`, workgroup count `nwg`, local index `li`. */
 export const WGSL_BUILTINS =
   '@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32';
+
+const wgslMemo = new Map<string, string>();
+
+/**
+ * Builds a kernel's WGSL once per (name, cacheKey) and reuses the string:
+ * factories run on every dispatch (hundreds per decoded token), so the template
+ * work is done only the first time a variant is seen.
+ */
+export function memoWgsl(name: string, cacheKey: string, build: () => string): string {
+  const key = `${name}|${cacheKey}`;
+  let s = wgslMemo.get(key);
+  if (s === undefined) wgslMemo.set(key, (s = build()));
+  return s;
+}

@@ -67,7 +67,12 @@ export class Runtime {
   /** Fill each buffer handed out by {@link empty} with NaN bits (0xffffffff). */
   poison: boolean;
 
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; uniformSize: number }>();
+  // Bind groups are reused when the same buffers are bound again (steady-state decode binds the
+  // same pooled buffers every token); the uniform block is bound with a dynamic offset.
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly pool = new Map<number, GPUBuffer[]>();
   private readonly sizes = new WeakMap<GPUBuffer, number>();
@@ -162,6 +167,7 @@ export class Runtime {
 
   /** Frees every pooled (not live) buffer. */
   trimPool(): void {
+    this.bindGroups.clear();
     for (const list of this.pool.values()) for (const b of list) b.destroy();
     this.pool.clear();
     this.stats.pooledBytes = 0;
@@ -282,7 +288,7 @@ export class Runtime {
     const key = kernel.bindings.map((b) => (b.access === 'read' ? 'r' : 'w')).join('');
     let layout = this.layouts.get(key);
     if (!layout) {
-      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }];
+      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } }];
       kernel.bindings.forEach((b, i) =>
         entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' } }),
       );
@@ -292,21 +298,33 @@ export class Runtime {
     return layout;
   }
 
-  /** Compiles (or fetches from the cache) the pipeline of a kernel. */
-  pipeline(kernel: KernelDescriptor): GPUComputePipeline {
+  private compiled(kernel: KernelDescriptor): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; uniformSize: number } {
     const key = `${kernel.name}|${kernel.cacheKey}`;
     let p = this.pipelines.get(key);
     if (!p) {
       if (this.debugWgsl) console.error(`// ---- ${kernel.name} [${kernel.cacheKey}]\n${kernel.wgsl}`);
       const module = this.device.createShaderModule({ label: kernel.name, code: kernel.wgsl });
-      p = this.device.createComputePipeline({
+      const layout = this.layoutFor(kernel);
+      const pipeline = this.device.createComputePipeline({
         label: kernel.name,
-        layout: this.device.createPipelineLayout({ label: kernel.name, bindGroupLayouts: [this.layoutFor(kernel)] }),
+        layout: this.device.createPipelineLayout({ label: kernel.name, bindGroupLayouts: [layout] }),
         compute: { module, entryPoint: 'main' },
       });
+      p = { pipeline, layout, uniformSize: uniformByteSize(kernel.uniformLayout) };
       this.pipelines.set(key, p);
     }
     return p;
+  }
+
+  /** Compiles (or fetches from the cache) the pipeline of a kernel. */
+  pipeline(kernel: KernelDescriptor): GPUComputePipeline {
+    return this.compiled(kernel).pipeline;
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
   }
 
   /** Number of distinct compiled pipelines (pipelines are cached by kernel name + cacheKey). */
@@ -329,19 +347,24 @@ export class Runtime {
     if (x > maxDim || y > maxDim || z > maxDim) {
       throw new StatespaceError('INVALID_ARGUMENT', `${kernel.name}: dispatch [${x},${y},${z}] exceeds ${maxDim} workgroups per dimension`);
     }
-    if (this.uniformSlot >= UNIFORM_SLOTS) this.flush();
-    const pipeline = this.pipeline(kernel);
-    const uniformSize = uniformByteSize(kernel.uniformLayout);
+    const { pipeline, layout, uniformSize } = this.compiled(kernel);
     const slots = Math.ceil(uniformSize / UNIFORM_SLOT);
     if (this.uniformSlot + slots > UNIFORM_SLOTS) this.flush();
     const offset = this.uniformSlot * UNIFORM_SLOT;
     packUniforms(kernel.uniformLayout, kernel.uniforms, this.uniformView, offset);
     this.uniformSlot += slots;
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformBuffer, offset, size: uniformSize } }];
-    tensors.forEach((t, i) => {
-      entries.push({ binding: i + 1, resource: { buffer: t.buffer, offset: 0, size: Math.max(4, t.byteSize) } });
-    });
-    const bindGroup = this.device.createBindGroup({ label: kernel.name, layout: this.layoutFor(kernel), entries });
+    let key = `${kernel.name}|${kernel.cacheKey}`;
+    for (const t of tensors) key += `|${this.bufferId(t.buffer)}:${t.byteSize}`;
+    let bindGroup = this.bindGroups.get(key);
+    if (!bindGroup) {
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformBuffer, offset: 0, size: uniformSize } }];
+      tensors.forEach((t, i) => {
+        entries.push({ binding: i + 1, resource: { buffer: t.buffer, offset: 0, size: Math.max(4, t.byteSize) } });
+      });
+      bindGroup = this.device.createBindGroup({ label: kernel.name, layout, entries });
+      if (this.bindGroups.size > 16384) this.bindGroups.clear();
+      this.bindGroups.set(key, bindGroup);
+    }
     const prof = this.profile;
     if (prof) {
       // One pass per dispatch, with GPU timestamps at its start and end.
@@ -353,7 +376,7 @@ export class Runtime {
     }
     if (!this.pass) this.pass = this.getEncoder().beginComputePass({ label: 'statespace.pass' });
     this.pass.setPipeline(pipeline);
-    this.pass.setBindGroup(0, bindGroup);
+    this.pass.setBindGroup(0, bindGroup, [offset]);
     this.pass.dispatchWorkgroups(x, y, z);
     if (prof) this.endPass();
     this.pendingDispatches++;

@@ -5,7 +5,7 @@
  *   n  elements of the output     m  elements of b (b is repeated every m elements; m divides n)
  */
 import { StatespaceError } from '../errors.js';
-import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 
@@ -63,7 +63,7 @@ export function createUnaryKernel(n: number, op: UnaryOp): KernelDescriptor {
     { name: 'x', type: 'f32', access: 'read' }, // (n)
     { name: 'y', type: 'f32', access: 'read_write' }, // (n)
   ] as const;
-  const wgsl = `${wgslBindings(unaryLayout, bindings)}
+  const wgsl = memoWgsl(`unary_${op}`, op, () => `${wgslBindings(unaryLayout, bindings)}
 ${WGSL_ACTIVATIONS}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {
@@ -71,7 +71,7 @@ fn main(${WGSL_BUILTINS}) {
   if (i >= u.n) { return; }
   let v = x[i];
   y[i] = ${unaryExpr[op]};
-}`;
+}`);
   return { name: `unary_${op}`, cacheKey: op, wgsl, workgroupSize: [THREADS, 1, 1], dispatch: linearDispatch(n / THREADS), bindings, uniformLayout: unaryLayout, uniforms: { n, alpha: 1 } };
 }
 
@@ -82,7 +82,7 @@ export function createBinaryKernel(n: number, m: number, op: BinaryOp): KernelDe
     { name: 'b', type: 'f32', access: 'read' }, // (m)
     { name: 'y', type: 'f32', access: 'read_write' }, // (n)
   ] as const;
-  const wgsl = `${wgslBindings(binaryLayout, bindings)}
+  const wgsl = memoWgsl(`binary_${op}`, op, () => `${wgslBindings(binaryLayout, bindings)}
 ${WGSL_ACTIVATIONS}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {
@@ -91,7 +91,7 @@ fn main(${WGSL_BUILTINS}) {
   let av = a[i];
   let bv = b[i % u.m];
   y[i] = ${binaryExpr[op]};
-}`;
+}`);
   return { name: `binary_${op}`, cacheKey: op, wgsl, workgroupSize: [THREADS, 1, 1], dispatch: linearDispatch(n / THREADS), bindings, uniformLayout: binaryLayout, uniforms: { n, m } };
 }
 

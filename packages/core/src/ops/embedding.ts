@@ -9,7 +9,7 @@
  */
 import { StatespaceError, assertArg } from '../errors.js';
 import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
-import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 
@@ -23,7 +23,7 @@ export function createEmbeddingKernel(shape: { T: number; V: number; D: number }
     { name: 'table', type: wgslStorageType(tableDtype), access: 'read' }, // (V, D)
     { name: 'y', type: 'f32', access: 'read_write' }, // (T, D)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl('embedding', tableDtype, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadT', 'table', tableDtype)}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {
@@ -34,7 +34,7 @@ fn main(${WGSL_BUILTINS}) {
   let id = ids[t];
   if (id < 0 || u32(id) >= u.V) { y[i] = bitcast<f32>(0x7fc00000u | (u.V & 0u)); return; }
   y[i] = loadT(u32(id) * u.D + d) * u.scale;
-}`;
+}`);
   return {
     name: 'embedding',
     cacheKey: tableDtype,

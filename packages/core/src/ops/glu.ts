@@ -7,7 +7,7 @@
  *   T  tokens     I  intermediate features (a has 2I per token)
  */
 import { StatespaceError } from '../errors.js';
-import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { unaryReference, wgslActivations } from './elementwise.js';
@@ -23,7 +23,7 @@ export function createGluKernel(shape: { T: number; I: number }, act: GluActivat
     { name: 'a', type: 'f32', access: 'read' }, // (T, 2I)
     { name: 'y', type: 'f32', access: 'read_write' }, // (T, I)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl(`glu_${act}`, act, () => `${wgslBindings(layout, bindings)}
 ${wgslActivations()}
 @compute @workgroup_size(256)
 fn main(${WGSL_BUILTINS}) {
@@ -32,7 +32,7 @@ fn main(${WGSL_BUILTINS}) {
   let t = i / u.I;
   let j = i % u.I;
   y[i] = ${act}_(a[t * 2u * u.I + j]) * a[t * 2u * u.I + u.I + j];
-}`;
+}`);
   return { name: `glu_${act}`, cacheKey: act, wgsl, workgroupSize: [256, 1, 1], dispatch: linearDispatch((shape.T * shape.I) / 256), bindings, uniformLayout: layout, uniforms: shape };
 }
 

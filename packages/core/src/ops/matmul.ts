@@ -11,7 +11,7 @@
  */
 import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
 import { StatespaceError, assertArg } from '../errors.js';
-import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 
@@ -52,12 +52,12 @@ export function createMatmulKernel(shape: { M: number; N: number; K: number }, a
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
   ] as const;
   const wIndex = transposeB ? (n: string, k: string) => `${n} * u.K + ${k}` : (n: string, k: string) => `${k} * u.N + ${n}`;
-  const head = `${wgslBindings(layout, bindings)}\n${wgslLoadFloat('loadW', 'w', wDtype)}\n`;
+  const head = wgslBindings(layout, bindings) + '\n' + wgslLoadFloat('loadW', 'w', wDtype) + '\n';
   const addBias = bias ? ' + bias[n]' : '';
   const cacheKey = `${attrs.simple ? 'simple' : gemv ? 'gemv' : 'tiled'}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}`;
   const uniforms = { M: shape.M, N: shape.N, K: shape.K };
   if (attrs.simple) {
-    const wgsl = `${head}
+    const wgsl = memoWgsl('matmul', cacheKey, () => `${head}
 @compute @workgroup_size(64)
 fn main(${WGSL_BUILTINS}) {
   let i = ${WGSL_LINEAR_WORKGROUP} * 64u + li;
@@ -67,11 +67,11 @@ fn main(${WGSL_BUILTINS}) {
   var acc = 0.0;
   for (var k = 0u; k < u.K; k++) { acc += x[m * u.K + k] * loadW(${wIndex('n', 'k')}); }
   y[i] = acc${addBias};
-}`;
+}`);
     return { name: 'matmul_simple', cacheKey, wgsl, workgroupSize: [64, 1, 1], dispatch: linearDispatch((shape.M * shape.N) / 64), bindings, uniformLayout: layout, uniforms };
   }
   if (gemv) {
-    const wgsl = `${head}
+    const wgsl = memoWgsl('matmul', cacheKey, () => `${head}
 const T = ${GEMV_THREADS}u;
 const MAXM = ${GEMV_MAX_M}u;
 var<workgroup> partial: array<f32, ${GEMV_THREADS * GEMV_MAX_M}>;
@@ -98,13 +98,13 @@ fn main(${WGSL_BUILTINS}) {
     if (li < MAXM && m0 + li < u.M) { y[(m0 + li) * u.N + n] = partial[li * T]${addBias}; }
     workgroupBarrier();
   }
-}`;
+}`);
     return { name: 'matmul_gemv', cacheKey, wgsl, workgroupSize: [GEMV_THREADS, 1, 1], dispatch: linearDispatch(shape.N), bindings, uniformLayout: layout, uniforms };
   }
   const loadB = transposeB
     ? `let nn = idx / TK; let kk = idx % TK;`
     : `let nn = idx % TS; let kk = idx / TS;`;
-  const wgsl = `${head}
+  const wgsl = memoWgsl('matmul', cacheKey, () => `${head}
 const TS = ${TILE}u;
 const TK = ${TILE_K}u;
 var<workgroup> As: array<f32, ${TILE * TILE_K}>; // (TK, TS) tile of x, transposed
@@ -147,7 +147,7 @@ fn main(${WGSL_BUILTINS}) {
       if (n < u.N) { y[m * u.N + n] = acc[i * 4u + j]${addBias}; }
     }
   }
-}`;
+}`);
   return {
     name: 'matmul_tiled',
     cacheKey,

@@ -10,7 +10,7 @@
  */
 import { StatespaceError } from '../errors.js';
 import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
-import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { ROW_THREADS, wgslRowReduce } from './reduce.js';
@@ -66,7 +66,7 @@ export function createNormKernel(shape: { rows: number; D: number; G?: number },
     let i = base + j; let c = g * u.G + j;
     y[i] = ${val} * inv * ${scale};
   }`;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl(`norm_${attrs.kind}`, `${wDtype}|${attrs.unitOffset ? 1 : 0}|${hasBias ? 1 : 0}`, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadW', 'w', wDtype)}
 ${wgslRowReduce()}
 @compute @workgroup_size(${ROW_THREADS})
@@ -77,7 +77,7 @@ fn main(${WGSL_BUILTINS}) {
   let g = rg % groups;
   let base = rg * u.G;
   ${body}
-}`;
+}`);
   return {
     name: `norm_${attrs.kind}`,
     cacheKey: `${attrs.kind}|${wDtype}|${attrs.unitOffset ? 1 : 0}|${hasBias ? 1 : 0}`,

@@ -1,0 +1,28 @@
+import { Runtime, createUnaryKernel } from '@statespace/core';
+const rt = await Runtime.create();
+const a = rt.zeros([64]); const b = rt.zeros([64]);
+const k = createUnaryKernel(64, 'silu');
+rt.run(k, [a, b]); await rt.sync();
+const N = 5000;
+let t0 = performance.now();
+for (let i = 0; i < N; i++) rt.run(k, [a, b]);
+let t1 = performance.now(); rt.flush(); await rt.sync();
+console.log('run()', ((t1 - t0) / N * 1000).toFixed(1), 'us');
+t0 = performance.now();
+for (let i = 0; i < N; i++) createUnaryKernel(64, 'silu');
+t1 = performance.now();
+console.log('factory', ((t1 - t0) / N * 1000).toFixed(1), 'us');
+const dev = rt.device; const layout = rt.pipeline(k).getBindGroupLayout(0);
+const ub = dev.createBuffer({ size: 256, usage: GPUBufferUsage.UNIFORM });
+t0 = performance.now();
+for (let i = 0; i < N; i++) dev.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: ub, offset: 0, size: 16 } }, { binding: 1, resource: { buffer: a.buffer, offset: 0, size: 256 } }, { binding: 2, resource: { buffer: b.buffer, offset: 0, size: 256 } }] });
+t1 = performance.now();
+console.log('createBindGroup', ((t1 - t0) / N * 1000).toFixed(1), 'us');
+const enc = dev.createCommandEncoder(); const pass = enc.beginComputePass(); const p = rt.pipeline(k);
+const bg = dev.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: ub, offset: 0, size: 16 } }, { binding: 1, resource: { buffer: a.buffer, offset: 0, size: 256 } }, { binding: 2, resource: { buffer: b.buffer, offset: 0, size: 256 } }] });
+t0 = performance.now();
+for (let i = 0; i < N; i++) { pass.setPipeline(p); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(1); }
+t1 = performance.now();
+console.log('set+dispatch', ((t1 - t0) / N * 1000).toFixed(1), 'us');
+pass.end(); dev.queue.submit([enc.finish()]);
+process.exit(0);
