@@ -13,7 +13,7 @@ import { main } from './main.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const FIXTURES = `${ROOT}fixtures/hf-tiny/`;
-const FAMILIES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next'];
+const FAMILIES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next', 'zamba2'];
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';

@@ -16,7 +16,7 @@ import { fixtureDir, reference, referenceRows } from './testing/fixtures.js';
 // allocation would force a submit and hide the batching a real run has).
 const rt = await Runtime.create();
 
-export const FAMILY_FIXTURES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next'];
+export const FAMILY_FIXTURES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next', 'zamba2'];
 
 describe.each(FAMILY_FIXTURES)('%s matches transformers', (name) => {
   const ref = reference(name);

@@ -22,5 +22,7 @@ export * from './load.js';
 export * from './weights.js';
 export { type ChannelMixer, GluMlp, MoeLayer, Relu2Mlp, channelWeightShapes, createChannelMixer, sub } from './channel.js';
 export * from './moe.js';
+export * from './concat.js';
+export { Zamba2SharedBlock, type SharedBlockWeight } from './zamba2-block.js';
 export { type MixerFactory, mixerFactories } from './mixers.js';
 export { type Family, families, familyOf } from './families/index.js';

@@ -20,19 +20,23 @@ import {
   rmsNorm,
   unary,
 } from '@statespace/core';
+import type { KVCacheState } from '@statespace/attention';
 import { type ChannelMixer, createChannelMixer, sub } from './channel.js';
 import { mixerFactories } from './mixers.js';
 import type { BlockSpec, ModelSpec, NormSpec } from './spec.js';
+import { Zamba2SharedBlock } from './zamba2-block.js';
 
 interface BuiltBlock {
   spec: BlockSpec;
   mixers: SequenceMixer[];
   channel?: ChannelMixer;
-  /** Index of this block's first mixer state in {@link ModelState.layers}. */
+  /** Zamba2's shared transformer block at this layer (its KV cache is the block's first state). */
+  sharedBlock?: Zamba2SharedBlock;
+  /** Index of this block's first state in {@link ModelState.layers}. */
   stateOffset: number;
 }
 
-/** The per-sequence state of a whole model: one entry per sequence mixer, in order. */
+/** The per-sequence state of a whole model: one entry per sequence mixer (and per shared-block site), in order. */
 export class ModelState {
   constructor(
     readonly batch: number,
@@ -84,6 +88,8 @@ export type LogitsSelection = 'all' | 'last';
 export class HybridModel {
   readonly blocks: BuiltBlock[];
   private readonly w: LayerWeights;
+  /** Some block reads the original embeddings (Zamba2). */
+  private readonly keepsEmbeddings: boolean;
 
   constructor(
     readonly runtime: Runtime,
@@ -100,11 +106,13 @@ export class HybridModel {
         spec: b,
         mixers: b.mixers.map((m) => mixerFactories[m.kind].create(runtime, m.config, sub(weights, m.prefix))),
         channel: b.channel ? createChannelMixer(runtime, b.channel, weights) : undefined,
+        sharedBlock: b.sharedBlock ? new Zamba2SharedBlock(runtime, b.sharedBlock, spec.hiddenSize, weights) : undefined,
         stateOffset: offset,
       };
-      offset += b.mixers.length;
+      offset += b.mixers.length + (b.sharedBlock ? 1 : 0);
       return block;
     });
+    this.keepsEmbeddings = this.blocks.some((b) => b.sharedBlock);
   }
 
   /** Bytes of all weights on the GPU. */
@@ -116,7 +124,10 @@ export class HybridModel {
 
   /** A zeroed state for `batch` independent sequences. */
   createState(batch = 1): ModelState {
-    return new ModelState(batch, this.blocks.flatMap((b) => b.mixers.map((m) => m.createState(batch))));
+    return new ModelState(
+      batch,
+      this.blocks.flatMap((b) => [...(b.sharedBlock ? [b.sharedBlock.createState(batch)] : []), ...b.mixers.map((m) => m.createState(batch))]),
+    );
   }
 
   private norm(x: TensorLike, n: NormSpec): Tensor {
@@ -125,7 +136,8 @@ export class HybridModel {
     return rmsNorm(this.runtime, x, w, n.eps, { unitOffset: n.kind === 'rms_unit' });
   }
 
-  private residual(h: Tensor, branch: Tensor, multiplier: number | undefined): Tensor {
+  /** h + multiplier · branch; disposes branch and h (unless h is `keep`). */
+  private residual(h: Tensor, branch: Tensor, multiplier: number | undefined, keep?: Tensor): Tensor {
     const rt = this.runtime;
     let b = branch;
     if (multiplier !== undefined && multiplier !== 1) {
@@ -134,7 +146,7 @@ export class HybridModel {
     }
     const out = binary(rt, h, b, 'add');
     b.dispose();
-    h.dispose();
+    if (h !== keep) h.dispose();
     return out;
   }
 
@@ -151,16 +163,25 @@ export class HybridModel {
     }
     const D = this.spec.hiddenSize;
     let h = embedding(rt, ids, this.w[this.spec.embedding], { scale: this.spec.embeddingMultiplier ?? 1 });
+    const emb = this.keepsEmbeddings ? h : undefined;
     this.blocks.forEach((block) => {
       const s = block.spec;
       if (block.mixers.length) {
-        const n = s.mixerNorm ? this.norm(h, s.mixerNorm) : h;
+        // Zamba2: the shared block's output joins the mixer's input, not the residual.
+        let input = h;
+        if (block.sharedBlock) {
+          const t = block.sharedBlock.forward(h, emb!, state.layers[block.stateOffset] as KVCacheState);
+          input = binary(rt, h, t, 'add');
+          t.dispose();
+        }
+        const first = block.stateOffset + (block.sharedBlock ? 1 : 0);
+        const n = s.mixerNorm ? this.norm(input, s.mixerNorm) : input;
         let sum: Tensor | undefined;
         block.mixers.forEach((mixer, j) => {
           const ms = s.mixers[j];
-          const input = ms.inMultiplier !== undefined && ms.inMultiplier !== 1 ? unary(rt, n, 'scale', { alpha: ms.inMultiplier }) : n;
-          let m = mixer.forward(input as Tensor, state.layers[block.stateOffset + j]);
-          if (input !== n) input.dispose();
+          const scaledIn = ms.inMultiplier !== undefined && ms.inMultiplier !== 1 ? unary(rt, n, 'scale', { alpha: ms.inMultiplier }) : n;
+          let m = mixer.forward(scaledIn as Tensor, state.layers[first + j]);
+          if (scaledIn !== n) scaledIn.dispose();
           if (ms.outMultiplier !== undefined && ms.outMultiplier !== 1) {
             const scaled = unary(rt, m, 'scale', { alpha: ms.outMultiplier });
             m.dispose();
@@ -173,16 +194,18 @@ export class HybridModel {
             sum = t;
           } else sum = m;
         });
-        if (n !== h) n.dispose();
-        h = this.residual(h, sum!, s.residualMultiplier);
+        if (n !== input) n.dispose();
+        if (input !== h) input.dispose();
+        h = this.residual(h, sum!, s.residualMultiplier, emb);
       }
       if (block.channel) {
         const n = s.channelNorm ? this.norm(h, s.channelNorm) : h;
         const c = block.channel.forward(n);
         if (n !== h) n.dispose();
-        h = this.residual(h, c, s.residualMultiplier);
+        h = this.residual(h, c, s.residualMultiplier, emb);
       }
     });
+    if (emb && emb !== h) emb.dispose();
     state.length += T;
     let last = h;
     if (logits === 'last' && T > 1) {

@@ -59,12 +59,45 @@ export type ChannelSpec =
       shared?: { names: GluNames; intermediate: number; gate?: string };
     };
 
+/**
+ * Zamba2's shared transformer block as applied at one hybrid layer: RMSNorm of
+ * concat(h, original embeddings) (2·hidden), attention with per-site LoRA
+ * adapters on q/k/v, RMSNorm, gated MLP with a per-site LoRA adapter on
+ * gate_up, then this site's `linear`. Its output is added to the block's mixer
+ * input (before the mixer norm), not to the residual. The shared weights live
+ * under `prefix` (the first hybrid layer using them); several sites share them.
+ */
+export interface SharedBlockSpec {
+  kind: 'zamba2';
+  /** Prefix of the shared weights, e.g. `model.layers.1.shared_transformer.`. */
+  prefix: string;
+  /** Index of this site's adapters in the adapter lists (the hybrid layer's rank). */
+  adapter: number;
+  /** Full name of this site's output projection (hidden, hidden), e.g. `model.layers.1.linear.weight`. */
+  linear: string;
+  /** The AttentionMixer config (inputSize 2·hidden, scale (head_dim / 2)^-1/2, RoPE or null). */
+  attention: Record<string, unknown>;
+  /** LoRA rank of the adapters. */
+  adapterRank: number;
+  /** q/k/v adapters present (use_shared_attention_adapter); the gate_up adapter always is. */
+  qkvAdapters: boolean;
+  /** MLP intermediate size (gate_up_proj has 2·intermediate rows). */
+  intermediate: number;
+  act: 'silu' | 'gelu' | 'gelu_tanh';
+  /** gate_up_proj and down_proj have biases (add_bias_linear). */
+  mlpBias: boolean;
+  /** Epsilon of the two RMSNorms (input_layernorm over 2·hidden, pre_ff_layernorm). */
+  eps: number;
+}
+
 /** One block of the stack. */
 export interface BlockSpec {
   /** The kind of the block for pattern strings: M (Mamba), A (attention), D (DeltaNet), F (MLP only), ... */
   label: string;
   /** Usually one mixer; Falcon-H1 runs attention and Mamba-2 side by side on the same normed input and sums them. */
   mixers: MixerSpec[];
+  /** Zamba2: a shared transformer block whose output is added to the mixer input (its KV cache is the block's first state). */
+  sharedBlock?: SharedBlockSpec;
   mixerNorm?: NormSpec;
   channel?: ChannelSpec;
   channelNorm?: NormSpec;

@@ -6,6 +6,7 @@ import { type DType, type Runtime, type Tensor, type WeightSpec } from '@statesp
 import { channelWeightShapes } from './channel.js';
 import { mixerFactories } from './mixers.js';
 import type { ModelSpec, NormSpec } from './spec.js';
+import { Zamba2SharedBlock } from './zamba2-block.js';
 
 /** One weight of a model, by full name. */
 export interface ModelWeightSpec {
@@ -38,6 +39,11 @@ export function modelWeights(spec: ModelSpec): ModelWeightSpec[] {
   const D = spec.hiddenSize;
   const out: ModelWeightSpec[] = [{ name: spec.embedding, shape: [spec.vocabSize, D], f32: false, init: 'normal' }];
   for (const b of spec.blocks) {
+    if (b.sharedBlock) {
+      for (const w of Zamba2SharedBlock.expectedWeights(b.sharedBlock, D)) {
+        out.push({ ...w, init: w.f32 ? (/norm\.weight$/.test(w.name) ? 'ones' : 'zeros') : 'normal' });
+      }
+    }
     out.push(...normWeights(b.mixerNorm, D));
     for (const m of b.mixers) {
       for (const w of mixerFactories[m.kind].expectedWeights(m.config)) {

@@ -35,7 +35,7 @@ export interface MatmulAttrs {
 
 const TILE = 64;
 const TILE_K = 16;
-const GEMV_THREADS = 128;
+const GEMV_ROWS = 8;
 const GEMV_MAX_M = 4;
 const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
 
@@ -56,7 +56,7 @@ export function createMatmulKernel(shape: { M: number; N: number; K: number }, a
   const addBias = bias ? ' + bias[n]' : '';
   const cacheKey = `${attrs.simple ? 'simple' : gemv ? 'gemv' : 'tiled'}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}`;
   const uniforms = { M: shape.M, N: shape.N, K: shape.K };
-  if (attrs.simple) {
+  if (attrs.simple || (gemv && !transposeB)) {
     const wgsl = memoWgsl('matmul', cacheKey, () => `${head}
 @compute @workgroup_size(64)
 fn main(${WGSL_BUILTINS}) {
@@ -70,36 +70,51 @@ fn main(${WGSL_BUILTINS}) {
 }`);
     return { name: 'matmul_simple', cacheKey, wgsl, workgroupSize: [64, 1, 1], dispatch: linearDispatch((shape.M * shape.N) / 64), bindings, uniformLayout: layout, uniforms };
   }
-  if (gemv) {
+  if (gemv && transposeB) {
+    // 8 output rows per workgroup, 32 lanes per row striding over K (coalesced reads of W's rows),
+    // up to 4 rows of x at a time; one reduction over the lanes for all 4 accumulators.
     const wgsl = memoWgsl('matmul', cacheKey, () => `${head}
-const T = ${GEMV_THREADS}u;
+const LANES = 32u;
+const ROWS = ${GEMV_ROWS}u;
 const MAXM = ${GEMV_MAX_M}u;
-var<workgroup> partial: array<f32, ${GEMV_THREADS * GEMV_MAX_M}>;
-@compute @workgroup_size(${GEMV_THREADS})
+var<workgroup> part: array<f32, ${32 * GEMV_ROWS * GEMV_MAX_M}>;
+@compute @workgroup_size(32, ${GEMV_ROWS}, 1)
 fn main(${WGSL_BUILTINS}) {
-  let n = ${WGSL_LINEAR_WORKGROUP};
-  if (n >= u.N) { return; }
+  let n = ${WGSL_LINEAR_WORKGROUP} * ROWS + lid.y;
+  let T = LANES * ROWS;
   for (var m0 = 0u; m0 < u.M; m0 += MAXM) {
-    var acc = array<f32, ${GEMV_MAX_M}>();
-    for (var k = li; k < u.K; k += T) {
-      let wv = loadW(${wIndex('n', 'k')});
-      for (var j = 0u; j < MAXM; j++) {
-        if (m0 + j < u.M) { acc[j] += x[(m0 + j) * u.K + k] * wv; }
+    var acc = array<f32, ${GEMV_MAX_M}>(0.0, 0.0, 0.0, 0.0);
+    if (n < u.N) {
+      let row = n * u.K;
+      var k = lid.x;
+      // two independent chains per accumulator for memory-level parallelism
+      for (; k + LANES < u.K; k += 2u * LANES) {
+        let w0 = loadW(row + k);
+        let w1 = loadW(row + k + LANES);
+        for (var j = 0u; j < MAXM; j++) {
+          if (m0 + j < u.M) { let xb = (m0 + j) * u.K + k; acc[j] += x[xb] * w0 + x[xb + LANES] * w1; }
+        }
+      }
+      if (k < u.K) {
+        let w0 = loadW(row + k);
+        for (var j = 0u; j < MAXM; j++) {
+          if (m0 + j < u.M) { acc[j] += x[(m0 + j) * u.K + k] * w0; }
+        }
       }
     }
-    for (var j = 0u; j < MAXM; j++) { partial[j * T + li] = acc[j]; }
+    for (var j = 0u; j < MAXM; j++) { part[j * T + li] = acc[j]; }
     workgroupBarrier();
-    for (var s = T / 2u; s > 0u; s >>= 1u) {
-      if (li < s) {
-        for (var j = 0u; j < MAXM; j++) { partial[j * T + li] += partial[j * T + li + s]; }
+    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+      if (lid.x < s) {
+        for (var j = 0u; j < MAXM; j++) { part[j * T + li] += part[j * T + li + s]; }
       }
       workgroupBarrier();
     }
-    if (li < MAXM && m0 + li < u.M) { y[(m0 + li) * u.N + n] = partial[li * T]${addBias}; }
+    if (lid.x < MAXM && n < u.N && m0 + lid.x < u.M) { y[(m0 + lid.x) * u.N + n] = part[lid.x * T + lid.y * LANES]${addBias}; }
     workgroupBarrier();
   }
 }`);
-    return { name: 'matmul_gemv', cacheKey, wgsl, workgroupSize: [GEMV_THREADS, 1, 1], dispatch: linearDispatch(shape.N), bindings, uniformLayout: layout, uniforms };
+    return { name: 'matmul_gemv', cacheKey, wgsl, workgroupSize: [32, GEMV_ROWS, 1], dispatch: linearDispatch(shape.N / GEMV_ROWS), bindings, uniformLayout: layout, uniforms };
   }
   const loadB = transposeB
     ? `let nn = idx / TK; let kk = idx % TK;`

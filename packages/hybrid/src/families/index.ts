@@ -13,6 +13,7 @@ import { mambaSpec, parseMambaConfig } from './mamba.js';
 import { mamba2Spec, parseMamba2Config } from './mamba2.js';
 import { bambaSpec, granitePrepareNames, graniteSpec, nemotronHSpec } from './mamba2-hybrids.js';
 import { qwen3NextSpec } from './qwen3-next.js';
+import { parseZamba2Config, zamba2Spec } from './zamba2.js';
 
 /** A supported family. */
 export interface Family {
@@ -38,6 +39,7 @@ export const families: Family[] = [
   { modelTypes: ['nemotron_h'], architecture: 'NemotronHForCausalLM', spec: (c) => nemotronHSpec(c, 'NemotronHForCausalLM') },
   { modelTypes: ['falcon_h1'], architecture: 'FalconH1ForCausalLM', spec: (c) => falconH1Spec(c, 'FalconH1ForCausalLM') },
   { modelTypes: ['qwen3_next'], architecture: 'Qwen3NextForCausalLM', spec: (c) => qwen3NextSpec(c, 'Qwen3NextForCausalLM') },
+  { modelTypes: ['zamba2'], architecture: 'Zamba2ForCausalLM', spec: (c) => zamba2Spec(parseZamba2Config(c), 'Zamba2ForCausalLM') },
 ];
 
 /** The family of a config, or an `UNKNOWN_ARCHITECTURE` error that lists the supported ones. */
