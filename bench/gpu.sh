@@ -8,5 +8,5 @@ set -euo pipefail
 source .gpu/env.sh
 OUT="${OUT:-/tmp/bench-out}"; mkdir -p "$OUT"
 node .gpu/bench.mjs --out "$OUT/statespace.json" --chart "$OUT/decode-vs-context.svg" "$@" 2>&1 | tee "$OUT/statespace.log"
-python3 bench/torch_baseline.py --out "$OUT/transformers.json" 2>&1 | grep -v Warning | tee "$OUT/transformers.log"
+python3 bench/torch_baseline.py --out "$OUT/transformers.json" ${TORCH_ARGS:-} 2>&1 | grep -v Warning | tee "$OUT/transformers.log"
 python3 bench/compare.py "$OUT/statespace.json" "$OUT/transformers.json" | tee "$OUT/table.md"

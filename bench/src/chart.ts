@@ -11,7 +11,7 @@ export interface Series {
 const COLORS = ['#2563eb', '#16a34a', '#dc2626', '#9333ea', '#ea580c'];
 
 /** Renders series on log2-x, linear-y axes. */
-export function lineChartSvg(title: string, xLabel: string, yLabel: string, series: Series[]): string {
+export function lineChartSvg(title: string, xLabel: string, yLabel: string, series: Series[], subtitle = ''): string {
   const W = 720;
   const H = 420;
   const m = { l: 70, r: 170, t: 40, b: 55 };
@@ -25,7 +25,8 @@ export function lineChartSvg(title: string, xLabel: string, yLabel: string, seri
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2 - 60}" y="22" font-size="15" font-weight="600">${title}</text>`,
+    `<text x="${m.l}" y="20" font-size="15" font-weight="600">${title}</text>`,
+    `<text x="${m.l}" y="34" font-size="11" fill="#6b7280">${subtitle}</text>`,
   ];
   for (let i = 0; i <= 5; i++) {
     const y = (y1 * i) / 5;

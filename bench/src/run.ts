@@ -162,7 +162,7 @@ if (values.chart) {
     chart.push({ name: m.name, points });
     console.log(`chart ${m.name}: ${points.map(([c, ms]) => `${c}: ${ms.toFixed(2)} ms`).join(', ')}`);
   }
-  writeFileSync(values.chart, lineChartSvg(`Decode time per token vs context (${rt.adapterName})`, 'context length (tokens)', 'ms per token', chart));
+  writeFileSync(values.chart, lineChartSvg('Decode time per token vs context', 'context length (tokens)', 'ms per token', chart, `${rt.adapterName}, 8 layers of width 768, random weights (${dtype})`));
 }
 const out = { adapter: rt.adapterName, bandwidthBytesPerS: bandwidth, dtype, quick, prefillLengths, contexts, results, chart, date: new Date().toISOString() };
 if (values.out) writeFileSync(values.out, JSON.stringify(out, null, 1));
