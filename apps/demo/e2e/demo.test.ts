@@ -153,7 +153,7 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     await page.close();
   });
 
-  it.runIf(!!process.env.STATESPACE_E2E_FULL)('a hybrid (bamba: Mamba-2 + attention) matches too, and its KV cache shows', async () => {
+  it('a hybrid (bamba: Mamba-2 + attention) matches too, and its KV cache shows', async () => {
     const bamba = await open('/?model=/fixtures/bamba/');
     await expectGpu(bamba);
     expect(await waitForModel(bamba)).toBeNull();
