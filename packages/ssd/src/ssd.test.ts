@@ -85,7 +85,9 @@ describe('SSD steps agree with their CPU references', () => {
     const ref = ssdChunkCumsumReference(raw, new Float32Array([-1]), undefined, shape);
     const got = await rt.read(dt);
     const worst = Math.max(...Array.from(got, (v, i) => Math.abs(v - ref.dt[i]) / ref.dt[i]));
-    expect(worst).toBeLessThan(2e-6);
+    // log(1 + exp(x)) in f32 loses ~1e-4 here; the series keeps it to a few ulp on SwiftShader (~1e-6) and
+    // 3e-6 on the H100, whose exp is less exact.
+    expect(worst).toBeLessThan(1e-5);
   });
 });
 

@@ -1,9 +1,11 @@
 /** Reading the committed transformers fixtures (tests only). */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Folder of the tiny Hugging Face fixtures, relative to the repository root. */
-export const FIXTURES = fileURLToPath(new URL('../../../../fixtures/hf-tiny/', import.meta.url));
+// Beside the sources; from the repository root when the tests run bundled (scripts/gpu-tests).
+const BESIDE = fileURLToPath(new URL('../../../../fixtures/hf-tiny/', import.meta.url));
+export const FIXTURES = existsSync(BESIDE) ? BESIDE : `${process.cwd()}/fixtures/hf-tiny/`;
 
 /** transformers' reference outputs for one fixture. */
 export interface Reference {

@@ -1,0 +1,127 @@
+/**
+ * A minimal stand-in for vitest's describe/it/expect, so the kernel test files
+ * can be bundled with esbuild and run on the GPU machine, which has Node but no
+ * npm packages. Supports the matchers the kernel tests use; anything else throws.
+ */
+type Fn = () => unknown | Promise<unknown>;
+interface Case {
+  name: string;
+  fn: Fn;
+}
+const cases: Case[] = [];
+const prefix: string[] = [];
+const afters: Fn[] = [];
+const befores: Fn[] = [];
+
+export function describe(name: string, fn: () => void): void {
+  prefix.push(name);
+  fn();
+  prefix.pop();
+}
+describe.each = (rows: unknown[]) => (name: string, fn: (...a: unknown[]) => void) => {
+  for (const r of rows) describe(name.replace('%s', String(r)), () => fn(...(Array.isArray(r) ? r : [r])));
+};
+export function it(name: string, fn: Fn): void {
+  cases.push({ name: [...prefix, name].join(' > '), fn });
+}
+it.each = (rows: unknown[]) => (name: string, fn: (...a: unknown[]) => unknown) => {
+  for (const r of rows) it(name.replace('%s', String(r)), () => fn(...(Array.isArray(r) ? r : [r])));
+};
+it.runIf = (c: boolean) => (c ? it : () => {});
+it.skipIf = (c: boolean) => (c ? () => {} : it);
+export const test = it;
+export const beforeAll = (fn: Fn) => befores.push(fn);
+export const afterAll = (fn: Fn) => afters.push(fn);
+export const beforeEach = () => {};
+export const afterEach = () => {};
+export const vi = {};
+
+function fail(msg: string): never {
+  throw new Error(msg);
+}
+function deepEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+function matchers(actual: unknown, negate: boolean, label?: string) {
+  const check = (ok: boolean, msg: string) => {
+    if (ok === negate) fail(`${label ? `${label}: ` : ''}${negate ? 'not ' : ''}${msg}`);
+  };
+  const a = actual as number;
+  return {
+    toBe: (e: unknown) => check(Object.is(actual, e), `expected ${String(actual)} to be ${String(e)}`),
+    toEqual: (e: unknown) => check(deepEqual(actual, e), `expected ${JSON.stringify(actual)?.slice(0, 200)} to equal ${JSON.stringify(e)?.slice(0, 200)}`),
+    toStrictEqual: (e: unknown) => check(deepEqual(actual, e), 'expected strict equality'),
+    toBeLessThan: (e: number) => check(a < e, `expected ${a} < ${e}`),
+    toBeLessThanOrEqual: (e: number) => check(a <= e, `expected ${a} <= ${e}`),
+    toBeGreaterThan: (e: number) => check(a > e, `expected ${a} > ${e}`),
+    toBeGreaterThanOrEqual: (e: number) => check(a >= e, `expected ${a} >= ${e}`),
+    toBeCloseTo: (e: number, d = 2) => check(Math.abs(a - e) < 10 ** -d / 2, `expected ${a} close to ${e}`),
+    toBeTruthy: () => check(!!actual, `expected ${String(actual)} truthy`),
+    toBeFalsy: () => check(!actual, `expected ${String(actual)} falsy`),
+    toBeDefined: () => check(actual !== undefined, 'expected defined'),
+    toBeUndefined: () => check(actual === undefined, 'expected undefined'),
+    toBeNull: () => check(actual === null, 'expected null'),
+    toBeNaN: () => check(Number.isNaN(actual), 'expected NaN'),
+    toBeInstanceOf: (c: new (...a: never[]) => unknown) => check(actual instanceof c, 'expected instance'),
+    toHaveLength: (n: number) => check((actual as { length: number }).length === n, `expected length ${n}`),
+    toContain: (x: unknown) => check((actual as { includes(v: unknown): boolean }).includes(x), `expected to contain ${String(x)}`),
+    toMatch: (r: RegExp | string) => check(typeof r === 'string' ? String(actual).includes(r) : r.test(String(actual)), `expected ${String(actual).slice(0, 200)} to match ${String(r)}`),
+    toSatisfy: (f: (v: unknown) => boolean) => check(f(actual), 'expected to satisfy predicate'),
+    toThrow: (r?: RegExp | string) => {
+      let threw = false;
+      let msg = '';
+      try {
+        (actual as () => unknown)();
+      } catch (e) {
+        threw = true;
+        msg = (e as Error)?.message ?? String(e);
+      }
+      const ok = threw && (!r || (typeof r === 'string' ? msg.includes(r) : r.test(msg)));
+      check(ok, `expected to throw ${String(r ?? '')}, got ${threw ? msg : 'no error'}`);
+    },
+  };
+}
+export function expect(actual: unknown, label?: string) {
+  const m = matchers(actual, false, label);
+  const rejects = new Proxy({}, {
+    get: (_t, key: string) => async (...args: unknown[]) => {
+      try {
+        await (actual as Promise<unknown>);
+      } catch (e) {
+        const r = args[0];
+        if (key === 'toThrow') {
+          const msg = (e as Error)?.message ?? String(e);
+          if (r && !(typeof r === 'string' ? msg.includes(r) : (r as RegExp).test(msg))) fail(`rejected with ${msg}, expected ${String(r)}`);
+          return;
+        }
+        return (matchers(e, false, label) as Record<string, (...a: unknown[]) => void>)[key](...args);
+      }
+      fail('expected a rejection');
+    },
+  });
+  return { ...m, not: matchers(actual, true, label), rejects, resolves: m };
+}
+
+/** Runs every registered case; prints one line each and a closing `N passed, N failed` line. */
+export async function runAll(file: string): Promise<{ passed: number; failed: number }> {
+  let passed = 0;
+  let failed = 0;
+  for (const b of befores) await b();
+  for (const c of cases) {
+    const t0 = performance.now();
+    try {
+      await c.fn();
+      passed++;
+      console.log(`  ok   ${c.name} (${(performance.now() - t0).toFixed(0)} ms)`);
+    } catch (e) {
+      failed++;
+      console.log(`  FAIL ${c.name}: ${(e as Error)?.message ?? e}`);
+    }
+  }
+  for (const a of afters) await a();
+  console.log(`${file}: ${passed} passed, ${failed} failed`);
+  cases.length = 0;
+  befores.length = 0;
+  afters.length = 0;
+  return { passed, failed };
+}
