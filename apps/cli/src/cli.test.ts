@@ -90,12 +90,24 @@ describe('errors', () => {
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).toMatch(/\[CHECKPOINT_FILE_NOT_FOUND\]/);
   });
+  it('bench measures a composed hybrid and reports state by kind', async () => {
+    const r = await cli('bench', '--pattern', 'MMAM', '--hidden', '64', '--vocab', '97', '--prompt', '16', '--steps', '2', '--json');
+    expect(r.code, r.err).toBe(0);
+    const b = JSON.parse(r.out);
+    expect(b.pattern).toBe('MMAM');
+    expect(b.decodeTokS).toBeGreaterThan(0);
+    expect(b.memory.kv).toBeGreaterThan(0);
+    expect(b.memory.ssm).toBeGreaterThan(0);
+  });
   it('inspect describes a hybrid', async () => {
     const r = await cli('inspect', `${FIXTURES}jamba`, '--json');
     expect(r.code, r.err).toBe(0);
     const info = JSON.parse(r.out);
     expect(info.pattern).toBe('MMMA');
     expect(info.architecture).toBe('JambaForCausalLM');
+    // one attention layer of 4 KV heads x 16: K and V in f32 per token
+    expect(info.kvBytesPerToken).toBe(2 * 4 * 16 * 4);
+    expect(info.memoryByContext[8192].stateBytes).toBe(info.stateBytesFixed + 8192 * info.kvBytesPerToken);
   });
 });
 

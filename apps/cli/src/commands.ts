@@ -152,6 +152,23 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     byKind[kind] = (byKind[kind] ?? 0) + n;
   }
   const params = Object.values(byKind).reduce((a, b) => a + b, 0);
+  // State per sequence: SSM and conv states are fixed; each attention layer adds K and V per token (f32).
+  let fixedStateBytes = 0;
+  let kvBytesPerToken = 0;
+  for (const b of spec.blocks) {
+    for (const m of b.mixers) {
+      const c = m.config as Record<string, number>;
+      if (m.kind === 'attention') kvBytesPerToken += 2 * c.numKeyValueHeads * c.headDim * 4;
+      else if (m.kind === 'mamba1') fixedStateBytes += 4 * c.intermediateSize * (c.stateSize + c.convKernel - 1);
+      else if (m.kind === 'mamba2') fixedStateBytes += 4 * (c.numHeads * c.headDim * c.stateSize + (c.numHeads * c.headDim + 2 * c.nGroups * c.stateSize) * (c.convKernel - 1));
+      else if (m.kind === 'gated_deltanet') fixedStateBytes += 4 * (c.numValueHeads * c.headKDim * c.headVDim + (2 * c.numKeyHeads * c.headKDim + c.numValueHeads * c.headVDim) * (c.convKernel - 1));
+    }
+    if (b.sharedBlock) {
+      const a = b.sharedBlock.attention as Record<string, number>;
+      kvBytesPerToken += 2 * a.numKeyValueHeads * a.headDim * 4; // Zamba2: each application site keeps its own cache
+    }
+  }
+  const memoryByContext = Object.fromEntries([1024, 8192, 32768, 131072].map((L) => [L, { stateBytes: fixedStateBytes + kvBytesPerToken * L }]));
   const info = {
     architecture: family.architecture,
     modelType: config.optional.string('model_type'),
@@ -163,6 +180,9 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     parametersByKind: byKind,
     dtypeOnDisk: config.optional.string('dtype') ?? config.optional.string('torch_dtype'),
     weightBytes: { f32: params * 4, f16: params * 2 },
+    stateBytesFixed: fixedStateBytes,
+    kvBytesPerToken,
+    memoryByContext,
   };
   if (flags.json) io.out(`${JSON.stringify(info)}\n`);
   else {
@@ -171,5 +191,7 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     io.out(`pattern ${info.pattern}\n`);
     io.out(`parameters ${(params / 1e6).toFixed(2)}M: ${Object.entries(byKind).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)}M`).join(', ')}\n`);
     io.out(`weights ${(params * 4 / 2 ** 20).toFixed(1)} MiB in f32, ${(params * 2 / 2 ** 20).toFixed(1)} MiB in f16\n`);
+    io.out(`state per sequence: ${(fixedStateBytes / 2 ** 10).toFixed(0)} KiB fixed (SSM + conv) + ${(kvBytesPerToken / 2 ** 10).toFixed(1)} KiB per token (KV cache)\n`);
+    for (const [L, m] of Object.entries(memoryByContext)) io.out(`  at ${L} tokens: ${(m.stateBytes / 2 ** 20).toFixed(1)} MiB of state\n`);
   }
 }

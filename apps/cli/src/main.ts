@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { StatespaceError } from '@statespace/core';
 import { generateCommand, inspectCommand, logitsCommand } from './commands.js';
+import { benchCommand } from './bench-command.js';
 import { chatCommand, detokenizeCommand, runCommand, startCommand, tokenizeCommand } from './text-commands.js';
 import type { CliIO } from './io.js';
 
@@ -70,6 +71,12 @@ export const commands: Record<string, CommandDef> = {
     usage: 'statespace detokenize <tokenizer.json | modelDir> --ids 1,2,3 [--skip-special] [--json]',
     options: { json: { type: 'boolean' }, ids: { type: 'string' }, 'skip-special': { type: 'boolean' } },
     run: (p, v, io) => detokenizeCommand(p[0], v, io),
+  },
+  bench: {
+    summary: 'prefill and decode speed of a model folder or a composed hybrid on this adapter',
+    usage: 'statespace bench [<modelDir> | --pattern MMMAMMMM [--hidden 256 --vocab 4096]] [--prompt 256] [--steps 16] [--dtype f32|f16] [--json]',
+    options: { ...modelOptions, pattern: { type: 'string' }, hidden: { type: 'string' }, vocab: { type: 'string' }, prompt: { type: 'string' }, steps: { type: 'string' } },
+    run: (p, v, io) => benchCommand(p[0], v, io),
   },
   inspect: {
     summary: 'show architecture, layer pattern, parameters and memory of a model folder',
