@@ -49,6 +49,24 @@ function mamba2Mixer(prefix: string, hidden: number, m: HybridMamba2Config): Mix
   };
 }
 
+/** The `mamba_*` keys Bamba and Granite 4.0 hybrid share, with transformers' defaults (mamba_d_head 'auto' = expand·hidden / heads). */
+function readBambaStyleMamba2(c: ConfigReader, hidden: number, eps: number): HybridMamba2Config {
+  const nHeads = c.optional.positiveInt('mamba_n_heads', 128);
+  const expand = c.optional.positiveInt('mamba_expand', 2);
+  return {
+    numHeads: nHeads,
+    headDim: c.raw('mamba_d_head') === 'auto' || !c.has('mamba_d_head') ? (expand * hidden) / nHeads : c.positiveInt('mamba_d_head'),
+    stateSize: c.optional.positiveInt('mamba_d_state', 256),
+    nGroups: c.optional.positiveInt('mamba_n_groups', 1),
+    convKernel: c.optional.positiveInt('mamba_d_conv', 4),
+    expand,
+    chunkSize: c.optional.positiveInt('mamba_chunk_size', 256),
+    useConvBias: c.optional.bool('mamba_conv_bias', true),
+    useBias: c.optional.bool('mamba_proj_bias', false),
+    timeStepLimit: ((c.optional.numberArray('time_step_limit', 2) as [number, number] | undefined) ?? [0, Infinity]),
+    normEps: eps,
+  };}
+
 function eos(c: ConfigReader): Pick<ModelSpec, 'eosTokenIds' | 'bosTokenId'> {
   const e = intList(c, 'eos_token_id');
   return { eosTokenIds: e, bosTokenId: firstInt(c, 'bos_token_id') };
@@ -64,21 +82,8 @@ export function bambaSpec(c: ConfigReader, architecture: string): ModelSpec {
   const headDim = c.optional.positiveInt('head_dim', hidden / heads);
   const eps = c.optional.number('rms_norm_eps', 1e-5);
   const attnIdx = new Set((c.optional.intArray('attn_layer_indices') ?? []));
-  const nHeads = c.optional.positiveInt('mamba_n_heads', 128);
-  const expand = c.optional.positiveInt('mamba_expand', 2);
-  const m: HybridMamba2Config = {
-    numHeads: nHeads,
-    headDim: c.raw('mamba_d_head') === 'auto' || !c.has('mamba_d_head') ? (expand * hidden) / nHeads : c.positiveInt('mamba_d_head'),
-    stateSize: c.optional.positiveInt('mamba_d_state', 256),
-    nGroups: c.optional.positiveInt('mamba_n_groups', 1),
-    convKernel: c.optional.positiveInt('mamba_d_conv', 4),
-    expand,
-    chunkSize: c.optional.positiveInt('mamba_chunk_size', 256),
-    useConvBias: c.optional.bool('mamba_conv_bias', true),
-    useBias: c.optional.bool('mamba_proj_bias', false),
-    timeStepLimit: ((c.optional.numberArray('time_step_limit', 2) as [number, number] | undefined) ?? [0, Infinity]),
-    normEps: eps,
-  };
+  const m = readBambaStyleMamba2(c, hidden, eps);
+
   const rope = readRope(c, headDim, { partialRotaryFactor: 0.5 });
   const blocks: BlockSpec[] = [];
   for (let i = 0; i < layers; i++) {
@@ -127,21 +132,8 @@ export function graniteSpec(c: ConfigReader, architecture: string): ModelSpec {
   const headDim = hidden / heads;
   const eps = c.optional.number('rms_norm_eps', 1e-6);
   const types = c.has('layer_types') ? c.stringArray('layer_types') : c.stringArray('layers_block_type');
-  const nHeads = c.optional.positiveInt('mamba_n_heads', 128);
-  const expand = c.optional.positiveInt('mamba_expand', 2);
-  const m: HybridMamba2Config = {
-    numHeads: nHeads,
-    headDim: c.raw('mamba_d_head') === 'auto' || !c.has('mamba_d_head') ? (expand * hidden) / nHeads : c.positiveInt('mamba_d_head'),
-    stateSize: c.optional.positiveInt('mamba_d_state', 256),
-    nGroups: c.optional.positiveInt('mamba_n_groups', 1),
-    convKernel: c.optional.positiveInt('mamba_d_conv', 4),
-    expand,
-    chunkSize: c.optional.positiveInt('mamba_chunk_size', 256),
-    useConvBias: c.optional.bool('mamba_conv_bias', true),
-    useBias: c.optional.bool('mamba_proj_bias', false),
-    timeStepLimit: ((c.optional.numberArray('time_step_limit', 2) as [number, number] | undefined) ?? [0, Infinity]),
-    normEps: eps,
-  };
+  const m = readBambaStyleMamba2(c, hidden, eps);
+
   const rope = c.optional.string('position_embedding_type', 'nope') === 'rope' ? readRope(c, headDim) : null;
   const experts = c.optional.int('num_local_experts', 8);
   const residual = c.optional.number('residual_multiplier', 1);
