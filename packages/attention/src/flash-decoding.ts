@@ -21,8 +21,7 @@ import {
   assertArg,
   linearDispatch,
   wgslBindings,
-  wgslRowReduce,
-} from '@statespace/core';
+  wgslRowReduce, memoWgsl } from '@statespace/core';
 import type { AttentionOptions, KVRun } from './flash-attention.js';
 
 /** Keys per flash-decoding chunk (one per thread of a workgroup). */
@@ -68,7 +67,7 @@ export function createFlashDecodeKernel(shape: FlashDecodeShape, options: Attent
     { name: 'po', type: 'f32', access: 'read_write' }, // (B, H, N, D) partial unnormalised outputs
     { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2) partial max and sum
   ] as const;
-  const wgsl = `${wgslBindings(decodeLayout, bindings)}
+  const wgsl = memoWgsl('flash_decode', '', () => `${wgslBindings(decodeLayout, bindings)}
 ${wgslRowReduce()}
 const C = ${DECODE_CHUNK}u;
 const SENT = -3.0e38;
@@ -114,7 +113,7 @@ fn main(${WGSL_BUILTINS}) {
     pml[slot * 2u] = m;
     pml[slot * 2u + 1u] = l;
   }
-}`;
+}`);
   return {
     name: 'flash_decode',
     cacheKey: '',
@@ -146,7 +145,7 @@ export function createDecodeCombineKernel(shape: { B: number; H: number; D: numb
     { name: 'pml', type: 'f32', access: 'read' }, // (B, H, N, 2)
     { name: 'out', type: 'f32', access: 'read_write' }, // (B, 1, H, D)
   ] as const;
-  const wgsl = `${wgslBindings(combineLayout, bindings)}
+  const wgsl = memoWgsl('flash_decode_combine', '', () => `${wgslBindings(combineLayout, bindings)}
 const WG = ${COMBINE_THREADS}u;
 @compute @workgroup_size(${COMBINE_THREADS})
 fn main(${WGSL_BUILTINS}) {
@@ -162,7 +161,7 @@ fn main(${WGSL_BUILTINS}) {
     for (var c = 0u; c < u.N; c++) { acc += po[(row * u.N + c) * u.D + d] * exp(pml[(row * u.N + c) * 2u] - mx); }
     out[row * u.D + d] = acc * inv;
   }
-}`;
+}`);
   return {
     name: 'flash_decode_combine',
     cacheKey: '',

@@ -31,8 +31,7 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType,
-} from '@statespace/core';
+  wgslStorageType, memoWgsl } from '@statespace/core';
 
 /**
  * RoPE scaling in transformers' own words: the `rope_parameters` (or legacy
@@ -279,7 +278,7 @@ export function createRopeKernel(shape: RopeShape, attrs: RopeKernelAttrs): Kern
   ] as const;
   const scale = norm?.unitOffset ? '(1.0 + loadW(i))' : 'loadW(i)';
   const nx = norm ? `x[src + i] * inv * ${scale}` : 'x[src + i]';
-  const wgsl = `${wgslBindings(ropeLayout, bindings)}
+  const wgsl = memoWgsl(attrs.rope ? (norm ? 'rope_norm' : 'rope') : norm ? 'head_norm' : 'head_copy', `${attrs.rope ? 'r' : ''}|${norm ? `n${wDtype}${norm.unitOffset ? 'u' : ''}` : ''}`, () => `${wgslBindings(ropeLayout, bindings)}
 ${norm ? wgslLoadFloat('loadW', 'w', wDtype) : ''}
 const WG = ${ROPE_THREADS}u;
 var<workgroup> red: array<f32, ${ROPE_THREADS}>;
@@ -318,7 +317,7 @@ fn main(${WGSL_BUILTINS}) {
     }` : ''}
     y[dst + d] = v;
   }
-}`;
+}`);
   return {
     name: attrs.rope ? (norm ? 'rope_norm' : 'rope') : norm ? 'head_norm' : 'head_copy',
     cacheKey: `${attrs.rope ? 'r' : ''}|${norm ? `n${wDtype}${norm.unitOffset ? 'u' : ''}` : ''}`,

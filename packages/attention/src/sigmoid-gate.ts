@@ -16,8 +16,7 @@ import {
   WGSL_BUILTINS,
   WGSL_LINEAR_WORKGROUP,
   linearDispatch,
-  wgslBindings,
-} from '@statespace/core';
+  wgslBindings, memoWgsl } from '@statespace/core';
 
 const THREADS = 256;
 const layout = { n: 'u32', D: 'u32' } as const satisfies UniformLayout;
@@ -35,14 +34,14 @@ export function createSigmoidGateKernel(n: number, D: number): KernelDescriptor 
     { name: 'qg', type: 'f32', access: 'read' }, // (B, L, H, 2D) = [query | gate]
     { name: 'y', type: 'f32', access: 'read_write' }, // (B, L, H·D)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl('sigmoid_gate', '', () => `${wgslBindings(layout, bindings)}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {
   let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
   if (i >= u.n) { return; }
   let gate = qg[(i / u.D) * 2u * u.D + u.D + i % u.D];
   y[i] = o[i] * (1.0 / (1.0 + exp(-gate)));
-}`;
+}`);
   return { name: 'sigmoid_gate', cacheKey: '', wgsl, workgroupSize: [THREADS, 1, 1], dispatch: linearDispatch(Math.ceil(n / THREADS)), bindings, uniformLayout: layout, uniforms: { n, D } };
 }
 

@@ -13,7 +13,7 @@
  * are staged in workgroup memory and shared by the tile. One dispatch covers all L tokens,
  * so decode is one fused kernel per token.
  */
-import { type KernelDescriptor, wgslBindings } from '@statespace/core';
+import { type KernelDescriptor, wgslBindings, memoWgsl } from '@statespace/core';
 import {
   type DeltaRuleAttrs,
   type DeltaRuleShape,
@@ -50,7 +50,7 @@ export function createRecurrentGatedDeltaRuleKernel(shape: DeltaRuleShape, attrs
     { name: 'state', type: 'f32', access: 'read_write' }, // (B, Hv, dk, dv)
     { name: 'out', type: 'f32', access: 'read_write' }, // (B, L, Hv, dv)
   ] as const;
-  const wgsl = `${wgslBindings(deltaRuleLayout, bindings)}
+  const wgsl = memoWgsl('gated_delta_rule_recurrent', `dk${DK}|tv${TV}`, () => `${wgslBindings(deltaRuleLayout, bindings)}
 const DK = ${DK}u;
 const TV = ${TV}u;
 ${WGSL_QK_ACCESS}${WGSL_V_ACCESS}
@@ -103,7 +103,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   if (inRange) {
     for (var i = 0u; i < DK; i++) { state[sBase + i * u.dv] = S[i]; }
   }
-}`;
+}`);
   return {
     name: 'gated_delta_rule_recurrent',
     cacheKey: `dk${DK}|tv${TV}`,

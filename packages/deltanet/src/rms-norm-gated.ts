@@ -24,8 +24,7 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType,
-} from '@statespace/core';
+  wgslStorageType, memoWgsl } from '@statespace/core';
 
 /** Threads per workgroup (one workgroup per norm group). */
 export const RMS_NORM_GATED_THREADS = 64;
@@ -50,7 +49,7 @@ export function createRmsNormGatedKernel(shape: { groups: number; G: number; eps
     { name: 'w', type: wgslStorageType(wDtype), access: 'read' }, // (G)
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, D)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl('rms_norm_gated', `${wDtype}|t${T}`, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadW', 'w', wDtype)}
 const T = ${T}u;
 var<workgroup> red: array<f32, ${T}>;
@@ -74,7 +73,7 @@ fn main(${WGSL_BUILTINS}) {
     let zv = z[base + j];
     y[base + j] = loadW(j) * (x[base + j] * inv) * (zv / (1.0 + exp(-zv)));
   }
-}`;
+}`);
   return {
     name: 'rms_norm_gated',
     cacheKey: `${wDtype}|t${T}`,

@@ -30,8 +30,7 @@ import {
   wgslBindings,
   wgslLoadFloat,
   wgslStorageType,
-  type DType,
-} from '@statespace/core';
+  type DType, memoWgsl } from '@statespace/core';
 
 /** Head sizes of a Gated DeltaNet layer. */
 export interface GatedDeltaNetHeads {
@@ -70,7 +69,7 @@ export function createSplitProjectionsKernel(
     { name: 'g', type: 'f32', access: 'read_write' }, // (N, Hv)
     { name: 'beta', type: 'f32', access: 'read_write' }, // (N, Hv)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl('gated_deltanet_split_projections', `${aDtype}|${dtDtype}`, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadALog', 'aLog', aDtype)}
 ${wgslLoadFloat('loadDtBias', 'dtBias', dtDtype)}
 ${wgslActivations()}
@@ -110,7 +109,7 @@ fn main(${WGSL_BUILTINS}) {
   let av = ba[n * 2u * Hv + hk * 2u * u.r + u.r + i];
   beta[e2] = sigmoid_(bv);
   g[e2] = -exp(loadALog(h)) * softplus_(av + loadDtBias(h));
-}`;
+}`);
   const { numKeyHeads: Hk, numValueHeads: Hv, headKDim: dk, headVDim: dv } = heads;
   const P = 2 * Hk * dk + 2 * Hv * dv;
   return {

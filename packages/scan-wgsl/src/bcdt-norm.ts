@@ -27,8 +27,7 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType,
-} from '@statespace/core';
+  wgslStorageType, memoWgsl } from '@statespace/core';
 
 /** Which norms the mixer applies to dt, B and C. */
 export type BcdtNormKind = 'none' | 'unweighted' | 'weighted';
@@ -63,7 +62,7 @@ export function createBcdtNormKernel(shape: { rows: number; rank: number; dState
   const weightFns = weighted ? [wgslLoadFloat('loadWdt', 'w_dt', wd[0]), wgslLoadFloat('loadWb', 'w_b', wd[1]), wgslLoadFloat('loadWc', 'w_c', wd[2])].join('\n') : '';
   const scale = (fn: string) => (weighted ? ` * ${fn}(k)` : '');
   const norm = kind !== 'none';
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl(`bcdt_norm_${kind}`, `${kind}|${weighted ? wd.join(',') : ''}`, () => `${wgslBindings(layout, bindings)}
 ${weightFns}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {
@@ -92,7 +91,7 @@ fn main(${WGSL_BUILTINS}) {
   } else {
     for (var k = 0u; k < len; k++) { xdbl[base + k] = xdbl[base + k] * inv${scale('loadWc')}; }
   }
-}`;
+}`);
   return {
     name: `bcdt_norm_${kind}`,
     cacheKey: `${kind}|${weighted ? wd.join(',') : ''}`,

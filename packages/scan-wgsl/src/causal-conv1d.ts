@@ -30,8 +30,7 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType,
-} from '@statespace/core';
+  wgslStorageType, memoWgsl } from '@statespace/core';
 import { type ColumnSlice, strided } from './columns.js';
 
 /** Activation applied to the conv output. */
@@ -168,10 +167,10 @@ export function createCausalConv1dKernel(shape: CausalConv1dShape, attrs: Causal
   }
   for (var j = 0u; j < KM1; j++) { state[base + j] = win[j]; }`;
   }
-  const wgsl = `${head}
+  const wgsl = memoWgsl(`causal_conv1d_${mode}`, `${mode}|k${K}|${act}|${wDtype}|${attrs.biasDtype ?? 'nobias'}`, () => `${head}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {${body}
-}`;
+}`);
   return {
     name: `causal_conv1d_${mode}`,
     cacheKey: `${mode}|k${K}|${act}|${wDtype}|${attrs.biasDtype ?? 'nobias'}`,

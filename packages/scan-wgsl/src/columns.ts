@@ -9,7 +9,7 @@
  *   rows   every leading dimension flattened      W  row width of the source (its last dimension)
  *   w      width of the slice                      start  first column of the slice
  */
-import { StatespaceError, type KernelDescriptor, type Runtime, type Tensor, type TensorLike, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '@statespace/core';
+import { StatespaceError, type KernelDescriptor, type Runtime, type Tensor, type TensorLike, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings, memoWgsl } from '@statespace/core';
 
 /** Columns [start, start + width) of the last dimension of `tensor`. */
 export interface ColumnSlice {
@@ -79,7 +79,7 @@ export function createCopyColumnsKernel(shape: { rows: number; width: number; sr
     { name: 'src', type: 'f32', access: 'read' }, // (rows, srcStride)
     { name: 'dst', type: 'f32', access: 'read_write' }, // (rows, dstStride)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl('copy_columns', 'f32', () => `${wgslBindings(layout, bindings)}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {
   let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
@@ -87,7 +87,7 @@ fn main(${WGSL_BUILTINS}) {
   let r = i / u.width;
   let j = i % u.width;
   dst[r * u.dstStride + u.dstOffset + j] = src[r * u.srcStride + u.srcOffset + j];
-}`;
+}`);
   return {
     name: 'copy_columns',
     cacheKey: 'f32',

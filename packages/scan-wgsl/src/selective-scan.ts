@@ -42,8 +42,7 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType,
-} from '@statespace/core';
+  wgslStorageType, memoWgsl } from '@statespace/core';
 import { type ColumnSlice, copyColumns, strided } from './columns.js';
 
 /** Threads per workgroup of the scan. */
@@ -177,7 +176,7 @@ export function createSelectiveScanKernel(shape: SelectiveScanShape, attrs: Sele
     ...(hasBias ? [{ name: 'dt_bias', type: wgslStorageType(attrs.dtBiasDtype!), access: 'read' } as const] : []), // (D)
     { name: 'state', type: 'f32', access: 'read_write' }, // (b, D, N)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl('selective_scan', `p${P}s${S}t${T}|${softplus ? 'sp' : ''}|${aDtype}|${attrs.dDtype ?? 'noD'}|${attrs.dtBiasDtype ?? 'nobias'}|${gate ? 'z' : ''}`, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadA', 'A_log', aDtype)}
 ${hasD ? wgslLoadFloat('loadD', 'Dskip', attrs.dDtype!) : ''}
 ${hasBias ? wgslLoadFloat('loadBias', 'dt_bias', attrs.dtBiasDtype!) : ''}
@@ -271,7 +270,7 @@ fn main(${WGSL_BUILTINS}) {
     let n = j + s * P;
     if (live && n < u.N) { state[(b * u.D + c) * u.N + n] = h[s]; }
   }
-}`;
+}`);
   const blocks = Math.ceil(shape.dInner / CW);
   const tStart = shape.tStart ?? 0;
   return {

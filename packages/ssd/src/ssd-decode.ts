@@ -24,8 +24,7 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType,
-} from '@statespace/core';
+  wgslStorageType, memoWgsl } from '@statespace/core';
 import { type SsdDtAttrs, type SsdOperand, type SsdShape, checkPerHead, WGSL_SOFTPLUS_DT, finiteLimit, resolveOperand } from './ssd-shape.js';
 import { ssdRecurrentReference, type SsdReferenceInputs } from './ssd.js';
 
@@ -141,13 +140,13 @@ export function createSsdDecodeKernel(
     { name: 'state', type: 'f32', access: 'read_write' }, // (b, H, P, N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (b, H, P)
   ] as const;
-  const wgsl = `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl(attrs.simple ? 'ssd_decode_simple' : 'ssd_decode', `${aDtype}|${biasDtype ?? 'none'}|${dDtype ?? 'none'}|${softplus ? 'sp' : 'raw'}|${attrs.simple ? 'simple' : 'lanes'}`, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadALog', 'aLog', aDtype)}
 ${biasDtype ? wgslLoadFloat('loadDtBias', 'dtBias', biasDtype) : 'fn loadDtBias(i: u32) -> f32 { return 0.0; }'}
 ${dDtype ? wgslLoadFloat('loadD', 'Dp', dDtype) : 'fn loadD(i: u32) -> f32 { return 0.0; }'}
 ${WGSL_SOFTPLUS_DT}
 ${attrs.simple ? SIMPLE_BODY.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw') : GPU_HEAD}
-${attrs.simple ? '' : GPU_MAIN.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw')}`;
+${attrs.simple ? '' : GPU_MAIN.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw')}`);
   const [dtMin, dtMax] = finiteLimit(attrs.dtLimit);
   const { x, dt, B, C } = operands;
   return {
