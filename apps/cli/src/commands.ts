@@ -15,7 +15,15 @@ export interface ModelFlags {
 }
 
 let runtimePromise: Promise<Runtime> | undefined;
-/** One runtime per process (the adapter core finds: a GPU, or SwiftShader on a CPU-only machine). */
+/**
+ * One runtime per process (the adapter core finds: a GPU, or SwiftShader on a CPU-only machine).
+ *
+ * @example
+ * ```ts
+ * const rt = await getRuntime(); // the same Runtime on every call
+ * console.log(rt.adapterName);
+ * ```
+ */
 export function getRuntime(): Promise<Runtime> {
   runtimePromise ??= Runtime.create();
   return runtimePromise;
@@ -34,7 +42,14 @@ function progressBar(io: CliIO, label: string): (p: LoadProgress) => void {
   };
 }
 
-/** Loads a model folder with the CLI's conventions (f32 by default, progress on a TTY). */
+/**
+ * Loads a model folder with the CLI's conventions (f32 by default, progress on a TTY).
+ *
+ * @example
+ * ```ts
+ * const { model, family } = await openCliModel('./fixtures/hf-tiny/bamba', { dtype: 'f16' }, processIO);
+ * ```
+ */
 export async function openCliModel(dir: string, flags: ModelFlags, io: CliIO): Promise<LoadedModel> {
   if (!dir) throw new StatespaceError('CLI_USAGE', 'missing <modelDir>');
   const rt = await getRuntime();
@@ -43,7 +58,16 @@ export async function openCliModel(dir: string, flags: ModelFlags, io: CliIO): P
   return loadModel(rt, dir, { weightDtype: dtype, onProgress: progressBar(io, 'loading') });
 }
 
-/** `statespace logits <modelDir> --ids 3,1,4 [--positions all|0,5,-1] --json` */
+/**
+ * `statespace logits <modelDir> --ids 3,1,4 [--positions all|0,5,-1] --json`: logits of the given positions
+ * (negative counts from the end) as `{ positions, logits }`, or each position's argmax without `--json`.
+ *
+ * @example
+ * ```ts
+ * const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t), isTTY: false };
+ * await logitsCommand('./fixtures/hf-tiny/mamba2', { ids: '3,1,4,1', positions: '0,-1', json: true }, io);
+ * ```
+ */
 export async function logitsCommand(dir: string, flags: ModelFlags & { ids?: string; positions?: string }, io: CliIO): Promise<void> {
   const ids = parseIds(flags.ids, '--ids');
   const { model } = await openCliModel(dir, flags, io);
@@ -81,7 +105,18 @@ export interface GenerateFlags extends ModelFlags {
   'ignore-eos'?: boolean;
 }
 
-/** `statespace generate <modelDir> --ids 3,1,4 --max-new-tokens 16 --greedy --json` */
+/**
+ * `statespace generate <modelDir> --ids 3,1,4 --max-new-tokens 16 --greedy --json`: new tokens after a prompt
+ * (`--ids`, or `--prompt` text when the folder has a tokenizer). With `--json` it prints `{ tokens }` and does
+ * not stop at EOS unless `--ignore-eos=false` semantics are asked for (the fixtures' reference tokens run past EOS).
+ *
+ * @example
+ * ```ts
+ * const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t), isTTY: false };
+ * await generateCommand('./fixtures/hf-tiny/bamba', { ids: '3,1,4', 'max-new-tokens': '8', greedy: true, json: true }, io);
+ * // {"tokens":[...8 ids]}
+ * ```
+ */
 export async function generateCommand(dir: string, flags: GenerateFlags, io: CliIO): Promise<void> {
   const loaded = await openCliModel(dir, flags, io);
   const { model } = loaded;
@@ -127,12 +162,24 @@ export async function generateCommand(dir: string, flags: GenerateFlags, io: Cli
 
 /** Minimal text codec the CLI needs from @statespace/tokenizer. */
 export interface TextCodec {
+  /** Token ids of a text (with the tokenizer's special tokens). */
   encode(text: string): number[];
+  /** Text of token ids. */
   decode(ids: number[]): string;
+  /** A streaming detokenizer: `push(id)` returns the text that became final, `end()` the rest. */
   streamer(): { push(id: number): string; end(): string };
 }
 
-/** Loads the tokenizer of a model folder (throws TOKENIZER_MISSING when there is none). */
+/**
+ * Loads the tokenizer of a model folder (throws TOKENIZER_MISSING when there is none).
+ *
+ * @example
+ * ```ts
+ * const loaded = await openCliModel('./models/default', {}, processIO);
+ * const codec = await loadCodec(loaded);
+ * const ids = codec.encode('And the LORD said');
+ * ```
+ */
 export async function loadCodec(loaded: LoadedModel): Promise<TextCodec> {
   const files = await loaded.folder.tokenizer();
   if (!files.tokenizer) throw new StatespaceError('TOKENIZER_MISSING', `${loaded.folder.name} has no tokenizer.json; pass --ids instead of --prompt`);
@@ -140,7 +187,16 @@ export async function loadCodec(loaded: LoadedModel): Promise<TextCodec> {
   return codecFromFiles(files);
 }
 
-/** `statespace inspect <modelDir>` */
+/**
+ * `statespace inspect <modelDir>`: architecture, layer pattern, parameter counts by kind and weight bytes,
+ * from config.json alone (no weights are read).
+ *
+ * @example
+ * ```ts
+ * const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t), isTTY: false };
+ * await inspectCommand('./fixtures/hf-tiny/jamba', { json: true }, io); // {"architecture":"JambaForCausalLM","pattern":"MMMA",...}
+ * ```
+ */
 export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO): Promise<void> {
   const { spec, family, config } = await readModelSpec(dir);
   const { modelWeights } = await import('@statespace/hybrid');

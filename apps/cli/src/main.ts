@@ -93,7 +93,17 @@ function helpText(): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Runs one command line; returns the exit status. */
+/**
+ * Runs one command line; returns the exit status (0 ok, 1 error, 2 usage error).
+ * Errors are written to `io.err` as one line ending in the error's code, e.g. `[CHECKPOINT_FILE_NOT_FOUND]`.
+ *
+ * @example
+ * ```ts
+ * import { main, processIO } from '@statespace/cli';
+ * const status = await main(['inspect', './fixtures/hf-tiny/bamba', '--json'], processIO);
+ * process.exitCode = status;
+ * ```
+ */
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {

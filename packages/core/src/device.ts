@@ -22,12 +22,15 @@ export interface RequestDeviceOptions {
 
 /** A device together with what statespace learnt about its adapter. */
 export interface DeviceInfo {
+  /** The WebGPU device every kernel runs on. */
   device: GPUDevice;
+  /** The adapter it came from. */
   adapter: GPUAdapter;
   /** Short human-readable adapter name, e.g. `nvidia-h100-80gb-hbm3` or `swiftshader`. */
   adapterName: string;
   /** Vendor / architecture / description as reported by the adapter. */
   adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  /** Optional features the device was created with (kernels compute in f32 whatever `shaderF16` says). */
   features: { shaderF16: boolean; subgroups: boolean; timestampQuery: boolean };
   /** True when the adapter is a CPU implementation (SwiftShader, llvmpipe). */
   isSoftware: boolean;

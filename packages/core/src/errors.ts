@@ -46,7 +46,15 @@ export class StatespaceError extends Error {
   }
 }
 
-/** Throws a `SHAPE_MISMATCH` error naming the input and the expected shape unless `actual` equals `expected`. */
+/**
+ * Throws a `SHAPE_MISMATCH` error naming the input and the expected shape unless `actual` equals `expected`.
+ *
+ * @example
+ * ```ts
+ * assertShape('myOp', 'x', x.shape, { batch: 2, d: 4 });
+ * // x of shape [2, 3] throws: "myOp: x has shape [2,3], expected [batch=2, d=4]"
+ * ```
+ */
 export function assertShape(op: string, input: string, actual: readonly number[], expected: Record<string, number>): void {
   const want = Object.values(expected);
   if (actual.length === want.length && actual.every((d, i) => d === want[i])) return;
@@ -56,7 +64,14 @@ export function assertShape(op: string, input: string, actual: readonly number[]
   throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${input} has shape [${actual.join(',')}], expected [${described}]`);
 }
 
-/** Throws `INVALID_ARGUMENT` with the given message unless `condition` holds. */
+/**
+ * Throws `INVALID_ARGUMENT` with the given message unless `condition` holds.
+ *
+ * @example
+ * ```ts
+ * assertArg(k <= D, 'topK', `k must be at most ${D}, got ${k}`); // "topK: k must be at most ..."
+ * ```
+ */
 export function assertArg(condition: unknown, op: string, message: string): asserts condition {
   if (!condition) throw new StatespaceError('INVALID_ARGUMENT', `${op}: ${message}`);
 }

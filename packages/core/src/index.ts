@@ -25,3 +25,4 @@ export * from './ops/softmax.js';
 export * from './ops/top-k.js';
 export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';
 export * from './ops/glu.js';
+export * from './ops/add-rms-norm.js';

@@ -31,10 +31,13 @@ export interface KernelDescriptor {
   readonly cacheKey: string;
   /** Complete WGSL module with entry point `main`. */
   readonly wgsl: string;
+  /** `@workgroup_size` of `main` (x, y, z); the WGSL must use the same numbers. */
   readonly workgroupSize: readonly [number, number, number];
   /** Workgroup counts (x, y, z). */
   readonly dispatch: readonly [number, number, number];
+  /** Storage buffers in binding order (1..n); {@link Runtime.run} binds its tensors in this order. */
   readonly bindings: readonly BindingDecl[];
+  /** Fields of the uniform block (binding 0), read in WGSL as `u.<name>`. */
   readonly uniformLayout: UniformLayout;
   /** Per-run values of the uniform block. */
   readonly uniforms: Readonly<Record<string, number>>;
@@ -46,6 +49,15 @@ export const MAX_WORKGROUPS_PER_DIM = 65535;
 /**
  * WGSL declarations for a kernel's uniform struct (`Params`, bound as `u`) and
  * its storage buffers, in the binding order the runtime uses.
+ *
+ * @example
+ * ```ts
+ * const wgsl = wgslBindings({ n: 'u32' }, [
+ *   { name: 'x', type: 'f32', access: 'read' },
+ *   { name: 'y', type: 'f32', access: 'read_write' },
+ * ]);
+ * // struct Params { n: u32, }; var<uniform> u: Params at binding 0, x at binding 1, y at binding 2
+ * ```
  */
 export function wgslBindings(layout: UniformLayout, bindings: readonly BindingDecl[]): string {
   const fields = Object.entries(layout).map(([k, t]) => `  ${k}: ${t},`);
@@ -57,12 +69,28 @@ export function wgslBindings(layout: UniformLayout, bindings: readonly BindingDe
   return lines.join('\n');
 }
 
-/** Byte size of a uniform block (each field is 4 bytes; rounded up to 16). */
+/**
+ * Byte size of a uniform block (each field is 4 bytes; rounded up to 16).
+ *
+ * @example
+ * ```ts
+ * uniformByteSize({ n: 'u32', eps: 'f32' }); // 16
+ * uniformByteSize({ a: 'u32', b: 'u32', c: 'u32', d: 'u32', e: 'f32' }); // 32
+ * ```
+ */
 export function uniformByteSize(layout: UniformLayout): number {
   return Math.max(16, Math.ceil((Object.keys(layout).length * 4) / 16) * 16);
 }
 
-/** Writes uniform `values` laid out as `layout` into `target` at byte `offset`. */
+/**
+ * Writes uniform `values` laid out as `layout` into `target` at byte `offset`.
+ *
+ * @example
+ * ```ts
+ * const view = new DataView(new ArrayBuffer(16));
+ * packUniforms({ n: 'u32', eps: 'f32' }, { n: 37, eps: 1e-5 }, view, 0);
+ * ```
+ */
 export function packUniforms(layout: UniformLayout, values: Readonly<Record<string, number>>, target: DataView, offset: number): void {
   let o = offset;
   for (const [k, t] of Object.entries(layout)) {
@@ -80,6 +108,12 @@ export function packUniforms(layout: UniformLayout, values: Readonly<Record<stri
 /**
  * Splits a 1-D count of workgroups over x and y so neither exceeds the
  * per-dimension limit. Shaders recover the linear index with {@link WGSL_LINEAR_WORKGROUP}.
+ *
+ * @example
+ * ```ts
+ * linearDispatch(10);      // [10, 1, 1]
+ * linearDispatch(100_000); // [50000, 2, 1]
+ * ```
  */
 export function linearDispatch(workgroups: number, maxPerDim = MAX_WORKGROUPS_PER_DIM): [number, number, number] {
   const n = Math.max(1, Math.ceil(workgroups));
@@ -101,6 +135,11 @@ const wgslMemo = new Map<string, string>();
  * Builds a kernel's WGSL once per (name, cacheKey) and reuses the string:
  * factories run on every dispatch (hundreds per decoded token), so the template
  * work is done only the first time a variant is seen.
+ *
+ * @example
+ * ```ts
+ * const wgsl = memoWgsl('my_op', cacheKey, () => `${wgslBindings(layout, bindings)}\n@compute ...`);
+ * ```
  */
 export function memoWgsl(name: string, cacheKey: string, build: () => string): string {
   const key = `${name}|${cacheKey}`;

@@ -8,8 +8,11 @@ import type { Tensor } from './tensor.js';
 
 /** Bytes a state holds on the GPU, by kind (so fixed SSM state vs growing KV cache is visible). */
 export interface StateMemory {
+  /** SSM (recurrent) states: fixed size whatever the context length. */
   ssm: number;
+  /** Conv states (the last k−1 inputs of each causal conv): fixed size. */
   conv: number;
+  /** KV caches: grow with the context. */
   kv: number;
 }
 
@@ -29,12 +32,15 @@ export interface MixerState {
   save(): Promise<Uint8Array>;
   /** Restores what {@link save} wrote for a state of the same layer configuration and batch. */
   load(bytes: Uint8Array): void;
+  /** Frees the state's GPU buffers. */
   dispose(): void;
 }
 
 /** Name, shape and (optional) dtype of a weight a layer expects, relative to the layer's prefix. */
 export interface WeightSpec {
+  /** Name relative to the layer's prefix, e.g. `in_proj.weight`. */
   name: string;
+  /** Shape in the checkpoint's (HF) layout. */
   shape: number[];
   /** Kept only when the layer needs this exact dtype (e.g. f32 for A_log). */
   dtype?: 'f32';
@@ -54,6 +60,7 @@ export type LayerWeights = Readonly<Record<string, Tensor>>;
  * ```
  */
 export interface SequenceMixer<S extends MixerState = MixerState> {
+  /** The mixer's kind, e.g. `mamba2` or `attention`. */
   readonly kind: string;
   /** A zeroed state for `batch` sequences. */
   createState(batch: number): S;
@@ -65,7 +72,14 @@ export interface SequenceMixer<S extends MixerState = MixerState> {
   forward(x: Tensor, state: S): Tensor;
 }
 
-/** Writes a length and tensors' bytes in order (helper for {@link MixerState.save}). */
+/**
+ * Writes a length and tensors' bytes in order (helper for {@link MixerState.save}).
+ *
+ * @example
+ * ```ts
+ * const bytes = packState(state.length, [(await rt.readFloat(conv)).buffer, (await rt.readFloat(ssm)).buffer]);
+ * ```
+ */
 export function packState(length: number, parts: readonly ArrayBuffer[]): Uint8Array {
   const total = 8 + parts.reduce((s, p) => s + 8 + p.byteLength, 0);
   const out = new Uint8Array(total);
@@ -80,7 +94,14 @@ export function packState(length: number, parts: readonly ArrayBuffer[]): Uint8A
   return out;
 }
 
-/** Reads what {@link packState} wrote. */
+/**
+ * Reads what {@link packState} wrote.
+ *
+ * @example
+ * ```ts
+ * const { length, parts } = unpackState(bytes); // parts[i]: the bytes of the i-th tensor
+ * ```
+ */
 export function unpackState(bytes: Uint8Array): { length: number; parts: Uint8Array[] } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const length = view.getFloat64(0, true);

@@ -60,7 +60,9 @@ function envFlag(name: string): boolean {
  * ```
  */
 export class Runtime {
+  /** The WebGPU device. */
   readonly device: GPUDevice;
+  /** What {@link requestDevice} learnt about the adapter (name, features, software or not). */
   readonly info: DeviceInfo;
   /** Print WGSL of each kernel as it is compiled. */
   debugWgsl: boolean;

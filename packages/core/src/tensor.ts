@@ -6,14 +6,28 @@ import type { DType } from './dtype.js';
 import { storageBytes } from './dtype.js';
 import { StatespaceError } from './errors.js';
 
-/** Number of elements of a shape. */
+/**
+ * Number of elements of a shape.
+ *
+ * @example
+ * ```ts
+ * numel([2, 3, 4]); // 24
+ * ```
+ */
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
 }
 
-/** Throws unless every dimension is a non-negative integer. */
+/**
+ * Throws unless every dimension is a non-negative integer.
+ *
+ * @example
+ * ```ts
+ * validateShape([2, -1], 'x'); // throws INVALID_ARGUMENT: "x: shape [2,-1] must hold non-negative integers"
+ * ```
+ */
 export function validateShape(shape: readonly number[], what = 'tensor'): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
@@ -24,6 +38,7 @@ export function validateShape(shape: readonly number[], what = 'tensor'): void {
 
 /** Owner of tensor buffers; implemented by the Runtime. */
 export interface TensorOwner {
+  /** Takes back the buffer of a disposed tensor (the runtime pools it for reuse). */
   releaseBuffer(buffer: GPUBuffer): void;
 }
 
@@ -39,10 +54,13 @@ export interface TensorOwner {
  * ```
  */
 export class Tensor {
+  /** Dimensions, outermost first (row-major). */
   readonly shape: readonly number[];
+  /** Element type in GPU memory. */
   readonly dtype: DType;
   /** Bytes the data occupies (the buffer itself may be larger: it comes from a size-bucketed pool). */
   readonly byteSize: number;
+  /** Name given at creation; labels the GPU buffer and appears in error messages. */
   readonly label: string;
   private buf: GPUBuffer | null;
   private readonly owner: TensorOwner;
@@ -67,6 +85,7 @@ export class Tensor {
     return this.buf;
   }
 
+  /** True once {@link dispose} was called. */
   get disposed(): boolean {
     return this.buf === null;
   }
@@ -87,27 +106,43 @@ export class Tensor {
   }
 }
 
-/** A reshaped view of a tensor; shares its buffer and does not own it. */
+/**
+ * A reshaped view of a tensor; shares its buffer and does not own it.
+ *
+ * @example
+ * ```ts
+ * const x = rt.upload(new Float32Array(12), [2, 6]);
+ * const v = x.reshape([2, 2, 3]); // same buffer, no copy; pass it to any op
+ * x.dispose(); // the view is then unusable too
+ * ```
+ */
 export class TensorView {
+  /** The view's shape (same element count as the base). */
   readonly shape: readonly number[];
   constructor(
+    /** The tensor whose buffer this view reads. */
     readonly base: Tensor,
     shape: readonly number[],
   ) {
     this.shape = Object.freeze([...shape]);
   }
+  /** The base tensor's dtype. */
   get dtype(): DType {
     return this.base.dtype;
   }
+  /** The base tensor's buffer. */
   get buffer(): GPUBuffer {
     return this.base.buffer;
   }
+  /** Bytes of the data (the base tensor's). */
   get byteSize(): number {
     return this.base.byteSize;
   }
+  /** Number of elements. */
   get size(): number {
     return this.base.size;
   }
+  /** The base tensor's label. */
   get label(): string {
     return this.base.label;
   }

@@ -10,13 +10,27 @@ let shared: Promise<Runtime> | undefined;
 /**
  * One runtime per test process, with buffer poisoning on. Fails (never skips)
  * when no adapter can be found, so CI cannot pass without running the GPU tests.
+ *
+ * @example
+ * ```ts
+ * import { getTestRuntime } from '@statespace/core/testing';
+ * const rt = await getTestRuntime(); // every new buffer starts as NaN
+ * ```
  */
 export function getTestRuntime(): Promise<Runtime> {
   shared ??= Runtime.create({ poison: true });
   return shared;
 }
 
-/** A small deterministic PRNG (mulberry32). */
+/**
+ * A small deterministic PRNG (mulberry32).
+ *
+ * @example
+ * ```ts
+ * const random = rng(1);
+ * random(); // 0.627..., the same for the same seed
+ * ```
+ */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -28,7 +42,15 @@ export function rng(seed: number): () => number {
   };
 }
 
-/** `n` normally distributed values (Box-Muller) times `scale`. */
+/**
+ * `n` normally distributed values (Box-Muller) times `scale`.
+ *
+ * @example
+ * ```ts
+ * const x = randn(37 * 19, 1);      // seed 1, std 1
+ * const w = randn(19 * 19, 2, 0.1); // seed 2, std 0.1
+ * ```
+ */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
   const out = new Float32Array(n);
@@ -39,7 +61,14 @@ export function randn(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
-/** `n` uniform values in [lo, hi). */
+/**
+ * `n` uniform values in [lo, hi).
+ *
+ * @example
+ * ```ts
+ * const dt = randu(64, 3, 0.001, 0.1);
+ * ```
+ */
 export function randu(n: number, seed: number, lo = 0, hi = 1): Float32Array {
   const r = rng(seed);
   const out = new Float32Array(n);
@@ -47,7 +76,14 @@ export function randu(n: number, seed: number, lo = 0, hi = 1): Float32Array {
   return out;
 }
 
-/** ‖a − b‖ / ‖b‖ (NaN anywhere gives Infinity, so a poisoned element fails). */
+/**
+ * ‖a − b‖ / ‖b‖ (NaN anywhere gives Infinity, so a poisoned element fails).
+ *
+ * @example
+ * ```ts
+ * expect(relError(await rt.read(y), myOpReference(x, 37, 19))).toBeLessThan(1e-5);
+ * ```
+ */
 export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   if (actual.length !== expected.length) return Infinity;
   let num = 0;
@@ -62,7 +98,14 @@ export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>)
   return Math.sqrt(num / den);
 }
 
-/** Largest |a − b| (Infinity if any value is NaN). */
+/**
+ * Largest |a − b| (Infinity if any value is NaN).
+ *
+ * @example
+ * ```ts
+ * maxAbsError([1, 2], [1, 2.5]); // 0.5
+ * ```
+ */
 export function maxAbsError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   if (actual.length !== expected.length) return Infinity;
   let m = 0;

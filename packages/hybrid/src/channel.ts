@@ -9,6 +9,7 @@ import { moeAccumulate, moeRouting } from './moe.js';
 
 /** A feed-forward layer: (..., D) -> (..., D). */
 export interface ChannelMixer {
+  /** Runs the layer on `x` (..., D) and returns a new tensor (..., D); records dispatches only. */
   forward(x: Tensor): Tensor;
 }
 
@@ -18,7 +19,16 @@ function need(weights: LayerWeights, name: string, where: string): Tensor {
   return t;
 }
 
-/** down(act(gate(x)) · up(x)), with gate/up separate or fused into one weight. */
+/**
+ * down(act(gate(x)) · up(x)), with gate/up separate or fused into one weight.
+ *
+ * @example
+ * ```ts
+ * const names = { gate: 'gate_proj.weight', up: 'up_proj.weight', down: 'down_proj.weight' };
+ * const mlp = new GluMlp(rt, sub(weights, 'model.layers.0.mlp.'), names); // SwiGLU
+ * const y = mlp.forward(x); // x (1, L, D) -> y (1, L, D)
+ * ```
+ */
 export class GluMlp implements ChannelMixer {
   private readonly gate?: Tensor;
   private readonly up?: Tensor;
@@ -63,7 +73,15 @@ export class GluMlp implements ChannelMixer {
   }
 }
 
-/** down(relu(up(x))²) (Nemotron-H). */
+/**
+ * down(relu(up(x))²) (Nemotron-H).
+ *
+ * @example
+ * ```ts
+ * const mlp = new Relu2Mlp(rt, sub(weights, 'backbone.layers.1.mixer.')); // up_proj.weight, down_proj.weight
+ * const y = mlp.forward(x); // (1, L, D)
+ * ```
+ */
 export class Relu2Mlp implements ChannelMixer {
   constructor(
     private readonly runtime: Runtime,
@@ -93,6 +111,13 @@ function expertNames(names: GluNames, e: number): GluNames {
  * (sigmoid-gated in Qwen3-Next). Experts run densely over all tokens and are
  * mixed with routing weights that are zero outside each token's top k: no host
  * round trip, exact, and cheap for the small expert counts of these hybrids.
+ *
+ * @example
+ * ```ts
+ * // spec: a { kind: 'moe' } ChannelSpec (from a family module); names are relative to spec.prefix
+ * const moe = new MoeLayer(rt, sub(weights, spec.prefix), spec);
+ * const y = moe.forward(x); // (1, L, D)
+ * ```
  */
 export class MoeLayer implements ChannelMixer {
   private readonly experts: GluMlp[];
@@ -140,14 +165,30 @@ export class MoeLayer implements ChannelMixer {
   }
 }
 
-/** The weights under `prefix`, with the prefix removed from their names. */
+/**
+ * The weights under `prefix`, with the prefix removed from their names.
+ *
+ * @example
+ * ```ts
+ * sub({ 'model.norm.weight': norm, 'lm_head.weight': head }, 'model.'); // { 'norm.weight': norm }
+ * ```
+ */
 export function sub(weights: LayerWeights, prefix: string): LayerWeights {
   const out: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(weights)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
   return out;
 }
 
-/** Builds the channel mixer a spec describes from the model's weights. */
+/**
+ * Builds the channel mixer a spec describes from the model's weights
+ * (full names: the spec's prefix is applied here).
+ *
+ * @example
+ * ```ts
+ * const mlp = createChannelMixer(rt, { kind: 'relu2', prefix: 'layers.1.mlp.', intermediate: 256 }, weights);
+ * const y = mlp.forward(x);
+ * ```
+ */
 export function createChannelMixer(runtime: Runtime, spec: ChannelSpec, weights: LayerWeights): ChannelMixer {
   const w = sub(weights, spec.prefix);
   switch (spec.kind) {
@@ -171,7 +212,15 @@ function gluShapes(prefix: string, names: GluNames, hidden: number, i: number): 
   return out;
 }
 
-/** Full names and shapes of the weights a channel mixer expects. */
+/**
+ * Full names and shapes of the weights a channel mixer expects.
+ *
+ * @example
+ * ```ts
+ * channelWeightShapes({ kind: 'relu2', prefix: 'layers.1.mlp.', intermediate: 256 }, 64);
+ * // [{ name: 'layers.1.mlp.up_proj.weight', shape: [256, 64] }, { name: 'layers.1.mlp.down_proj.weight', shape: [64, 256] }]
+ * ```
+ */
 export function channelWeightShapes(spec: ChannelSpec, hidden: number): { name: string; shape: number[] }[] {
   switch (spec.kind) {
     case 'glu':

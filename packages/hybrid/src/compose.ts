@@ -23,15 +23,23 @@ export interface HybridComposition {
   layers?: number;
   /** Which SSM a ratio uses: 'mamba2' (default) or 'mamba1'. */
   ssm?: 'mamba2' | 'mamba1';
+  /** Width of the residual stream. */
   hiddenSize: number;
+  /** Rows of the embedding table and the LM head. */
   vocabSize: number;
+  /** Mamba-2 layers (default: 2·hidden/64 heads of 64, state 128, 1 group, chunk 256, conv 4). */
   mamba2?: { numHeads: number; headDim: number; stateSize: number; nGroups?: number; chunkSize?: number; convKernel?: number };
+  /** Mamba-1 layers (default: state 16, expand 2, conv 4). */
   mamba1?: { stateSize: number; expand?: number; convKernel?: number };
+  /** Attention layers (default: hidden/64 heads, as many KV heads, head dim hidden/heads, RoPE theta 10000). */
   attention?: { numHeads: number; numKeyValueHeads?: number; headDim?: number; ropeTheta?: number };
+  /** Gated DeltaNet layers (default: hidden/128 key heads, hidden/64 value heads, head dims 128). */
   deltanet?: { numKeyHeads: number; numValueHeads: number; headKDim: number; headVDim: number };
   /** A SwiGLU MLP after each mixer. */
   mlp?: { intermediateSize: number };
+  /** The LM head is the embedding table (default true). */
   tieWordEmbeddings?: boolean;
+  /** RMSNorm epsilon (default 1e-5). */
   normEps?: number;
 }
 
@@ -60,7 +68,16 @@ export function patternFromRatio(ratio: { attention: number; ssm: number }, laye
   return out.slice(0, layers);
 }
 
-/** The {@link ModelSpec} of a composition (tensor names `layers.{i}.mixer.*`, `embed.weight`, ...). */
+/**
+ * The {@link ModelSpec} of a composition (tensor names `layers.{i}.mixer.*`, `embed.weight`, ...).
+ *
+ * @throws StatespaceError `INVALID_ARGUMENT` without a pattern or ratio, or for an unknown pattern character.
+ * @example
+ * ```ts
+ * const spec = composeSpec({ pattern: 'M-M*-', hiddenSize: 256, vocabSize: 4096, mlp: { intermediateSize: 512 } });
+ * const model = new HybridModel(rt, spec, myWeights); // or composeModel(...) for random weights
+ * ```
+ */
 export function composeSpec(c: HybridComposition): ModelSpec {
   const pattern = c.pattern ?? (c.ratio ? patternFromRatio(c.ratio, c.layers ?? c.ratio.attention + c.ratio.ssm, c.ssm === 'mamba1' ? 'm' : 'M') : undefined);
   if (!pattern) throw new StatespaceError('INVALID_ARGUMENT', 'composeSpec: give a pattern or a ratio');

@@ -20,7 +20,14 @@ import {
 
 const layout = { R: 'u32', A: 'u32', F: 'u32' } as const satisfies UniformLayout;
 
-/** Builds the concat kernel (one thread per output element). */
+/**
+ * Builds the concat kernel (one thread per output element).
+ *
+ * @example
+ * ```ts
+ * const kernel = createConcatKernel({ R: 5, A: 64, F: 64 }); // rows of (5, 64) and (5, 64) -> (5, 128)
+ * ```
+ */
 export function createConcatKernel(shape: { R: number; A: number; F: number }): KernelDescriptor {
   const bindings = [
     { name: 'a', type: 'f32', access: 'read' }, // (R, A)
@@ -62,7 +69,14 @@ export function concatLastDim(runtime: Runtime, a: TensorLike, b: TensorLike): T
   return y;
 }
 
-/** CPU reference of {@link concatLastDim} for rows of a (R, A) and b (R, F). */
+/**
+ * CPU reference of {@link concatLastDim} for rows of a (R, A) and b (R, F).
+ *
+ * @example
+ * ```ts
+ * concatLastDimReference(new Float32Array([1, 2]), new Float32Array([3, 4]), 2, 1, 1); // [1, 3, 2, 4]
+ * ```
+ */
 export function concatLastDimReference(a: Float32Array, b: Float32Array, R: number, A: number, F: number): Float32Array {
   const y = new Float32Array(R * (A + F));
   for (let r = 0; r < R; r++) {

@@ -14,19 +14,34 @@ import { modelWeights } from './weights.js';
 export interface LoadModelOptions {
   /** Storage of weight matrices: 'f32' (default), 'f16', 'bf16' or 'keep' (as in the file). SSM parameters and norms stay f32. */
   weightDtype?: 'f32' | 'f16' | 'bf16' | 'keep';
+  /** Called after each tensor (and each chunk of a large one) is uploaded. */
   onProgress?: (progress: LoadProgress) => void;
 }
 
 /** What {@link loadModel} returns. */
 export interface LoadedModel {
+  /** The model, weights on the GPU; give it to a {@link Session}. */
   model: HybridModel;
+  /** Its layer stack and tensor names. */
   spec: ModelSpec;
+  /** The family chosen from config.json. */
   family: Family;
+  /** config.json, typed. */
   config: ConfigReader;
+  /** The folder it came from (read the tokenizer files with `folder.tokenizer()`). */
   folder: ModelFolder;
 }
 
-/** Builds the spec of a model folder without loading weights (for `statespace inspect`). */
+/**
+ * Builds the spec of a model folder without loading weights (for `statespace inspect`).
+ *
+ * @throws StatespaceError `UNKNOWN_ARCHITECTURE`, checkpoint errors for a missing or invalid config.json.
+ * @example
+ * ```ts
+ * const { spec, family } = await readModelSpec('./fixtures/hf-tiny/jamba');
+ * console.log(family.architecture, patternOf(spec)); // JambaForCausalLM MMMA
+ * ```
+ */
 export async function readModelSpec(source: ModelSource | ModelFolder): Promise<{ spec: ModelSpec; family: Family; config: ConfigReader; folder: ModelFolder }> {
   const folder = typeof source === 'object' && source !== null && 'config' in source && typeof (source as ModelFolder).config === 'function' ? (source as ModelFolder) : await openModel(source as ModelSource);
   const config = await folder.config();

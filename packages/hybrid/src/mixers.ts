@@ -12,7 +12,9 @@ import type { MixerKind } from './spec.js';
 
 /** How to build one kind of mixer. */
 export interface MixerFactory {
+  /** Builds the mixer from its config and its weights (names relative to the mixer's prefix). */
   create(runtime: Runtime, config: Record<string, unknown>, weights: LayerWeights): SequenceMixer;
+  /** Names (relative to the prefix), shapes and dtypes of the weights the mixer needs. */
   expectedWeights(config: Record<string, unknown>): WeightSpec[];
 }
 

@@ -13,6 +13,7 @@ import {
   StatespaceError,
   type Tensor,
   type TensorLike,
+  addRmsNorm,
   binary,
   embedding,
   layerNorm,
@@ -36,10 +37,23 @@ interface BuiltBlock {
   stateOffset: number;
 }
 
-/** The per-sequence state of a whole model: one entry per sequence mixer (and per shared-block site), in order. */
+/**
+ * The per-sequence state of a whole model: one entry per sequence mixer (and per shared-block site), in order.
+ * A {@link Session} owns one; use it directly only with {@link HybridModel.forward}.
+ *
+ * @example
+ * ```ts
+ * const state = model.createState(1);
+ * model.forward(rt.upload(new Int32Array([3, 1, 4]), [1, 3], 'i32'), state).dispose();
+ * console.log(state.length, state.memory()); // 3 { ssm, conv, kv }
+ * const copy = state.clone();
+ * ```
+ */
 export class ModelState {
   constructor(
+    /** Number of independent sequences. */
     readonly batch: number,
+    /** The state of each sequence mixer, in layer order. */
     readonly layers: MixerState[],
     /** Tokens consumed so far. */
     public length = 0,
@@ -62,11 +76,13 @@ export class ModelState {
     return new ModelState(this.batch, this.layers.map((s) => s.clone()), this.length);
   }
 
+  /** Back to the empty state: SSM and conv states zeroed, KV caches emptied. */
   reset(): void {
     for (const s of this.layers) s.reset();
     this.length = 0;
   }
 
+  /** Frees every layer's GPU buffers. */
   dispose(): void {
     for (const s of this.layers) s.dispose();
   }
@@ -164,18 +180,46 @@ export class HybridModel {
     const D = this.spec.hiddenSize;
     let h = embedding(rt, ids, this.w[this.spec.embedding], { scale: this.spec.embeddingMultiplier ?? 1 });
     const emb = this.keepsEmbeddings ? h : undefined;
+    // A branch output waiting to be added to the residual stream: the add is fused into the
+    // RMSNorm that follows it (one dispatch instead of two per block boundary).
+    let pending: { branch: Tensor; mult: number } | null = null;
+    const settle = () => {
+      if (!pending) return;
+      h = this.residual(h, pending.branch, pending.mult, emb);
+      pending = null;
+    };
+    const normOf = (n: NormSpec): Tensor => {
+      if (pending && n.kind !== 'layer') {
+        const { sum, normed } = addRmsNorm(rt, h, pending.branch, this.w[n.weight], n.eps, { alpha: pending.mult, unitOffset: n.kind === 'rms_unit' });
+        pending.branch.dispose();
+        if (h !== emb) h.dispose();
+        h = sum;
+        pending = null;
+        return normed;
+      }
+      settle();
+      return this.norm(h, n);
+    };
     this.blocks.forEach((block) => {
       const s = block.spec;
       if (block.mixers.length) {
         // Zamba2: the shared block's output joins the mixer's input, not the residual.
         let input = h;
+        let n: Tensor;
         if (block.sharedBlock) {
+          settle();
           const t = block.sharedBlock.forward(h, emb!, state.layers[block.stateOffset] as KVCacheState);
           input = binary(rt, h, t, 'add');
           t.dispose();
+          n = s.mixerNorm ? this.norm(input, s.mixerNorm) : input;
+        } else if (s.mixerNorm) {
+          n = normOf(s.mixerNorm);
+          input = h;
+        } else {
+          settle();
+          input = n = h;
         }
         const first = block.stateOffset + (block.sharedBlock ? 1 : 0);
-        const n = s.mixerNorm ? this.norm(input, s.mixerNorm) : input;
         let sum: Tensor | undefined;
         block.mixers.forEach((mixer, j) => {
           const ms = s.mixers[j];
@@ -196,25 +240,33 @@ export class HybridModel {
         });
         if (n !== input) n.dispose();
         if (input !== h) input.dispose();
-        h = this.residual(h, sum!, s.residualMultiplier, emb);
+        pending = { branch: sum!, mult: s.residualMultiplier ?? 1 };
       }
       if (block.channel) {
-        const n = s.channelNorm ? this.norm(h, s.channelNorm) : h;
+        let n: Tensor;
+        if (s.channelNorm) n = normOf(s.channelNorm);
+        else {
+          settle();
+          n = h;
+        }
         const c = block.channel.forward(n);
         if (n !== h) n.dispose();
-        h = this.residual(h, c, s.residualMultiplier, emb);
+        pending = { branch: c, mult: s.residualMultiplier ?? 1 };
       }
     });
-    if (emb && emb !== h) emb.dispose();
     state.length += T;
-    let last = h;
+    let normed: Tensor;
     if (logits === 'last' && T > 1) {
-      last = rt.empty([batch, 1, D], 'f32', 'last_hidden');
+      settle();
+      const last = rt.empty([batch, 1, D], 'f32', 'last_hidden');
       for (let b = 0; b < batch; b++) rt.copy(h, last, D * 4, ((b * T + T - 1) * D) * 4, b * D * 4);
-      h.dispose();
-    }
-    const normed = this.norm(last, this.spec.finalNorm);
-    last.dispose();
+      if (h !== emb) h.dispose();
+      h = last;
+      normed = this.norm(h, this.spec.finalNorm);
+    } else normed = normOf(this.spec.finalNorm);
+    if (h !== emb) h.dispose();
+    if (emb) emb.dispose();
+
     const out = matmul(rt, normed, this.w[this.spec.lmHead]);
     normed.dispose();
     if (this.spec.logitsScaling && this.spec.logitsScaling !== 1) {

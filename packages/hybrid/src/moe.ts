@@ -27,7 +27,16 @@ const MAX_EXPERTS = 512;
 const routingLayout = { T: 'u32', E: 'u32', k: 'u32', renorm: 'u32' } as const satisfies UniformLayout;
 const accLayout = { T: 'u32', E: 'u32', D: 'u32', e: 'u32' } as const satisfies UniformLayout;
 
-/** Builds the routing kernel (one thread per token; E ≤ 512). */
+/**
+ * Builds the routing kernel (one thread per token; E ≤ 512): softmax over the
+ * router logits, the top k kept, the rest zeroed.
+ *
+ * @example
+ * ```ts
+ * const kernel = createMoeRoutingKernel({ T: 7, E: 8, k: 2 }); // pure: no GPU needed
+ * console.log(kernel.wgsl, kernel.dispatch);
+ * ```
+ */
 export function createMoeRoutingKernel(shape: { T: number; E: number; k: number }): KernelDescriptor {
   const bindings = [
     { name: 'logits', type: 'f32', access: 'read' }, // (T, E)
@@ -64,7 +73,15 @@ fn main(${WGSL_BUILTINS}) {
   return { name: 'moe_routing', cacheKey: '', wgsl, workgroupSize: [64, 1, 1], dispatch: linearDispatch(shape.T / 64), bindings, uniformLayout: routingLayout, uniforms: { ...shape, renorm: 0 } };
 }
 
-/** Builds the kernel y += w[:, e] · h. */
+/**
+ * Builds the kernel y += w[:, e] · h.
+ *
+ * @example
+ * ```ts
+ * const kernel = createMoeAccumulateKernel({ T: 7, E: 8, D: 64 });
+ * rt.run({ ...kernel, uniforms: { ...kernel.uniforms, e: 3 } }, [routing, expertOut, y]);
+ * ```
+ */
 export function createMoeAccumulateKernel(shape: { T: number; E: number; D: number }): KernelDescriptor {
   const bindings = [
     { name: 'w', type: 'f32', access: 'read' }, // (T, E)
@@ -99,7 +116,15 @@ export function moeRouting(runtime: Runtime, logits: TensorLike, k: number, opti
   return w;
 }
 
-/** y += w[:, e] · h (records the dispatch). */
+/**
+ * y += w[:, e] · h (records the dispatch).
+ *
+ * @example
+ * ```ts
+ * const w = moeRouting(rt, routerLogits, 2);          // (T, E)
+ * moeAccumulate(rt, w, 3, expert3.forward(x), y);     // y (T, D) += w[:, 3] · expert 3's output
+ * ```
+ */
 export function moeAccumulate(runtime: Runtime, w: TensorLike, e: number, h: TensorLike, y: TensorLike): void {
   const [T, E] = w.shape;
   const D = h.size / T;
@@ -107,7 +132,14 @@ export function moeAccumulate(runtime: Runtime, w: TensorLike, e: number, h: Ten
   runtime.run({ ...kernel, uniforms: { ...kernel.uniforms, e } }, [w, h, y]);
 }
 
-/** CPU reference of {@link moeRouting}. */
+/**
+ * CPU reference of {@link moeRouting}.
+ *
+ * @example
+ * ```ts
+ * const w = moeRoutingReference(new Float32Array([0, 1, 2, 3]), 4, 2, true); // [0, 0, 0.269, 0.731]
+ * ```
+ */
 export function moeRoutingReference(logits: Float32Array, E: number, k: number, renormalize: boolean): Float32Array {
   const T = logits.length / E;
   const w = new Float32Array(T * E);

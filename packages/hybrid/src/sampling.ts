@@ -9,15 +9,27 @@
 export interface SamplingOptions {
   /** Always take the most likely token (default when temperature is 0 or unset). */
   greedy?: boolean;
+  /** Divides the logits before sampling; 0 or unset means greedy. */
   temperature?: number;
+  /** Keep only the k most likely tokens (0 or unset: all). */
   topK?: number;
+  /** Keep the smallest set of most likely tokens whose probability reaches p (nucleus; 1 or unset: all). */
   topP?: number;
+  /** Penalises tokens already in the history (1 or unset: off; 1.1 to 1.3 is usual). */
   repetitionPenalty?: number;
   /** Seed of the sampler's random generator. */
   seed?: number;
 }
 
-/** A seeded uniform generator in [0, 1) (mulberry32). */
+/**
+ * A seeded uniform generator in [0, 1) (mulberry32).
+ *
+ * @example
+ * ```ts
+ * const random = seededRandom(1);
+ * random(); // the same sequence for the same seed
+ * ```
+ */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -29,14 +41,30 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** Index of the largest value (first on ties), as torch.argmax. */
+/**
+ * Index of the largest value (first on ties), as torch.argmax.
+ *
+ * @example
+ * ```ts
+ * argmaxHost([0.1, 2, 2, -1]); // 1
+ * ```
+ */
 export function argmaxHost(logits: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
   return best;
 }
 
-/** Picks one token id from a row of logits. */
+/**
+ * Picks one token id from a row of logits: repetition penalty, then greedy or
+ * temperature with top-k and top-p. What {@link Session.generate} uses on the host.
+ *
+ * @example
+ * ```ts
+ * const [logits] = await session.prefill([3, 1, 4]);
+ * const next = sampleToken(logits, { temperature: 0.8, topP: 0.95 }, [3, 1, 4], seededRandom(1));
+ * ```
+ */
 export function sampleToken(logits: Float32Array, options: SamplingOptions, history: readonly number[], random: () => number): number {
   const x = Float32Array.from(logits);
   const penalty = options.repetitionPenalty ?? 1;

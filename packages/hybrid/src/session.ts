@@ -22,17 +22,23 @@ export interface GenerateOptions extends SamplingOptions {
 
 /** Memory a session holds, in bytes. */
 export interface SessionMemory extends StateMemory {
+  /** Bytes of the model's weights (shared by every session of the model). */
   weights: number;
+  /** weights + ssm + conv + kv. */
   total: number;
 }
 
 /** A restorable copy of a session's state (GPU buffers; dispose when no longer needed). */
 export interface SessionSnapshot {
+  /** A GPU copy of every layer's state. */
   readonly state: ModelState;
+  /** The last logits of each sequence, if any. */
   readonly logits: Float32Array[] | null;
+  /** Every token fed so far, per sequence. */
   readonly history: number[][];
   /** Tokens generated but not yet fed to the model (see {@link Session.unconsumed}). */
   readonly unconsumed: number[] | null;
+  /** Frees the snapshot's GPU buffers (the session is not affected). */
   dispose(): void;
 }
 
@@ -51,13 +57,21 @@ const MAGIC = 0x53535331; // "SSS1"
  * ```
  */
 export class Session {
+  /** Number of independent sequences this session runs (default 1). */
   readonly batch: number;
   private state: ModelState;
   private lastLogits: Float32Array[] | null = null;
   private history: number[][];
   private disposed = false;
 
+  /**
+   * Starts from an empty state. Several sessions can share one model.
+   *
+   * @param model - A loaded ({@link loadModel}) or composed ({@link composeModel}) model.
+   * @param options - `batch`: independent sequences run together (default 1).
+   */
   constructor(
+    /** The model this session runs. */
     readonly model: HybridModel,
     options: { batch?: number } = {},
   ) {

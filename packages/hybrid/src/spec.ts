@@ -8,9 +8,11 @@
 
 /** A normalisation layer: RMSNorm (weight w or 1 + w) or LayerNorm. */
 export interface NormSpec {
+  /** `rms`: RMSNorm times w; `rms_unit`: RMSNorm times (1 + w) (Gemma-style, Qwen3-Next); `layer`: LayerNorm. */
   kind: 'rms' | 'rms_unit' | 'layer';
   /** Full tensor name of the weight (LayerNorm's bias is `<weight name without .weight>.bias`). */
   weight: string;
+  /** Added to the variance before the square root. */
   eps: number;
 }
 
@@ -19,6 +21,7 @@ export type MixerKind = 'mamba1' | 'mamba2' | 'attention' | 'gated_deltanet';
 
 /** A sequence mixer: its kind, its prefix in the checkpoint and the kernel package's config. */
 export interface MixerSpec {
+  /** Which mixer class builds it (see {@link mixerFactories}). */
   kind: MixerKind;
   /** Tensor-name prefix, e.g. `backbone.layers.3.mixer.`. */
   prefix: string;
@@ -98,24 +101,41 @@ export interface BlockSpec {
   mixers: MixerSpec[];
   /** Zamba2: a shared transformer block whose output is added to the mixer input (its KV cache is the block's first state). */
   sharedBlock?: SharedBlockSpec;
+  /** Pre-norm of the mixer input. */
   mixerNorm?: NormSpec;
+  /** The feed-forward layer after the mixer, if any. */
   channel?: ChannelSpec;
+  /** Pre-norm of the channel mixer input. */
   channelNorm?: NormSpec;
   /** Scales each residual branch before it is added (Granite's residual_multiplier). */
   residualMultiplier?: number;
 }
 
-/** A whole causal language model. */
+/**
+ * A whole causal language model. Family modules build one from a config.json
+ * ({@link readModelSpec}); {@link composeSpec} builds one from a layer pattern.
+ *
+ * @example
+ * ```ts
+ * const { spec } = await readModelSpec('./fixtures/hf-tiny/bamba');
+ * console.log(spec.architecture, patternOf(spec), spec.hiddenSize, spec.vocabSize); // BambaForCausalLM MAM 64 320
+ * const model = new HybridModel(rt, spec, weights); // weights keyed by the names the spec uses
+ * ```
+ */
 export interface ModelSpec {
-  /** Hugging Face architecture name (or `Composed` for a composed hybrid). */
+  /** Hugging Face architecture name (or `ComposedHybrid` for a composed hybrid). */
   architecture: string;
+  /** Rows of the embedding table and of the logits. */
   vocabSize: number;
+  /** Width of the residual stream. */
   hiddenSize: number;
   /** Full name of the embedding table. */
   embedding: string;
   /** Multiplies the embeddings (Granite's embedding_multiplier). */
   embeddingMultiplier?: number;
+  /** The layers, in order. */
   blocks: BlockSpec[];
+  /** The norm before the LM head. */
   finalNorm: NormSpec;
   /** Full name of the LM head weight (the embedding name when tied). */
   lmHead: string;
@@ -129,10 +149,19 @@ export interface ModelSpec {
   weightScales?: { name: string; factor: number; rows?: [number, number] }[];
   /** Tokens the model treats as end of sequence. */
   eosTokenIds?: number[];
+  /** Token the model expects first, when config.json names one. */
   bosTokenId?: number;
 }
 
-/** Layer pattern of a spec as a string, one label per block, e.g. `MMMAMMMM`. */
+/**
+ * Layer pattern of a spec as a string, one label per block, e.g. `MMMAMMMM`.
+ *
+ * @example
+ * ```ts
+ * const { spec } = await readModelSpec('./fixtures/hf-tiny/nemotron_h');
+ * patternOf(spec); // 'M-M*-'
+ * ```
+ */
 export function patternOf(spec: ModelSpec): string {
   return spec.blocks.map((b) => b.label).join('');
 }

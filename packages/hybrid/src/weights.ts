@@ -10,7 +10,9 @@ import { Zamba2SharedBlock } from './zamba2-block.js';
 
 /** One weight of a model, by full name. */
 export interface ModelWeightSpec {
+  /** Full tensor name, as in the checkpoint. */
   name: string;
+  /** Shape, HF layout (Linear weights are (out, in)). */
   shape: number[];
   /** Must stay f32 (SSM parameters, conv kernels, norms). */
   f32: boolean;
@@ -34,7 +36,15 @@ function initFor(w: WeightSpec): ModelWeightSpec['init'] {
   return 'normal';
 }
 
-/** Every weight a spec declares, deduplicated (tied heads, shared blocks), in order. */
+/**
+ * Every weight a spec declares, deduplicated (tied heads, shared blocks), in order.
+ *
+ * @example
+ * ```ts
+ * const spec = composeSpec({ pattern: 'MA', hiddenSize: 64, vocabSize: 512 });
+ * for (const w of modelWeights(spec)) console.log(w.name, w.shape, w.f32); // embed.weight [512, 64] false, ...
+ * ```
+ */
 export function modelWeights(spec: ModelSpec): ModelWeightSpec[] {
   const D = spec.hiddenSize;
   const out: ModelWeightSpec[] = [{ name: spec.embedding, shape: [spec.vocabSize, D], f32: false, init: 'normal' }];
@@ -83,7 +93,15 @@ function normalFill(out: Float32Array, seed: number, std: number): void {
   }
 }
 
-/** Host values of a randomly initialised weight (the init schemes of the Mamba papers, std 0.02 elsewhere). */
+/**
+ * Host values of a randomly initialised weight (the init schemes of the Mamba papers, std 0.02 elsewhere).
+ *
+ * @example
+ * ```ts
+ * randomWeightValues({ name: 'layers.0.mixer.A_log', shape: [4, 3], f32: true, init: 'a_log' }, 1);
+ * // log(1), log(2), log(3) in every row (S4D-real: A = -(1..N))
+ * ```
+ */
 export function randomWeightValues(w: ModelWeightSpec, seed: number): Float32Array {
   const n = w.shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(n);
@@ -117,6 +135,12 @@ export function randomWeightValues(w: ModelWeightSpec, seed: number): Float32Arr
 /**
  * Uploads seeded random weights for every weight of `spec`; matrices go in
  * `dtype` (f32, f16 or bf16), SSM parameters and norms stay f32.
+ *
+ * @example
+ * ```ts
+ * const spec = composeSpec({ ratio: { attention: 1, ssm: 3 }, layers: 8, hiddenSize: 256, vocabSize: 4096 });
+ * const model = new HybridModel(rt, spec, randomWeights(rt, spec, { seed: 1, dtype: 'f16' }));
+ * ```
  */
 export function randomWeights(runtime: Runtime, spec: ModelSpec, options: { seed?: number; dtype?: DType } = {}): Record<string, Tensor> {
   const seed = options.seed ?? 0;

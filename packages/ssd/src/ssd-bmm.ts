@@ -36,7 +36,14 @@ const layout = {
   tilesQ: 'u32',
 } as const satisfies UniformLayout;
 
-/** Builds the C·Bᵀ kernel (see the file comment). */
+/**
+ * Builds the C·Bᵀ kernel (see the file comment).
+ *
+ * @example
+ * ```ts
+ * const kernel = createSsdBmmKernel(shape, { offset: 0, stride: G * N }, { offset: 0, stride: G * N }); // contiguous C and B
+ * ```
+ */
 export function createSsdBmmKernel(shape: SsdShape, C: { offset: number; stride: number }, B: { offset: number; stride: number }): KernelDescriptor {
   const bindings = [
     { name: 'Cm', type: 'f32', access: 'read' }, // (b, L) rows of (G, N) at cOffset + row·cStride
@@ -144,6 +151,11 @@ export function ssdBmm(runtime: Runtime, C: SsdOperand, B: SsdOperand, shape: Ss
 /**
  * CPU reference of step 4 for contiguous C, B (b, L, G, N). Returns (b, nC, G, Q, Q)
  * with the causal part (j ≤ i < valid length) filled and zeros elsewhere.
+ *
+ * @example
+ * ```ts
+ * const cb = ssdBmmReference(C, B, shape); // (b, nC, G, Q, Q)
+ * ```
  */
 export function ssdBmmReference(C: Float32Array, B: Float32Array, shape: SsdShape): Float32Array {
   const { batch: nb, seqlen: L, dState: N, groups: G, chunkSize: Q } = shape;

@@ -46,7 +46,14 @@ export interface SsdChunkCumsumAttrs {
   dtSoftplus?: boolean;
 }
 
-/** Builds the chunk-cumsum kernel (see the file comment). */
+/**
+ * Builds the chunk-cumsum kernel (see the file comment).
+ *
+ * @example
+ * ```ts
+ * const kernel = createSsdChunkCumsumKernel(shape, { offset: 0, stride: shape.heads }, { dtLimit: [0, Infinity] }); // contiguous Δ (b, L, H)
+ * ```
+ */
 export function createSsdChunkCumsumKernel(
   shape: SsdShape,
   dt: { offset: number; stride: number },
@@ -146,7 +153,15 @@ export function ssdChunkCumsum(
   return { dt: dtOut, dACumsum };
 }
 
-/** CPU reference of the step size: clamp(softplus(Δ + bias), min, max) (softplus threshold 20, as torch). */
+/**
+ * CPU reference of the step size: clamp(softplus(Δ + bias), min, max) (softplus threshold 20, as torch).
+ *
+ * @example
+ * ```ts
+ * ssdDtReference(0, 0); // softplus(0) = 0.6931...
+ * ssdDtReference(0, 0, { dtLimit: [0, 0.1] }); // 0.1
+ * ```
+ */
 export function ssdDtReference(raw: number, bias: number, attrs: SsdDtAttrs = {}): number {
   const v = raw + bias;
   const sp = (attrs.dtSoftplus ?? true) ? (v > 20 ? v : Math.log1p(Math.exp(v))) : v;
@@ -157,6 +172,17 @@ export function ssdDtReference(raw: number, bias: number, attrs: SsdDtAttrs = {}
 /**
  * CPU reference of step 1. `dtRaw` is (b, L, H), `A` the per-head decay (A = -exp(A_log)).
  * Returns dt and the within-chunk cumulative sum of dt·A, both (b, H, L).
+ *
+ * @example
+ * ```ts
+ * const shape = { batch: 1, seqlen: 7, heads: 2, headDim: 4, dState: 3, groups: 1, chunkSize: 4 };
+ * // the five steps of chunked SSD on the CPU (equal to ssdRecurrentReference up to rounding):
+ * const { dt, dACumsum } = ssdChunkCumsumReference(dtRaw, A, dtBias, shape);
+ * const states = ssdChunkStateReference(x, B, dt, dACumsum, shape);
+ * const { entering, final } = ssdStatePassingReference(states, dACumsum, undefined, shape);
+ * const cb = ssdBmmReference(C, B, shape);
+ * const y = ssdChunkScanReference(x, C, dt, dACumsum, cb, entering, D, shape);
+ * ```
  */
 export function ssdChunkCumsumReference(
   dtRaw: Float32Array,

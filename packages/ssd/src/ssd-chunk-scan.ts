@@ -48,7 +48,14 @@ const layout = {
   tilesP: 'u32',
 } as const satisfies UniformLayout;
 
-/** Builds the chunk-scan kernel (see the file comment). `dDtype` null: no D skip. */
+/**
+ * Builds the chunk-scan kernel (see the file comment). `dDtype` null: no D skip.
+ *
+ * @example
+ * ```ts
+ * const kernel = createSsdChunkScanKernel(shape, { offset: 0, stride: H * P }, { offset: 0, stride: G * N }, { dDtype: 'f32' });
+ * ```
+ */
 export function createSsdChunkScanKernel(
   shape: SsdShape,
   x: { offset: number; stride: number },
@@ -228,6 +235,11 @@ export function ssdChunkScan(
 /**
  * CPU reference of step 5 for contiguous x (b, L, H, P), C (b, L, G, N), dt and cs
  * (b, H, L), cb (b, nC, G, Q, Q) and the entering states (b, nC, H, P, N). Returns (b, L, H, P).
+ *
+ * @example
+ * ```ts
+ * const y = ssdChunkScanReference(x, C, dt, dACumsum, cb, entering, D, shape); // steps 1-4 in ssdChunkCumsumReference's example
+ * ```
  */
 export function ssdChunkScanReference(
   x: Float32Array,

@@ -42,7 +42,14 @@ const layout = {
   tilesN: 'u32',
 } as const satisfies UniformLayout;
 
-/** Builds the chunk-state kernel (see the file comment). */
+/**
+ * Builds the chunk-state kernel (see the file comment).
+ *
+ * @example
+ * ```ts
+ * const kernel = createSsdChunkStateKernel(shape, { offset: 0, stride: H * P }, { offset: 0, stride: G * N });
+ * ```
+ */
 export function createSsdChunkStateKernel(shape: SsdShape, x: { offset: number; stride: number }, B: { offset: number; stride: number }): KernelDescriptor {
   const bindings = [
     { name: 'x', type: 'f32', access: 'read' }, // (b, L) rows of (H, P) at xOffset + row·xStride
@@ -160,6 +167,12 @@ export function ssdChunkState(runtime: Runtime, x: SsdOperand, B: SsdOperand, dt
 /**
  * CPU reference of step 2 for contiguous x (b, L, H, P), B (b, L, G, N) and
  * dt, cs (b, H, L) from {@link ssdChunkCumsumReference}. Returns (b, nC, H, P, N).
+ *
+ * @example
+ * ```ts
+ * const { dt, dACumsum } = ssdChunkCumsumReference(dtRaw, A, dtBias, shape);
+ * const states = ssdChunkStateReference(x, B, dt, dACumsum, shape); // (b, nC, H, P, N)
+ * ```
  */
 export function ssdChunkStateReference(x: Float32Array, B: Float32Array, dt: Float32Array, cs: Float32Array, shape: SsdShape): Float32Array {
   const { batch: nb, seqlen: L, heads: H, headDim: P, dState: N, groups: G, chunkSize: Q } = shape;

@@ -119,7 +119,15 @@ export type SsdStepShape = Omit<SsdShape, 'seqlen' | 'chunkSize'>;
 
 type Strided = { offset: number; stride: number };
 
-/** Builds the decode-step kernel (see the file comment). */
+/**
+ * Builds the decode-step kernel (see the file comment).
+ *
+ * @example
+ * ```ts
+ * const rows = (offset: number, stride: number) => ({ offset, stride });
+ * const kernel = createSsdDecodeKernel({ batch: 1, heads: 24, headDim: 64, dState: 128, groups: 1 }, { x: rows(0, 1536), dt: rows(0, 24), B: rows(0, 128), C: rows(0, 128) });
+ * ```
+ */
 export function createSsdDecodeKernel(
   shape: SsdStepShape,
   operands: { x: Strided; dt: Strided; B: Strided; C: Strided },
@@ -238,6 +246,11 @@ export function ssdDecodeStep(runtime: Runtime, inputs: SsdStepInputs, shape: Ss
 /**
  * CPU reference of one decode step (the recurrence for a single token): x (b, H, P),
  * dt (b, H), B and C (b, G, N), state (b, H, P, N). Returns y and the new state.
+ *
+ * @example
+ * ```ts
+ * const { y, state } = ssdDecodeStepReference({ x, dt, A, B, C, dtBias, D, state: previous }, { batch: 1, heads: 2, headDim: 4, dState: 3, groups: 1 });
+ * ```
  */
 export function ssdDecodeStepReference(inputs: Omit<SsdReferenceInputs, 'initialState'> & { state: Float32Array }, shape: SsdStepShape, attrs: SsdDtAttrs = {}): { y: Float32Array; state: Float32Array } {
   return ssdRecurrentReference({ ...inputs, initialState: inputs.state }, { ...shape, seqlen: 1, chunkSize: 1 }, attrs);

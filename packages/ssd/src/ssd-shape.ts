@@ -58,12 +58,26 @@ export type SsdOperand = TensorLike | SsdStridedOperand;
 /** The largest chunk the kernels support (one workgroup of 256 threads scans a chunk). */
 export const SSD_MAX_CHUNK = 256;
 
-/** Number of chunks nC = ceil(L / Q). */
+/**
+ * Number of chunks nC = ceil(L / Q).
+ *
+ * @example
+ * ```ts
+ * numChunks({ batch: 1, seqlen: 7, heads: 2, headDim: 4, dState: 3, groups: 1, chunkSize: 4 }); // 2
+ * ```
+ */
 export function numChunks(shape: SsdShape): number {
   return Math.ceil(shape.seqlen / shape.chunkSize);
 }
 
-/** Throws unless the shape is one the kernels support. */
+/**
+ * Throws unless the shape is one the kernels support.
+ *
+ * @example
+ * ```ts
+ * validateSsdShape('ssdChunked', { ...shape, chunkSize: 512 }); // throws: chunkSize=512 exceeds the supported maximum of 256
+ * ```
+ */
 export function validateSsdShape(op: string, shape: SsdShape): void {
   const { batch, seqlen, heads, headDim, dState, groups, chunkSize } = shape;
   for (const [k, v] of Object.entries({ batch, seqlen, heads, headDim, dState, groups, chunkSize })) {
@@ -77,7 +91,16 @@ function isStrided(o: SsdOperand): o is SsdStridedOperand {
   return (o as SsdStridedOperand).tensor !== undefined && (o as SsdStridedOperand).stride !== undefined;
 }
 
-/** Resolves an operand read as `rows` rows of `width` values, checking it is in range. */
+/**
+ * Resolves an operand read as `rows` rows of `width` values, checking it is in range.
+ *
+ * @example
+ * ```ts
+ * // B: (b·L) rows of G·N values, contiguous or strided inside the in_proj output
+ * const b = resolveOperand('ssdChunkState', 'B', B, batch * seqlen, groups * dState, { batch, seqlen, groups, dState });
+ * createSsdChunkStateKernel(shape, x, b); // b: { tensor, offset, stride }
+ * ```
+ */
 export function resolveOperand(op: string, name: string, operand: SsdOperand, rows: number, width: number, expected: Record<string, number>): SsdStridedOperand {
   if (!isStrided(operand)) {
     if (operand.size !== rows * width) {
@@ -98,7 +121,14 @@ export function resolveOperand(op: string, name: string, operand: SsdOperand, ro
   return operand;
 }
 
-/** Checks a per-head parameter (A_log, dt_bias, D) of H values. */
+/**
+ * Checks a per-head parameter (A_log, dt_bias, D) of H values.
+ *
+ * @example
+ * ```ts
+ * checkPerHead('ssdChunked', 'A_log', aLog, shape.heads); // SHAPE_MISMATCH unless aLog has H elements
+ * ```
+ */
 export function checkPerHead(op: string, name: string, t: TensorLike, heads: number): void {
   if (t.size !== heads) throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${name} has shape [${t.shape.join(',')}], expected [heads=${heads}]`);
   assertArg(t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16', op, `${name} must be a float tensor, got ${t.dtype}`);
@@ -107,7 +137,14 @@ export function checkPerHead(op: string, name: string, t: TensorLike, heads: num
 /** f32 max, used instead of Infinity in uniforms (some shader compilers assume finite math). */
 export const F32_MAX = 3.4028234663852886e38;
 
-/** Clamps a dt limit to finite f32 values for a uniform block. */
+/**
+ * Clamps a dt limit to finite f32 values for a uniform block.
+ *
+ * @example
+ * ```ts
+ * finiteLimit([0, Infinity]); // [0, F32_MAX]
+ * ```
+ */
 export function finiteLimit(limit: readonly [number, number] | undefined): [number, number] {
   const [lo, hi] = limit ?? [0, Infinity];
   return [Math.max(lo, -F32_MAX), Math.min(hi, F32_MAX)];

@@ -28,7 +28,14 @@ import { type SsdShape, numChunks, validateSsdShape } from './ssd-shape.js';
 const THREADS = 256;
 const layout = { batch: 'u32', L: 'u32', H: 'u32', PN: 'u32', Q: 'u32', nC: 'u32', hasInitial: 'u32' } as const satisfies UniformLayout;
 
-/** Builds the state-passing kernel (see the file comment). */
+/**
+ * Builds the state-passing kernel (see the file comment).
+ *
+ * @example
+ * ```ts
+ * const kernel = createSsdStatePassingKernel(shape, false); // start from a zero state
+ * ```
+ */
 export function createSsdStatePassingKernel(shape: SsdShape, hasInitial: boolean): KernelDescriptor {
   const bindings = [
     { name: 'dACs', type: 'f32', access: 'read' }, // (b, H, L)
@@ -100,6 +107,11 @@ export function ssdStatePassing(runtime: Runtime, states: TensorLike, dACumsum: 
 /**
  * CPU reference of step 3. Returns the states entering each chunk (b, nC, H, P, N)
  * and the final state (b, H, P, N).
+ *
+ * @example
+ * ```ts
+ * const { entering, final } = ssdStatePassingReference(states, dACumsum, undefined, shape); // no initial state
+ * ```
  */
 export function ssdStatePassingReference(
   states: Float32Array,

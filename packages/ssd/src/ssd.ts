@@ -102,6 +102,12 @@ export interface SsdReferenceInputs {
  * The sequential recurrence (what the decode step does token by token), in f64:
  * S_l = exp(dt_l·A)·S_{l−1} + dt_l·x_l ⊗ B_l, y_l = S_l·C_l + D·x_l.
  * Returns y (b, L, H, P) and the final state (b, H, P, N). `shape.chunkSize` is ignored.
+ *
+ * @example
+ * ```ts
+ * const { y, state } = ssdRecurrentReference({ x, dt: dtRaw, A, B, C, dtBias, D }, shape, { dtLimit: [0, Infinity] });
+ * expect(relError(await rt.read(gpu.y), y)).toBeLessThan(1e-4);
+ * ```
  */
 export function ssdRecurrentReference(inputs: SsdReferenceInputs, shape: SsdShape, attrs: SsdDtAttrs = {}): { y: Float32Array; state: Float32Array } {
   const { batch: nb, seqlen: L, heads: H, headDim: P, dState: N, groups: G } = shape;
@@ -141,6 +147,11 @@ export function ssdRecurrentReference(inputs: SsdReferenceInputs, shape: SsdShap
  * (cs the cumulative sum of dt·A over the whole sequence), plus D·x and the
  * initial state's contribution exp(cs_l)·C_l·S_0. O(L²): for small sizes only.
  * Returns y (b, L, H, P). `shape.chunkSize` is ignored.
+ *
+ * @example
+ * ```ts
+ * const y = ssdQuadraticReference({ x, dt: dtRaw, A, B, C, dtBias, D }, shape); // equals ssdRecurrentReference's y
+ * ```
  */
 export function ssdQuadraticReference(inputs: SsdReferenceInputs, shape: SsdShape, attrs: SsdDtAttrs = {}): Float32Array {
   const { batch: nb, seqlen: L, heads: H, headDim: P, dState: N, groups: G } = shape;

@@ -16,7 +16,14 @@ import type { Tensor, TensorLike } from '../tensor.js';
 const THREADS = 256;
 const layout = { T: 'u32', V: 'u32', D: 'u32', scale: 'f32' } as const satisfies UniformLayout;
 
-/** Builds the gather kernel for T ids into a (V, D) table stored as `tableDtype`. */
+/**
+ * Builds the gather kernel for T ids into a (V, D) table stored as `tableDtype`.
+ *
+ * @example
+ * ```ts
+ * const kernel = createEmbeddingKernel({ T: 7, V: 50280, D: 768 }, 'f16');
+ * ```
+ */
 export function createEmbeddingKernel(shape: { T: number; V: number; D: number }, tableDtype: DType = 'f32'): KernelDescriptor {
   const bindings = [
     { name: 'ids', type: 'i32', access: 'read' }, // (T)
@@ -65,7 +72,14 @@ export function embedding(runtime: Runtime, ids: TensorLike, table: TensorLike, 
   return y;
 }
 
-/** CPU reference of the gather. */
+/**
+ * CPU reference of the gather.
+ *
+ * @example
+ * ```ts
+ * embeddingReference(new Int32Array([1]), new Float32Array([1, 2, 3, 4]), 2); // Float32Array [3, 4]
+ * ```
+ */
 export function embeddingReference(ids: Int32Array, table: Float32Array, D: number, scale = 1): Float32Array {
   const y = new Float32Array(ids.length * D);
   ids.forEach((id, t) => {

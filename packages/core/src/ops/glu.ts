@@ -17,7 +17,14 @@ export type GluActivation = 'silu' | 'gelu' | 'gelu_tanh';
 
 const layout = { T: 'u32', I: 'u32' } as const satisfies UniformLayout;
 
-/** Builds the split-GLU kernel. */
+/**
+ * Builds the split-GLU kernel: y (T, I) = act(a[:, :I]) · a[:, I:] for a (T, 2I).
+ *
+ * @example
+ * ```ts
+ * const kernel = createGluKernel({ T: 7, I: 128 }, 'silu');
+ * ```
+ */
 export function createGluKernel(shape: { T: number; I: number }, act: GluActivation): KernelDescriptor {
   const bindings = [
     { name: 'a', type: 'f32', access: 'read' }, // (T, 2I)
@@ -53,7 +60,14 @@ export function glu(runtime: Runtime, a: TensorLike, act: GluActivation = 'silu'
   return y;
 }
 
-/** CPU reference of {@link glu}. */
+/**
+ * CPU reference of {@link glu}.
+ *
+ * @example
+ * ```ts
+ * gluReference(new Float32Array([1, 2]), 1, 'silu'); // [silu(1) · 2] = [1.462...]
+ * ```
+ */
 export function gluReference(a: Float32Array, I: number, act: GluActivation): Float32Array {
   const T = a.length / (2 * I);
   const y = new Float32Array(T * I);

@@ -39,7 +39,15 @@ const GEMV_ROWS = 8;
 const GEMV_MAX_M = 4;
 const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
 
-/** Builds the matmul kernel for x (M, K) and W ((N, K) or (K, N)). */
+/**
+ * Builds the matmul kernel for x (M, K) and W ((N, K) or (K, N)).
+ *
+ * @example
+ * ```ts
+ * const kernel = createMatmulKernel({ M: 1, N: 4, K: 8 }, { weightDtype: 'f16' }); // M ≤ 4: the gemv path
+ * console.log(kernel.name, kernel.dispatch);
+ * ```
+ */
 export function createMatmulKernel(shape: { M: number; N: number; K: number }, attrs: MatmulAttrs = {}): KernelDescriptor {
   const transposeB = attrs.transposeB ?? true;
   const wDtype = attrs.weightDtype ?? 'f32';
@@ -210,7 +218,14 @@ export function matmul(
   return y;
 }
 
-/** CPU reference: y = x · Wᵀ + b (or x · W when `transposeB` is false), accumulated in f64. */
+/**
+ * CPU reference: y = x · Wᵀ + b (or x · W when `transposeB` is false), accumulated in f64.
+ *
+ * @example
+ * ```ts
+ * matmulReference(new Float32Array([1, 2, 3, 4, 5, 6]), new Float32Array([1, 0, 0, 0, 1, 0]), 2, 2, 3); // [1, 2, 4, 5]
+ * ```
+ */
 export function matmulReference(
   x: Float32Array,
   w: Float32Array,

@@ -30,7 +30,14 @@ export interface NormAttrs {
 
 const layout = { rows: 'u32', D: 'u32', G: 'u32', eps: 'f32' } as const satisfies UniformLayout;
 
-/** Builds a norm kernel over `rows` rows of `D` features in groups of `G`. */
+/**
+ * Builds a norm kernel over `rows` rows of `D` features in groups of `G`.
+ *
+ * @example
+ * ```ts
+ * const kernel = createNormKernel({ rows: 7, D: 768 }, { kind: 'rms', weightDtype: 'f32' });
+ * ```
+ */
 export function createNormKernel(shape: { rows: number; D: number; G?: number }, attrs: NormAttrs): KernelDescriptor {
   const G = shape.G ?? shape.D;
   const wDtype = attrs.weightDtype ?? 'f32';
@@ -151,7 +158,14 @@ export function layerNorm(runtime: Runtime, x: TensorLike, weight: TensorLike, b
   return y;
 }
 
-/** CPU reference for all three norms (rows of D, groups of G). */
+/**
+ * CPU reference for all three norms (rows of D, groups of G).
+ *
+ * @example
+ * ```ts
+ * normReference('rms', new Float32Array([3, 4]), new Float32Array([1, 1]), 2, 0); // [0.8485, 1.1314]
+ * ```
+ */
 export function normReference(
   kind: NormKind,
   x: Float32Array,

@@ -8,6 +8,7 @@ import { embedding, embeddingReference } from './embedding.js';
 import { softmax, softmaxReference } from './softmax.js';
 import { argmax, topK, topKReference } from './top-k.js';
 import { glu, gluReference } from './glu.js';
+import { addRmsNorm } from './add-rms-norm.js';
 
 const rt = await getTestRuntime();
 
@@ -184,6 +185,20 @@ describe('glu', () => {
         expect(y.shape).toEqual([T, I]);
         expect(relError(await rt.read(y), gluReference(a, I, act))).toBeLessThan(1e-5);
       }
+    });
+  }
+});
+
+describe('addRmsNorm', () => {
+  for (const [M, D, alpha, unit] of [[1, 1, 1, false], [3, 64, 0.22, false], [5, 257, 1, true], [2, 1000, 2.5, false]] as [number, number, number, boolean][]) {
+    it(`M=${M} D=${D} alpha=${alpha}${unit ? ' (1 + w)' : ''} equals add then rmsNorm`, async () => {
+      const h = randn(M * D, 50 + D);
+      const b = randn(M * D, 51 + D);
+      const w = randn(D, 52);
+      const { sum, normed } = addRmsNorm(rt, rt.upload(h, [M, D]), rt.upload(b, [M, D]), rt.upload(w, [D]), 1e-5, { alpha, unitOffset: unit });
+      const s = Float32Array.from(h, (v, i) => v + alpha * b[i]);
+      expect(relError(await rt.read(sum), s)).toBeLessThan(1e-6);
+      expect(relError(await rt.read(normed), normReference('rms', s, w, D, 1e-5, { unitOffset: unit }))).toBeLessThan(1e-5);
     });
   }
 });

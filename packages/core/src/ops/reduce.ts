@@ -6,6 +6,15 @@ export const ROW_THREADS = 256;
 /**
  * WGSL for `fn wgSum(v: f32, li: u32) -> f32` and `fn wgMax(...)`: tree reductions over
  * {@link ROW_THREADS} threads through workgroup memory. Every thread gets the result.
+ * Call them in uniform control flow (they hold workgroup barriers).
+ *
+ * @example
+ * ```ts
+ * const wgsl = `${wgslRowReduce()}
+ * @compute @workgroup_size(${ROW_THREADS}) fn main(${WGSL_BUILTINS}) {
+ *   let total = wgSum(partial, li); // partial: this thread's share of the row
+ * }`;
+ * ```
  */
 export function wgslRowReduce(): string {
   return `

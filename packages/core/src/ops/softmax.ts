@@ -11,7 +11,14 @@ import { ROW_THREADS, wgslRowReduce } from './reduce.js';
 
 const layout = { rows: 'u32', D: 'u32', invTemp: 'f32' } as const satisfies UniformLayout;
 
-/** Builds the softmax kernel (one workgroup per row). */
+/**
+ * Builds the softmax kernel (one workgroup per row).
+ *
+ * @example
+ * ```ts
+ * const kernel = createSoftmaxKernel({ rows: 4, D: 50280 });
+ * ```
+ */
 export function createSoftmaxKernel(shape: { rows: number; D: number }): KernelDescriptor {
   const bindings = [
     { name: 'x', type: 'f32', access: 'read' }, // (M, D)
@@ -50,7 +57,14 @@ export function softmax(runtime: Runtime, x: TensorLike, options: { temperature?
   return y;
 }
 
-/** CPU reference of softmax over rows of D. */
+/**
+ * CPU reference of softmax over rows of D.
+ *
+ * @example
+ * ```ts
+ * softmaxReference(new Float32Array([0, Math.log(3)]), 2); // [0.25, 0.75]
+ * ```
+ */
 export function softmaxReference(x: Float32Array, D: number, temperature = 1): Float32Array {
   const y = new Float32Array(x.length);
   for (let base = 0; base < x.length; base += D) {

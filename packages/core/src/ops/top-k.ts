@@ -17,7 +17,14 @@ import { ROW_THREADS } from './reduce.js';
 
 const layout = { rows: 'u32', D: 'u32', k: 'u32' } as const satisfies UniformLayout;
 
-/** Builds the top-k kernel (one workgroup per row). With `indicesOnly`, only indices are written (argmax). */
+/**
+ * Builds the top-k kernel (one workgroup per row). With `indicesOnly`, only indices are written (argmax).
+ *
+ * @example
+ * ```ts
+ * const kernel = createTopKKernel({ rows: 1, D: 50280, k: 1 }, true); // argmax of one row
+ * ```
+ */
 export function createTopKKernel(shape: { rows: number; D: number; k: number }, indicesOnly = false): KernelDescriptor {
   const bindings = [
     { name: 'x', type: 'f32', access: 'read' }, // (M, D)
@@ -109,7 +116,14 @@ export function argmax(runtime: Runtime, x: TensorLike, options: { out?: Tensor 
   return out;
 }
 
-/** CPU reference of top-k (value desc, index asc). */
+/**
+ * CPU reference of top-k (value desc, index asc).
+ *
+ * @example
+ * ```ts
+ * topKReference(new Float32Array([1, 5, 3, 5]), 4, 2); // { values: [5, 5], indices: [1, 3] }
+ * ```
+ */
 export function topKReference(x: Float32Array, D: number, k: number): { values: Float32Array; indices: Int32Array } {
   const rows = x.length / D;
   const values = new Float32Array(rows * k);

@@ -42,7 +42,16 @@ export const families: Family[] = [
   { modelTypes: ['zamba2'], architecture: 'Zamba2ForCausalLM', spec: (c) => zamba2Spec(parseZamba2Config(c), 'Zamba2ForCausalLM') },
 ];
 
-/** The family of a config, or an `UNKNOWN_ARCHITECTURE` error that lists the supported ones. */
+/**
+ * The family of a config, or an `UNKNOWN_ARCHITECTURE` error that lists the supported ones.
+ *
+ * @example
+ * ```ts
+ * const config = await (await openModel('./fixtures/hf-tiny/bamba')).config();
+ * const family = familyOf(config); // { modelTypes: ['bamba'], architecture: 'BambaForCausalLM', ... }
+ * const spec = family.spec(config);
+ * ```
+ */
 export function familyOf(c: ConfigReader): Family {
   const type = c.optional.string('model_type');
   const archs = c.optional.stringArray('architectures') ?? [];

@@ -1,0 +1,14 @@
+import { Runtime } from '@statespace/core';
+import { loadModel, Session } from '@statespace/hybrid';
+const runtime = await Runtime.create();
+const { model } = await loadModel(runtime, '../../fixtures/hf-tiny/bamba');
+const s = new Session(model);
+for await (const t of s.generate([3, 1, 4], { maxNewTokens: 3 })) void t;
+console.log('after generate', s.length, s.unconsumed);
+await s.step(s.unconsumed![0]);
+console.log('after step', s.length, s.unconsumed);
+for await (const t of s.generate([5], { maxNewTokens: 1 })) void t;
+console.log('after generate 2', s.length, s.unconsumed);
+const snap = s.snapshot();
+console.log('snapshot length', snap.state.length, snap.history[0].length);
+runtime.destroy();
