@@ -10,7 +10,9 @@ import type { CliIO } from './io.js';
 
 /** Flags shared by the model commands. */
 export interface ModelFlags {
+  /** `--dtype`: weight storage, `f32` (default), `f16`, `bf16` or `keep`. */
   dtype?: string;
+  /** `--json`: one JSON object on stdout instead of text. */
   json?: boolean;
 }
 
@@ -93,22 +95,32 @@ export async function logitsCommand(dir: string, flags: ModelFlags & { ids?: str
 
 /** Flags of `statespace generate`. */
 export interface GenerateFlags extends ModelFlags {
+  /** `--ids 3,1,4`: the prompt as token ids. */
   ids?: string;
+  /** `--prompt "text"`: the prompt as text (needs the folder's tokenizer.json). */
   prompt?: string;
+  /** `--max-new-tokens N`. */
   'max-new-tokens'?: string;
+  /** `--greedy`: always the most likely token (also when no temperature is given). */
   greedy?: boolean;
+  /** `--temperature T`. */
   temperature?: string;
+  /** `--top-k K`. */
   'top-k'?: string;
+  /** `--top-p P`. */
   'top-p'?: string;
+  /** `--repetition-penalty R`. */
   'repetition-penalty'?: string;
+  /** `--seed S`: the sampler's seed. */
   seed?: string;
+  /** `--ignore-eos`: produce exactly max-new-tokens. */
   'ignore-eos'?: boolean;
 }
 
 /**
  * `statespace generate <modelDir> --ids 3,1,4 --max-new-tokens 16 --greedy --json`: new tokens after a prompt
- * (`--ids`, or `--prompt` text when the folder has a tokenizer). With `--json` it prints `{ tokens }` and does
- * not stop at EOS unless `--ignore-eos=false` semantics are asked for (the fixtures' reference tokens run past EOS).
+ * (`--ids`, or `--prompt` text when the folder has a tokenizer). With `--json` it prints `{ tokens }` and runs
+ * past EOS to `--max-new-tokens`, as the fixtures' reference tokens do.
  *
  * @example
  * ```ts

@@ -12,18 +12,25 @@ import type { Checkpoint, TensorInfo } from './safetensors.js';
  * tensor may be absent (e.g. `lm_head.weight` with tied embeddings).
  */
 export interface ExpectedTensor {
+  /** Full tensor name. */
   readonly name: string;
+  /** Expected shape; -1 accepts any size in that dimension. */
   readonly shape: readonly number[];
+  /** Accepted dtype(s); unchecked when absent. */
   readonly dtype?: SafetensorsDType | readonly SafetensorsDType[];
+  /** The tensor may be absent. */
   readonly optional?: boolean;
 }
 
 /** A tensor whose shape or dtype differs from the model's declaration. */
 export interface WeightMismatch {
+  /** Tensor name. */
   readonly name: string;
   /** The file holding it. */
   readonly file: string;
+  /** What the model declares, e.g. `[64,128]` or `F32`. */
   readonly expected: string;
+  /** What the checkpoint holds. */
   readonly actual: string;
 }
 
@@ -31,7 +38,9 @@ export interface WeightMismatch {
 export interface WeightsReport {
   /** Required tensors the checkpoint lacks. */
   readonly missing: readonly ExpectedTensor[];
+  /** Tensors present with another shape. */
   readonly shapeMismatches: readonly WeightMismatch[];
+  /** Tensors present with a dtype the model does not accept. */
   readonly dtypeMismatches: readonly WeightMismatch[];
   /** Tensors of the checkpoint the model does not use (after `ignoreUnused`). */
   readonly unused: readonly TensorInfo[];
@@ -57,6 +66,7 @@ export interface CheckWeightsOptions {
  * ```
  */
 export class WeightsMismatchError extends CheckpointError {
+  /** Every difference found (the message lists them too). */
   readonly report: WeightsReport;
   constructor(message: string, report: WeightsReport, file: string) {
     const first = report.missing[0]?.name ?? report.shapeMismatches[0]?.name ?? report.dtypeMismatches[0]?.name ?? report.unused[0]?.name;

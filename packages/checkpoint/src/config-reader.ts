@@ -13,23 +13,41 @@ export type ConfigKey = string | readonly string[];
 
 /** Getters that return `undefined` (or the fallback given) when a key is absent or `null`. */
 export interface OptionalConfigReader {
+  /** A number, or undefined when absent. */
   number(key: ConfigKey): number | undefined;
+  /** A number, or `fallback` when absent. */
   number(key: ConfigKey, fallback: number): number;
+  /** A safe integer, or undefined when absent. */
   int(key: ConfigKey): number | undefined;
+  /** A safe integer, or `fallback` when absent. */
   int(key: ConfigKey, fallback: number): number;
+  /** An integer >= 1, or undefined when absent. */
   positiveInt(key: ConfigKey): number | undefined;
+  /** An integer >= 1, or `fallback` when absent. */
   positiveInt(key: ConfigKey, fallback: number): number;
+  /** An integer >= 0, or undefined when absent. */
   nonNegativeInt(key: ConfigKey): number | undefined;
+  /** An integer >= 0, or `fallback` when absent. */
   nonNegativeInt(key: ConfigKey, fallback: number): number;
+  /** A number > 0, or undefined when absent. */
   positiveNumber(key: ConfigKey): number | undefined;
+  /** A number > 0, or `fallback` when absent. */
   positiveNumber(key: ConfigKey, fallback: number): number;
+  /** A string, or undefined when absent. */
   string(key: ConfigKey): string | undefined;
+  /** A string, or `fallback` when absent. */
   string(key: ConfigKey, fallback: string): string;
+  /** A boolean, or undefined when absent. */
   bool(key: ConfigKey): boolean | undefined;
+  /** A boolean, or `fallback` when absent. */
   bool(key: ConfigKey, fallback: boolean): boolean;
+  /** An array of integers (of exactly `length` when given), or undefined when absent. */
   intArray(key: ConfigKey, length?: number): number[] | undefined;
+  /** An array of numbers (of exactly `length` when given), or undefined when absent. */
   numberArray(key: ConfigKey, length?: number): number[] | undefined;
+  /** An array of strings, or undefined when absent. */
   stringArray(key: ConfigKey): string[] | undefined;
+  /** A nested object's reader, or undefined when absent. */
   object(key: ConfigKey): ConfigReader | undefined;
 }
 
@@ -67,7 +85,9 @@ export interface ConfigReader {
   positiveInt(key: ConfigKey): number;
   /** An integer >= 0. */
   nonNegativeInt(key: ConfigKey): number;
+  /** A string. */
   string(key: ConfigKey): string;
+  /** A boolean. */
   bool(key: ConfigKey): boolean;
   /** One of `values`; when `fallback` is given an absent key gives it, otherwise the key is required. */
   enum<const T extends string>(key: ConfigKey, values: readonly T[], fallback?: T): T;
@@ -75,6 +95,7 @@ export interface ConfigReader {
   intArray(key: ConfigKey, length?: number): number[];
   /** An array of numbers (of exactly `length` when given). */
   numberArray(key: ConfigKey, length?: number): number[];
+  /** An array of strings. */
   stringArray(key: ConfigKey): string[];
   /** A nested object (e.g. `rope_scaling`, `text_config`); its errors name `parent.child` keys. */
   object(key: ConfigKey): ConfigReader;

@@ -79,8 +79,11 @@ export interface CheckpointErrorLocation {
  */
 export class CheckpointError extends StatespaceError {
   declare readonly code: CheckpointErrorCode;
+  /** The file (path, URL or name) being read. */
   readonly file?: string;
+  /** The tensor concerned. */
   readonly tensor?: string;
+  /** The config key concerned (dotted for nested keys). */
   readonly key?: string;
 
   constructor(code: CheckpointErrorCode, message: string, where: CheckpointErrorLocation = {}) {

@@ -43,7 +43,9 @@ export interface LoadProgress {
   bytesDone: number;
   /** Checkpoint bytes of every tensor being loaded. */
   bytesTotal: number;
+  /** Tensors fully uploaded so far. */
   tensorsDone: number;
+  /** Tensors being loaded. */
   tensorsTotal: number;
   /** The tensor being (or just) uploaded. */
   tensor: string;

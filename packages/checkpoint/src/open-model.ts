@@ -153,6 +153,7 @@ function fileListFiles(list: ArrayLike<File>): ModelFiles {
  * ```
  */
 export class ModelFolder {
+  /** The file access underneath (directory, URL, File list or your own). */
   readonly files: ModelFiles;
 
   constructor(files: ModelFiles) {

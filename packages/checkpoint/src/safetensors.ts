@@ -35,8 +35,11 @@ const PREFIX_BYTES = 64 * 1024;
  * ```
  */
 export interface TensorInfo {
+  /** Tensor name, e.g. `model.layers.0.mamba.in_proj.weight`. */
   readonly name: string;
+  /** Element type as written in the header (`F32`, `BF16`, ...). */
   readonly dtype: SafetensorsDType;
+  /** Dimensions, outermost first. */
   readonly shape: readonly number[];
   /** Absolute byte offset of the tensor's data in its file. */
   readonly offset: number;
@@ -61,9 +64,13 @@ export interface SafetensorsHeader {
  * Uint16Array words, `I64` as BigInt64Array, `BOOL` / `F8_*` as raw bytes...
  */
 export interface HostTensor {
+  /** Tensor name. */
   readonly name: string;
+  /** Element type in the file. */
   readonly dtype: SafetensorsDType;
+  /** Dimensions, outermost first. */
   readonly shape: readonly number[];
+  /** The values, in a typed array matching `dtype` (16-bit floats as raw `Uint16Array` bits). */
   readonly data: HostArray;
 }
 
@@ -278,11 +285,15 @@ export interface Checkpoint {
  */
 export class SafetensorsFile implements Checkpoint {
   readonly name: string;
+  /** The header's `__metadata__` string map (empty when absent). */
   readonly metadata: Readonly<Record<string, string>>;
+  /** Every tensor of the file, in file order. */
   readonly tensors: ReadonlyMap<string, TensorInfo>;
+  /** Absolute offset of the data section (8 + header length). */
   readonly dataOffset: number;
   /** Size of the file in bytes. */
   readonly size: number;
+  /** Where the bytes are read from. */
   readonly source: ByteSource;
 
   constructor(source: ByteSource, header: SafetensorsHeader, size: number) {

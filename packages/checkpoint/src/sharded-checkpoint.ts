@@ -9,6 +9,7 @@ import type { ByteSource } from './sources.js';
 
 /** A parsed `model.safetensors.index.json`. */
 export interface SafetensorsIndex {
+  /** The index's `metadata` object (e.g. `total_size`). */
   readonly metadata: Readonly<Record<string, unknown>>;
   /** Tensor name -> shard file name (relative to the index). */
   readonly weightMap: ReadonlyMap<string, string>;
@@ -88,6 +89,7 @@ export function parseSafetensorsIndex(input: string | unknown, file: string): Sa
  */
 export class ShardedCheckpoint implements Checkpoint {
   readonly name: string;
+  /** The parsed index: which shard holds which tensor. */
   readonly index: SafetensorsIndex;
   private readonly resolve: (shard: string) => ByteSource;
   private readonly opened = new Map<string, Promise<SafetensorsFile>>();

@@ -11,8 +11,11 @@ import { CheckpointError } from './errors.js';
  * `BF16` is converted (round to nearest even).
  */
 export interface TensorToWrite {
+  /** Element type written in the header. */
   dtype: SafetensorsDType;
+  /** Dimensions, outermost first. */
   shape: readonly number[];
+  /** The values' bytes (little-endian), exactly shape × dtype size. */
   data: ArrayBufferView;
 }
 

@@ -102,13 +102,16 @@ export type LogitsSelection = 'all' | 'last';
  * ```
  */
 export class HybridModel {
+  /** The built layers, in order (scheduler internals). @internal */
   readonly blocks: BuiltBlock[];
   private readonly w: LayerWeights;
   /** Some block reads the original embeddings (Zamba2). */
   private readonly keepsEmbeddings: boolean;
 
   constructor(
+    /** The runtime the weights live on. */
     readonly runtime: Runtime,
+    /** The layer stack and tensor names. */
     readonly spec: ModelSpec,
     weights: LayerWeights,
   ) {

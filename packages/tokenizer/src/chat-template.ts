@@ -11,7 +11,9 @@ import type { Tokenizer } from './tokenizer.js';
 
 /** One chat message; extra keys (`tool_calls`, `reasoning_content`, ...) reach the template unchanged. */
 export interface ChatMessage {
+  /** `system`, `user`, `assistant`, `tool`, ... (whatever the template knows). */
   role: string;
+  /** The text, or a list of content parts for templates that take them. */
   content: string | ReadonlyArray<Record<string, unknown>>;
   [key: string]: unknown;
 }

@@ -195,6 +195,7 @@ export class TextIteratorStreamer extends TextStreamer implements AsyncIterable<
     } else this.queue.push(item);
   }
 
+  /** Text chunks as they become final; ends after {@link TextStreamer.end}. */
   [Symbol.asyncIterator](): AsyncIterator<string> {
     return {
       next: () => {

@@ -33,7 +33,9 @@ import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from '.
 
 /** One entry of tokenizer.json `added_tokens`. */
 export interface AddedToken {
+  /** Its id in the vocabulary. */
   readonly id: number;
+  /** Its text, e.g. `<|im_start|>`. */
   readonly content: string;
   /** Special tokens are dropped by `decode(ids, { skipSpecialTokens: true })`. */
   readonly special: boolean;
@@ -65,7 +67,9 @@ export interface DecodeOptions {
 
 /** A special token from tokenizer_config.json with its id (undefined when the vocabulary lacks it). */
 export interface SpecialToken {
+  /** The token's text, e.g. `</s>`. */
   readonly content: string;
+  /** Its id, or undefined when the vocabulary lacks it. */
   readonly id: number | undefined;
 }
 
@@ -133,11 +137,15 @@ export class Tokenizer {
   readonly addedTokens: ReadonlyMap<number, AddedToken>;
   /** BOS / EOS / UNK / PAD from tokenizer_config.json (or special_tokens_map.json). */
   readonly bosToken: SpecialToken | undefined;
+  /** End-of-sequence token (stop generation when it is produced). */
   readonly eosToken: SpecialToken | undefined;
+  /** Token for unknown input, if the model has one. */
   readonly unkToken: SpecialToken | undefined;
+  /** Padding token, if the model has one. */
   readonly padToken: SpecialToken | undefined;
   /** tokenizer_config.json `add_bos_token` / `add_eos_token` (informative: encode() follows tokenizer.json's post-processor, as tokenizers does). */
   readonly addBosToken: boolean | undefined;
+  /** tokenizer_config.json `add_eos_token` (informative, like {@link addBosToken}). */
   readonly addEosToken: boolean | undefined;
   /** tokenizer_config.json `clean_up_tokenization_spaces` (transformers' default: true). */
   readonly cleanUpTokenizationSpaces: boolean;
