@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
 import { main } from './main.js';
+import { chatCommand } from './text-commands.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const FIXTURES = `${ROOT}fixtures/hf-tiny/`;
@@ -61,6 +63,18 @@ describe('text commands', () => {
     const r = await cli('generate', dflt, '--ids', ids.join(','), '--max-new-tokens', '8', '--greedy', '--json');
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out).tokens).toEqual(want);
+  });
+  it('statespace chat answers each line, and /save, /reset and /load manage the state', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ss-chat-'));
+    let out = '';
+    let err = '';
+    const input = Readable.from([`And the LORD said\n`, `/save ${dir}/s.bin\n`, '/reset\n', `/load ${dir}/s.bin\n`, '/quit\n']);
+    await chatCommand(dflt, { 'max-new-tokens': '3', greedy: true }, { out: (t) => (out += t), err: (t) => (err += t), isTTY: false }, input);
+    expect(out.trim().length).toBeGreaterThan(0);
+    expect(err).toMatch(/saved (\d+) tokens of state/);
+    expect(err).toMatch(/state cleared/);
+    const saved = Number(/saved (\d+) tokens/.exec(err)![1]);
+    expect(err).toContain(`loaded ${saved} tokens of state`);
   });
   it('statespace run streams text and reports tokens/s', async () => {
     const r = await cli('run', dflt, '--prompt', 'And the LORD said', '--max-new-tokens', '4', '--greedy');

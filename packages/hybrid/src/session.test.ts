@@ -121,3 +121,25 @@ describe('composed hybrids', () => {
     model.dispose();
   });
 });
+
+describe('Session continuation', () => {
+  it('the last generated token is fed once by whatever comes next (step, prefill or generate)', async () => {
+    const ref = reference('bamba');
+    const { model } = await loadModel(rt, fixtureDir('bamba'));
+    const s = new Session(model);
+    const got: number[] = [];
+    for await (const t of s.generate(ref.input_ids, { maxNewTokens: 3, greedy: true, ignoreEos: true })) got.push(t);
+    expect(s.length).toBe(ref.input_ids.length + 2);
+    expect(s.unconsumed).toEqual([got[2]]);
+    // step() feeds the carried token before its own: the logits then follow [.., got[2], next]
+    const next = ref.greedy_new_tokens[3];
+    const [viaStep] = await s.step(next);
+    expect(s.length).toBe(ref.input_ids.length + 4);
+    const t = new Session(model);
+    const [direct] = await t.prefill([...ref.input_ids, ...ref.greedy_new_tokens.slice(0, 4)]);
+    expect(maxAbsError(viaStep, direct)).toBeLessThan(1e-4);
+    s.dispose();
+    t.dispose();
+    model.dispose();
+  });
+});

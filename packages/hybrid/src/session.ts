@@ -109,6 +109,14 @@ export class Session {
     return rows;
   }
 
+  /** Puts the tokens the last generate call produced but did not feed in front of `rows` (or alone). */
+  private takeCarried(rows: number[][] | null): number[][] | null {
+    const carried = this.feedAfterGenerate;
+    if (!carried) return rows;
+    this.feedAfterGenerate = null;
+    return carried.map((t, b) => [t, ...(rows?.[b] ?? [])]);
+  }
+
   /** Runs tokens through the model; returns the logits tensor (batch, T or 1, vocab), recorded but not read. */
   private run(rows: number[][], which: 'all' | 'last'): Tensor {
     this.check();
@@ -134,25 +142,27 @@ export class Session {
    * of the last position of each sequence. Continues from the current state.
    */
   async prefill(ids: readonly number[] | readonly (readonly number[])[]): Promise<Float32Array[]> {
-    return this.readLast(this.run(this.toBatch(ids), 'last'));
+    return this.readLast(this.run(this.takeCarried(this.toBatch(ids))!, 'last'));
   }
 
   /** Feeds one token per sequence (decode step) and returns the next logits. */
   async step(tokens: number | readonly number[]): Promise<Float32Array[]> {
     const t = typeof tokens === 'number' ? [tokens] : tokens;
-    return this.readLast(this.run(this.toBatch(t.map((x) => [x])), 'last'));
+    return this.readLast(this.run(this.takeCarried(this.toBatch(t.map((x) => [x])))!, 'last'));
   }
 
   /** Logits at every position of a prompt (batch, T, vocab) as one array per sequence, (T × vocab) row-major. */
   async logitsAll(ids: readonly number[] | readonly (readonly number[])[]): Promise<Float32Array[]> {
-    const rows = this.toBatch(ids);
+    const given = this.toBatch(ids);
+    const rows = this.takeCarried(given)!;
     const T = rows[0].length;
+    const skip = T - given[0].length; // a carried token's logits are not asked for
     const V = this.model.spec.vocabSize;
     const logits = this.run(rows, 'all');
     const all = await this.runtime.readFloat(logits);
     logits.dispose();
     this.lastLogits = rows.map((_, b) => all.slice((b * T + T - 1) * V, (b * T + T) * V));
-    return rows.map((_, b) => all.slice(b * T * V, (b + 1) * T * V));
+    return rows.map((_, b) => all.slice((b * T + skip) * V, (b + 1) * T * V));
   }
 
   /**
@@ -171,11 +181,8 @@ export class Session {
     const random = seededRandom(options.seed ?? 0);
     const greedyOnGpu = (options.greedy || !options.temperature) && (options.repetitionPenalty ?? 1) === 1;
     // Tokens the previous generate call produced but did not feed come first.
-    const carried = this.feedAfterGenerate;
-    this.feedAfterGenerate = null;
-    let input: number[][] | null = prompts ? prompts.map((p) => [...p]) : null;
-    if (carried) input = carried.map((t, b) => [t, ...(input?.[b] ?? [])]);
-    let pending: Tensor | null = input ? this.run(this.toBatch(input), 'last') : null;
+    const input = this.takeCarried(prompts ? this.toBatch(prompts) : null);
+    let pending: Tensor | null = input ? this.run(input, 'last') : null;
     if (!pending && !this.lastLogits) throw new StatespaceError('INVALID_ARGUMENT', 'Session.generate: no prompt given and nothing prefilled yet');
     const done = new Array(this.batch).fill(false);
     for (let i = 0; i < max; i++) {
@@ -212,8 +219,9 @@ export class Session {
   private feedAfterGenerate: number[] | null = null;
 
   /**
-   * Tokens the last generate call produced but did not feed back (the final
-   * token). Feed them with {@link step} to continue the same text.
+   * Tokens the last generate call produced but did not feed back yet (its final
+   * token). The next prefill, step, logitsAll or generate feeds them first, so
+   * the text continues where it stopped.
    */
   get unconsumed(): number[] | null {
     return this.feedAfterGenerate;

@@ -4,6 +4,7 @@
  * `models/bamba`, `models/granitemoehybrid`, `models/nemotron_h`, `models/falcon_h1`.
  */
 import type { ConfigReader } from '@statespace/checkpoint';
+import { StatespaceError } from '@statespace/core';
 import { firstInt, intList } from './config-utils.js';
 import type { BlockSpec, ChannelSpec, MixerSpec, ModelSpec } from '../spec.js';
 import { readRope } from './rope.js';
@@ -250,7 +251,7 @@ export function nemotronHSpec(c: ConfigReader, architecture: string): ModelSpec 
       };
     }
     if (t === 'mlp') return { label: '-', mixers: [], channelNorm: norm, channel: { kind: 'relu2', prefix: `${p}mixer.`, intermediate: c.optional.positiveInt('intermediate_size', 21504) } };
-    throw new Error(`nemotron_h: layer type ${t} (layer ${i}) is not supported`);
+    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: nemotron_h layer type ${JSON.stringify(t)} (layer ${i}) is not supported (M, -, * are; MoE layers are not yet)`);
   });
   const tied = c.optional.bool('tie_word_embeddings', false);
   return {

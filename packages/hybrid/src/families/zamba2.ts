@@ -11,6 +11,7 @@
  * input of its Mamba layer (`model.layers.i.mamba_decoder.`).
  */
 import type { ConfigReader } from '@statespace/checkpoint';
+import { StatespaceError } from '@statespace/core';
 import { firstInt, intList } from './config-utils.js';
 import type { BlockSpec, MixerSpec, ModelSpec, SharedBlockSpec } from '../spec.js';
 import { type RopeConfig, readRope } from './rope.js';
@@ -63,7 +64,7 @@ export function parseZamba2Config(c: ConfigReader): Zamba2Config {
   const layerTypes = raw.map((t, i) => {
     if (t === 'hybrid') return 'hybrid' as const;
     if (t === 'mamba' || t === 'linear_attention') return 'linear_attention' as const;
-    throw new Error(`${c.file}: zamba2 layer type ${JSON.stringify(t)} (layer ${i}) is not supported`);
+    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: zamba2 layer type ${JSON.stringify(t)} (layer ${i}) is not supported`);
   });
   const attentionHeadDim = Math.floor((2 * hiddenSize) / heads);
   const act = c.enum('hidden_act', ['gelu', 'gelu_pytorch_tanh', 'silu'] as const, 'gelu');
