@@ -8,6 +8,6 @@
  * ```
  * @packageDocumentation
  */
-export { main, commands } from './main.js';
+export { main, commands, type CommandDef } from './main.js';
 export { type CliIO, processIO } from './io.js';
 export * from './commands.js';

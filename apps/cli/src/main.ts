@@ -9,7 +9,8 @@ import { benchCommand } from './bench-command.js';
 import { chatCommand, detokenizeCommand, runCommand, startCommand, tokenizeCommand } from './text-commands.js';
 import type { CliIO } from './io.js';
 
-interface CommandDef {
+/** One `statespace` command: help text, flags and what it runs. */
+export interface CommandDef {
   summary: string;
   usage: string;
   options: Record<string, { type: 'string' | 'boolean'; short?: string }>;

@@ -29,7 +29,8 @@ export interface MemoryStats {
   largestBufferBytes: number;
 }
 
-type TypedData = Float32Array | Int32Array | Uint32Array | Uint16Array;
+/** Host arrays the runtime uploads and reads. */
+export type TypedData = Float32Array | Int32Array | Uint32Array | Uint16Array;
 
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 2048;

@@ -117,7 +117,8 @@ fn main(${WGSL_BUILTINS}) {
 /** Shape of a decode step (one token per sequence). */
 export type SsdStepShape = Omit<SsdShape, 'seqlen' | 'chunkSize'>;
 
-type Strided = { offset: number; stride: number };
+/** An operand read at `offset` with `stride` elements between rows. */
+export type Strided = { offset: number; stride: number };
 
 /**
  * Builds the decode-step kernel (see the file comment).

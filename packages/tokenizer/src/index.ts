@@ -20,3 +20,4 @@ export { applyChatTemplate, selectChatTemplate } from './chat-template.js';
 export type { ChatMessage, ChatTemplateOptions } from './chat-template.js';
 export { TokenizerError } from './errors.js';
 export type { TokenizerErrorCode } from './errors.js';
+export type { JsonObject } from './json.js';
