@@ -21,7 +21,9 @@ import {
   assertArg,
   linearDispatch,
   wgslBindings,
-  wgslRowReduce, memoWgsl } from '@statespace/core';
+  wgslRowReduce,
+  memoWgsl,
+} from '@statespace/core';
 import type { AttentionOptions, KVRun } from './flash-attention.js';
 
 /** Keys per flash-decoding chunk (one per thread of a workgroup). */

@@ -31,7 +31,9 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType, memoWgsl } from '@statespace/core';
+  wgslStorageType,
+  memoWgsl,
+} from '@statespace/core';
 
 /**
  * RoPE scaling in transformers' own words: the `rope_parameters` (or legacy

@@ -16,7 +16,9 @@ import {
   WGSL_BUILTINS,
   WGSL_LINEAR_WORKGROUP,
   linearDispatch,
-  wgslBindings, memoWgsl } from '@statespace/core';
+  wgslBindings,
+  memoWgsl,
+} from '@statespace/core';
 
 const THREADS = 256;
 const layout = { n: 'u32', D: 'u32' } as const satisfies UniformLayout;

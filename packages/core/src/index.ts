@@ -17,6 +17,7 @@ export * from './kernel.js';
 export * from './tensor.js';
 export * from './runtime.js';
 export * from './layer.js';
+export * from './recurrent-state.js';
 export * from './ops/matmul.js';
 export * from './ops/norm.js';
 export * from './ops/elementwise.js';

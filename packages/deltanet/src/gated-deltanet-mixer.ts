@@ -12,17 +12,14 @@
  */
 import {
   type LayerWeights,
-  type MixerState,
   type Runtime,
   type SequenceMixer,
-  type StateMemory,
   type Tensor,
   type WeightSpec,
   StatespaceError,
   assertArg,
   matmul,
-  packState,
-  unpackState,
+  RecurrentState,
 } from '@statespace/core';
 import { causalConv1d } from '@statespace/scan-wgsl';
 import { MAX_HEAD_K_DIM } from './delta-rule-shape.js';
@@ -67,76 +64,7 @@ function convDim(c: GatedDeltaNetConfig): number {
  * const fork = state.clone();
  * ```
  */
-export class GatedDeltaNetState implements MixerState {
-  readonly batch: number;
-  /** (B, convDim, k−1): the last k−1 conv inputs. */
-  readonly conv: Tensor;
-  /** (B, Hv, dk, dv): the recurrent state S. */
-  readonly ssm: Tensor;
-  private tokens = 0;
-  private readonly runtime: Runtime;
-  private readonly config: GatedDeltaNetConfig;
-
-  constructor(runtime: Runtime, config: GatedDeltaNetConfig, batch: number) {
-    this.runtime = runtime;
-    this.config = config;
-    this.batch = batch;
-    this.conv = runtime.zeros([batch, convDim(config), config.convKernel - 1], 'f32', 'gatedDeltaNet.convState');
-    this.ssm = runtime.zeros([batch, config.numValueHeads, config.headKDim, config.headVDim], 'f32', 'gatedDeltaNet.ssmState');
-  }
-
-  get length(): number {
-    return this.tokens;
-  }
-
-  /** @internal Called by the mixer after a forward of `n` tokens. */
-  advance(n: number): void {
-    this.tokens += n;
-  }
-
-  memory(): StateMemory {
-    return { ssm: this.ssm.byteSize, conv: this.conv.byteSize, kv: 0 };
-  }
-
-  clone(): GatedDeltaNetState {
-    const copy = new GatedDeltaNetState(this.runtime, this.config, this.batch);
-    this.runtime.copy(this.conv, copy.conv);
-    this.runtime.copy(this.ssm, copy.ssm);
-    copy.tokens = this.tokens;
-    return copy;
-  }
-
-  reset(): void {
-    this.runtime.clear(this.conv);
-    this.runtime.clear(this.ssm);
-    this.tokens = 0;
-  }
-
-  async save(): Promise<Uint8Array> {
-    const conv = await this.runtime.readBytes(this.conv.buffer, this.conv.byteSize);
-    const ssm = await this.runtime.readBytes(this.ssm.buffer, this.ssm.byteSize);
-    return packState(this.tokens, [conv.slice(0, this.conv.byteSize), ssm.slice(0, this.ssm.byteSize)]);
-  }
-
-  load(bytes: Uint8Array): void {
-    const { length, parts } = unpackState(bytes);
-    const [conv, ssm] = parts;
-    if (parts.length !== 2 || conv.byteLength !== this.conv.byteSize || ssm.byteLength !== this.ssm.byteSize) {
-      throw new StatespaceError(
-        'STATE_MISMATCH',
-        `GatedDeltaNetState.load: saved parts of ${parts.map((p) => p.byteLength).join(', ')} bytes, expected conv ${this.conv.byteSize} and ssm ${this.ssm.byteSize} bytes (same layer config and batch)`,
-      );
-    }
-    this.runtime.write(this.conv, new Float32Array(conv.slice().buffer));
-    this.runtime.write(this.ssm, new Float32Array(ssm.slice().buffer));
-    this.tokens = length;
-  }
-
-  dispose(): void {
-    this.conv.dispose();
-    this.ssm.dispose();
-  }
-}
+export class GatedDeltaNetState extends RecurrentState {}
 
 /**
  * Qwen3-Next's Gated DeltaNet linear-attention layer as a {@link SequenceMixer}. Weights are keyed
@@ -231,7 +159,8 @@ export class GatedDeltaNetMixer implements SequenceMixer<GatedDeltaNetState> {
 
   createState(batch: number): GatedDeltaNetState {
     assertArg(Number.isInteger(batch) && batch >= 1, 'GatedDeltaNetMixer.createState', `batch=${batch} must be a positive integer`);
-    return new GatedDeltaNetState(this.runtime, this.config, batch);
+    const c = this.config;
+    return new GatedDeltaNetState(this.runtime, batch, { conv: [batch, convDim(c), c.convKernel - 1], ssm: [batch, c.numValueHeads, c.headKDim, c.headVDim] }, 'gatedDeltaNet');
   }
 
   forward(x: Tensor, state: GatedDeltaNetState): Tensor {

@@ -13,7 +13,9 @@
  * are staged in workgroup memory and shared by the tile. One dispatch covers all L tokens,
  * so decode is one fused kernel per token.
  */
-import { type KernelDescriptor, wgslBindings, memoWgsl } from '@statespace/core';
+import { type KernelDescriptor, wgslBindings,
+  memoWgsl,
+} from '@statespace/core';
 import {
   type DeltaRuleAttrs,
   type DeltaRuleShape,

@@ -24,7 +24,9 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType, memoWgsl } from '@statespace/core';
+  wgslStorageType,
+  memoWgsl,
+} from '@statespace/core';
 
 /** Threads per workgroup (one workgroup per norm group). */
 export const RMS_NORM_GATED_THREADS = 64;

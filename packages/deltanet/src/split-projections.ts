@@ -30,7 +30,9 @@ import {
   wgslBindings,
   wgslLoadFloat,
   wgslStorageType,
-  type DType, memoWgsl } from '@statespace/core';
+  type DType,
+  memoWgsl,
+} from '@statespace/core';
 
 /** Head sizes of a Gated DeltaNet layer. */
 export interface GatedDeltaNetHeads {

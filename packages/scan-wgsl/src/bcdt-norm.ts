@@ -27,7 +27,9 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType, memoWgsl } from '@statespace/core';
+  wgslStorageType,
+  memoWgsl,
+} from '@statespace/core';
 
 /** Which norms the mixer applies to dt, B and C. */
 export type BcdtNormKind = 'none' | 'unweighted' | 'weighted';

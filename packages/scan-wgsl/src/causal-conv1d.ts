@@ -30,7 +30,9 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType, memoWgsl } from '@statespace/core';
+  wgslStorageType,
+  memoWgsl,
+} from '@statespace/core';
 import { type ColumnSlice, strided } from './columns.js';
 
 /** Activation applied to the conv output. */

@@ -9,7 +9,9 @@
  *   rows   every leading dimension flattened      W  row width of the source (its last dimension)
  *   w      width of the slice                      start  first column of the slice
  */
-import { StatespaceError, type KernelDescriptor, type Runtime, type Tensor, type TensorLike, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings, memoWgsl } from '@statespace/core';
+import { StatespaceError, type KernelDescriptor, type Runtime, type Tensor, type TensorLike, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings,
+  memoWgsl,
+} from '@statespace/core';
 
 /** Columns [start, start + width) of the last dimension of `tensor`. */
 export interface ColumnSlice {

@@ -20,17 +20,14 @@
  */
 import {
   type LayerWeights,
-  type MixerState,
   type Runtime,
   type SequenceMixer,
-  type StateMemory,
   type Tensor,
   type WeightSpec,
   StatespaceError,
   matmul,
   matmulReference,
-  packState,
-  unpackState,
+  RecurrentState,
 } from '@statespace/core';
 import { type BcdtNormKind, bcdtNorm, bcdtNormReference } from './bcdt-norm.js';
 import { causalConv1d, causalConv1dReference } from './causal-conv1d.js';
@@ -84,79 +81,7 @@ function dims(config: Mamba1Config) {
  * const bytes = await state.save();     // and restore it later with state.load(bytes)
  * ```
  */
-export class Mamba1State implements MixerState {
-  readonly batch: number;
-  /** (batch, d_inner, d_state) f32. */
-  readonly ssm: Tensor;
-  /** (batch, d_inner, k-1) f32: the last k-1 conv inputs. */
-  readonly conv: Tensor;
-  private tokens = 0;
-  private readonly runtime: Runtime;
-
-  constructor(runtime: Runtime, batch: number, shape: { dInner: number; dState: number; convKernel: number }, tensors?: { ssm: Tensor; conv: Tensor; length: number }) {
-    this.runtime = runtime;
-    this.batch = batch;
-    if (tensors) {
-      this.ssm = tensors.ssm;
-      this.conv = tensors.conv;
-      this.tokens = tensors.length;
-    } else {
-      this.ssm = runtime.zeros([batch, shape.dInner, shape.dState], 'f32', 'mamba1.ssm_state');
-      this.conv = runtime.zeros([batch, shape.dInner, shape.convKernel - 1], 'f32', 'mamba1.conv_state');
-    }
-  }
-
-  get length(): number {
-    return this.tokens;
-  }
-
-  /** @internal Called by the mixer after a forward of `n` tokens. */
-  advance(n: number): void {
-    this.tokens += n;
-  }
-
-  memory(): StateMemory {
-    return { ssm: this.ssm.byteSize, conv: this.conv.byteSize, kv: 0 };
-  }
-
-  clone(): Mamba1State {
-    const ssm = this.runtime.empty(this.ssm.shape, 'f32', 'mamba1.ssm_state');
-    const conv = this.runtime.empty(this.conv.shape, 'f32', 'mamba1.conv_state');
-    if (this.ssm.byteSize) this.runtime.copy(this.ssm, ssm, this.ssm.byteSize);
-    if (this.conv.byteSize) this.runtime.copy(this.conv, conv, this.conv.byteSize);
-    return new Mamba1State(this.runtime, this.batch, { dInner: 0, dState: 0, convKernel: 0 }, { ssm, conv, length: this.tokens });
-  }
-
-  reset(): void {
-    this.runtime.clear(this.ssm);
-    this.runtime.clear(this.conv);
-    this.tokens = 0;
-  }
-
-  async save(): Promise<Uint8Array> {
-    const ssm = this.ssm.byteSize ? await this.runtime.readBytes(this.ssm.buffer, this.ssm.byteSize) : new ArrayBuffer(0);
-    const conv = this.conv.byteSize ? await this.runtime.readBytes(this.conv.buffer, this.conv.byteSize) : new ArrayBuffer(0);
-    return packState(this.tokens, [ssm, conv]);
-  }
-
-  load(bytes: Uint8Array): void {
-    const { length, parts } = unpackState(bytes);
-    if (parts.length !== 2 || parts[0].byteLength !== this.ssm.byteSize || parts[1].byteLength !== this.conv.byteSize) {
-      throw new StatespaceError(
-        'STATE_MISMATCH',
-        `Mamba1State.load: the saved state holds parts of [${parts.map((p) => p.byteLength).join(', ')}] bytes, this state needs [${this.ssm.byteSize}, ${this.conv.byteSize}] (ssm, conv)`,
-      );
-    }
-    if (parts[0].byteLength) this.runtime.write(this.ssm, new Float32Array(parts[0].slice().buffer));
-    if (parts[1].byteLength) this.runtime.write(this.conv, new Float32Array(parts[1].slice().buffer));
-    this.tokens = length;
-  }
-
-  dispose(): void {
-    this.ssm.dispose();
-    this.conv.dispose();
-  }
-}
+export class Mamba1State extends RecurrentState {}
 
 /**
  * A Mamba-1 mixer layer (Mamba, FalconMamba, Jamba's Mamba layers).
@@ -220,7 +145,7 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
 
   createState(batch: number): Mamba1State {
     const { D, N, k } = dims(this.config);
-    return new Mamba1State(this.runtime, batch, { dInner: D, dState: N, convKernel: k });
+    return new Mamba1State(this.runtime, batch, { conv: [batch, D, k - 1], ssm: [batch, D, N] }, 'mamba1');
   }
 
   forward(x: Tensor, state: Mamba1State): Tensor {

@@ -42,7 +42,9 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType, memoWgsl } from '@statespace/core';
+  wgslStorageType,
+  memoWgsl,
+} from '@statespace/core';
 import { type ColumnSlice, copyColumns, strided } from './columns.js';
 
 /** Threads per workgroup of the scan. */

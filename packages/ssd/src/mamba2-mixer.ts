@@ -22,10 +22,8 @@
  */
 import {
   type LayerWeights,
-  type MixerState,
   type Runtime,
   type SequenceMixer,
-  type StateMemory,
   type Tensor,
   type TensorLike,
   type WeightSpec,
@@ -35,8 +33,7 @@ import {
   createNormKernel,
   gatedRmsNorm,
   matmul,
-  packState,
-  unpackState,
+  RecurrentState,
 } from '@statespace/core';
 import { causalConv1d, columns, copyColumns } from '@statespace/scan-wgsl';
 import { ssdChunked } from './ssd.js';
@@ -159,75 +156,7 @@ function validateConfig(config: Mamba2MixerConfig): Dims {
  * const bytes = await state.save();    // and persist it
  * ```
  */
-export class Mamba2State implements MixerState {
-  readonly batch: number;
-  /** (b, conv_dim, k-1): the last k-1 inputs of the conv. */
-  readonly conv: Tensor;
-  /** (b, H, P, N): the SSM state. */
-  readonly ssm: Tensor;
-  private tokens = 0;
-  private readonly runtime: Runtime;
-
-  constructor(runtime: Runtime, batch: number, shapes: { conv: number[]; ssm: number[] }, tensors?: { conv: Tensor; ssm: Tensor }) {
-    this.runtime = runtime;
-    this.batch = batch;
-    this.conv = tensors?.conv ?? runtime.zeros(shapes.conv, 'f32', 'mamba2.convState');
-    this.ssm = tensors?.ssm ?? runtime.zeros(shapes.ssm, 'f32', 'mamba2.ssmState');
-  }
-
-  get length(): number {
-    return this.tokens;
-  }
-
-  /** @internal Called by the mixer after a forward. */
-  advance(tokens: number): void {
-    this.tokens += tokens;
-  }
-
-  memory(): StateMemory {
-    return { ssm: this.ssm.byteSize, conv: this.conv.byteSize, kv: 0 };
-  }
-
-  clone(): Mamba2State {
-    const conv = this.runtime.empty(this.conv.shape, 'f32', 'mamba2.convState');
-    const ssm = this.runtime.empty(this.ssm.shape, 'f32', 'mamba2.ssmState');
-    this.runtime.copy(this.conv, conv);
-    this.runtime.copy(this.ssm, ssm);
-    const s = new Mamba2State(this.runtime, this.batch, { conv: [...this.conv.shape], ssm: [...this.ssm.shape] }, { conv, ssm });
-    s.tokens = this.tokens;
-    return s;
-  }
-
-  reset(): void {
-    this.runtime.clear(this.conv);
-    this.runtime.clear(this.ssm);
-    this.tokens = 0;
-  }
-
-  async save(): Promise<Uint8Array> {
-    const conv = await this.runtime.readBytes(this.conv.buffer, this.conv.byteSize);
-    const ssm = await this.runtime.readBytes(this.ssm.buffer, this.ssm.byteSize);
-    return packState(this.tokens, [conv, ssm]);
-  }
-
-  load(bytes: Uint8Array): void {
-    const { length, parts } = unpackState(bytes);
-    if (parts.length !== 2 || parts[0].byteLength !== this.conv.byteSize || parts[1].byteLength !== this.ssm.byteSize) {
-      throw new StatespaceError(
-        'STATE_MISMATCH',
-        `Mamba2State.load: expected a conv state of ${this.conv.byteSize} bytes and an SSM state of ${this.ssm.byteSize} bytes, got parts of [${parts.map((p) => p.byteLength).join(', ')}] bytes`,
-      );
-    }
-    this.runtime.write(this.conv, new Float32Array(parts[0].slice().buffer));
-    this.runtime.write(this.ssm, new Float32Array(parts[1].slice().buffer));
-    this.tokens = length;
-  }
-
-  dispose(): void {
-    this.conv.dispose();
-    this.ssm.dispose();
-  }
-}
+export class Mamba2State extends RecurrentState {}
 
 /**
  * The Mamba-2 mixer: in_proj, causal conv over xBC, SSD (chunked prefill for more
@@ -295,7 +224,7 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
   createState(batch: number): Mamba2State {
     assertArg(Number.isInteger(batch) && batch >= 1, 'Mamba2Mixer.createState', `batch must be a positive integer, got ${batch}`);
     const { convDim, K, H, P, N } = this.d;
-    return new Mamba2State(this.runtime, batch, { conv: [batch, convDim, K - 1], ssm: [batch, H, P, N] });
+    return new Mamba2State(this.runtime, batch, { conv: [batch, convDim, K - 1], ssm: [batch, H, P, N] }, 'mamba2');
   }
 
   forward(x: Tensor, state: Mamba2State): Tensor {

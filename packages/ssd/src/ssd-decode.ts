@@ -24,7 +24,9 @@ import {
   linearDispatch,
   wgslBindings,
   wgslLoadFloat,
-  wgslStorageType, memoWgsl } from '@statespace/core';
+  wgslStorageType,
+  memoWgsl,
+} from '@statespace/core';
 import { type SsdDtAttrs, type SsdOperand, type SsdShape, checkPerHead, WGSL_SOFTPLUS_DT, finiteLimit, resolveOperand } from './ssd-shape.js';
 import { ssdRecurrentReference, type SsdReferenceInputs } from './ssd.js';
 

@@ -6,7 +6,8 @@
  */
 import type { ConfigReader } from '@statespace/checkpoint';
 import { firstInt, intList } from './config-utils.js';
-import type { BlockSpec, ModelSpec } from '../spec.js';
+import type { ModelSpec } from '../spec.js';
+import { backboneSpec } from './backbone.js';
 
 /** Typed MambaConfig / FalconMambaConfig with transformers' defaults. */
 export interface MambaConfig {
@@ -55,38 +56,29 @@ export function parseMambaConfig(c: ConfigReader): MambaConfig {
 
 /** The block stack of a Mamba / FalconMamba model. */
 export function mambaSpec(cfg: MambaConfig, architecture: string): ModelSpec {
-  const blocks: BlockSpec[] = [];
-  for (let i = 0; i < cfg.numHiddenLayers; i++) {
-    const p = `backbone.layers.${i}.`;
-    blocks.push({
-      label: 'M',
-      mixerNorm: { kind: 'rms', weight: `${p}norm.weight`, eps: cfg.layerNormEpsilon },
-      mixers: [{
-        kind: 'mamba1',
-        prefix: `${p}mixer.`,
-        config: {
-          hiddenSize: cfg.hiddenSize,
-          intermediateSize: cfg.intermediateSize,
-          stateSize: cfg.stateSize,
-          convKernel: cfg.convKernel,
-          timeStepRank: cfg.timeStepRank,
-          useBias: cfg.useBias,
-          useConvBias: cfg.useConvBias,
-          bcdtNorm: cfg.mixerRmsEps !== undefined ? 'unweighted' : 'none',
-          normEps: cfg.mixerRmsEps ?? cfg.layerNormEpsilon,
-        },
-      }],
-    });
-  }
-  return {
+  return backboneSpec({
     architecture,
     vocabSize: cfg.vocabSize,
     hiddenSize: cfg.hiddenSize,
-    embedding: 'backbone.embeddings.weight',
-    blocks,
-    finalNorm: { kind: 'rms', weight: 'backbone.norm_f.weight', eps: cfg.layerNormEpsilon },
-    lmHead: cfg.tieWordEmbeddings ? 'backbone.embeddings.weight' : 'lm_head.weight',
-    eosTokenIds: cfg.eosTokenId !== undefined ? [cfg.eosTokenId] : undefined,
+    layers: cfg.numHiddenLayers,
+    eps: cfg.layerNormEpsilon,
+    tieWordEmbeddings: cfg.tieWordEmbeddings,
+    eosTokenId: cfg.eosTokenId,
     bosTokenId: cfg.bosTokenId,
-  };
+    mixer: (prefix) => ({
+      kind: 'mamba1',
+      prefix,
+      config: {
+        hiddenSize: cfg.hiddenSize,
+        intermediateSize: cfg.intermediateSize,
+        stateSize: cfg.stateSize,
+        convKernel: cfg.convKernel,
+        timeStepRank: cfg.timeStepRank,
+        useBias: cfg.useBias,
+        useConvBias: cfg.useConvBias,
+        bcdtNorm: cfg.mixerRmsEps !== undefined ? 'unweighted' : 'none',
+        normEps: cfg.mixerRmsEps ?? cfg.layerNormEpsilon,
+      },
+    }),
+  });
 }

@@ -5,7 +5,8 @@
  */
 import type { ConfigReader } from '@statespace/checkpoint';
 import { firstInt, intList } from './config-utils.js';
-import type { BlockSpec, ModelSpec } from '../spec.js';
+import type { ModelSpec } from '../spec.js';
+import { backboneSpec } from './backbone.js';
 
 /** Typed Mamba2Config with transformers' defaults. */
 export interface Mamba2Config {
@@ -53,40 +54,31 @@ export function parseMamba2Config(c: ConfigReader): Mamba2Config {
 
 /** The block stack of a Mamba-2 model. */
 export function mamba2Spec(cfg: Mamba2Config, architecture: string): ModelSpec {
-  const blocks: BlockSpec[] = [];
-  for (let i = 0; i < cfg.numHiddenLayers; i++) {
-    const p = `backbone.layers.${i}.`;
-    blocks.push({
-      label: 'M',
-      mixerNorm: { kind: 'rms', weight: `${p}norm.weight`, eps: cfg.layerNormEpsilon },
-      mixers: [{
-        kind: 'mamba2',
-        prefix: `${p}mixer.`,
-        config: {
-          hiddenSize: cfg.hiddenSize,
-          numHeads: cfg.numHeads,
-          headDim: cfg.headDim,
-          stateSize: cfg.stateSize,
-          nGroups: cfg.nGroups,
-          convKernel: cfg.convKernel,
-          chunkSize: cfg.chunkSize,
-          useConvBias: cfg.useConvBias,
-          useBias: cfg.useBias,
-          timeStepLimit: cfg.timeStepLimit,
-          normEps: cfg.layerNormEpsilon,
-        },
-      }],
-    });
-  }
-  return {
+  return backboneSpec({
     architecture,
     vocabSize: cfg.vocabSize,
     hiddenSize: cfg.hiddenSize,
-    embedding: 'backbone.embeddings.weight',
-    blocks,
-    finalNorm: { kind: 'rms', weight: 'backbone.norm_f.weight', eps: cfg.layerNormEpsilon },
-    lmHead: cfg.tieWordEmbeddings ? 'backbone.embeddings.weight' : 'lm_head.weight',
-    eosTokenIds: cfg.eosTokenId !== undefined ? [cfg.eosTokenId] : undefined,
+    layers: cfg.numHiddenLayers,
+    eps: cfg.layerNormEpsilon,
+    tieWordEmbeddings: cfg.tieWordEmbeddings,
+    eosTokenId: cfg.eosTokenId,
     bosTokenId: cfg.bosTokenId,
-  };
+    mixer: (prefix) => ({
+      kind: 'mamba2',
+      prefix,
+      config: {
+        hiddenSize: cfg.hiddenSize,
+        numHeads: cfg.numHeads,
+        headDim: cfg.headDim,
+        stateSize: cfg.stateSize,
+        nGroups: cfg.nGroups,
+        convKernel: cfg.convKernel,
+        chunkSize: cfg.chunkSize,
+        useConvBias: cfg.useConvBias,
+        useBias: cfg.useBias,
+        timeStepLimit: cfg.timeStepLimit,
+        normEps: cfg.layerNormEpsilon,
+      },
+    }),
+  });
 }
