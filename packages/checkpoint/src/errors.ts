@@ -22,7 +22,9 @@ export type CheckpointErrorCode =
   | 'SAFETENSORS_SIZE_MISMATCH'
   /** The same tensor name (or the same key inside an entry) appears twice in the header. */
   | 'SAFETENSORS_DUPLICATE_TENSOR'
-  /** `model.safetensors.index.json` is not JSON, has no `weight_map`, or names an unsafe shard path. */
+  /** The header holds more than `MAX_TENSORS` tensors. */
+  | 'SAFETENSORS_TOO_MANY_TENSORS'
+  /** `model.safetensors.index.json` is not JSON, has no `weight_map`, is too large, or names a shard that is not a plain file name. */
   | 'CHECKPOINT_INDEX_INVALID'
   /** A shard named in the index cannot be found. */
   | 'CHECKPOINT_SHARD_MISSING'
@@ -30,13 +32,15 @@ export type CheckpointErrorCode =
   | 'CHECKPOINT_INDEX_MISMATCH'
   /** A file (config.json, a checkpoint, ...) cannot be found. */
   | 'CHECKPOINT_FILE_NOT_FOUND'
+  /** A file name that is not a plain name inside the model folder, or a path (symlink) that resolves outside it. */
+  | 'CHECKPOINT_OUTSIDE_FOLDER'
   /** A tensor name that is not in the checkpoint. */
   | 'CHECKPOINT_TENSOR_NOT_FOUND'
   /** An HTTP request failed or returned an unexpected status or length. */
   | 'CHECKPOINT_HTTP'
   /** The server ignored the `Range` header (it must answer 206). */
   | 'CHECKPOINT_RANGE_UNSUPPORTED'
-  /** Reading a file failed for another reason (permissions, I/O). */
+  /** Reading a file failed for another reason (permissions, I/O, not a regular file, a short read from a source). */
   | 'CHECKPOINT_IO'
   /** A dtype that cannot be uploaded to the GPU, or a conversion that is not offered. */
   | 'CHECKPOINT_UNSUPPORTED_DTYPE'
@@ -109,10 +113,12 @@ const CHECKPOINT_CODES: ReadonlySet<string> = new Set<CheckpointErrorCode>([
   'SAFETENSORS_INVALID_OFFSETS',
   'SAFETENSORS_SIZE_MISMATCH',
   'SAFETENSORS_DUPLICATE_TENSOR',
+  'SAFETENSORS_TOO_MANY_TENSORS',
   'CHECKPOINT_INDEX_INVALID',
   'CHECKPOINT_SHARD_MISSING',
   'CHECKPOINT_INDEX_MISMATCH',
   'CHECKPOINT_FILE_NOT_FOUND',
+  'CHECKPOINT_OUTSIDE_FOLDER',
   'CHECKPOINT_TENSOR_NOT_FOUND',
   'CHECKPOINT_HTTP',
   'CHECKPOINT_RANGE_UNSUPPORTED',

@@ -39,6 +39,8 @@ export {
 } from './sources.js';
 export {
   MAX_HEADER_BYTES,
+  MAX_TENSORS,
+  MAX_RANK,
   type TensorInfo,
   type SafetensorsHeader,
   type HostTensor,

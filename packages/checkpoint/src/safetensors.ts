@@ -10,6 +10,7 @@
  */
 import { type HostArray, type SafetensorsDType, dtypeByteSize, isSafetensorsDType, toFloat32, viewAs } from './dtypes.js';
 import { CheckpointError, where } from './errors.js';
+import { scanHeader } from './header-scanner.js';
 import { type ByteSource, type ByteSourceInput, type UrlSourceOptions, toByteSource } from './sources.js';
 
 /**
@@ -75,63 +76,44 @@ export interface HostTensor {
 }
 
 /**
- * Finds keys repeated inside one JSON object (JSON.parse silently keeps the
- * last). Runs on text JSON.parse has already accepted, so it only tracks
- * strings, nesting and whether the next string is a key. Iterative: no
- * recursion, whatever the nesting depth.
+ * The most tensors one file may hold. Bounds the memory and time an open can
+ * cost (a header of 300,000 empty tensors is tiny on disk); far above any real
+ * checkpoint file (large models split into shards of a few thousand tensors).
+ *
+ * @example
+ * ```ts
+ * if (names.length > MAX_TENSORS) console.error('too many tensors for one safetensors file');
+ * ```
  */
-function findDuplicateKey(text: string): { key: string; parent?: string } | undefined {
-  const stack: { keys: Set<string> | null; expectKey: boolean }[] = [];
-  let topKey: string | undefined;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      const start = i;
-      let escaped = false;
-      for (i++; i < text.length; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c /* \ */) {
-          escaped = true;
-          i++;
-        } else if (d === 0x22) break;
-      }
-      const top = stack[stack.length - 1];
-      if (top?.keys && top.expectKey) {
-        const raw = text.slice(start, i + 1);
-        const key = escaped ? (JSON.parse(raw) as string) : raw.slice(1, -1);
-        if (top.keys.has(key)) return { key, parent: stack.length > 1 ? topKey : undefined };
-        top.keys.add(key);
-        top.expectKey = false;
-        if (stack.length === 1) topKey = key;
-      }
-    } else if (c === 0x7b /* { */) stack.push({ keys: new Set(), expectKey: true });
-    else if (c === 0x5b /* [ */) stack.push({ keys: null, expectKey: false });
-    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop();
-    else if (c === 0x2c /* , */) {
-      const top = stack[stack.length - 1];
-      if (top?.keys) top.expectKey = true;
-    }
-  }
-  return undefined;
-}
+export const MAX_TENSORS = 262_144;
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+/**
+ * The most dimensions one tensor may have.
+ *
+ * @example
+ * ```ts
+ * if (shape.length > MAX_RANK) console.error('too many dimensions');
+ * ```
+ */
+export const MAX_RANK = 64;
 
-function isIndex(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+/** A shape for messages, shortened when long. */
+function formatShape(shape: readonly number[]): string {
+  return shape.length > 8 ? `${shape.slice(0, 8).join(',')},... (${shape.length} dims)` : shape.join(',');
 }
 
 /**
- * Parses and validates the JSON header of a safetensors file.
+ * Parses and validates the JSON header of a safetensors file, in one linear
+ * pass (no JSON tree is built). Numbers in `shape` and `data_offsets` must be
+ * plain non-negative decimal integers below 2^53; the tensors must cover the
+ * data section exactly, without holes or overlaps.
  *
  * @param header   the N header bytes (after the 8-byte length)
  * @param fileSize total size of the file, to check the data section
  * @param file     name used in error messages
  * @throws CheckpointError `SAFETENSORS_HEADER_INVALID`, `SAFETENSORS_DUPLICATE_TENSOR`,
  *   `SAFETENSORS_INVALID_TENSOR`, `SAFETENSORS_UNKNOWN_DTYPE`, `SAFETENSORS_INVALID_OFFSETS`,
- *   `SAFETENSORS_SIZE_MISMATCH`
+ *   `SAFETENSORS_SIZE_MISMATCH`, `SAFETENSORS_TRUNCATED`, `SAFETENSORS_TOO_MANY_TENSORS`
  *
  * @example
  * ```ts
@@ -142,71 +124,72 @@ function isIndex(value: unknown): value is number {
 export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, file: string): SafetensorsHeader {
   const invalid = (message: string, cause?: unknown) =>
     new CheckpointError('SAFETENSORS_HEADER_INVALID', `${file}: header ${message}`, { file, cause });
+  if (header.byteLength > MAX_HEADER_BYTES) {
+    throw new CheckpointError('SAFETENSORS_HEADER_TOO_LARGE', `${file}: header length ${header.byteLength} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`, { file });
+  }
+  const dataOffset = 8 + header.byteLength;
+  if (!Number.isSafeInteger(fileSize) || fileSize < dataOffset) {
+    throw new CheckpointError('SAFETENSORS_TRUNCATED', `${file}: a ${header.byteLength}-byte header does not fit in a ${fileSize}-byte file`, { file });
+  }
+  if (header[0] !== 0x7b) throw invalid(`is not a JSON object (it must start with "{", starts with byte ${header[0] ?? 'none'})`);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(header);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(header);
   } catch (cause) {
     throw invalid('is not valid UTF-8', cause);
   }
-  if (!/^\s*\{/.test(text)) throw invalid(`is not a JSON object (starts with ${JSON.stringify(text.slice(0, 16))})`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw invalid(`is not valid JSON: ${(cause as Error).message}`, cause);
-  }
-  if (!isPlainObject(json)) throw invalid('is not a JSON object');
-  const duplicate = findDuplicateKey(text);
-  if (duplicate) {
-    const tensor = duplicate.parent ?? duplicate.key;
-    const what = duplicate.parent === undefined ? `tensor "${duplicate.key}" appears twice` : `key "${duplicate.key}" appears twice in entry "${duplicate.parent}"`;
-    throw new CheckpointError('SAFETENSORS_DUPLICATE_TENSOR', `${file}: ${what} in the header`, { file, tensor });
+  const scan = scanHeader(text, { maxTensors: MAX_TENSORS, maxRank: MAX_RANK });
+  if (!scan.ok) {
+    const { problem } = scan;
+    switch (problem.kind) {
+      case 'syntax':
+      case 'metadata':
+        throw invalid(problem.message);
+      case 'tooMany':
+        throw new CheckpointError('SAFETENSORS_TOO_MANY_TENSORS', `${file}: header ${problem.message} (the limit is MAX_TENSORS = ${MAX_TENSORS})`, { file });
+      case 'duplicate':
+        throw new CheckpointError('SAFETENSORS_DUPLICATE_TENSOR', `${file}: ${problem.message}`, { file, tensor: problem.tensor });
+      default:
+        throw new CheckpointError('SAFETENSORS_INVALID_TENSOR', `${where(file, problem.tensor)}: ${problem.message}`, { file, tensor: problem.tensor });
+    }
   }
 
-  const dataOffset = 8 + header.byteLength;
   const dataSize = fileSize - dataOffset;
-  let metadata: Record<string, string> = {};
   const entries: { info: TensorInfo; begin: number; end: number }[] = [];
-  for (const name of Object.keys(json)) {
-    const entry = json[name];
-    if (name === '__metadata__') {
-      if (!isPlainObject(entry) || !Object.values(entry).every((v) => typeof v === 'string')) {
-        throw invalid('"__metadata__" must be an object of strings');
-      }
-      metadata = Object.assign(Object.create(null) as Record<string, string>, entry as Record<string, string>);
-      continue;
-    }
+  for (const { name, dtype, shape, offsets } of scan.entries) {
     const at = where(file, name);
     const bad = (message: string) => new CheckpointError('SAFETENSORS_INVALID_TENSOR', `${at}: ${message}`, { file, tensor: name });
-    if (!isPlainObject(entry)) throw bad('entry is not an object');
-    const { dtype, shape, data_offsets: offsets } = entry;
     if (typeof dtype !== 'string') throw bad('"dtype" is missing or not a string');
     if (!isSafetensorsDType(dtype)) {
       throw new CheckpointError('SAFETENSORS_UNKNOWN_DTYPE', `${at}: unknown dtype ${JSON.stringify(dtype).slice(0, 40)}`, { file, tensor: name });
     }
-    if (!Array.isArray(shape) || !shape.every(isIndex)) throw bad('"shape" must be an array of non-negative integers');
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
-      throw bad('"data_offsets" must be [begin, end], two non-negative integers');
+    if (!Array.isArray(shape)) {
+      throw bad('tooManyDims' in shape ? `"shape" has more than ${MAX_RANK} dimensions` : '"shape" must be an array of non-negative integers');
     }
-    const [begin, end] = offsets as [number, number];
+    if (!Array.isArray(offsets)) throw bad('"data_offsets" must be [begin, end], two non-negative integers');
+    const [begin, end] = offsets;
     if (begin > end) {
       throw new CheckpointError('SAFETENSORS_INVALID_OFFSETS', `${at}: data_offsets [${begin}, ${end}] end before they begin`, { file, tensor: name });
     }
+    // The exact element count: 0 when any dimension is 0, otherwise a product that must stay below 2^53.
     let bytes = dtypeByteSize(dtype);
-    for (const d of shape as number[]) {
-      bytes *= d;
-      if (!Number.isSafeInteger(bytes)) {
-        throw new CheckpointError('SAFETENSORS_SIZE_MISMATCH', `${at}: shape [${shape.join(',')}] x ${dtype} is too large`, { file, tensor: name });
+    if (shape.includes(0)) bytes = 0;
+    else {
+      for (const d of shape) {
+        bytes *= d;
+        if (!Number.isSafeInteger(bytes)) {
+          throw new CheckpointError('SAFETENSORS_SIZE_MISMATCH', `${at}: shape [${formatShape(shape)}] x ${dtype} is too large`, { file, tensor: name });
+        }
       }
     }
     if (bytes !== end - begin) {
       throw new CheckpointError(
         'SAFETENSORS_SIZE_MISMATCH',
-        `${at}: shape [${shape.join(',')}] x ${dtype} needs ${bytes} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`,
+        `${at}: shape [${formatShape(shape)}] x ${dtype} needs ${bytes} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`,
         { file, tensor: name },
       );
     }
-    entries.push({ info: { name, dtype, shape: Object.freeze([...(shape as number[])]), offset: dataOffset + begin, byteLength: end - begin, file }, begin, end });
+    entries.push({ info: Object.freeze({ name, dtype, shape: Object.freeze(shape), offset: dataOffset + begin, byteLength: end - begin, file }), begin, end });
   }
 
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -230,7 +213,7 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, fil
   if (covered !== dataSize) {
     throw new CheckpointError('SAFETENSORS_INVALID_OFFSETS', `${file}: the tensors cover ${covered} bytes of a ${dataSize}-byte data section (${dataSize - covered} trailing bytes)`, { file });
   }
-  return { metadata, tensors: new Map(entries.map((e) => [e.info.name, e.info])), dataOffset };
+  return { metadata: scan.metadata, tensors: new Map(entries.map((e) => [e.info.name, e.info])), dataOffset };
 }
 
 /**
@@ -335,12 +318,12 @@ export class SafetensorsFile implements Checkpoint {
 
   async readBytes(name: string): Promise<Uint8Array> {
     const info = this.tensor(name);
-    return this.source.read(info.offset, info.byteLength);
+    return readExactly(this.source, info.offset, info.byteLength, name);
   }
 
   async read(name: string): Promise<HostTensor> {
     const info = this.tensor(name);
-    const data = viewAs(await this.source.read(info.offset, info.byteLength), info.dtype);
+    const data = viewAs(await readExactly(this.source, info.offset, info.byteLength, name), info.dtype);
     return { name, dtype: info.dtype, shape: info.shape, data };
   }
 
@@ -352,6 +335,19 @@ export class SafetensorsFile implements Checkpoint {
   close(): Promise<void> {
     return this.source.close();
   }
+}
+
+/**
+ * `source.read`, checked: a source (possibly user-written) that answers with
+ * more or fewer bytes than asked is an error, never a short or shifted buffer.
+ */
+async function readExactly(source: ByteSource, offset: number, length: number, tensor?: string): Promise<Uint8Array> {
+  const bytes = await source.read(offset, length);
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength !== length) {
+    const got = bytes instanceof Uint8Array ? `${bytes.byteLength} bytes` : 'no bytes';
+    throw new CheckpointError('SAFETENSORS_TRUNCATED', `${where(source.name, tensor)}: asked for ${length} bytes at ${offset}, the source gave ${got}`, { file: source.name, tensor });
+  }
+  return bytes;
 }
 
 /**
@@ -371,10 +367,13 @@ export async function openSafetensors(input: ByteSourceInput, options: UrlSource
   try {
     const file = source.name;
     const size = await source.size();
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new CheckpointError('CHECKPOINT_IO', `${file}: the source reports a size of ${String(size)} bytes`, { file });
+    }
     if (size < 8) {
       throw new CheckpointError('SAFETENSORS_TRUNCATED', `${file}: ${size} bytes is too short for a safetensors file (the header length alone takes 8)`, { file });
     }
-    const prefix = await source.read(0, Math.min(size, PREFIX_BYTES));
+    const prefix = await readExactly(source, 0, Math.min(size, PREFIX_BYTES));
     const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
     const low = view.getUint32(0, true);
     const high = view.getUint32(4, true);
@@ -385,10 +384,10 @@ export async function openSafetensors(input: ByteSourceInput, options: UrlSource
     if (8 + headerLength > size) {
       throw new CheckpointError('SAFETENSORS_TRUNCATED', `${file}: header length ${headerLength} runs past the end of the ${size}-byte file`, { file });
     }
-    const header = 8 + headerLength <= prefix.byteLength ? prefix.subarray(8, 8 + headerLength) : await source.read(8, headerLength);
+    const header = 8 + headerLength <= prefix.byteLength ? prefix.subarray(8, 8 + headerLength) : await readExactly(source, 8, headerLength);
     return new SafetensorsFile(source, parseSafetensorsHeader(header, size, file), size);
   } catch (error) {
-    await source.close();
+    await source.close().catch(() => {});
     throw error;
   }
 }
