@@ -36,6 +36,7 @@ export {
   fileSource,
   urlSource,
   toByteSource,
+  isPlainFileName,
 } from './sources.js';
 export {
   MAX_HEADER_BYTES,

@@ -8,10 +8,10 @@ import { type ConfigReader, configReader, parseJson } from './config-reader.js';
 import { CheckpointError } from './errors.js';
 import { type Checkpoint, openSafetensors } from './safetensors.js';
 import { openShardedCheckpoint } from './sharded-checkpoint.js';
-import { type ByteSource, type UrlSourceOptions, blobSource, fileSource, fsError, isHttpUrl, nodeFs, urlSource } from './sources.js';
+import { type ByteSource, type UrlSourceOptions, blobSource, fsError, isHttpUrl, isPlainFileName, lazyFileSource, nodeFs, urlSource } from './sources.js';
 
-/** The largest text file (config, tokenizer) read into memory. */
-const MAX_TEXT_BYTES = 512 * 1024 * 1024;
+/** The largest text file (config, tokenizer, index) read into memory: far above the largest tokenizer.json (tens of MB). */
+const MAX_TEXT_BYTES = 128 * 1024 * 1024;
 
 /**
  * Access to the files of one folder. {@link openModel} makes one from a path,
@@ -47,39 +47,155 @@ function joinPath(dir: string, file: string): string {
   return dir.endsWith('/') || dir.endsWith('\\') ? dir + file : `${dir}/${file}`;
 }
 
+/** True when `path` is `root` itself or lies under it (either separator). */
+function isInside(path: string, root: string): boolean {
+  if (path === root) return true;
+  const base = root.endsWith('/') || root.endsWith('\\') ? root : root + '/';
+  return path.startsWith(base) || path.startsWith(base.slice(0, -1) + '\\');
+}
+
+function outsideFolder(dir: string, file: string, why: string): CheckpointError {
+  return new CheckpointError('CHECKPOINT_OUTSIDE_FOLDER', `${joinPath(dir, file)}: ${why}; files are read from inside the model folder ${dir} only`, { file: joinPath(dir, file) });
+}
+
+/**
+ * The real paths a folder's files may resolve to: the folder itself and, for a
+ * Hugging Face cache snapshot (`models--org--name/snapshots/<revision>/`, whose
+ * files are symlinks to `../../blobs/<hash>`), that repository's `blobs` folder.
+ */
+async function allowedRoots(dir: string): Promise<string[]> {
+  const fs = await nodeFs();
+  let real: string;
+  try {
+    real = await fs.realpath(dir);
+  } catch (cause) {
+    throw fsError(dir, cause, 'resolving the folder');
+  }
+  const roots = [real];
+  const parts = real.split(/[\\/]/);
+  if (parts.length >= 3 && parts[parts.length - 2] === 'snapshots') {
+    try {
+      roots.push(await fs.realpath(joinPath(parts.slice(0, -2).join('/'), 'blobs')));
+    } catch {
+      // no blobs folder: only the snapshot itself
+    }
+  }
+  return roots;
+}
+
 function directoryFiles(dir: string): ModelFiles {
+  let roots: Promise<string[]> | undefined;
+  /** The real path of `file`: a plain name whose real path (symlinks resolved) stays inside the folder. */
+  const locate = async (file: string): Promise<string> => {
+    if (!isPlainFileName(file)) throw outsideFolder(dir, String(file), 'not a plain file name');
+    roots ??= allowedRoots(dir);
+    roots.catch(() => (roots = undefined));
+    const allowed = await roots;
+    const path = joinPath(dir, file);
+    const fs = await nodeFs();
+    let real: string;
+    try {
+      real = await fs.realpath(path);
+    } catch (cause) {
+      throw fsError(path, cause, 'resolving');
+    }
+    if (!allowed.some((root) => real !== root && isInside(real, root))) throw outsideFolder(dir, file, `it resolves to ${real}, outside the folder`);
+    return real;
+  };
+  const source = (file: string) => lazyFileSource(joinPath(dir, file), () => locate(file));
   return {
     name: dir,
-    source: (file) => fileSource(joinPath(dir, file)),
+    source,
     exists: async (file) => {
+      let real: string;
+      try {
+        real = await locate(file);
+      } catch (error) {
+        if (CheckpointError.isCheckpointError(error) && error.code === 'CHECKPOINT_FILE_NOT_FOUND') return false;
+        throw error;
+      }
       const fs = await nodeFs();
       try {
-        return (await fs.stat(joinPath(dir, file))).isFile();
+        return (await fs.stat(real)).isFile();
       } catch {
         return false;
       }
     },
     readText: async (file) => {
-      const path = joinPath(dir, file);
-      const fs = await nodeFs();
+      const text = source(file);
       try {
-        const stat = await fs.stat(path);
-        if (stat.size > MAX_TEXT_BYTES) throw new CheckpointError('CHECKPOINT_IO', `${path}: ${stat.size} bytes is too large for a text file`, { file: path });
-        return await fs.readFile(path, 'utf8');
-      } catch (cause) {
-        throw CheckpointError.isCheckpointError(cause) ? cause : fsError(path, cause, 'reading');
+        const size = await text.size();
+        if (size > MAX_TEXT_BYTES) throw new CheckpointError('CHECKPOINT_IO', `${text.name}: ${size} bytes is too large for a text file (the limit is ${MAX_TEXT_BYTES})`, { file: text.name });
+        return new TextDecoder().decode(await text.read(0, size));
+      } finally {
+        await text.close();
       }
     },
   };
 }
 
+/** The body of `response` as text, refused (without buffering it) once it passes `limit` bytes. */
+async function boundedText(response: Response, limit: number, address: string): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) throw new CheckpointError('CHECKPOINT_HTTP', `${address}: more than ${limit} bytes is too large for a text file`, { file: address });
+      chunks.push(value);
+    }
+  } catch (cause) {
+    await reader.cancel().catch(() => {});
+    if (CheckpointError.isCheckpointError(cause)) throw cause;
+    throw new CheckpointError('CHECKPOINT_HTTP', `${address}: reading the response failed: ${(cause as Error)?.message ?? String(cause)}`, { file: address, cause });
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * The URL of `file` under `root`. The name must be a plain file name both as
+ * written and percent-decoded (`%2e%2e%2f` is `../`), and it is sent encoded,
+ * so the server sees exactly that one name.
+ */
+function fileUrl(root: string, file: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(file);
+  } catch {
+    decoded = '';
+  }
+  if (!isPlainFileName(file) || !isPlainFileName(decoded)) {
+    throw new CheckpointError('CHECKPOINT_OUTSIDE_FOLDER', `${root}${String(file)}: not a plain file name (percent-decoded: ${JSON.stringify(decoded)}); files are read from inside ${root} only`, { file: `${root}${String(file)}` });
+  }
+  return new URL(encodeURIComponent(file), root).toString();
+}
+
 function urlFiles(base: string, options: UrlSourceOptions): ModelFiles {
   const root = base.endsWith('/') ? base : `${base}/`;
   const doFetch = options.fetch ?? globalThis.fetch;
-  const url = (file: string) => new URL(file, root).toString();
+  const url = (file: string) => fileUrl(root, file);
   return {
     name: root,
-    source: (file) => urlSource(url(file), options),
+    source: (file) => {
+      try {
+        return urlSource(url(file), options);
+      } catch (error) {
+        const fail = async (): Promise<never> => {
+          throw error;
+        };
+        return { name: `${root}${String(file)}`, size: fail, read: fail, close: async () => {} };
+      }
+    },
     exists: async (file) => {
       try {
         await urlSource(url(file), options).size();
@@ -110,7 +226,7 @@ function urlFiles(base: string, options: UrlSourceOptions): ModelFiles {
         await response.body?.cancel().catch(() => {});
         throw new CheckpointError('CHECKPOINT_HTTP', `${address}: ${length} bytes is too large for a text file`, { file: address });
       }
-      return response.text();
+      return boundedText(response, MAX_TEXT_BYTES, address);
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { CheckpointError, where } from './errors.js';
 import { type Checkpoint, type HostTensor, type SafetensorsFile, type TensorInfo, openSafetensors } from './safetensors.js';
-import type { ByteSource } from './sources.js';
+import { type ByteSource, isPlainFileName } from './sources.js';
 
 /** A parsed `model.safetensors.index.json`. */
 export interface SafetensorsIndex {
@@ -17,16 +17,14 @@ export interface SafetensorsIndex {
   readonly shards: readonly string[];
 }
 
-/**
- * True when a shard path is a plain relative path: no absolute path, no
- * `..` segment, no backslash, no URL scheme (an index must not reach outside
- * its folder).
- */
-function isSafeShardPath(path: string): boolean {
-  if (path.length === 0 || path.length > 1024) return false;
-  if (path.startsWith('/') || path.includes('\\') || path.includes(':') || path.includes('\0')) return false;
-  return path.split('/').every((segment) => segment !== '..' && segment !== '.' && segment !== '');
-}
+/** The largest index text accepted (real ones are a few MB). */
+const MAX_INDEX_CHARS = 100_000_000;
+
+/** The most distinct shard files one index may name. */
+const MAX_SHARDS = 65_536;
+
+/** The most entries one `weight_map` may hold. */
+const MAX_WEIGHT_MAP_ENTRIES = 4 * 262_144;
 
 /**
  * Parses and validates a `model.safetensors.index.json` (given as text or as
@@ -44,6 +42,9 @@ function isSafeShardPath(path: string): boolean {
 export function parseSafetensorsIndex(input: string | unknown, file: string): SafetensorsIndex {
   let json: unknown = input;
   if (typeof input === 'string') {
+    if (input.length > MAX_INDEX_CHARS) {
+      throw new CheckpointError('CHECKPOINT_INDEX_INVALID', `${file}: ${input.length} characters is too large for an index (the limit is ${MAX_INDEX_CHARS})`, { file });
+    }
     try {
       json = JSON.parse(input);
     } catch (cause) {
@@ -64,10 +65,14 @@ export function parseSafetensorsIndex(input: string | unknown, file: string): Sa
     if (typeof shard !== 'string') {
       throw new CheckpointError('CHECKPOINT_INDEX_INVALID', `${file}: weight_map["${name}"] is not a file name`, { file, tensor: name });
     }
-    if (!isSafeShardPath(shard)) {
-      throw new CheckpointError('CHECKPOINT_INDEX_INVALID', `${file}: weight_map["${name}"] = ${JSON.stringify(shard)} is not a plain relative path`, { file, tensor: name });
+    if (!isPlainFileName(shard)) {
+      throw new CheckpointError('CHECKPOINT_INDEX_INVALID', `${file}: weight_map["${name}"] = ${JSON.stringify(shard.slice(0, 300))} is not a plain file name in the folder of the index (no separators, no "..")`, { file, tensor: name });
+    }
+    if (weightMap.size >= MAX_WEIGHT_MAP_ENTRIES) {
+      throw new CheckpointError('CHECKPOINT_INDEX_INVALID', `${file}: weight_map holds more than ${MAX_WEIGHT_MAP_ENTRIES} entries`, { file });
     }
     if (!seen.has(shard)) {
+      if (seen.size >= MAX_SHARDS) throw new CheckpointError('CHECKPOINT_INDEX_INVALID', `${file}: weight_map names more than ${MAX_SHARDS} shard files`, { file });
       seen.add(shard);
       shards.push(shard);
     }
@@ -155,7 +160,9 @@ export class ShardedCheckpoint implements Checkpoint {
   }
 
   async infos(): Promise<TensorInfo[]> {
-    await Promise.all(this.index.shards.map((s) => this.shard(s)));
+    // A few shards at a time: an index naming thousands of shards must not open thousands of files at once.
+    const shards = this.index.shards;
+    for (let i = 0; i < shards.length; i += 8) await Promise.all(shards.slice(i, i + 8).map((s) => this.shard(s)));
     const out: TensorInfo[] = [];
     for (const name of this.index.weightMap.keys()) out.push(await this.info(name));
     return out;

@@ -123,47 +123,86 @@ export function fsError(path: string, cause: unknown, doing: string): Checkpoint
 }
 
 /**
- * A source over a file on disk (Node). The file is opened on first use and
- * read with a file handle, one range at a time: a multi-GB checkpoint is never
- * held in one buffer.
+ * True when `name` is a plain file name: not empty, at most 255 characters, not
+ * `.` or `..`, and free of separators (`/`, `\\`), drive colons, NUL and
+ * control characters. Such a name can only name an entry of the folder it is
+ * looked up in.
  *
  * @example
  * ```ts
- * const source = fileSource('./model.safetensors');
- * console.log(await source.size());
- * await source.close();
+ * isPlainFileName('model-00001-of-00002.safetensors'); // true
+ * isPlainFileName('../secret');                         // false
  * ```
  */
-export function fileSource(path: string): ByteSource {
+export function isPlainFileName(name: unknown): boolean {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 255 || name === '.' || name === '..') return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x2f /* / */ || c === 0x5c /* \ */ || c === 0x3a /* : */) return false;
+  }
+  return true;
+}
+
+/**
+ * Opens `path` for reading only if it is a regular file: it is stat'ed before
+ * it is opened (a FIFO or a device would block the open forever), opened
+ * non-blocking, and stat'ed again through the handle to be sure it is still
+ * the same regular file.
+ */
+async function openRegularFile(path: string, name: string): Promise<{ fh: FileHandle; size: number }> {
+  const fs = await nodeFs();
+  let before: Awaited<ReturnType<FsPromises['stat']>>;
+  try {
+    before = await fs.stat(path);
+  } catch (cause) {
+    throw fsError(name, cause, 'stat');
+  }
+  if (!before.isFile()) throw new CheckpointError('CHECKPOINT_IO', `${name}: not a regular file (${fileKind(before)})`, { file: name });
+  const flags = (fs.constants?.O_RDONLY ?? 0) | (fs.constants?.O_NONBLOCK ?? 0);
+  let fh: FileHandle;
+  try {
+    fh = await fs.open(path, flags);
+  } catch (cause) {
+    throw fsError(name, cause, 'open');
+  }
+  try {
+    const after = await fh.stat();
+    if (!after.isFile() || after.ino !== before.ino || after.dev !== before.dev) {
+      throw new CheckpointError('CHECKPOINT_IO', `${name}: the file changed while it was opened`, { file: name });
+    }
+    return { fh, size: after.size };
+  } catch (cause) {
+    await fh.close().catch(() => {});
+    throw CheckpointError.isCheckpointError(cause) ? cause : fsError(name, cause, 'stat');
+  }
+}
+
+function fileKind(stat: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a file';
+}
+
+/**
+ * A file source whose path is found (and checked) on first use by `locate`.
+ * @internal
+ */
+export function lazyFileSource(name: string, locate: () => Promise<string>): ByteSource {
   let handle: Promise<{ fh: FileHandle; size: number }> | undefined;
   let closed = false;
   const open = () => {
-    if (closed) throw new CheckpointError('CHECKPOINT_CLOSED', `${path}: the source was closed`, { file: path });
-    handle ??= (async () => {
-      const fs = await nodeFs();
-      let fh: FileHandle;
-      try {
-        fh = await fs.open(path, 'r');
-      } catch (cause) {
-        throw fsError(path, cause, 'open');
-      }
-      try {
-        const stat = await fh.stat();
-        if (!stat.isFile()) throw new CheckpointError('CHECKPOINT_IO', `${path}: not a regular file`, { file: path });
-        return { fh, size: stat.size };
-      } catch (cause) {
-        await fh.close().catch(() => {});
-        throw CheckpointError.isCheckpointError(cause) ? cause : fsError(path, cause, 'stat');
-      }
-    })();
+    if (closed) throw new CheckpointError('CHECKPOINT_CLOSED', `${name}: the source was closed`, { file: name });
+    handle ??= (async () => openRegularFile(await locate(), name))();
     return handle;
   };
   return {
-    name: path,
+    name,
     size: async () => (await open()).size,
     read: async (offset, length) => {
       const { fh, size } = await open();
-      checkRange(path, offset, length, size);
+      checkRange(name, offset, length, size);
       const out = new Uint8Array(length);
       let done = 0;
       while (done < length) {
@@ -171,10 +210,10 @@ export function fileSource(path: string): ByteSource {
         try {
           ({ bytesRead } = await fh.read(out, done, length - done, offset + done));
         } catch (cause) {
-          throw fsError(path, cause, `reading ${length} bytes at ${offset}`);
+          throw fsError(name, cause, `reading ${length} bytes at ${offset}`);
         }
         if (bytesRead === 0) {
-          throw new CheckpointError('SAFETENSORS_TRUNCATED', `${path}: the file ended after ${offset + done} bytes while reading ${length} bytes at ${offset}`, { file: path });
+          throw new CheckpointError('SAFETENSORS_TRUNCATED', `${name}: the file ended after ${offset + done} bytes while reading ${length} bytes at ${offset}`, { file: name });
         }
         done += bytesRead;
       }
@@ -187,6 +226,23 @@ export function fileSource(path: string): ByteSource {
       if (h) await h.then(({ fh }) => fh.close()).catch(() => {});
     },
   };
+}
+
+/**
+ * A source over a file on disk (Node). The file is opened on first use and
+ * read with a file handle, one range at a time: a multi-GB checkpoint is never
+ * held in one buffer. Only a regular file is opened (a FIFO, a device or a
+ * directory is refused with `CHECKPOINT_IO` before any open, so nothing blocks).
+ *
+ * @example
+ * ```ts
+ * const source = fileSource('./model.safetensors');
+ * console.log(await source.size());
+ * await source.close();
+ * ```
+ */
+export function fileSource(path: string): ByteSource {
+  return lazyFileSource(path, async () => path);
 }
 
 /** Options of {@link urlSource}. */
