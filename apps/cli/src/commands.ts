@@ -31,6 +31,25 @@ export function getRuntime(): Promise<Runtime> {
   return runtimePromise;
 }
 
+/**
+ * Destroys the process's runtime, if one was created, so that its Dawn device no longer holds the
+ * event loop; the next {@link getRuntime} creates a fresh one. The binary calls it before it ends.
+ *
+ * @example
+ * ```ts
+ * const status = await main(['inspect', './fixtures/hf-tiny/jamba'], processIO);
+ * await releaseRuntime();
+ * process.exitCode = status; // Node exits once stdout and stderr are written
+ * ```
+ */
+export async function releaseRuntime(): Promise<void> {
+  const pending = runtimePromise;
+  runtimePromise = undefined;
+  if (!pending) return;
+  const rt = await pending.catch(() => undefined);
+  rt?.destroy();
+}
+
 function progressBar(io: CliIO, label: string): (p: LoadProgress) => void {
   let last = -1;
   return (p) => {
