@@ -14,8 +14,28 @@ import { parseCount, parseIds, parseNumber } from './args.js';
 import { type GenerateFlags, getRuntime, loadCodec, openCliModel } from './commands.js';
 import type { CliIO } from './io.js';
 
-/** Where the embedded default model lives in the repository. */
-export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../models/default', import.meta.url));
+/**
+ * The folder of the default model: the `@statespace/default-model` package the CLI depends on, found
+ * by Node's resolution from wherever the CLI is installed (a project, `npx`, a global install).
+ *
+ * @example
+ * ```ts
+ * const dir = await defaultModelDir(); // .../node_modules/@statespace/default-model/model/
+ * ```
+ */
+export async function defaultModelDir(): Promise<string> {
+  let url: URL;
+  try {
+    ({ defaultModelUrl: url } = await import('@statespace/default-model'));
+  } catch (cause) {
+    throw new StatespaceError('DEFAULT_MODEL_MISSING', 'the default model package is not installed: npm install @statespace/default-model', { cause });
+  }
+  const dir = fileURLToPath(url);
+  if (!existsSync(`${dir}config.json`)) {
+    throw new StatespaceError('DEFAULT_MODEL_MISSING', `@statespace/default-model has no model files at ${dir} (in the repository, build it: pnpm turbo run build --filter=@statespace/default-model)`);
+  }
+  return dir;
+}
 
 async function tokenizerAt(path: string): Promise<Tokenizer> {
   if (!path) throw new StatespaceError('CLI_USAGE', 'missing <tokenizer.json or model dir>');
@@ -89,8 +109,7 @@ export async function runCommand(dir: string, flags: GenerateFlags, io: CliIO): 
 
 /** `statespace start`: the README's main job, a streamed continuation with the embedded default model. */
 export async function startCommand(flags: GenerateFlags, io: CliIO): Promise<void> {
-  if (!existsSync(`${DEFAULT_MODEL_DIR}/config.json`)) throw new StatespaceError('DEFAULT_MODEL_MISSING', `the default model is not at ${DEFAULT_MODEL_DIR}`);
-  await streamContinuation(DEFAULT_MODEL_DIR, flags.prompt ?? 'And the LORD said unto Moses,', { 'max-new-tokens': '64', temperature: '0.7', 'top-p': '0.9', seed: '1', ...flags }, io);
+  await streamContinuation(await defaultModelDir(), flags.prompt ?? 'And the LORD said unto Moses,', { 'max-new-tokens': '64', temperature: '0.7', 'top-p': '0.9', seed: '1', ...flags }, io);
 }
 
 /** `statespace chat <modelDir>`: interactive; /reset, /save FILE, /load FILE, /quit. */
