@@ -5,7 +5,7 @@
 import { CHAR_TO_BYTE } from './byte-level.js';
 import { compilePattern } from './pattern.js';
 import { metaspacePrependScheme } from './pre-tokenizer.js';
-import { expectArray, expectChar, expectObject, expectString, invalid, unsupported, type JsonObject } from './json.js';
+import { MAX_NESTING, checkNesting, expectArray, expectChar, expectObject, expectString, invalid, unsupported, type JsonObject } from './json.js';
 
 /** One `decode_chain` step. */
 export type Decoder = (tokens: string[]) => string[];
@@ -34,8 +34,9 @@ function byteLevel(tokens: string[]): string[] {
       }
       mapped.push(b);
     }
-    if (allSymbols) bytes.push(...mapped);
-    else bytes.push(...utf8.encode(token));
+    // Element by element: a spread of a long token would overflow the call stack.
+    if (allSymbols) for (const b of mapped) bytes.push(b);
+    else for (const b of utf8.encode(token)) bytes.push(b);
   }
   return [lossyUtf8.decode(new Uint8Array(bytes))];
 }
@@ -73,22 +74,24 @@ export function byteFallbackByte(token: string): number | null {
 }
 
 /** Whether a tokenizer.json `decoder` value has a ByteFallback step (at any depth of its Sequences). */
-export function decoderHasByteFallback(value: unknown): boolean {
+export function decoderHasByteFallback(value: unknown, depth = 0): boolean {
+  if (depth > MAX_NESTING) return false;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
   const config = value as JsonObject;
   if (config.type === 'ByteFallback') return true;
-  return config.type === 'Sequence' && Array.isArray(config.decoders) && config.decoders.some(decoderHasByteFallback);
+  return config.type === 'Sequence' && Array.isArray(config.decoders) && config.decoders.some((child) => decoderHasByteFallback(child, depth + 1));
 }
 
 /** Builds the decoder described by a tokenizer.json `decoder` value (null: none). */
-export function createDecoder(value: unknown, where = 'tokenizer.json decoder'): Decoder | null {
+export function createDecoder(value: unknown, where = 'tokenizer.json decoder', depth = 0): Decoder | null {
   if (value === null || value === undefined) return null;
+  checkNesting(depth, where);
   const config: JsonObject = expectObject(value, where);
   const type = config.type;
   switch (type) {
     case 'Sequence': {
       const steps = expectArray(config.decoders, `${where}.decoders`)
-        .map((child, i) => createDecoder(child, `${where}.decoders[${i}]`))
+        .map((child, i) => createDecoder(child, `${where}.decoders[${i}]`, depth + 1))
         .filter((step): step is Decoder => step !== null);
       return (tokens) => steps.reduce((acc, step) => step(acc), tokens);
     }

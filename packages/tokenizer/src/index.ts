@@ -12,7 +12,7 @@
  */
 export { Tokenizer, cleanUpTokenization } from './tokenizer.js';
 export type { AddedToken, EncodeOptions, DecodeOptions, SpecialToken, ChatTemplates, TokenizerInit } from './tokenizer.js';
-export { loadTokenizer } from './load.js';
+export { loadTokenizer, MAX_TOKENIZER_FILE_BYTES } from './load.js';
 export type { TokenizerSource, TokenizerFiles, JsonInput, LoadTokenizerOptions } from './load.js';
 export { TextStreamer, TextIteratorStreamer } from './streamer.js';
 export type { TextStreamerOptions } from './streamer.js';

@@ -36,9 +36,12 @@ export function optionalBoolean(value: unknown, where: string, fallback: boolean
   return value;
 }
 
+/** The largest token id accepted: far above any real vocabulary, and small enough that id tables stay dense arrays. */
+export const MAX_TOKEN_ID = 0xffffff;
+
 export function expectId(value: unknown, where: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    invalid(where, `expected a token id (a non-negative integer), got ${describe(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TOKEN_ID) {
+    invalid(where, `expected a token id (an integer in [0, ${MAX_TOKEN_ID}]), got ${describe(value)}`);
   }
   return value;
 }
@@ -53,6 +56,14 @@ export function expectChar(value: unknown, where: string): string {
   const text = expectString(value, where);
   if ([...text].length !== 1) invalid(where, `expected a single character, got ${JSON.stringify(text)}`);
   return text;
+}
+
+/** The deepest nesting of `Sequence` components accepted (real tokenizers use 1 or 2). */
+export const MAX_NESTING = 32;
+
+/** Refuses a component nested deeper than {@link MAX_NESTING} (a hostile file could nest thousands). */
+export function checkNesting(depth: number, where: string): void {
+  if (depth > MAX_NESTING) invalid(where, `nested deeper than ${MAX_NESTING} Sequence levels`);
 }
 
 export function describe(value: unknown): string {

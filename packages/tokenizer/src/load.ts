@@ -39,6 +39,21 @@ export interface LoadTokenizerOptions {
   fetch?: typeof globalThis.fetch;
 }
 
+/**
+ * The largest tokenizer file read (tokenizer.json, tokenizer_config.json, ...): far above the
+ * largest real tokenizer.json (tens of MB), and a bound on what a hostile file can make us parse.
+ *
+ * @example
+ * ```ts
+ * if (file.size > MAX_TOKENIZER_FILE_BYTES) console.error('too large for a tokenizer file');
+ * ```
+ */
+export const MAX_TOKENIZER_FILE_BYTES = 128 * 1024 * 1024;
+
+function tooLarge(name: string, size: number): TokenizerError {
+  return new TokenizerError('TOKENIZER_INVALID', `${name}: ${size} bytes is too large for a tokenizer file (the limit is ${MAX_TOKENIZER_FILE_BYTES})`);
+}
+
 const NAMES = {
   tokenizer: 'tokenizer.json',
   config: 'tokenizer_config.json',
@@ -140,8 +155,15 @@ async function fromPath(path: string): Promise<TokenizerFiles> {
   }
   const read = async (file: string, required: boolean): Promise<Uint8Array | null> => {
     try {
-      return await fs.readFile(file);
+      // Stat first: reading a FIFO or a device named tokenizer.json would block forever.
+      const stat = await fs.stat(file);
+      if (!stat.isFile()) throw new TokenizerError('TOKENIZER_LOAD_FAILED', `loadTokenizer: ${file} is not a regular file`);
+      if (stat.size > MAX_TOKENIZER_FILE_BYTES) throw tooLarge(file, stat.size);
+      const bytes = await fs.readFile(file);
+      if (bytes.byteLength > MAX_TOKENIZER_FILE_BYTES) throw tooLarge(file, bytes.byteLength);
+      return bytes;
     } catch (error) {
+      if (TokenizerError.is(error)) throw error;
       if (!required && (error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new TokenizerError('TOKENIZER_LOAD_FAILED', `loadTokenizer: cannot read ${file}: ${(error as Error).message}`, { cause: error });
     }
@@ -179,9 +201,10 @@ async function fromUrl(url: URL, options: LoadTokenizerOptions): Promise<Tokeniz
     }
     if (!required && response.status === 404) return null;
     if (!response.ok) {
+      await response.body?.cancel().catch(() => {});
       throw new TokenizerError('TOKENIZER_LOAD_FAILED', `loadTokenizer: fetching ${target.href} answered ${response.status} ${response.statusText}`);
     }
-    return response.arrayBuffer();
+    return boundedBody(response, target.href);
   };
   const [tokenizer, config, chatTemplate, specialTokensMap] = await Promise.all([
     get(tokenizerUrl, true),
@@ -197,11 +220,56 @@ async function fromUrl(url: URL, options: LoadTokenizerOptions): Promise<Tokeniz
   };
 }
 
+/** A response body, refused (without buffering the rest) once it passes {@link MAX_TOKENIZER_FILE_BYTES}. */
+async function boundedBody(response: Response, href: string): Promise<ArrayBuffer> {
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > MAX_TOKENIZER_FILE_BYTES) {
+    await response.body?.cancel().catch(() => {});
+    throw tooLarge(href, declared);
+  }
+  if (!response.body) return new ArrayBuffer(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > MAX_TOKENIZER_FILE_BYTES) throw tooLarge(href, total);
+      chunks.push(value);
+    }
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    if (TokenizerError.is(error)) throw error;
+    throw new TokenizerError('TOKENIZER_LOAD_FAILED', `loadTokenizer: reading ${href} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes.buffer;
+}
+
 async function parseJson(input: JsonInput, name: string): Promise<unknown> {
   let text: string;
-  if (typeof input === 'string') text = input;
-  else if (input instanceof ArrayBuffer || input instanceof Uint8Array) text = new TextDecoder().decode(input);
-  else if (typeof Blob !== 'undefined' && input instanceof Blob) text = await input.text();
+  if (typeof input === 'string') {
+    // Code units, not bytes: a cheap bound that needs no encoding.
+    if (input.length > MAX_TOKENIZER_FILE_BYTES) throw tooLarge(name, input.length);
+    text = input;
+  } else if (input instanceof ArrayBuffer || input instanceof Uint8Array) {
+    if (input.byteLength > MAX_TOKENIZER_FILE_BYTES) throw tooLarge(name, input.byteLength);
+    text = new TextDecoder().decode(input);
+  } else if (typeof Blob !== 'undefined' && input instanceof Blob) {
+    if (input.size > MAX_TOKENIZER_FILE_BYTES) throw tooLarge(name, input.size);
+    try {
+      text = await input.text();
+    } catch (error) {
+      throw new TokenizerError('TOKENIZER_LOAD_FAILED', `loadTokenizer: reading ${name} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    }
+  }
   else if (typeof input === 'object' && input !== null) return input;
   else throw new TokenizerError('INVALID_ARGUMENT', `loadTokenizer: ${name} must be JSON text, bytes, a Blob or a parsed object`);
   try {

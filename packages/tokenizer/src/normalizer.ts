@@ -1,13 +1,14 @@
 /** tokenizer.json `normalizer` section, with the semantics of tokenizers' `normalizers/*.rs`. */
 import { compilePattern } from './pattern.js';
-import { expectArray, expectObject, expectString, unsupported, type JsonObject } from './json.js';
+import { checkNesting, expectArray, expectObject, expectString, unsupported, type JsonObject } from './json.js';
 
 /** Maps a string to its normalized form. */
 export type Normalizer = (text: string) => string;
 
 /** Builds the normalizer described by a tokenizer.json `normalizer` value (null: none). */
-export function createNormalizer(value: unknown, where = 'tokenizer.json normalizer'): Normalizer | null {
+export function createNormalizer(value: unknown, where = 'tokenizer.json normalizer', depth = 0): Normalizer | null {
   if (value === null || value === undefined) return null;
+  checkNesting(depth, where);
   const config: JsonObject = expectObject(value, where);
   const type = config.type;
   switch (type) {
@@ -18,7 +19,7 @@ export function createNormalizer(value: unknown, where = 'tokenizer.json normali
       return (text) => text.normalize(type);
     case 'Sequence': {
       const steps = expectArray(config.normalizers, `${where}.normalizers`)
-        .map((child, i) => createNormalizer(child, `${where}.normalizers[${i}]`))
+        .map((child, i) => createNormalizer(child, `${where}.normalizers[${i}]`, depth + 1))
         .filter((step): step is Normalizer => step !== null);
       return (text) => steps.reduce((acc, step) => step(acc), text);
     }

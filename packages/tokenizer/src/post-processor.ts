@@ -1,12 +1,13 @@
 /** tokenizer.json `post_processor` section (tokenizers' `processors/*.rs`), reduced to what it does to ids. */
-import { expectArray, expectId, expectObject, expectString, invalid, unsupported, type JsonObject } from './json.js';
+import { checkNesting, expectArray, expectId, expectObject, expectString, invalid, unsupported, type JsonObject } from './json.js';
 
 /** Adds the special tokens of a single-sequence template around `ids`. */
 export type PostProcessor = (ids: number[]) => number[];
 
 /** Builds the post-processor of a tokenizer.json `post_processor` value (null: none). */
-export function createPostProcessor(value: unknown, where = 'tokenizer.json post_processor'): PostProcessor | null {
+export function createPostProcessor(value: unknown, where = 'tokenizer.json post_processor', depth = 0): PostProcessor | null {
   if (value === null || value === undefined) return null;
+  checkNesting(depth, where);
   const config: JsonObject = expectObject(value, where);
   const type = config.type;
   switch (type) {
@@ -14,7 +15,7 @@ export function createPostProcessor(value: unknown, where = 'tokenizer.json post
       return (ids) => ids; // only trims offsets
     case 'Sequence': {
       const steps = expectArray(config.processors, `${where}.processors`)
-        .map((child, i) => createPostProcessor(child, `${where}.processors[${i}]`))
+        .map((child, i) => createPostProcessor(child, `${where}.processors[${i}]`, depth + 1))
         .filter((step): step is PostProcessor => step !== null);
       return (ids) => steps.reduce((acc, step) => step(acc), ids);
     }

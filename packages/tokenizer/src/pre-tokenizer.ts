@@ -4,7 +4,7 @@
  */
 import { byteLevelEncode, GPT2_SPLIT } from './byte-level.js';
 import { compilePattern, findMatches } from './pattern.js';
-import { expectArray, expectChar, expectObject, invalid, optionalBoolean, unsupported, type JsonObject } from './json.js';
+import { checkNesting, expectArray, expectChar, expectObject, invalid, optionalBoolean, unsupported, type JsonObject } from './json.js';
 
 /** A piece of text between pre-tokenization steps; `atStart` is true when it begins at offset 0 of the original input. */
 export interface Piece {
@@ -72,14 +72,15 @@ function parseBehavior(value: unknown, where: string): SplitBehavior {
 const NUMERIC = /\p{N}/gu; // Rust's char::is_numeric: Nd, Nl and No
 
 /** Builds the pre-tokenizer described by a tokenizer.json `pre_tokenizer` value (null: none). */
-export function createPreTokenizer(value: unknown, where = 'tokenizer.json pre_tokenizer'): PreTokenizer | null {
+export function createPreTokenizer(value: unknown, where = 'tokenizer.json pre_tokenizer', depth = 0): PreTokenizer | null {
   if (value === null || value === undefined) return null;
+  checkNesting(depth, where);
   const config: JsonObject = expectObject(value, where);
   const type = config.type;
   switch (type) {
     case 'Sequence': {
       const steps = expectArray(config.pretokenizers, `${where}.pretokenizers`)
-        .map((child, i) => createPreTokenizer(child, `${where}.pretokenizers[${i}]`))
+        .map((child, i) => createPreTokenizer(child, `${where}.pretokenizers[${i}]`, depth + 1))
         .filter((step): step is PreTokenizer => step !== null);
       return (pieces) => steps.reduce((acc, step) => step(acc), pieces);
     }

@@ -35,6 +35,14 @@ export interface TextStreamerOptions {
 const REPLACEMENT = '\ufffd';
 
 /**
+ * Text held back for more than this many ids (a U+FFFD that never completes, ids that decode to
+ * nothing) is emitted as it stands: a UTF-8 character needs at most 4 bytes, so no real stream
+ * waits this long, and without the bound every id of a hostile stream would decode the whole
+ * growing window (quadratic work).
+ */
+const MAX_PENDING_IDS = 64;
+
+/**
  * Turns a stream of token ids into a stream of text chunks, like transformers' `TextStreamer`
  * but emitting as soon as the text is final rather than word by word.
  *
@@ -62,6 +70,8 @@ export class TextStreamer {
   private inByteRun = false;
   private emitted = '';
   private promptPending: boolean;
+  /** Ids that are neither skipped nor in a byte run, put since text was last emitted. */
+  private pending = 0;
 
   constructor(tokenizer: Tokenizer, options: TextStreamerOptions = {}) {
     this.tokenizer = tokenizer;
@@ -82,14 +92,19 @@ export class TextStreamer {
    * @throws TokenizerError `TOKEN_ID_OUT_OF_RANGE` for an id outside the vocabulary.
    */
   put(ids: number | ArrayLike<number>): string {
-    const batch = typeof ids === 'number' ? [ids] : Array.from(ids);
-    const tokens = batch.map((id) => this.tokenizer.idsToTokens([id], 'TextStreamer.put', this.skipSpecialTokens)); // validates before any state changes
+    const batch: ArrayLike<number> = typeof ids === 'number' ? [ids] : ids;
+    if (batch === null || typeof batch !== 'object' || !Number.isSafeInteger(batch.length) || batch.length < 0) {
+      throw new TokenizerError('INVALID_ARGUMENT', `TextStreamer.put: expected a token id or an array of ids, got ${ids === null ? 'null' : typeof ids}`);
+    }
+    // Validates every id before any state changes (stops at the first bad one).
+    const tokens: string[][] = [];
+    for (let i = 0; i < batch.length; i++) tokens.push(this.tokenizer.idsToTokens([batch[i]], 'TextStreamer.put', this.skipSpecialTokens));
     if (this.promptPending) {
       this.promptPending = false;
       return '';
     }
     let out = '';
-    batch.forEach((id, i) => (out += this.step(id, tokens[i])));
+    for (let i = 0; i < batch.length; i++) out += this.step(batch[i], tokens[i]);
     if (out.length > 0) this.onText?.(out, false);
     return out;
   }
@@ -109,6 +124,7 @@ export class TextStreamer {
     this.emittedEnd = 0;
     this.prefix = '';
     this.inByteRun = false;
+    this.pending = 0;
     this.promptPending = this.skipPrompt;
     this.onText?.(out, true);
     return out;
@@ -121,12 +137,17 @@ export class TextStreamer {
   /** One step of tokenizers' `step_decode_stream`, holding open byte-fallback runs. `tokens`: the id's token, or none if skipped. */
   private step(id: number, tokens: string[]): string {
     this.allIds.push(id);
-    if (tokens.length > 0) this.inByteRun = this.tokenizer.decodesByteFallback && byteFallbackByte(tokens[0]) !== null;
+    // A skipped id adds no text: the window's decode is what it was, so there is nothing to do.
+    if (tokens.length === 0) return '';
+    this.inByteRun = this.tokenizer.decodesByteFallback && byteFallbackByte(tokens[0]) !== null;
     if (this.inByteRun) return '';
+    this.pending++;
+    const force = this.pending > MAX_PENDING_IDS;
     const text = this.decode(this.allIds.slice(this.windowStart));
-    if (text.length <= this.prefix.length || text.endsWith(REPLACEMENT)) return '';
-    if (!text.startsWith(this.prefix)) return this.recover(false);
+    if (!force && (text.length <= this.prefix.length || text.endsWith(REPLACEMENT))) return '';
+    if (!text.startsWith(this.prefix)) return this.recover(force);
     const chunk = text.slice(this.prefix.length);
+    this.pending = 0;
     // Slide the window: it now starts with the ids of the chunk just emitted (their context).
     this.windowStart = this.emittedEnd;
     this.emittedEnd = this.allIds.length;
@@ -151,6 +172,7 @@ export class TextStreamer {
     if (!final && full.endsWith(REPLACEMENT)) return '';
     const chunk = full.slice(this.emitted.length);
     this.emitted += chunk;
+    this.pending = 0;
     let start = this.allIds.length - 1;
     while (start > 0 && this.tokenizer.idsToTokens([this.allIds[start]], 'TextStreamer', this.skipSpecialTokens).length === 0) start--;
     this.windowStart = start;

@@ -179,56 +179,63 @@ export class Tokenizer {
    *   components this package does not implement (it never guesses).
    */
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, init: TokenizerInit = {}) {
-    const json = expectObject(tokenizerJson, 'tokenizer.json');
-    const config = tokenizerConfig === null || tokenizerConfig === undefined ? {} : expectObject(tokenizerConfig, 'tokenizer_config.json');
-    this.config = config;
+    // Every field is checked by name below; this guard turns anything a hostile file still trips
+    // inside a dependency (a TypeError, a RangeError) into the package's typed error.
+    try {
+      const json = expectObject(tokenizerJson, 'tokenizer.json');
+      const config = tokenizerConfig === null || tokenizerConfig === undefined ? {} : expectObject(tokenizerConfig, 'tokenizer_config.json');
+      this.config = config;
 
-    const { model, vocab } = createModel(json.model);
-    this.bpe = model as unknown as (words: string[]) => string[];
-    this.vocab = vocab;
-    this.idToTokenTable = [];
-    for (const [token, id] of vocab) this.idToTokenTable[id] = token;
+      const { model, vocab } = createModel(json.model);
+      this.bpe = model as unknown as (words: string[]) => string[];
+      this.vocab = vocab;
+      this.idToTokenTable = [];
+      for (const [token, id] of vocab) this.idToTokenTable[id] = token;
 
-    const added = new Map<number, AddedToken>();
-    for (const [i, entry] of expectArray(json.added_tokens ?? [], 'tokenizer.json added_tokens').entries()) {
-      const token = parseAddedToken(entry, `tokenizer.json added_tokens[${i}]`);
-      added.set(token.id, token);
-      this.addedByContent.set(token.content, token);
-      if (token.special) this.specialContents.add(token.content);
-      this.idToTokenTable[token.id] = token.content;
+      const added = new Map<number, AddedToken>();
+      for (const [i, entry] of expectArray(json.added_tokens ?? [], 'tokenizer.json added_tokens').entries()) {
+        const token = parseAddedToken(entry, `tokenizer.json added_tokens[${i}]`);
+        added.set(token.id, token);
+        this.addedByContent.set(token.content, token);
+        if (token.special) this.specialContents.add(token.content);
+        this.idToTokenTable[token.id] = token.content;
+      }
+      this.addedTokens = added;
+
+      this.normalizer = createNormalizer(json.normalizer);
+      this.preTokenizer = createPreTokenizer(json.pre_tokenizer);
+      this.postProcessor = createPostProcessor(json.post_processor);
+      this.decoder = createDecoder(json.decoder);
+      this.decodesByteFallback = decoderHasByteFallback(json.decoder);
+      if (json.truncation !== undefined && json.truncation !== null) {
+        unsupported('tokenizer.json truncation', 'truncation is not supported; set it to null');
+      }
+
+      this.rawTrie = { children: new Map() };
+      this.normalizedTrie = { children: new Map() };
+      for (const token of added.values()) {
+        if (token.content.length === 0) continue;
+        if (token.normalized) insert(this.normalizedTrie, this.normalizer ? this.normalizer(token.content) : token.content, token);
+        else insert(this.rawTrie, token.content, token);
+      }
+
+      const specialsMap = isObject(init.specialTokensMap) ? init.specialTokensMap : {};
+      const special = (key: string): SpecialToken | undefined => {
+        const content = specialTokenContent(config[key] ?? specialsMap[key], `tokenizer_config.json ${key}`);
+        return content === undefined ? undefined : { content, id: this.tokenToId(content) };
+      };
+      this.bosToken = special('bos_token');
+      this.eosToken = special('eos_token');
+      this.unkToken = special('unk_token');
+      this.padToken = special('pad_token');
+      this.addBosToken = config.add_bos_token === undefined ? undefined : optionalBoolean(config.add_bos_token, 'tokenizer_config.json add_bos_token', false);
+      this.addEosToken = config.add_eos_token === undefined ? undefined : optionalBoolean(config.add_eos_token, 'tokenizer_config.json add_eos_token', false);
+      this.cleanUpTokenizationSpaces = optionalBoolean(config.clean_up_tokenization_spaces, 'tokenizer_config.json clean_up_tokenization_spaces', true);
+      this.chatTemplate = init.chatTemplate ?? parseChatTemplates(config.chat_template);
+    } catch (error) {
+      if (TokenizerError.is(error)) throw error;
+      throw new TokenizerError('TOKENIZER_INVALID', `tokenizer.json: cannot be built (${(error as Error)?.message ?? String(error)})`, { cause: error });
     }
-    this.addedTokens = added;
-
-    this.normalizer = createNormalizer(json.normalizer);
-    this.preTokenizer = createPreTokenizer(json.pre_tokenizer);
-    this.postProcessor = createPostProcessor(json.post_processor);
-    this.decoder = createDecoder(json.decoder);
-    this.decodesByteFallback = decoderHasByteFallback(json.decoder);
-    if (json.truncation !== undefined && json.truncation !== null) {
-      unsupported('tokenizer.json truncation', 'truncation is not supported; set it to null');
-    }
-
-    this.rawTrie = { children: new Map() };
-    this.normalizedTrie = { children: new Map() };
-    for (const token of added.values()) {
-      if (token.content.length === 0) continue;
-      if (token.normalized) insert(this.normalizedTrie, this.normalizer ? this.normalizer(token.content) : token.content, token);
-      else insert(this.rawTrie, token.content, token);
-    }
-
-    const specialsMap = isObject(init.specialTokensMap) ? init.specialTokensMap : {};
-    const special = (key: string): SpecialToken | undefined => {
-      const content = specialTokenContent(config[key] ?? specialsMap[key], `tokenizer_config.json ${key}`);
-      return content === undefined ? undefined : { content, id: this.tokenToId(content) };
-    };
-    this.bosToken = special('bos_token');
-    this.eosToken = special('eos_token');
-    this.unkToken = special('unk_token');
-    this.padToken = special('pad_token');
-    this.addBosToken = config.add_bos_token === undefined ? undefined : optionalBoolean(config.add_bos_token, 'tokenizer_config.json add_bos_token', false);
-    this.addEosToken = config.add_eos_token === undefined ? undefined : optionalBoolean(config.add_eos_token, 'tokenizer_config.json add_eos_token', false);
-    this.cleanUpTokenizationSpaces = optionalBoolean(config.clean_up_tokenization_spaces, 'tokenizer_config.json clean_up_tokenization_spaces', true);
-    this.chatTemplate = init.chatTemplate ?? parseChatTemplates(config.chat_template);
   }
 
   /** Number of ids: one more than the largest id of the vocabulary or of the added tokens. */
