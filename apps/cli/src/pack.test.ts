@@ -1,0 +1,156 @@
+/**
+ * The packages as a user gets them: `pnpm pack` of the CLI and every workspace package it needs
+ * (pnpm rewrites `workspace:^` into real versions; npm pack would not), `npm install` of the tarballs
+ * into a fresh project outside the monorepo, then that project's own tsc and the installed binary.
+ *
+ * Offline: the third-party dependencies (webgpu, the Dawn binaries, 130 MB; @webgpu/types; the
+ * Hugging Face tokenizer and template packages) are linked from this checkout's node_modules instead of
+ * downloaded, so npm never needs the registry. Needs the packages built (turbo's test depends on build).
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
+
+interface Manifest {
+  name: string;
+  version: string;
+  dependencies?: Record<string, string>;
+  bin?: Record<string, string>;
+}
+const readManifest = (dir: string): Manifest => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+
+/** Workspace package folders by name. */
+function workspacePackages(): Map<string, string> {
+  const byName = new Map<string, string>();
+  for (const group of ['packages', 'apps']) {
+    for (const entry of readdirSync(join(ROOT, group), { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const dir = join(ROOT, group, entry.name);
+      try {
+        byName.set(readManifest(dir).name, dir);
+      } catch {
+        // a folder without package.json is no package
+      }
+    }
+  }
+  return byName;
+}
+
+/** `@statespace/cli` and every workspace package it depends on, directly or not. */
+function cliClosure(): Map<string, string> {
+  const all = workspacePackages();
+  const closure = new Map<string, string>();
+  const visit = (name: string) => {
+    const dir = all.get(name);
+    if (!dir || closure.has(name)) return;
+    closure.set(name, dir);
+    for (const dep of Object.keys(readManifest(dir).dependencies ?? {})) visit(dep);
+  };
+  visit('@statespace/cli');
+  return closure;
+}
+
+const CONSUMER = `import { Runtime, requestDevice } from '@statespace/core';
+import { Session, loadModel } from '@statespace/hybrid';
+import { main } from '@statespace/cli';
+import { defaultModelUrl } from '@statespace/default-model';
+import { loadTokenizer } from '@statespace/tokenizer';
+
+const runtime = await Runtime.create();
+const device: GPUDevice = runtime.device;
+const { device: other } = await requestDevice({ powerPreference: 'low-power' });
+const buffer: GPUBuffer = other.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE });
+// @ts-expect-error a GPUDevice is no number: this line fails the check if the WebGPU types became \`any\`
+const wrong: number = device;
+const { model } = await loadModel(runtime, defaultModelUrl.pathname);
+const session = new Session(model);
+const status: number = await main(['--help'], { out: () => {}, err: () => {}, isTTY: false });
+const tokenizer = await loadTokenizer(\`\${defaultModelUrl.pathname}tokenizer.json\`);
+console.log(buffer.size, wrong, session.length, status, tokenizer.encode('In the beginning'));
+`;
+
+describe('the packed packages installed with npm into a fresh project', () => {
+  let work: string;
+  let project: string;
+  const packed = new Map<string, Manifest>();
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'statespace-pack-'));
+    const tarballs = join(work, 'tarballs');
+    project = join(work, 'project');
+    mkdirSync(tarballs);
+    mkdirSync(project);
+    const closure = cliClosure();
+    await Promise.all([...closure.values()].map((dir) => run('pnpm', ['pack', '--pack-destination', tarballs], { cwd: dir })));
+    const dependencies: Record<string, string> = {};
+    const external = new Map<string, string>();
+    for (const file of readdirSync(tarballs)) {
+      const { stdout } = await run('tar', ['-xzOf', join(tarballs, file), 'package/package.json']);
+      const manifest: Manifest = JSON.parse(stdout);
+      packed.set(manifest.name, manifest);
+      dependencies[manifest.name] = `file:${join(tarballs, file)}`;
+      const from = closure.get(manifest.name)!;
+      for (const dep of Object.keys(manifest.dependencies ?? {})) {
+        if (!closure.has(dep) && !external.has(dep)) external.set(dep, realpathSync(join(from, 'node_modules', dep)));
+      }
+    }
+    // npm links a `file:` folder and leaves it alone (no install scripts with --ignore-scripts).
+    for (const [dep, dir] of external) dependencies[dep] = `file:${dir}`;
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies }, null, 2));
+    await run('npm', ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project });
+  }, 120_000);
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the tarballs name real versions of each other, and core depends on @webgpu/types', () => {
+    expect([...packed.keys()].sort()).toEqual([...cliClosure().keys()].sort());
+    for (const manifest of packed.values()) {
+      for (const [dep, spec] of Object.entries(manifest.dependencies ?? {})) expect(spec, `${manifest.name} -> ${dep}`).not.toMatch(/^workspace:/);
+    }
+    expect(packed.get('@statespace/core')?.dependencies?.['@webgpu/types']).toMatch(/^\^0\.1\./);
+    expect(packed.get('@statespace/cli')?.dependencies?.['@statespace/default-model']).toBe(`^${packed.get('@statespace/default-model')?.version}`);
+  });
+
+  it.each(['Node16', 'Bundler'])('tsc --noEmit with moduleResolution %s and skipLibCheck off type-checks a consumer', async (resolution) => {
+    writeFileSync(join(project, 'index.ts'), CONSUMER);
+    const config = {
+      compilerOptions: {
+        target: 'ES2022',
+        module: resolution === 'Node16' ? 'Node16' : 'ESNext',
+        moduleResolution: resolution,
+        lib: ['ES2022', 'DOM'],
+        // no `types` entry for @webgpu/types: the published .d.ts must bring it in themselves
+        types: [],
+        strict: true,
+        skipLibCheck: false,
+        noEmit: true,
+      },
+      files: ['index.ts'],
+    };
+    writeFileSync(join(project, `tsconfig.${resolution}.json`), JSON.stringify(config));
+    const result = await run(process.execPath, [TSC, '-p', `tsconfig.${resolution}.json`], { cwd: project }).catch((e: { stdout: string; code: number }) => e);
+    expect(result.stdout).toBe('');
+  }, 60_000);
+
+  it('statespace start, run from the installed binary, speaks with the installed default model', async () => {
+    const reference = JSON.parse(readFileSync(join(ROOT, 'models/default/reference.json'), 'utf8'));
+    const prompt = reference.prompts.find((p: { prompt: string }) => p.prompt === 'And the LORD said unto Moses,');
+    const bin = join(project, 'node_modules/.bin/statespace');
+    const { stdout, stderr } = await run(bin, ['start', '--max-new-tokens', '4', '--greedy'], { cwd: project });
+    expect(stderr).toContain(join(project, 'node_modules/@statespace/default-model/model/'));
+    const text = stdout.trimEnd();
+    // the first 4 greedy tokens of transformers' continuation: " Go, return unto"
+    expect(text.length).toBeGreaterThan(prompt.prompt.length + 8);
+    expect(`${prompt.prompt}${prompt.greedy_text}`.startsWith(text)).toBe(true);
+  }, 60_000);
+});
