@@ -82,10 +82,55 @@ describe('text commands', () => {
     expect(r.out.startsWith('And the LORD said')).toBe(true);
     expect(r.out.length).toBeGreaterThan('And the LORD said'.length);
     expect(r.err).toMatch(/decode 4 tokens: [\d.]+ tok\/s/);
+    // the shaders compile in a warm-up, so prefill tok/s measures the prefill alone
+    expect(r.err).toMatch(/shaders compiled in a \d+ ms warm-up; prefill \d+ tokens: [\d.]+ tok\/s/);
+  });
+  it('chat goes on after /load of a missing file, and answers the next line', async () => {
+    let out = '';
+    let err = '';
+    const input = Readable.from(['/load /nonexistent/state.bin\n', 'And the LORD said\n', '/quit\n']);
+    await chatCommand(dflt, { 'max-new-tokens': '3', greedy: true }, { out: (t) => (out += t), err: (t) => (err += t), isTTY: false }, input);
+    expect(err).toMatch(/load \/nonexistent\/state\.bin: .*no such file.*\[ENOENT\]/);
+    expect(out.trim().length).toBeGreaterThan(0);
+  });
+  it('chat on a model without a tokenizer says what works instead', async () => {
+    const r = await cli('chat', `${FIXTURES}mamba2`);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/has no tokenizer\.json; chat needs one.*generate --ids works without.*\[TOKENIZER_MISSING\]/);
+  });
+});
+
+describe('sampling seeds', () => {
+  const ref = JSON.parse(readFileSync(`${FIXTURES}mamba2/reference.json`, 'utf8'));
+  const sample = (...extra: string[]) => cli('generate', `${FIXTURES}mamba2`, '--ids', ref.input_ids.join(','), '--max-new-tokens', '12', '--temperature', '1.5', '--json', ...extra);
+  it('--seed N repeats a sampled run exactly and is echoed in --json', async () => {
+    const a = await sample('--seed', '42');
+    const b = await sample('--seed', '42');
+    expect(a.code, a.err).toBe(0);
+    expect(JSON.parse(a.out)).toEqual(JSON.parse(b.out));
+    expect(JSON.parse(a.out).seed).toBe(42);
+  });
+  it('without --seed each run draws its own seed', async () => {
+    const seeds = new Set<number>();
+    for (let i = 0; i < 3; i++) seeds.add(JSON.parse((await sample()).out).seed);
+    expect(seeds.size).toBeGreaterThan(1);
   });
 });
 
 describe('errors', () => {
+  it('--top-p 5 is an INVALID_ARGUMENT with exit status 2, before any model loads', async () => {
+    const r = await cli('generate', '/nonexistent/model', '--ids', '1,2', '--temperature', '0.8', '--top-p', '5');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--top-p must be in \(0, 1\].*got 5 \[INVALID_ARGUMENT\]/);
+  });
+  it('negative numbers are values: --positions -1 is the last position', async () => {
+    const ref = JSON.parse(readFileSync(`${FIXTURES}mamba2/reference.json`, 'utf8'));
+    const r = await cli('logits', `${FIXTURES}mamba2`, '--ids', ref.input_ids.join(','), '--positions', '-1', '--json');
+    expect(r.code, r.err).toBe(0);
+    const json = JSON.parse(r.out);
+    expect(json.positions).toEqual([ref.input_ids.length - 1]);
+    expect(json.logits[0][0]).toBeCloseTo(ref.logits_last[0], 2);
+  });
   it('a missing flag is a usage error with exit status 2', async () => {
     const r = await cli('logits', `${FIXTURES}mamba2`, '--json');
     expect(r.code).toBe(2);

@@ -5,7 +5,8 @@
 import { type LoadProgress } from '@statespace/checkpoint';
 import { Runtime, StatespaceError } from '@statespace/core';
 import { type LoadedModel, Session, loadModel, patternOf, readModelSpec } from '@statespace/hybrid';
-import { parseCount, parseIds, parseNumber } from './args.js';
+import { parseIds } from './args.js';
+import { samplingFlags } from './sampling-flags.js';
 import type { CliIO } from './io.js';
 
 /** Flags shared by the model commands. */
@@ -130,7 +131,7 @@ export interface GenerateFlags extends ModelFlags {
   'top-p'?: string;
   /** `--repetition-penalty R`. */
   'repetition-penalty'?: string;
-  /** `--seed S`: the sampler's seed. */
+  /** `--seed S`: the sampler's seed (default: a random one, reported on stderr and in `--json`). */
   seed?: string;
   /** `--ignore-eos`: produce exactly max-new-tokens. */
   'ignore-eos'?: boolean;
@@ -139,7 +140,7 @@ export interface GenerateFlags extends ModelFlags {
 /**
  * `statespace generate <modelDir> --ids 3,1,4 --max-new-tokens 16 --greedy --json`: new tokens after a prompt
  * (`--ids`, or `--prompt` text when the folder has a tokenizer). With `--json` it prints `{ tokens }` and runs
- * past EOS to `--max-new-tokens`, as the fixtures' reference tokens do.
+ * past EOS to `--max-new-tokens`, as the fixtures' reference tokens do; a sampled run adds the `seed` it used.
  *
  * @example
  * ```ts
@@ -149,6 +150,9 @@ export interface GenerateFlags extends ModelFlags {
  * ```
  */
 export async function generateCommand(dir: string, flags: GenerateFlags, io: CliIO): Promise<void> {
+  const options = samplingFlags(flags, 16);
+  // The fixtures' reference tokens come from generate(min_new_tokens=max) without eos: --json keeps going past eos unless asked.
+  options.ignoreEos = flags['ignore-eos'] ?? !!flags.json;
   const loaded = await openCliModel(dir, flags, io);
   const { model } = loaded;
   let tokenizer: TextCodec | undefined;
@@ -158,18 +162,6 @@ export async function generateCommand(dir: string, flags: GenerateFlags, io: Cli
     ids = tokenizer.encode(flags.prompt);
   } else ids = parseIds(flags.ids, '--ids');
   const session = new Session(model);
-  const temperature = parseNumber(flags.temperature, '--temperature');
-  const options = {
-    maxNewTokens: parseCount(flags['max-new-tokens'], '--max-new-tokens', 16),
-    greedy: flags.greedy || !temperature,
-    temperature,
-    topK: parseNumber(flags['top-k'], '--top-k'),
-    topP: parseNumber(flags['top-p'], '--top-p'),
-    repetitionPenalty: parseNumber(flags['repetition-penalty'], '--repetition-penalty'),
-    seed: parseNumber(flags.seed, '--seed'),
-    // The fixtures' reference tokens come from generate(min_new_tokens=max) without eos: --json keeps going past eos unless asked.
-    ignoreEos: flags['ignore-eos'] ?? !!flags.json,
-  };
   const tokens: number[] = [];
   const stream = tokenizer?.streamer();
   const t0 = performance.now();
@@ -180,12 +172,12 @@ export async function generateCommand(dir: string, flags: GenerateFlags, io: Cli
     if (!flags.json && stream) io.out(stream.push(t));
   }
   const t1 = performance.now();
-  if (flags.json) io.out(`${JSON.stringify({ tokens })}\n`);
+  if (flags.json) io.out(`${JSON.stringify(options.sampled ? { tokens, seed: options.seed } : { tokens })}\n`);
   else {
     if (stream) io.out(`${stream.end()}\n`);
     else io.out(`${tokens.join(' ')}\n`);
     const decodeRate = tokens.length > 1 ? ((tokens.length - 1) * 1000) / (t1 - tFirst) : 0;
-    io.err(`${ids.length} prompt tokens in ${(tFirst - t0).toFixed(0)} ms, ${tokens.length} new tokens, ${decodeRate.toFixed(1)} tok/s decode\n`);
+    io.err(`${ids.length} prompt tokens in ${(tFirst - t0).toFixed(0)} ms, ${tokens.length} new tokens, ${decodeRate.toFixed(1)} tok/s decode${options.sampled ? `; seed ${options.seed}` : ''}\n`);
   }
   session.dispose();
   model.dispose();
@@ -202,7 +194,8 @@ export interface TextCodec {
 }
 
 /**
- * Loads the tokenizer of a model folder (throws TOKENIZER_MISSING when there is none).
+ * Loads the tokenizer of a model folder (throws TOKENIZER_MISSING when there is none, ending with `instead`:
+ * what the user can do without one).
  *
  * @example
  * ```ts
@@ -211,9 +204,9 @@ export interface TextCodec {
  * const ids = codec.encode('And the LORD said');
  * ```
  */
-export async function loadCodec(loaded: LoadedModel): Promise<TextCodec> {
+export async function loadCodec(loaded: LoadedModel, instead = 'pass --ids instead of --prompt'): Promise<TextCodec> {
   const files = await loaded.folder.tokenizer();
-  if (!files.tokenizer) throw new StatespaceError('TOKENIZER_MISSING', `${loaded.folder.name} has no tokenizer.json; pass --ids instead of --prompt`);
+  if (!files.tokenizer) throw new StatespaceError('TOKENIZER_MISSING', `${loaded.folder.name} has no tokenizer.json; ${instead}`);
   const { codecFromFiles } = await import('./codec.js');
   return codecFromFiles(files);
 }

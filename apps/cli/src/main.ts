@@ -87,6 +87,28 @@ export const commands: Record<string, CommandDef> = {
   },
 };
 
+/**
+ * `--positions -1`, `--temperature -0.5`: parseArgs reads a value that starts with `-` as an option of
+ * its own and stops; a negative number after an option that takes a value is that option's value.
+ */
+function joinNegativeValues(args: string[], options: CommandDef['options']): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== 'string') continue;
+    takesValue.add(`--${name}`);
+    if (o.short) takesValue.add(`-${o.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1];
+    if (takesValue.has(args[i]) && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else out.push(args[i]);
+  }
+  return out;
+}
+
 function helpText(): string {
   const lines = ['statespace: state space and hybrid language models on WebGPU', '', 'usage: statespace <command> [options]', '', 'commands:'];
   for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
@@ -95,7 +117,7 @@ function helpText(): string {
 }
 
 /**
- * Runs one command line; returns the exit status (0 ok, 1 error, 2 usage error).
+ * Runs one command line; returns the exit status (0 ok, 1 error, 2 usage error or a flag out of range).
  * Errors are written to `io.err` as one line ending in the error's code, e.g. `[CHECKPOINT_FILE_NOT_FOUND]`.
  *
  * @example
@@ -117,7 +139,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return 2;
   }
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: joinNegativeValues(rest, cmd.options), options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
     if (values.help) {
       io.out(`${cmd.summary}\n\nusage: ${cmd.usage}\n`);
       return 0;
@@ -127,7 +149,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   } catch (error) {
     if (StatespaceError.is(error)) {
       io.err(`statespace ${name}: ${error.message} [${error.code}]\n`);
-      return error.code === 'CLI_USAGE' ? 2 : 1;
+      return error.code === 'CLI_USAGE' || error.code === 'INVALID_ARGUMENT' ? 2 : 1;
     }
     const e = error as { code?: string; message?: string };
     if (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) {

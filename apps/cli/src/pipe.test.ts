@@ -57,5 +57,7 @@ describe('statespace into a slow pipe', () => {
     expect(json.positions).toEqual(ids.map((_, i) => i));
     expect(json.logits).toHaveLength(ids.length);
     expect(json.logits[0][0]).toBeCloseTo(ref.logits_first[0], 2);
+    // the lavapipe adapter Dawn cannot use is no longer probed (its warning took three lines of stderr)
+    expect(r.err).not.toMatch(/ArrayDynamicIndexing/);
   }, 90_000);
 });

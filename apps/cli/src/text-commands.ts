@@ -8,9 +8,10 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { StatespaceError } from '@statespace/core';
-import { Session } from '@statespace/hybrid';
+import { type HybridModel, Session } from '@statespace/hybrid';
 import { type Tokenizer, loadTokenizer } from '@statespace/tokenizer';
-import { parseCount, parseIds, parseNumber } from './args.js';
+import { parseIds } from './args.js';
+import { type SamplingChoice, samplingFlags } from './sampling-flags.js';
 import { type GenerateFlags, getRuntime, loadCodec, openCliModel } from './commands.js';
 import type { CliIO } from './io.js';
 
@@ -58,22 +59,21 @@ export async function detokenizeCommand(path: string, flags: { ids?: string; jso
   io.out(flags.json ? `${JSON.stringify({ text })}\n` : `${text}\n`);
 }
 
-function samplingFrom(flags: GenerateFlags) {
-  const temperature = parseNumber(flags.temperature, '--temperature');
-  return {
-    maxNewTokens: parseCount(flags['max-new-tokens'], '--max-new-tokens', 128),
-    greedy: flags.greedy || !temperature,
-    temperature,
-    topK: parseNumber(flags['top-k'], '--top-k'),
-    topP: parseNumber(flags['top-p'], '--top-p'),
-    repetitionPenalty: parseNumber(flags['repetition-penalty'], '--repetition-penalty'),
-    seed: parseNumber(flags.seed, '--seed'),
-    ignoreEos: flags['ignore-eos'],
-  };
+/**
+ * Runs the generation once on a throwaway session (the prompt, capped, and two new tokens) so that
+ * the timed run reports prefill and decode speed without the shaders' compilation. Returns its ms.
+ */
+async function warmUp(model: HybridModel, ids: readonly number[], options: SamplingChoice): Promise<number> {
+  const t0 = performance.now();
+  const warm = new Session(model);
+  for await (const _ of warm.generate(ids.slice(0, 128), { ...options, maxNewTokens: 2, ignoreEos: true, seed: 0 }));
+  warm.dispose();
+  return performance.now() - t0;
 }
 
 /** Streams a continuation of `prompt` and reports prefill and decode speed on stderr. */
 async function streamContinuation(dir: string, prompt: string, flags: GenerateFlags, io: CliIO): Promise<void> {
+  const options = samplingFlags(flags, 128);
   const t0 = performance.now();
   const loaded = await openCliModel(dir, flags, io);
   const rt = await getRuntime();
@@ -82,13 +82,14 @@ async function streamContinuation(dir: string, prompt: string, flags: GenerateFl
   if (!ids.length) throw new StatespaceError('CLI_USAGE', 'the prompt encodes to no tokens');
   const tLoad = performance.now();
   io.err(`model ${loaded.family.architecture} from ${loaded.folder.name} on ${rt.adapterName}, loaded in ${(tLoad - t0).toFixed(0)} ms\n`);
+  const compileMs = await warmUp(loaded.model, ids, options);
   const session = new Session(loaded.model);
   const stream = codec.streamer();
   io.out(prompt);
   let tFirst = 0;
   let n = 0;
   const tStart = performance.now();
-  for await (const t of session.generate(ids, samplingFrom(flags))) {
+  for await (const t of session.generate(ids, options)) {
     if (!tFirst) tFirst = performance.now();
     n++;
     io.out(stream.push(t));
@@ -96,7 +97,8 @@ async function streamContinuation(dir: string, prompt: string, flags: GenerateFl
   io.out(`${stream.end()}\n`);
   const tEnd = performance.now();
   const decode = n > 1 ? ((n - 1) * 1000) / (tEnd - tFirst) : 0;
-  io.err(`prefill ${ids.length} tokens: ${(((ids.length * 1000) / (tFirst - tStart)) || 0).toFixed(1)} tok/s; decode ${n} tokens: ${decode.toFixed(1)} tok/s\n`);
+  const seed = options.sampled ? `; seed ${options.seed} (--seed ${options.seed} repeats this run)` : '';
+  io.err(`shaders compiled in a ${compileMs.toFixed(0)} ms warm-up; prefill ${ids.length} tokens: ${(((ids.length * 1000) / (tFirst - tStart)) || 0).toFixed(1)} tok/s; decode ${n} tokens: ${decode.toFixed(1)} tok/s${seed}\n`);
   session.dispose();
   loaded.model.dispose();
 }
@@ -109,19 +111,21 @@ export async function runCommand(dir: string, flags: GenerateFlags, io: CliIO): 
 
 /** `statespace start`: the README's main job, a streamed continuation with the embedded default model. */
 export async function startCommand(flags: GenerateFlags, io: CliIO): Promise<void> {
-  await streamContinuation(await defaultModelDir(), flags.prompt ?? 'And the LORD said unto Moses,', { 'max-new-tokens': '64', temperature: '0.7', 'top-p': '0.9', seed: '1', ...flags }, io);
+  await streamContinuation(await defaultModelDir(), flags.prompt ?? 'And the LORD said unto Moses,', { 'max-new-tokens': '64', temperature: '0.7', 'top-p': '0.9', ...flags }, io);
 }
 
 /** `statespace chat <modelDir>`: interactive; /reset, /save FILE, /load FILE, /quit. */
 export async function chatCommand(dir: string, flags: GenerateFlags, io: CliIO, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+  const options = samplingFlags(flags, 128);
   const loaded = await openCliModel(dir, flags, io);
-  const codec = await loadCodec(loaded);
+  const codec = await loadCodec(loaded, 'chat needs one to read your lines (generate --ids works without)');
   const tok = (codec as unknown as { tokenizer: Tokenizer }).tokenizer;
   const hasTemplate = !!tok.chatTemplate;
   const session = new Session(loaded.model);
   const history: { role: 'user' | 'assistant'; content: string }[] = [];
   let fed = 0; // tokens of the rendered conversation already in the state
-  io.err(`chatting with ${loaded.family.architecture}${hasTemplate ? '' : ' (no chat template: plain continuation)'}; /reset, /save FILE, /load FILE, /quit\n`);
+  const seed = options.sampled ? `, seed ${options.seed}` : '';
+  io.err(`chatting with ${loaded.family.architecture}${hasTemplate ? '' : ' (no chat template: plain continuation)'}${seed}; /reset, /save FILE, /load FILE, /quit\n`);
   const rl = createInterface({ input, terminal: false });
   for await (const line of rl) {
     const text = line.trim();
@@ -134,15 +138,22 @@ export async function chatCommand(dir: string, flags: GenerateFlags, io: CliIO, 
       io.err('state cleared\n');
       continue;
     }
-    if (text.startsWith('/save ')) {
-      await writeFile(text.slice(6).trim(), await session.save());
-      io.err(`saved ${session.length} tokens of state\n`);
-      continue;
-    }
-    if (text.startsWith('/load ')) {
-      session.load(new Uint8Array(await readFile(text.slice(6).trim())));
-      fed = session.length;
-      io.err(`loaded ${session.length} tokens of state\n`);
+    if (text.startsWith('/save ') || text.startsWith('/load ')) {
+      const file = text.slice(6).trim();
+      // A file that cannot be read or written ends the command, not the conversation.
+      try {
+        if (text.startsWith('/save ')) {
+          await writeFile(file, await session.save());
+          io.err(`saved ${session.length} tokens of state\n`);
+        } else {
+          session.load(new Uint8Array(await readFile(file)));
+          fed = session.length;
+          io.err(`loaded ${session.length} tokens of state\n`);
+        }
+      } catch (error) {
+        const e = error as { code?: string; message?: string };
+        io.err(`${text.slice(1, 5)} ${file}: ${e?.message ?? String(error)} [${StatespaceError.is(error) ? error.code : (e?.code ?? 'INTERNAL')}]\n`);
+      }
       continue;
     }
     history.push({ role: 'user', content: text });
@@ -151,7 +162,7 @@ export async function chatCommand(dir: string, flags: GenerateFlags, io: CliIO, 
     const fresh = hasTemplate ? all.slice(fed) : all;
     const stream = codec.streamer();
     const out: number[] = [];
-    for await (const t of session.generate(fresh, samplingFrom(flags))) {
+    for await (const t of session.generate(fresh, options)) {
       out.push(t);
       io.out(stream.push(t));
     }

@@ -58,6 +58,11 @@ async function loadNodeGpu(forceSoftware: boolean): Promise<GPU> {
     if (forceSoftware) env.VK_DRIVER_FILES = SWIFTSHADER_ICD;
     // Added beside the system's drivers, so a real GPU still wins when there is one.
     else if (!env.VK_ADD_DRIVER_FILES) env.VK_ADD_DRIVER_FILES = SWIFTSHADER_ICD;
+    // Mesa's lavapipe lacks a feature Dawn requires: probing it only prints a three-line
+    // "shaderUniform*ArrayDynamicIndexing required" warning on every run. With SwiftShader loaded
+    // there is a software adapter anyway, so the loader skips lavapipe unless the user chose drivers.
+    const swiftShaderLoaded = !!env.VK_DRIVER_FILES || !!env.VK_ADD_DRIVER_FILES?.split(':').includes(SWIFTSHADER_ICD);
+    if (swiftShaderLoaded && !env.VK_LOADER_DRIVERS_SELECT && !env.VK_LOADER_DRIVERS_DISABLE) env.VK_LOADER_DRIVERS_DISABLE = '*lvp_icd*';
   }
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
