@@ -1,149 +1,200 @@
-import { describe, expect, it } from 'vitest';
-import { randn, rng } from '@statespace/core/testing';
-import { toFloat32 } from './dtypes.js';
+/**
+ * The small, seeded fuzz run of CI (a few seconds). The long run is
+ * scripts/fuzz-long.ts. Every case must end in a typed CheckpointError or in
+ * exactly what the independent validator of fuzz-support.ts computes.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError } from './errors.js';
-import { openSafetensors } from './safetensors.js';
-import { type ByteSource, bufferSource } from './sources.js';
+import {
+  type CaseResult,
+  type Outcome,
+  blowUp,
+  checkFolder,
+  checkSingle,
+  mutateSafetensors,
+  releaseFifos,
+  seedFiles,
+  seeded,
+  validateSafetensors,
+  withTimeout,
+  writeOutsideFile,
+  writeShardedFolder,
+} from './fuzz-support.js';
+import { openModel } from './open-model.js';
+import { MAX_TENSORS, openSafetensors } from './safetensors.js';
+import { bufferSource, fileSource } from './sources.js';
+import { serveFiles } from './test-helpers.js';
 import { writeSafetensors } from './write-safetensors.js';
 
-/** A valid file with several dtypes, a scalar, an empty tensor and metadata. */
-function seedFile(): Uint8Array {
-  return writeSafetensors(
-    {
-      'model.embed.weight': { dtype: 'F32', shape: [5, 3], data: randn(15, 1) },
-      'model.norm.weight': { dtype: 'BF16', shape: [7], data: randn(7, 2) },
-      'model.layers.0.A': { dtype: 'F16', shape: [3, 1], data: randn(3, 3) },
-      'model.ids': { dtype: 'I64', shape: [2], data: new BigInt64Array([1n, -2n]) },
-      'model.mask': { dtype: 'BOOL', shape: [3], data: new Uint8Array([1, 0, 1]) },
-      'model.q': { dtype: 'F8_E4M3', shape: [4], data: new Uint8Array([0x38, 0x40, 0x7f, 0x01]) },
-      'model.scalar': { dtype: 'I32', shape: [], data: new Int32Array([42]) },
-      'model.empty': { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
-    },
-    { format: 'pt' },
-  );
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'statespace-fuzz-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const BAD: Outcome[] = ['untyped', 'wrong-silent', 'false-refusal', 'outside-read', 'hang'];
+
+function tally(results: CaseResult[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
+  return counts;
 }
 
-const JSON_BYTES = [...'{}[]",:0123456789-eE. \\u'].map((c) => c.charCodeAt(0));
-const NUMBERS = ['0', '1', '-1', '4', '1e30', '3.5', '18446744073709551616', '9007199254740993', '100000000', '-0'];
-
-/** One random mutation of `base`. */
-function mutate(base: Uint8Array, random: () => number): Uint8Array {
-  const pick = (n: number) => Math.floor(random() * n);
-  const headerEnd = 8 + Number(new DataView(base.buffer, base.byteOffset).getBigUint64(0, true));
-  let bytes = base.slice();
-  const kind = pick(8);
-  const count = 1 + pick(4);
-  for (let k = 0; k < count; k++) {
-    switch (kind) {
-      case 0: // random byte anywhere
-        bytes[pick(bytes.length)] = pick(256);
-        break;
-      case 1: // a JSON-significant byte inside the header
-        bytes[8 + pick(headerEnd - 8)] = JSON_BYTES[pick(JSON_BYTES.length)];
-        break;
-      case 2: // truncate
-        bytes = bytes.slice(0, pick(bytes.length));
-        break;
-      case 3: {
-        // a new header length: near the real one, small, or huge
-        const view = new DataView(bytes.buffer);
-        const choices = [headerEnd - 8 + pick(17) - 8, pick(64), 2 ** 32 + pick(10), 100_000_001, bytes.length];
-        view.setUint32(0, choices[pick(choices.length)] >>> 0, true);
-        if (pick(4) === 0) view.setUint32(4, pick(2 ** 32), true);
-        break;
-      }
-      case 4: {
-        // replace a number in the header (shapes and offsets)
-        const text = new TextDecoder().decode(bytes.subarray(8, headerEnd));
-        const numbers = [...text.matchAll(/\d+/g)];
-        if (numbers.length === 0) break;
-        const m = numbers[pick(numbers.length)];
-        const replacement = pick(3) === 0 ? String(pick(bytes.length * 2)) : NUMBERS[pick(NUMBERS.length)];
-        const header = new TextEncoder().encode(text.slice(0, m.index) + replacement + text.slice(m.index! + m[0].length));
-        const out = new Uint8Array(8 + header.length + bytes.length - headerEnd);
-        new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
-        out.set(header, 8);
-        out.set(bytes.subarray(headerEnd), 8 + header.length);
-        bytes = out;
-        break;
-      }
-      case 5: {
-        // delete a range
-        const a = pick(bytes.length);
-        const b = Math.min(bytes.length, a + 1 + pick(16));
-        bytes = new Uint8Array([...bytes.subarray(0, a), ...bytes.subarray(b)]);
-        break;
-      }
-      case 6: {
-        // duplicate a range in place
-        const a = pick(bytes.length);
-        const b = Math.min(bytes.length, a + 1 + pick(64));
-        bytes = new Uint8Array([...bytes.subarray(0, b), ...bytes.subarray(a, b), ...bytes.subarray(b)]);
-        break;
-      }
-      default: {
-        // swap a dtype name for another (sizes then disagree)
-        const text = new TextDecoder().decode(bytes.subarray(8, headerEnd));
-        const names = ['F32', 'F16', 'BF16', 'I64', 'U8', 'BOOL', 'F8_E5M2', 'F64', 'X', 'I4'];
-        const swapped = text.replace(/"(F32|BF16|F16|I64|BOOL|I32|F8_E4M3)"/, `"${names[pick(names.length)]}"`);
-        const header = new TextEncoder().encode(swapped);
-        const out = new Uint8Array(8 + header.length + bytes.length - headerEnd);
-        new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
-        out.set(header, 8);
-        out.set(bytes.subarray(headerEnd), 8 + header.length);
-        bytes = out;
-      }
+describe('the independent validator', () => {
+  it('accepts the seeds and refuses what the format forbids', () => {
+    for (const seed of seedFiles()) expect(validateSafetensors(seed).valid).toBe(true);
+    const file = (header: string, data = 0) => {
+      const text = new TextEncoder().encode(header);
+      const out = new Uint8Array(8 + text.length + data);
+      new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
+      out.set(text, 8);
+      return out;
+    };
+    expect(validateSafetensors(file('{"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', 2)).valid).toBe(true);
+    expect(validateSafetensors(file('{"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}   ', 2)).valid).toBe(true);
+    for (const bad of [' {}', '{"t":{"dtype":"U8","shape":[2.0],"data_offsets":[0,2]}}', '{"t":{"dtype":"U8","shape":[-0],"data_offsets":[0,0]}}', '{"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}', '{"t":{"dtype":"toString","shape":[0],"data_offsets":[0,0]}}']) {
+      expect(validateSafetensors(file(bad, 2)).valid, bad).toBe(false);
     }
-  }
-  return bytes;
-}
+  });
+});
 
-/** A source that records the largest single read, to prove nothing beyond the file's size is ever asked for. */
-function watched(bytes: Uint8Array): { source: ByteSource; largestRead: () => number } {
-  const inner = bufferSource(bytes, 'fuzz.safetensors');
-  let largest = 0;
-  return {
-    source: { ...inner, read: (offset, length) => ((largest = Math.max(largest, length)), inner.read(offset, length)) },
-    largestRead: () => largest,
-  };
-}
-
-describe('fuzz: random mutations of a valid file', () => {
-  it('never throw anything but CheckpointError, never hang, never read more than the file holds', async () => {
-    const base = seedFile();
-    const random = rng(20240601);
-    const cases = 5000;
-    const outcomes = new Map<string, number>();
+describe('fuzz: mutated single safetensors files', () => {
+  it('end in a typed error or in exactly what the validator computes (3,000 cases)', async () => {
+    const seeds = seedFiles();
+    const random = seeded(20240601);
+    const results: CaseResult[] = [];
     let slowest = 0;
-    const started = performance.now();
-    for (let i = 0; i < cases; i++) {
-      const bytes = mutate(base, random);
-      const { source, largestRead } = watched(bytes);
+    for (let i = 0; i < 3000; i++) {
+      const bytes = mutateSafetensors(seeds[i % seeds.length], random);
       const t0 = performance.now();
-      let outcome = 'ok';
-      try {
-        const st = await openSafetensors(source);
-        for (const name of st.names()) {
-          const t = await st.read(name);
-          toFloat32(t.data, t.dtype);
-        }
-      } catch (error) {
-        if (!CheckpointError.isCheckpointError(error) || !(error instanceof CheckpointError)) {
-          throw new Error(`case ${i}: threw a non-checkpoint error: ${String(error)}\nbytes: ${Buffer.from(bytes).toString('base64')}`);
-        }
-        expect(error.file).toBe('fuzz.safetensors');
-        outcome = error.code;
-      }
+      const result = await checkSingle(bytes);
       slowest = Math.max(slowest, performance.now() - t0);
-      expect(largestRead()).toBeLessThanOrEqual(bytes.length);
-      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      if (BAD.includes(result.outcome)) throw new Error(`case ${i}: ${result.outcome}: ${result.detail}\nbytes (base64): ${Buffer.from(bytes).toString('base64').slice(0, 4000)}`);
+      results.push(result);
     }
-    const elapsed = performance.now() - started;
-    // Every failure mode was reached, and some mutations still parse (e.g. a changed data byte).
-    for (const code of ['ok', 'SAFETENSORS_TRUNCATED', 'SAFETENSORS_HEADER_TOO_LARGE', 'SAFETENSORS_HEADER_INVALID', 'SAFETENSORS_INVALID_OFFSETS', 'SAFETENSORS_SIZE_MISMATCH', 'SAFETENSORS_UNKNOWN_DTYPE', 'SAFETENSORS_INVALID_TENSOR']) {
-      expect(outcomes.get(code) ?? 0, `${code} in ${JSON.stringify([...outcomes])}`).toBeGreaterThan(0);
+    const counts = tally(results);
+    // Both kinds of ending are reached, and every main refusal code.
+    expect(counts.get('agree') ?? 0).toBeGreaterThan(100);
+    expect(counts.get('typed') ?? 0).toBeGreaterThan(1000);
+    const codes = new Set(results.map((r) => r.code));
+    for (const code of ['SAFETENSORS_TRUNCATED', 'SAFETENSORS_HEADER_TOO_LARGE', 'SAFETENSORS_HEADER_INVALID', 'SAFETENSORS_INVALID_OFFSETS', 'SAFETENSORS_SIZE_MISMATCH', 'SAFETENSORS_UNKNOWN_DTYPE', 'SAFETENSORS_INVALID_TENSOR', 'SAFETENSORS_DUPLICATE_TENSOR']) {
+      expect(codes.has(code), code).toBe(true);
     }
     expect(slowest).toBeLessThan(2_000);
-    expect(elapsed).toBeLessThan(60_000);
+  });
+
+  it('headers built to cost work or memory are linear and capped', async () => {
+    const random = seeded(7);
+    for (let i = 0; i < 10; i++) {
+      const bytes = blowUp(random, 0.2);
+      const result = await checkSingle(bytes);
+      expect(BAD, result.detail).not.toContain(result.outcome);
+    }
+    // One tensor over the cap: refused with its own code, quickly.
+    const parts: string[] = [];
+    for (let i = 0; i <= MAX_TENSORS; i++) parts.push(`"t${i}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`);
+    const header = new TextEncoder().encode(`{${parts.join(',')}}`);
+    const bytes = new Uint8Array(8 + header.length);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+    bytes.set(header, 8);
+    const t0 = performance.now();
+    await expect(openSafetensors(bufferSource(bytes))).rejects.toMatchObject({ code: 'SAFETENSORS_TOO_MANY_TENSORS' });
+    expect(performance.now() - t0).toBeLessThan(5_000);
+  });
+});
+
+describe('fuzz: mutated sharded folders', () => {
+  it('end in a typed error or in exactly what the validator computes, never reading outside the folder (120 folders)', async () => {
+    const outside = join(work, 'outside.safetensors');
+    writeOutsideFile(outside);
+    const random = seeded(99);
+    const results: CaseResult[] = [];
+    for (let i = 0; i < 120; i++) {
+      const dir = join(work, `case-${i}`);
+      mkdirSync(dir);
+      const label = writeShardedFolder(dir, outside, random);
+      const result = await withTimeout(checkFolder(dir), 5_000);
+      if (result === 'hang') {
+        releaseFifos([join(dir, 'model-00001-of-00003.safetensors'), join(dir, 'model-00002-of-00003.safetensors'), join(dir, 'model-00003-of-00003.safetensors'), join(dir, 'model.safetensors.index.json'), `${outside}.fifo`]);
+        throw new Error(`case ${i} (${label}) hung`);
+      }
+      if (BAD.includes(result.outcome)) throw new Error(`case ${i} (${label}): ${result.outcome}: ${result.detail}`);
+      results.push(result);
+    }
+    const counts = tally(results);
+    expect(counts.get('agree') ?? 0).toBeGreaterThan(5);
+    expect(counts.get('typed') ?? 0).toBeGreaterThan(30);
+    const codes = new Set(results.map((r) => r.code));
+    for (const code of ['CHECKPOINT_OUTSIDE_FOLDER', 'CHECKPOINT_IO', 'CHECKPOINT_INDEX_INVALID', 'CHECKPOINT_SHARD_MISSING']) expect(codes.has(code), `${code} in ${[...codes]}`).toBe(true);
+  });
+});
+
+describe('model folders: files stay inside the folder and are regular files', () => {
+  const model = () => writeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
+
+  it('a shard that is a symlink out of the folder is refused, not read', async () => {
+    const dir = join(work, 'symlink-out');
+    mkdirSync(dir);
+    writeOutsideFile(join(work, 'secret.safetensors'));
+    symlinkSync(join(work, 'secret.safetensors'), join(dir, 'a.safetensors'));
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'a.weight': 'a.safetensors' } }));
+    const checkpoint = await (await openModel(dir)).weights();
+    await expect(checkpoint.readBytes('a.weight')).rejects.toMatchObject({ code: 'CHECKPOINT_OUTSIDE_FOLDER', message: expect.stringMatching(/resolves to .*secret\.safetensors, outside the folder/) });
+  });
+
+  it('a FIFO, a device or a directory named as a file is refused at once', async () => {
+    const dir = join(work, 'specials');
+    mkdirSync(dir);
+    execFileSync('mkfifo', [join(dir, 'model.safetensors')]);
+    const t0 = performance.now();
+    await expect((await openModel(dir)).weights()).rejects.toMatchObject({ code: 'CHECKPOINT_IO', message: expect.stringMatching(/not a regular file \(a FIFO\)/) });
+    await expect(openSafetensors(fileSource(join(dir, 'model.safetensors')))).rejects.toMatchObject({ code: 'CHECKPOINT_IO' });
+    mkdirSync(join(dir, 'config.json'));
+    await expect((await openModel(dir)).readText('config.json')).rejects.toMatchObject({ code: 'CHECKPOINT_IO', message: expect.stringMatching(/a directory/) });
+    await expect(openSafetensors(fileSource('/dev/zero'))).rejects.toMatchObject({ code: 'CHECKPOINT_IO', message: expect.stringMatching(/a device/) });
+    expect(performance.now() - t0).toBeLessThan(2_000);
+  });
+
+  it('names with separators or dots are refused before any file is touched', async () => {
+    const folder = await openModel(work);
+    for (const name of ['../x', 'a/b', '..', '/etc/passwd', 'a\\b']) {
+      await expect(folder.readText(name)).rejects.toMatchObject({ code: 'CHECKPOINT_OUTSIDE_FOLDER' });
+    }
+  });
+
+  it('symlinks inside the folder and a Hugging Face cache snapshot (links into ../../blobs) are read', async () => {
+    const repo = join(work, 'models--org--tiny');
+    mkdirSync(join(repo, 'blobs'), { recursive: true });
+    mkdirSync(join(repo, 'snapshots', 'abc123'), { recursive: true });
+    writeFileSync(join(repo, 'blobs', 'f00d'), model());
+    symlinkSync('../../blobs/f00d', join(repo, 'snapshots', 'abc123', 'model.safetensors'));
+    const checkpoint = await (await openModel(join(repo, 'snapshots', 'abc123'))).weights();
+    expect(Array.from(await checkpoint.readFloat32('w'))).toEqual([1, 2]);
+    // The same link from a folder that is not a snapshot reaches outside it: refused.
+    const plain = join(work, 'plain', 'x');
+    mkdirSync(plain, { recursive: true });
+    symlinkSync(join(repo, 'blobs', 'f00d'), join(plain, 'model.safetensors'));
+    await expect((await openModel(plain)).weights()).rejects.toMatchObject({ code: 'CHECKPOINT_OUTSIDE_FOLDER' });
+  });
+
+  it('over HTTP, percent-encoded separators in shard names are refused', async () => {
+    const root = join(work, 'http');
+    mkdirSync(join(root, 'model'), { recursive: true });
+    writeFileSync(join(root, 'secret.safetensors'), model());
+    writeFileSync(join(root, 'model', 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: '%2e%2e%2fsecret.safetensors' } }));
+    const server = await serveFiles(root);
+    try {
+      const checkpoint = await (await openModel(`${server.url}model/`)).weights();
+      const error = await checkpoint.readBytes('w').catch((e: unknown) => e);
+      expect(CheckpointError.isCheckpointError(error)).toBe(true);
+      expect((error as CheckpointError).code).toBe('CHECKPOINT_OUTSIDE_FOLDER');
+      expect(server.requests.some((r) => r.path.includes('secret'))).toBe(false);
+    } finally {
+      await server.close();
+    }
   });
 });

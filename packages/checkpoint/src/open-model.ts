@@ -83,6 +83,8 @@ async function allowedRoots(dir: string): Promise<string[]> {
   return roots;
 }
 
+// Text is decoded as readFile(path, 'utf8') does: a byte-order mark is kept (so JSON.parse refuses it, as Python's json does).
+
 function directoryFiles(dir: string): ModelFiles {
   let roots: Promise<string[]> | undefined;
   /** The real path of `file`: a plain name whose real path (symlinks resolved) stays inside the folder. */
@@ -126,7 +128,7 @@ function directoryFiles(dir: string): ModelFiles {
       try {
         const size = await text.size();
         if (size > MAX_TEXT_BYTES) throw new CheckpointError('CHECKPOINT_IO', `${text.name}: ${size} bytes is too large for a text file (the limit is ${MAX_TEXT_BYTES})`, { file: text.name });
-        return new TextDecoder().decode(await text.read(0, size));
+        return new TextDecoder('utf-8', { ignoreBOM: true }).decode(await text.read(0, size));
       } finally {
         await text.close();
       }
@@ -159,7 +161,7 @@ async function boundedText(response: Response, limit: number, address: string): 
     bytes.set(chunk, at);
     at += chunk.byteLength;
   }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
 }
 
 /**
