@@ -93,7 +93,7 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 /** One random mutation of a valid file (byte-level, header-text-level, or a generated "blow-up" header). */
 export function mutateSafetensors(base: Uint8Array, random: () => number): Uint8Array {
   const pick = (n: number) => Math.floor(random() * n);
-  let bytes = base.slice();
+  let bytes: Uint8Array = base.slice();
   const rounds = 1 + pick(3);
   for (let k = 0; k < rounds; k++) {
     const headerEnd = Math.min(headerEndOf(bytes), bytes.length);
