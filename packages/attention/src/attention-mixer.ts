@@ -105,7 +105,9 @@ function reshaped(t: TensorLike, shape: number[]): TensorLike {
 }
 
 /** The positions' cos/sin tables, shared by every layer with the same RoPE on one runtime. */
-const ropeTables = new WeakMap<Runtime, Map<string, { table: Tensor; rows: number }>>();
+// Tables only grow; an outgrown table is kept (not disposed) because a captured decode plan of another
+// session may still bind it. Doubling keeps all tables of a config under twice the largest.
+const ropeTables = new WeakMap<Runtime, Map<string, { table: Tensor; rows: number; retired: Tensor[] }>>();
 const TABLE_GRANULE = 256;
 
 /**
@@ -248,8 +250,8 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     let entry = perRuntime.get(key);
     if (!entry || entry.rows < end) {
       const rows = Math.ceil(Math.max(end, 2 * (entry?.rows ?? 0)) / TABLE_GRANULE) * TABLE_GRANULE;
-      entry?.table.dispose();
-      entry = { table: this.runtime.upload(ropeTable(rope, 0, rows), [rows, R], 'f32', 'rope.table'), rows };
+      const retired = entry ? [...entry.retired, entry.table] : [];
+      entry = { table: this.runtime.upload(ropeTable(rope, 0, rows), [rows, R], 'f32', 'rope.table'), rows, retired };
       perRuntime.set(key, entry);
     }
     return { table: entry.table, position: start, temporary: false };

@@ -26,6 +26,7 @@ import {
 } from '@statespace/core';
 import { type FlashAttentionOptions, type KVRun, attendRuns } from './flash-attention.js';
 import { applyRope } from './rope.js';
+import { DECODE_CHUNK } from './flash-decoding.js';
 
 /** Page and run sizes of a {@link KVCacheState}. */
 export interface KVCacheOptions {
@@ -78,6 +79,9 @@ export class KVCacheState implements MixerState {
   private readonly runtime: Runtime;
   private runs: Run[] = [];
   private tokens = 0;
+  /** Rows of the RoPE table the last append used, and the sliding window of the last attend (decode signature). */
+  private ropeRows = 0;
+  private window = 0;
 
   constructor(runtime: Runtime, shape: KVCacheShape, options: KVCacheOptions = {}) {
     const op = 'KVCacheState';
@@ -156,6 +160,7 @@ export class KVCacheState implements MixerState {
     }
     const L = k.shape[1];
     assertArg(v.shape[1] === L, op, `k holds ${L} tokens, v ${v.shape[1]}`);
+    this.ropeRows = options.rope ? options.rope.table.shape[0] - options.rope.position + this.tokens : 0;
     this.reserve(L);
     const first = this.tokens;
     for (const r of this.runs) {
@@ -181,8 +186,39 @@ export class KVCacheState implements MixerState {
    */
   attend(q: TensorLike, options: FlashAttentionOptions = {}): Tensor {
     const Lq = q.shape[1];
+    this.window = options.slidingWindow ?? 0;
     assertArg(Lq <= this.tokens, 'KVCacheState.attend', `${Lq} queries but only ${this.tokens} tokens cached: append their keys first`);
     return attendRuns(this.runtime, q, this.kvRuns(), this.tokens - Lq, options);
+  }
+
+  /**
+   * What decides the commands of the next one-token step: the run the token goes to, the
+   * flash-decoding chunks of every run (which grow every 256 tokens and move with a sliding
+   * window) and whether the RoPE table still covers the position. Steps with the same
+   * signature differ only in positions, by one per token.
+   */
+  decodeSignature(): string {
+    const p = this.tokens;
+    if (p + 1 > this.capacity) return `grow:${this.runs.length}`;
+    const lo = this.window > 0 ? Math.max(0, p + 1 - this.window) : 0;
+    let sig = `${this.runs.length}:${this.capacity}:${this.ropeRows > p ? 1 : 0}`;
+    for (const r of this.runs) {
+      const a = Math.max(lo, r.start);
+      const e = Math.min(p + 1, r.start + r.capacity);
+      sig += a >= e ? ':-' : `:${Math.floor((a - r.start) / DECODE_CHUNK)}-${Math.ceil((e - r.start) / DECODE_CHUNK)}${p >= r.start && p < r.start + r.capacity ? '*' : ''}`;
+    }
+    return sig;
+  }
+
+  /** @internal A replayed decode plan appended `tokens` tokens on the GPU: count them. */
+  advanceReplayed(tokens: number): void {
+    this.tokens += tokens;
+  }
+
+  /** Forgets the tokens after the first `length` (pages stay allocated). */
+  truncate(length: number): void {
+    assertArg(Number.isInteger(length) && length >= 0 && length <= this.tokens, 'KVCacheState.truncate', `length must be an integer in [0, ${this.tokens}], got ${length}`);
+    this.tokens = length;
   }
 
   memory(): StateMemory {

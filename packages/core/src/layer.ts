@@ -34,6 +34,17 @@ export interface MixerState {
   load(bytes: Uint8Array): void;
   /** Frees the state's GPU buffers. */
   dispose(): void;
+  /**
+   * What decides which commands the next one-token forward records (kernels, buffers,
+   * workgroup counts): two steps with the same signature differ only in integer positions
+   * that move by a fixed step per token, so a captured decode plan can be replayed.
+   * '' when every step is alike (an SSM state). Without it a state is never replayed.
+   */
+  decodeSignature?(): string;
+  /** A replayed decode plan consumed `tokens` tokens on the GPU: update the host-side bookkeeping. */
+  advanceReplayed?(tokens: number): void;
+  /** Forgets the tokens after the first `length` (KV caches); recurrent states cannot and leave it out. */
+  truncate?(length: number): void;
 }
 
 /** Name, shape and (optional) dtype of a weight a layer expects, relative to the layer's prefix. */

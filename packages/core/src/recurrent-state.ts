@@ -48,6 +48,23 @@ export class RecurrentState implements MixerState {
     this.tokens += n;
   }
 
+  /** Every decode step of a recurrent state records the same commands. */
+  decodeSignature(): string {
+    return '';
+  }
+
+  /** @internal A replayed decode plan advanced the state by `tokens` tokens on the GPU. */
+  advanceReplayed(tokens: number): void {
+    this.tokens += tokens;
+  }
+
+  /** Overwrites this state with `other`'s (same shapes), recorded on the GPU. */
+  copyFrom(other: RecurrentState): void {
+    if (this.conv.byteSize) this.runtime.copy(other.conv, this.conv, this.conv.byteSize);
+    if (this.ssm.byteSize) this.runtime.copy(other.ssm, this.ssm, this.ssm.byteSize);
+    this.tokens = other.tokens;
+  }
+
   memory(): StateMemory {
     return { ssm: this.ssm.byteSize, conv: this.conv.byteSize, kv: 0 };
   }

@@ -8,6 +8,7 @@ import { type DType, f16ToF32, f32To16, storageBytes } from './dtype.js';
 import { StatespaceError } from './errors.js';
 import { type KernelDescriptor, packUniforms, uniformByteSize } from './kernel.js';
 import { Tensor, type TensorLike, numel, validateShape } from './tensor.js';
+import { type PlanCommand, CapturedPlan, type CaptureOptions } from './plan.js';
 
 /** Options for {@link Runtime.create}. */
 export interface RuntimeOptions extends RequestDeviceOptions {
@@ -34,6 +35,31 @@ export type TypedData = Float32Array | Int32Array | Uint32Array | Uint16Array;
 
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 2048;
+const WORD_U32 = 0;
+const WORD_I32 = 1;
+const WORD_F32 = 2;
+const WORD_UNUSED = 255;
+
+interface CaptureState {
+  commands: PlanCommand[];
+  uniformBuffer: GPUBuffer;
+  staging: ArrayBuffer;
+  /** Per uniform word: WORD_U32, WORD_I32, WORD_F32 or WORD_UNUSED. */
+  types: Uint8Array;
+  slot: number;
+  /** Every buffer the capture took (its arena). */
+  owned: Set<GPUBuffer>;
+  /** Arena buffers released during the capture, by size. */
+  free: Map<number, GPUBuffer[]>;
+  /** Buffers of the capture this one continues, by size, in the order that one took them. */
+  inherited: Map<number, GPUBuffer[]>;
+  /** Acquisition order. */
+  order: GPUBuffer[];
+  /** Commands already encoded (a write or read inside the capture runs what came before it). */
+  executed: number;
+  /** Why this capture cannot be replayed, if it cannot. */
+  tainted: string | null;
+}
 
 function bucketSize(bytes: number): number {
   const n = Math.max(16, bytes);
@@ -96,6 +122,13 @@ export class Runtime {
   private lost: string | null = null;
   private stats: MemoryStats = { liveBytes: 0, peakLiveBytes: 0, pooledBytes: 0, largestBufferBytes: 0 };
   private destroyed = false;
+  // Limits read once: `device.limits` is a getter that crosses into Dawn on every read.
+  private readonly maxBufferSize: number;
+  private readonly maxWorkgroupsPerDim: number;
+  /** The capture in progress, if any (see {@link beginCapture}). */
+  private capture: CaptureState | null = null;
+  /** MAP_READ staging buffers by size, reused across reads (a decode loop reads every token). */
+  private readonly staging = new Map<number, GPUBuffer[]>();
   /** GPU time per kernel name (ms) when profiling is on; see {@link startProfiling}. */
   private profile: { querySet: GPUQuerySet; resolve: GPUBuffer; names: string[]; capacity: number; totals: Map<string, { ms: number; count: number }>; pending: Promise<void>[] } | null = null;
   /** Number of dispatches recorded since creation (for tests and benchmarks). */
@@ -110,6 +143,8 @@ export class Runtime {
     // submitted every 32-128 dispatches (bench/NOTES.md). Software adapters gain nothing from it.
     this.submitEvery = info.isSoftware ? 0 : 64;
     this.device = info.device;
+    this.maxBufferSize = this.device.limits.maxBufferSize;
+    this.maxWorkgroupsPerDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     this.debugWgsl = options.debugWgsl ?? envFlag('STATESPACE_DEBUG_WGSL');
     this.uniformBuffer = this.device.createBuffer({
       label: 'statespace.uniforms',
@@ -143,11 +178,29 @@ export class Runtime {
 
   private acquire(bytes: number, label: string): GPUBuffer {
     this.checkAlive();
-    const max = this.device.limits.maxBufferSize;
+    const max = this.maxBufferSize;
     if (bytes > max) {
       throw new StatespaceError('BUFFER_TOO_LARGE', `${label}: ${bytes} bytes exceeds this device's maxBufferSize of ${max} bytes`);
     }
     const size = Math.min(bucketSize(bytes), Math.max(bytes, Math.floor(max / 4) * 4));
+    const cap = this.capture;
+    if (cap) {
+      // A capture takes its temporaries from its own arena: first what it released itself, then the
+      // buffers of the capture it continues (in the same order, so the same kernels bind the same buffers).
+      const buffer = cap.free.get(size)?.pop() ?? cap.inherited.get(size)?.shift() ?? this.takeFromPool(size, label);
+      cap.owned.add(buffer);
+      cap.order.push(buffer);
+      this.stats.liveBytes += size;
+      this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+      return buffer;
+    }
+    const buffer = this.takeFromPool(size, label);
+    this.stats.liveBytes += size;
+    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    return buffer;
+  }
+
+  private takeFromPool(size: number, label: string): GPUBuffer {
     const free = this.pool.get(size);
     let buffer = free?.pop();
     if (buffer) {
@@ -161,8 +214,6 @@ export class Runtime {
       this.sizes.set(buffer, size);
       this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, size);
     }
-    this.stats.liveBytes += size;
-    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
     return buffer;
   }
 
@@ -170,6 +221,24 @@ export class Runtime {
   releaseBuffer(buffer: GPUBuffer): void {
     const size = this.sizes.get(buffer) ?? buffer.size;
     this.stats.liveBytes -= size;
+    if (this.destroyed) return;
+    const cap = this.capture;
+    if (cap?.owned.has(buffer)) {
+      let free = cap.free.get(size);
+      if (!free) cap.free.set(size, (free = []));
+      free.push(buffer);
+      return;
+    }
+    this.returnToPool(buffer, size);
+  }
+
+  /** @internal Lowers the live-byte count for a buffer a plan hands back without a tensor's dispose. */
+  untrack(buffer: GPUBuffer): void {
+    this.stats.liveBytes -= this.sizes.get(buffer) ?? buffer.size;
+  }
+
+  /** @internal Puts a buffer no tensor holds back into the pool (plans give their arenas back this way). */
+  returnToPool(buffer: GPUBuffer, size = this.sizes.get(buffer) ?? buffer.size): void {
     if (this.destroyed) return;
     let list = this.pool.get(size);
     if (!list) this.pool.set(size, (list = []));
@@ -239,6 +308,11 @@ export class Runtime {
       throw new StatespaceError('SHAPE_MISMATCH', `write ${t.label}: ${data.length} values for ${t.size} elements`);
     }
     // writeBuffer runs before commands not yet submitted: submit them first so a reused buffer is not clobbered.
+    if (this.capture) {
+      // A write inside a capture (a table that grew, say) is not part of the plan: this capture is not replayable.
+      this.capture.tainted ??= `${t.label} was written during the capture`;
+      this.materializeCapture();
+    }
     if (this.pendingDispatches > 0 || this.encoder) this.flush();
     const padded = bytes.byteLength % 4 === 0 ? bytes : copyPadded(bytes);
     this.device.queue.writeBuffer(t.buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
@@ -269,17 +343,191 @@ export class Runtime {
   /** Reads `bytes` bytes from the start of a buffer. */
   async readBytes(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     this.checkAlive();
-    const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ label: 'statespace.readback', size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    if (this.capture) {
+      this.capture.tainted ??= 'a buffer was read back during the capture';
+      this.materializeCapture();
+    }
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    // The copy is recorded and submitted before the first await, so several reads can be in flight
+    // (each with its own staging buffer) while the host records the next token.
+    const bucket = size <= 4096 ? Math.ceil(size / 256) * 256 : size;
+    const staging = this.staging.get(bucket)?.pop() ?? this.device.createBuffer({ label: 'statespace.readback', size: bucket, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.endPass();
     this.getEncoder().copyBufferToBuffer(buffer, 0, staging, 0, size);
     this.flush();
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = staging.getMappedRange().slice(0, size);
-    staging.unmap();
-    staging.destroy();
-    this.throwErrors();
-    return out;
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+      const out = staging.getMappedRange(0, size).slice(0);
+      staging.unmap();
+      let list = this.staging.get(bucket);
+      if (!list) this.staging.set(bucket, (list = []));
+      if (list.length < 8) list.push(staging);
+      else staging.destroy();
+      return out;
+    } catch (cause) {
+      staging.destroy();
+      this.throwErrors();
+      throw new StatespaceError('DEVICE_LOST', `reading ${bytes} bytes back from the GPU failed: ${String(cause)}`, { cause });
+    } finally {
+      this.throwErrors();
+    }
+  }
+
+
+  // ---------------------------------------------------------------- capture and replay
+
+  /**
+   * Starts capturing: until {@link endCapture}, {@link run}, {@link copy} and {@link clear}
+   * record commands into a {@link CapturedPlan} instead of the encoder, and tensors made
+   * meanwhile come from the plan's own arena. The plan can then be replayed token after
+   * token with no kernel factory, bind-group creation, allocation or validation on the way.
+   *
+   * @example
+   * ```ts
+   * rt.beginCapture();
+   * const y = unary(rt, x, 'silu');
+   * const plan = rt.endCapture(y); // runs it once; y is the plan's output
+   * rt.replay(plan);               // runs it again: the same dispatches, the same buffers
+   * ```
+   */
+  beginCapture(options: CaptureOptions = {}): void {
+    this.checkAlive();
+    if (this.capture) throw new StatespaceError('INVALID_STATE', 'beginCapture: a capture is already in progress');
+    this.flush();
+    const inherited = new Map<number, GPUBuffer[]>();
+    if (options.continues) {
+      for (const b of options.continues.takeBuffers()) {
+        const size = this.sizes.get(b) ?? b.size;
+        let list = inherited.get(size);
+        if (!list) inherited.set(size, (list = []));
+        list.push(b);
+      }
+    }
+    this.capture = {
+      commands: [],
+      uniformBuffer: this.device.createBuffer({ label: 'statespace.plan.uniforms', size: UNIFORM_SLOT * UNIFORM_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+      staging: new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS),
+      types: new Uint8Array((UNIFORM_SLOT * UNIFORM_SLOTS) / 4).fill(WORD_UNUSED),
+      slot: 0,
+      owned: new Set(),
+      free: new Map(),
+      inherited,
+      order: [],
+      executed: 0,
+      tainted: null,
+    };
+  }
+
+  /** True while a capture is in progress. */
+  get capturing(): boolean {
+    return this.capture !== null;
+  }
+
+  /**
+   * Ends the capture, records its commands (they run at the next flush, like any others)
+   * and returns the plan. `output` (a tensor made during the capture) is kept by the plan
+   * and written by every replay; other tensors still alive keep their buffers.
+   */
+  endCapture(output?: Tensor): CapturedPlan {
+    const cap = this.capture;
+    if (!cap) throw new StatespaceError('INVALID_STATE', 'endCapture: no capture in progress');
+    this.materializeCapture();
+    this.capture = null;
+    // Buffers still held by tensors other than the output escape the arena: their tensors own them now.
+    const arena: GPUBuffer[] = [];
+    const seen = new Set<GPUBuffer>();
+    const freeNow = new Set<GPUBuffer>();
+    for (const list of cap.free.values()) for (const b of list) freeNow.add(b);
+    for (const b of cap.order) {
+      if (seen.has(b)) continue;
+      seen.add(b);
+      if (freeNow.has(b) || b === output?.buffer) arena.push(b);
+    }
+    // Inherited buffers this capture did not use go back to the pool.
+    for (const list of cap.inherited.values()) for (const b of list) this.returnToPool(b);
+    const words = cap.slot * (UNIFORM_SLOT / 4);
+    return new CapturedPlan(this, {
+      commands: cap.commands,
+      uniformBuffer: cap.uniformBuffer,
+      uniforms: new Uint32Array(cap.staging, 0, words).slice(),
+      types: cap.types.slice(0, words),
+      arena,
+      output: output ?? null,
+      tainted: cap.tainted,
+    });
+  }
+
+  /**
+   * Records a captured plan again. `patch` words (from {@link CapturedPlan.advanceUniforms})
+   * were already written; nothing else is computed on the host.
+   */
+  replay(plan: CapturedPlan): void {
+    this.checkAlive();
+    if (this.capture) throw new StatespaceError('INVALID_STATE', 'replay: cannot replay inside a capture');
+    if (plan.hasDynamicUniforms) {
+      // The previous replay may still sit unsubmitted in the encoder: it must read its own uniforms.
+      this.flush();
+      plan.writeUniforms();
+    }
+    this.encodeCommands(plan.commands, 0, plan.commands.length);
+  }
+
+  private encodeCommands(commands: readonly PlanCommand[], from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      const c = commands[i];
+      if (c.kind === 'dispatch') {
+        if (!this.pass) this.pass = this.getEncoder().beginComputePass({ label: 'statespace.pass' });
+        this.pass.setPipeline(c.pipeline);
+        this.pass.setBindGroup(0, c.bindGroup, c.offsets);
+        this.pass.dispatchWorkgroups(c.x, c.y, c.z);
+        this.dispatchCount++;
+      } else {
+        this.endPass();
+        if (c.kind === 'copy') this.getEncoder().copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+        else this.getEncoder().clearBuffer(c.buffer, 0, c.bytes);
+      }
+      if (++this.pendingDispatches >= this.submitEvery && this.submitEvery > 0) this.flush();
+    }
+  }
+
+  /** Runs what the capture recorded so far (a write or read inside a capture needs it done first). */
+  private materializeCapture(): void {
+    const cap = this.capture!;
+    if (cap.executed === cap.commands.length) return;
+    this.device.queue.writeBuffer(cap.uniformBuffer, 0, cap.staging, 0, Math.max(1, cap.slot) * UNIFORM_SLOT);
+    const capture = this.capture;
+    this.capture = null;
+    this.encodeCommands(cap.commands, cap.executed, cap.commands.length);
+    this.capture = capture;
+    cap.executed = cap.commands.length;
+  }
+
+  private captureDispatch(kernel: KernelDescriptor, tensors: readonly TensorLike[], pipeline: GPUComputePipeline, layout: GPUBindGroupLayout, uniformSize: number): void {
+    const cap = this.capture!;
+    const slots = Math.ceil(uniformSize / UNIFORM_SLOT);
+    if (cap.slot + slots > UNIFORM_SLOTS) {
+      // More dispatches than one plan holds: run what was captured, keep going eagerly-captured.
+      cap.tainted = `more than ${UNIFORM_SLOTS} dispatches`;
+      this.materializeCapture();
+      cap.commands.length = 0;
+      cap.executed = 0;
+      cap.slot = 0;
+      cap.uniformBuffer = this.device.createBuffer({ label: 'statespace.plan.uniforms', size: UNIFORM_SLOT * UNIFORM_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    }
+    const offset = cap.slot * UNIFORM_SLOT;
+    packUniforms(kernel.uniformLayout, kernel.uniforms, new DataView(cap.staging), offset);
+    let w = offset / 4;
+    for (const t of Object.values(kernel.uniformLayout)) cap.types[w++] = t === 'u32' ? WORD_U32 : t === 'i32' ? WORD_I32 : WORD_F32;
+    cap.slot += slots;
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: cap.uniformBuffer, offset: 0, size: uniformSize } }];
+    let key = `${kernel.name}|${kernel.cacheKey}|${kernel.dispatch.join('x')}`;
+    tensors.forEach((t, i) => {
+      entries.push({ binding: i + 1, resource: { buffer: t.buffer, offset: 0, size: Math.max(4, t.byteSize) } });
+      key += `|${this.bufferId(t.buffer)}:${t.byteSize}`;
+    });
+    const bindGroup = this.device.createBindGroup({ label: kernel.name, layout, entries });
+    const [x, y, z] = kernel.dispatch;
+    cap.commands.push({ kind: 'dispatch', name: kernel.name, pipeline, bindGroup, offsets: [offset], x, y, z, key });
   }
 
   // ---------------------------------------------------------------- recording
@@ -355,11 +603,15 @@ export class Runtime {
     }
     const [x, y, z] = kernel.dispatch;
     if (x === 0 || y === 0 || z === 0) return;
-    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const maxDim = this.maxWorkgroupsPerDim;
     if (x > maxDim || y > maxDim || z > maxDim) {
       throw new StatespaceError('INVALID_ARGUMENT', `${kernel.name}: dispatch [${x},${y},${z}] exceeds ${maxDim} workgroups per dimension`);
     }
     const { pipeline, layout, uniformSize } = this.compiled(kernel);
+    if (this.capture) {
+      this.captureDispatch(kernel, tensors, pipeline, layout, uniformSize);
+      return;
+    }
     const slots = Math.ceil(uniformSize / UNIFORM_SLOT);
     if (this.uniformSlot + slots > UNIFORM_SLOTS) this.flush();
     const offset = this.uniformSlot * UNIFORM_SLOT;
@@ -403,6 +655,10 @@ export class Runtime {
       throw new StatespaceError('INVALID_ARGUMENT', `copy ${src.label} -> ${dst.label}: ${bytes} bytes at ${srcOffset} -> ${dstOffset} is out of range or not 4-byte aligned`);
     }
     if (bytes === 0) return;
+    if (this.capture) {
+      this.capture.commands.push({ kind: 'copy', src: src.buffer, srcOffset, dst: dst.buffer, dstOffset, bytes, key: `copy|${this.bufferId(src.buffer)}:${srcOffset}|${this.bufferId(dst.buffer)}:${dstOffset}|${bytes}` });
+      return;
+    }
     this.endPass();
     this.getEncoder().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
     this.pendingDispatches++;
@@ -411,8 +667,13 @@ export class Runtime {
   /** Records zero-filling of a tensor. */
   clear(t: TensorLike): void {
     this.checkAlive();
+    const bytes = Math.ceil(t.byteSize / 4) * 4;
+    if (this.capture) {
+      this.capture.commands.push({ kind: 'clear', buffer: t.buffer, bytes, key: `clear|${this.bufferId(t.buffer)}:${bytes}` });
+      return;
+    }
     this.endPass();
-    this.getEncoder().clearBuffer(t.buffer, 0, Math.ceil(t.byteSize / 4) * 4);
+    this.getEncoder().clearBuffer(t.buffer, 0, bytes);
     this.pendingDispatches++;
   }
 
@@ -512,6 +773,8 @@ export class Runtime {
   destroy(): void {
     if (this.destroyed) return;
     this.trimPool();
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.staging.clear();
     this.destroyed = true;
     this.uniformBuffer.destroy();
     this.device.destroy();

@@ -76,6 +76,28 @@ export class ModelState {
     return new ModelState(this.batch, this.layers.map((s) => s.clone()), this.length);
   }
 
+  /**
+   * A mark to come back to with {@link rollback}: a GPU copy of every recurrent state and the
+   * length of every KV cache (tokens after the mark are simply forgotten there).
+   */
+  checkpoint(): ModelStateCheckpoint {
+    const layers = this.layers.map((s) => (s.truncate ? { length: s.length, copy: null } : { length: s.length, copy: s.clone() }));
+    return { length: this.length, layers, dispose: () => layers.forEach((l) => l.copy?.dispose()) };
+  }
+
+  /** Returns to a {@link checkpoint} of this state (the checkpoint stays usable). */
+  rollback(mark: ModelStateCheckpoint): void {
+    this.layers.forEach((s, i) => {
+      const m = mark.layers[i];
+      if (m.copy) {
+        const target = s as MixerState & { copyFrom?(o: MixerState): void };
+        if (!target.copyFrom) throw new StatespaceError('UNSUPPORTED', `ModelState.rollback: layer ${i} state cannot be copied into`);
+        target.copyFrom(m.copy);
+      } else s.truncate!(m.length);
+    });
+    this.length = mark.length;
+  }
+
   /** Back to the empty state: SSM and conv states zeroed, KV caches emptied. */
   reset(): void {
     for (const s of this.layers) s.reset();
@@ -86,6 +108,16 @@ export class ModelState {
   dispose(): void {
     for (const s of this.layers) s.dispose();
   }
+}
+
+/** What {@link ModelState.checkpoint} returns. */
+export interface ModelStateCheckpoint {
+  /** Tokens consumed at the mark. */
+  readonly length: number;
+  /** Per layer: its length, and a copy of a recurrent state (null for a KV cache). */
+  readonly layers: readonly { length: number; copy: MixerState | null }[];
+  /** Frees the copies. */
+  dispose(): void;
 }
 
 /** Which logits {@link HybridModel.forward} returns. */

@@ -5,6 +5,7 @@
  * object: snapshot, restore, reset, fork and serialisation to bytes.
  */
 import { type Runtime, StatespaceError, type StateMemory, type Tensor, argmax } from '@statespace/core';
+import { DecodeEngine, type DecodeEngineStats } from './decode-engine.js';
 import type { HybridModel, ModelState } from './model.js';
 import { type SamplingOptions, sampleToken, seededRandom } from './sampling.js';
 
@@ -18,6 +19,38 @@ export interface GenerateOptions extends SamplingOptions {
   ignoreEos?: boolean;
   /** Cancels generation between tokens. */
   signal?: AbortSignal;
+  /**
+   * Greedy decoding keeps this many tokens in flight (default 3; 1 waits for each token):
+   * each step picks its token on the GPU and the next step is recorded before the host has
+   * read it. A stop token or cancellation wastes at most the tokens in flight: the state is
+   * rolled back to the tokens actually returned.
+   */
+  inFlight?: number;
+}
+
+/** A random 32-bit seed (crypto where available), the default of {@link SamplingOptions.seed}. */
+function randomSeed(): number {
+  const c = (globalThis as { crypto?: { getRandomValues?(a: Uint32Array): Uint32Array } }).crypto;
+  if (c?.getRandomValues) return c.getRandomValues(new Uint32Array(1))[0];
+  return Math.floor(Math.random() * 2 ** 32);
+}
+
+function invalid(option: string, allowed: string, value: unknown): never {
+  throw new StatespaceError('INVALID_ARGUMENT', `Session.generate: ${option} must be ${allowed}, got ${String(value)}`);
+}
+
+/** Checks every generate option at the boundary. */
+function validateGenerateOptions(o: GenerateOptions): void {
+  const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (o.maxNewTokens !== undefined && !(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 1)) invalid('maxNewTokens', 'a positive integer', o.maxNewTokens);
+  if (o.temperature !== undefined && !(isNum(o.temperature) && o.temperature >= 0)) invalid('temperature', 'a finite number >= 0', o.temperature);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) invalid('topK', 'an integer >= 0', o.topK);
+  if (o.topP !== undefined && !(isNum(o.topP) && o.topP > 0 && o.topP <= 1)) invalid('topP', 'a number in (0, 1]', o.topP);
+  if (o.repetitionPenalty !== undefined && !(isNum(o.repetitionPenalty) && o.repetitionPenalty > 0)) invalid('repetitionPenalty', 'a finite number > 0', o.repetitionPenalty);
+  if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0 && o.seed < 2 ** 32)) invalid('seed', 'an integer in [0, 2^32)', o.seed);
+  if (o.inFlight !== undefined && !(Number.isInteger(o.inFlight) && o.inFlight >= 1 && o.inFlight <= 8)) invalid('inFlight', 'an integer in [1, 8]', o.inFlight);
+  if (o.stopTokens !== undefined && (!Array.isArray(o.stopTokens) || o.stopTokens.some((t) => !Number.isInteger(t) || t < 0))) invalid('stopTokens', 'an array of token ids', o.stopTokens);
+  if (o.signal !== undefined && (typeof o.signal !== 'object' || o.signal === null || typeof o.signal.aborted !== 'boolean')) invalid('signal', 'an AbortSignal', o.signal);
 }
 
 /** Memory a session holds, in bytes. */
@@ -43,6 +76,13 @@ export interface SessionSnapshot {
 }
 
 const MAGIC = 0x53535331; // "SSS1"
+
+/** Index of the largest logit (first on ties), as the GPU argmax. */
+function argmaxOf(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
 
 /**
  * A conversation (or a batch of them) with a model.
@@ -147,8 +187,18 @@ export class Session {
 
   /** Feeds one token per sequence (decode step) and returns the next logits. */
   async step(tokens: number | readonly number[]): Promise<Float32Array[]> {
+    this.check();
     const t = typeof tokens === 'number' ? [tokens] : tokens;
-    return this.readLast(this.run(this.takeCarried(this.toBatch(t.map((x) => [x])))!, 'last'));
+    const rows = this.takeCarried(this.toBatch(t.map((x) => [x])))!;
+    if (rows[0].length > 1) return this.readLast(this.run(rows, 'last'));
+    const engine = this.decodeEngine();
+    this.runtime.write(engine.ids, Int32Array.from(rows.map((r) => r[0])));
+    const logits = engine.step('logits');
+    rows.forEach((r, b) => this.history[b].push(...r));
+    const V = this.model.spec.vocabSize;
+    const all = await this.runtime.readFloat(logits);
+    this.lastLogits = Array.from({ length: this.batch }, (_, b) => all.slice(b * V, (b + 1) * V));
+    return this.lastLogits;
   }
 
   /** Logits at every position of a prompt (batch, T, vocab) as one array per sequence, (T × vocab) row-major. */
@@ -176,47 +226,169 @@ export class Session {
 
   /** Like {@link generate} for every sequence of the batch at once; yields one token per sequence per step. */
   async *generateBatch(prompts: readonly (readonly number[])[] | null, options: GenerateOptions = {}): AsyncGenerator<number[], void, undefined> {
+    this.check();
+    validateGenerateOptions(options);
     const max = options.maxNewTokens ?? 64;
     const stops = new Set(options.stopTokens ?? (options.ignoreEos ? [] : (this.model.spec.eosTokenIds ?? [])));
-    const random = seededRandom(options.seed ?? 0);
-    const greedyOnGpu = (options.greedy || !options.temperature) && (options.repetitionPenalty ?? 1) === 1;
+    const greedy = (options.greedy || !options.temperature) && (options.repetitionPenalty ?? 1) === 1;
     // Tokens the previous generate call produced but did not feed come first.
     const input = this.takeCarried(prompts ? this.toBatch(prompts) : null);
-    let pending: Tensor | null = input ? this.run(input, 'last') : null;
-    if (!pending && !this.lastLogits) throw new StatespaceError('INVALID_ARGUMENT', 'Session.generate: no prompt given and nothing prefilled yet');
+    if (!input && !this.lastLogits) throw new StatespaceError('INVALID_ARGUMENT', 'Session.generate: no prompt given and nothing prefilled yet');
+    if (greedy) yield* this.generateGreedy(input, max, stops, options);
+    else yield* this.generateSampled(input, max, stops, options);
+  }
+
+  /** The decode engine of the current state (made on first use, dropped when the state is replaced). */
+  private decodeEngine(): DecodeEngine {
+    if (!this.engine) this.engine = new DecodeEngine(this.model, this.state, { usePlans: this.usePlans });
+    return this.engine;
+  }
+
+  private dropEngine(): void {
+    this.engine?.dispose();
+    this.engine = null;
+  }
+
+  /**
+   * Capture and replay decode steps (default true). False records every step through the
+   * kernels, which is the reference the plan path is tested against.
+   */
+  get usePlans(): boolean {
+    return this.plansOn;
+  }
+
+  set usePlans(on: boolean) {
+    this.plansOn = on;
+    if (this.engine) this.engine.usePlans = on;
+  }
+
+  /** Counters of the decode engine: replayed, captured and eager steps, dispatches per replay. */
+  decodeStats(): DecodeEngineStats | null {
+    return this.engine ? { ...this.engine.stats } : null;
+  }
+
+  private async readIds(t: Tensor): Promise<number[]> {
+    return Array.from(new Int32Array(await this.runtime.readBytes(t.buffer, this.batch * 4)));
+  }
+
+  /** Greedy decoding with the token chosen on the GPU and several steps in flight. */
+  private async *generateGreedy(input: number[][] | null, max: number, stops: Set<number>, options: GenerateOptions): AsyncGenerator<number[], void, undefined> {
+    const rt = this.runtime;
+    const engine = this.decodeEngine();
+    const depth = options.inFlight ?? 3;
+    const chosen: Promise<number[]>[] = [];
+    if (input) {
+      const logits = this.run(input, 'last');
+      const first = argmax(rt, logits, { out: rt.empty([this.batch, 1], 'i32', 'decode.first') });
+      logits.dispose();
+      rt.copy(first, engine.ids, this.batch * 4);
+      chosen.push(this.readIds(first));
+      first.dispose();
+    } else {
+      const ids = this.lastLogits!.map((row) => argmaxOf(row));
+      rt.write(engine.ids, Int32Array.from(ids));
+      chosen.push(Promise.resolve(ids));
+    }
+    this.lastLogits = null;
+    // Steps fed past the tokens returned are undone at a stop or a cancellation.
+    const mark = depth > 1 && (stops.size > 0 || options.signal) ? this.state.checkpoint() : null;
+    const emitted: number[][] = [];
+    let submitted = 0; // decode steps recorded; step j feeds token j-1
+    const done = new Array(this.batch).fill(false);
+    try {
+      for (let i = 0; i < max; i++) {
+        while (submitted < max - 1 && chosen.length < depth) {
+          const out = engine.step('argmax');
+          submitted++;
+          chosen.push(this.readIds(out));
+        }
+        const next = await chosen.shift()!;
+        if (options.signal?.aborted) {
+          this.settle(mark, emitted, submitted, emitted.length, null);
+          return;
+        }
+        emitted.push(next);
+        yield next;
+        next.forEach((t, b) => {
+          if (stops.has(t)) done[b] = true;
+        });
+        if (done.every(Boolean) || i === max - 1) {
+          this.settle(mark, emitted, submitted, i, next);
+          return;
+        }
+        if (options.signal?.aborted) {
+          this.settle(mark, emitted, submitted, i + 1, null);
+          return;
+        }
+      }
+    } finally {
+      // Reads still in flight resolve on their own; nothing waits for them.
+      for (const p of chosen) p.catch(() => undefined);
+      mark?.dispose();
+    }
+  }
+
+  /**
+   * Leaves the state having consumed exactly the first `fed` emitted tokens (rolling back
+   * steps recorded past them) and `carried` as the tokens the next call feeds first.
+   */
+  private settle(mark: ReturnType<ModelState['checkpoint']> | null, emitted: number[][], submitted: number, fed: number, carried: number[] | null): void {
+    if (submitted > fed) {
+      if (!mark) throw new StatespaceError('INTERNAL', 'Session: steps in flight past a stop without a checkpoint');
+      this.dropEngine();
+      this.state.rollback(mark);
+      if (fed > 0) {
+        const rows = Array.from({ length: this.batch }, (_, b) => emitted.slice(0, fed).map((t) => t[b]));
+        const ids = this.runtime.upload(Int32Array.from(rows.flat()), [this.batch, fed], 'i32', 'ids');
+        this.model.forward(ids, this.state, 'last').dispose();
+        ids.dispose();
+      }
+    }
+    for (let k = 0; k < fed; k++) emitted[k].forEach((t, b) => this.history[b].push(t));
+    this.feedAfterGenerate = carried;
+  }
+
+  /** Sampling on the host: one step at a time, the logits read back every token. */
+  private async *generateSampled(input: number[][] | null, max: number, stops: Set<number>, options: GenerateOptions): AsyncGenerator<number[], void, undefined> {
+    const rt = this.runtime;
+    const random = seededRandom(options.seed ?? randomSeed());
+    const V = this.model.spec.vocabSize;
+    let rows: Float32Array[];
+    if (input) rows = await this.readLast(this.run(input, 'last'));
+    else rows = this.lastLogits!;
     const done = new Array(this.batch).fill(false);
     for (let i = 0; i < max; i++) {
-      if (options.signal?.aborted) {
-        pending?.dispose();
-        return;
-      }
-      let next: number[];
-      if (pending && greedyOnGpu) {
-        // Greedy: argmax on the GPU, read back 4 bytes per sequence.
-        const ids = argmax(this.runtime, pending);
-        next = Array.from(await this.runtime.read(ids));
-        ids.dispose();
-        pending.dispose();
-        this.lastLogits = null;
-      } else {
-        const rows = pending ? await this.readLast(pending) : this.lastLogits!;
-        next = rows.map((row, b) => sampleToken(row, options, this.history[b], random));
-      }
-      pending = null;
+      if (options.signal?.aborted) return;
+      const next = rows.map((row, b) => sampleToken(row, options, this.history[b], random));
       yield next;
       next.forEach((t, b) => {
         if (stops.has(t)) done[b] = true;
       });
       if (done.every(Boolean) || i === max - 1) {
+        this.lastLogits = rows;
         this.feedAfterGenerate = next;
         return;
       }
-      pending = this.run(next.map((t) => [t]), 'last');
+      if (options.signal?.aborted) {
+        // The token was returned: feed it, as a later call would have.
+        this.feedAfterGenerate = next;
+        this.lastLogits = rows;
+        return;
+      }
+      const engine = this.decodeEngine();
+      rt.write(engine.ids, Int32Array.from(next));
+      const logits = engine.step('logits');
+      next.forEach((t, b) => this.history[b].push(t));
+      const all = await rt.readFloat(logits);
+      rows = Array.from({ length: this.batch }, (_, b) => all.slice(b * V, (b + 1) * V));
+      this.lastLogits = rows;
     }
   }
 
   // Tokens produced by the last generate call that the state has not consumed yet.
   private feedAfterGenerate: number[] | null = null;
+  private engine: DecodeEngine | null = null;
+  private plansOn = true;
 
   /**
    * Tokens the last generate call produced but did not feed back yet (its final
@@ -240,6 +412,7 @@ export class Session {
   restore(snapshot: SessionSnapshot): void {
     this.check();
     if (snapshot.state.batch !== this.batch) throw new StatespaceError('SHAPE_MISMATCH', `restore: snapshot has batch ${snapshot.state.batch}, session has ${this.batch}`);
+    this.dropEngine();
     this.state.dispose();
     this.state = snapshot.state.clone();
     this.lastLogits = snapshot.logits ? snapshot.logits.map((r) => r.slice()) : null;
@@ -250,6 +423,7 @@ export class Session {
   /** Forgets everything: back to an empty context. */
   reset(): void {
     this.check();
+    this.dropEngine();
     this.state.reset();
     this.lastLogits = null;
     this.history = this.history.map(() => []);
@@ -305,6 +479,7 @@ export class Session {
     if (meta.batch !== this.batch || meta.vocab !== this.model.spec.vocabSize || meta.layers.length !== this.state.layers.length) {
       throw new StatespaceError('STATE_INVALID', `Session.load: saved for ${meta.architecture} (batch ${meta.batch}, ${meta.layers.length} layers), not this model/session`);
     }
+    this.dropEngine();
     let o = 8 + n;
     meta.layers.forEach((len, i) => {
       this.state.layers[i].load(bytes.slice(o, o + len));
@@ -327,6 +502,7 @@ export class Session {
   /** Frees the session's state (the model stays). */
   dispose(): void {
     if (this.disposed) return;
+    this.dropEngine();
     this.state.dispose();
     this.disposed = true;
   }

@@ -1,0 +1,144 @@
+/**
+ * The decode engine on every fixture: captured and replayed steps give transformers'
+ * greedy tokens and the same logits as steps recorded through the kernels; plans are
+ * rebuilt where the structure changes (KV chunk and run boundaries); tokens in flight are
+ * undone at a stop token or a cancellation.
+ */
+import { Runtime } from '@statespace/core';
+import { maxAbsError } from '@statespace/core/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel } from './load.js';
+import { Session } from './session.js';
+import { fixtureDir, reference } from './testing/fixtures.js';
+import { composeModel } from './compose.js';
+
+const rt = await Runtime.create();
+const FAMILIES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next', 'zamba2'];
+
+async function collect(gen: AsyncGenerator<number, void, undefined>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const t of gen) out.push(t);
+  return out;
+}
+
+afterAll(() => rt.destroy());
+
+describe.each(FAMILIES)('%s through the decode engine', (name) => {
+  it('replayed greedy steps give transformers tokens, and logits equal to eager steps', async () => {
+    const ref = reference(name);
+    const { model } = await loadModel(rt, fixtureDir(name));
+    const planned = new Session(model);
+    const tokens = await collect(planned.generate(ref.input_ids, { maxNewTokens: 16, ignoreEos: true }));
+    expect(tokens).toEqual(ref.greedy_new_tokens);
+    const stats = planned.decodeStats()!;
+    // 15 steps: two captures make the plan, the rest replay it.
+    expect(stats.captures, stats.lastRefusal ?? '').toBeLessThanOrEqual(3);
+    expect(stats.replays).toBeGreaterThanOrEqual(12);
+    expect(stats.eager).toBe(0);
+
+    // Step by step, plan against kernels: the logits of every step agree.
+    const a = new Session(model);
+    const b = new Session(model);
+    b.usePlans = false;
+    await a.prefill(ref.input_ids);
+    await b.prefill(ref.input_ids);
+    let worst = 0;
+    for (const t of ref.greedy_new_tokens.slice(0, 10)) {
+      const [la] = await a.step(t);
+      const [lb] = await b.step(t);
+      worst = Math.max(worst, maxAbsError(la, lb));
+    }
+    expect(worst).toBeLessThan(1e-5);
+    expect(a.decodeStats()!.replays).toBeGreaterThanOrEqual(7);
+    expect(b.decodeStats()!.replays).toBe(0);
+    for (const s of [planned, a, b]) s.dispose();
+    model.dispose();
+  });
+});
+
+describe('plans across structure changes', () => {
+  it('a hybrid decoding past KV page runs and flash-decoding chunks matches the eager path at every step', async () => {
+    // Pages of 256 tokens grow in runs; chunks of 256 keys: 300 steps cross both.
+    const model = composeModel(rt, { pattern: 'MA', hiddenSize: 48, vocabSize: 97, mamba2: { numHeads: 2, headDim: 48, stateSize: 8 }, attention: { numHeads: 2, numKeyValueHeads: 1, headDim: 24 } }, { seed: 3 });
+    const a = new Session(model);
+    const b = new Session(model);
+    b.usePlans = false;
+    const prompt = [5, 9, 2];
+    let [la] = await a.prefill(prompt);
+    let [lb] = await b.prefill(prompt);
+    let worst = 0;
+    for (let i = 0; i < 300; i++) {
+      const t = (i * 31 + 7) % 97;
+      [la] = await a.step(t);
+      [lb] = await b.step(t);
+      worst = Math.max(worst, maxAbsError(la, lb));
+    }
+    expect(worst).toBeLessThan(1e-5);
+    const stats = a.decodeStats()!;
+    expect(stats.replays).toBeGreaterThan(280);
+    expect(stats.captures).toBeGreaterThanOrEqual(4); // rebuilt at the chunk / run boundaries
+    a.dispose();
+    b.dispose();
+    model.dispose();
+  });
+});
+
+describe('tokens in flight', () => {
+  it('a stop token leaves the state as if nothing ran past it', async () => {
+    const ref = reference('mamba2');
+    const { model } = await loadModel(rt, fixtureDir('mamba2'));
+    const free = new Session(model);
+    const all = await collect(free.generate(ref.input_ids, { maxNewTokens: 12, ignoreEos: true }));
+    // Stop at the first token that differs from its predecessor (a token not seen before it).
+    const k = all.findIndex((t, i) => all.indexOf(t) === i && i >= 3);
+    const stopAt = k >= 0 ? k : 3;
+    const piped = new Session(model);
+    const got = await collect(piped.generate(ref.input_ids, { maxNewTokens: 12, stopTokens: [all[stopAt]], inFlight: 4 }));
+    expect(got).toEqual(all.slice(0, stopAt + 1));
+    expect(piped.unconsumed).toEqual([all[stopAt]]);
+    // Continue both from the same tokens: one token at a time, no pipelining.
+    const single = new Session(model);
+    const same = await collect(single.generate(ref.input_ids, { maxNewTokens: 12, stopTokens: [all[stopAt]], inFlight: 1 }));
+    expect(same).toEqual(got);
+    const [x] = await piped.step(3);
+    const [y] = await single.step(3);
+    expect(piped.length).toBe(single.length);
+    expect(maxAbsError(x, y)).toBeLessThan(1e-4);
+    for (const s of [free, piped, single]) s.dispose();
+    model.dispose();
+  });
+
+  it('cancellation yields nothing more and rolls the state back to the tokens returned', async () => {
+    const ref = reference('llama');
+    const { model } = await loadModel(rt, fixtureDir('llama'));
+    const controller = new AbortController();
+    const s = new Session(model);
+    const got: number[] = [];
+    for await (const t of s.generate(ref.input_ids, { maxNewTokens: 16, ignoreEos: true, signal: controller.signal, inFlight: 4 })) {
+      got.push(t);
+      if (got.length === 5) controller.abort();
+    }
+    expect(got).toEqual(ref.greedy_new_tokens.slice(0, 5));
+    // Every returned token was fed, nothing after it.
+    expect(s.length).toBe(ref.input_ids.length + 5);
+    expect(s.unconsumed).toBeNull();
+    const [next] = await s.step(ref.greedy_new_tokens[5]);
+    const fresh = new Session(model);
+    const [want] = await fresh.prefill([...ref.input_ids, ...ref.greedy_new_tokens.slice(0, 6)]);
+    expect(maxAbsError(next, want)).toBeLessThan(1e-4);
+    s.dispose();
+    fresh.dispose();
+    model.dispose();
+  });
+
+  it('rejects out-of-domain options with INVALID_ARGUMENT', async () => {
+    const model = composeModel(rt, { pattern: 'M', hiddenSize: 32, vocabSize: 50, mamba2: { numHeads: 2, headDim: 32, stateSize: 8 } }, { seed: 1 });
+    const s = new Session(model);
+    for (const bad of [{ temperature: -1 }, { temperature: NaN }, { topP: 5 }, { topP: 0 }, { maxNewTokens: 2.5 }, { maxNewTokens: 0 }, { seed: -3 }, { topK: 1.5 }, { repetitionPenalty: 0 }, { inFlight: 0 }]) {
+      await expect(collect(s.generate([1, 2], bad)), JSON.stringify(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(s.length).toBe(0);
+    s.dispose();
+    model.dispose();
+  });
+});
