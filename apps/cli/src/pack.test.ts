@@ -8,7 +8,7 @@
  * downloaded, so npm never needs the registry. Needs the packages built (turbo's test depends on build).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +106,11 @@ describe('the packed packages installed with npm into a fresh project', () => {
     for (const [dep, dir] of external) dependencies[dep] = `file:${dir}`;
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies }, null, 2));
     await run('npm', ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project });
+    // two consumers: our own, and the README's "Use it" example with the folder it names
+    writeFileSync(join(project, 'index.ts'), CONSUMER);
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    writeFileSync(join(project, 'use-it.ts'), /## Use it[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1] ?? '');
+    cpSync(join(ROOT, 'fixtures/hf-tiny/mamba2'), join(project, 'my-mamba2'), { recursive: true });
   }, 120_000);
 
   afterAll(() => {
@@ -121,8 +126,7 @@ describe('the packed packages installed with npm into a fresh project', () => {
     expect(packed.get('@statespace/cli')?.dependencies?.['@statespace/default-model']).toBe(`^${packed.get('@statespace/default-model')?.version}`);
   });
 
-  it.each(['Node16', 'Bundler'])('tsc --noEmit with moduleResolution %s and skipLibCheck off type-checks a consumer', async (resolution) => {
-    writeFileSync(join(project, 'index.ts'), CONSUMER);
+  it.each(['Node16', 'Bundler'])('tsc --noEmit with moduleResolution %s and skipLibCheck off type-checks a consumer and the README example', async (resolution) => {
     const config = {
       compilerOptions: {
         target: 'ES2022',
@@ -135,11 +139,27 @@ describe('the packed packages installed with npm into a fresh project', () => {
         skipLibCheck: false,
         noEmit: true,
       },
-      files: ['index.ts'],
+      files: ['index.ts', 'use-it.ts'],
     };
     writeFileSync(join(project, `tsconfig.${resolution}.json`), JSON.stringify(config));
     const result = await run(process.execPath, [TSC, '-p', `tsconfig.${resolution}.json`], { cwd: project }).catch((e: { stdout: string; code: number }) => e);
     expect(result.stdout).toBe('');
+  }, 60_000);
+
+  it("the README's \"Use it\" example runs in Node against the installed packages", async () => {
+    expect(readFileSync(join(project, 'use-it.ts'), 'utf8'), 'README.md has a ```ts block under "## Use it"').toContain("loadModel(runtime, './my-mamba2')");
+    // the tsc tests above type-check it; here it is only emitted, to run
+    const config = { compilerOptions: { target: 'ES2022', module: 'Node16', moduleResolution: 'Node16', outDir: 'out' }, files: ['use-it.ts'] };
+    writeFileSync(join(project, 'tsconfig.use-it.json'), JSON.stringify(config));
+    const compiled = await run(process.execPath, [TSC, '-p', 'tsconfig.use-it.json', '--noCheck'], { cwd: project }).catch((e: { stdout: string }) => e);
+    expect(compiled.stdout).toBe('');
+    // it ends by itself (no runtime.destroy() in the example): a hang is a failure, not a pass
+    const { stdout } = await run(process.execPath, ['out/use-it.js'], { cwd: project, timeout: 50_000 });
+    const tokens = stdout.trim().split('\n').map(Number);
+    expect(tokens.length).toBeGreaterThan(0);
+    expect(tokens.length).toBeLessThanOrEqual(32);
+    const vocab = JSON.parse(readFileSync(join(project, 'my-mamba2/config.json'), 'utf8')).vocab_size;
+    for (const t of tokens) expect(Number.isInteger(t) && t >= 0 && t < vocab, `token ${t}`).toBe(true);
   }, 60_000);
 
   it('statespace start, run from the installed binary, speaks with the installed default model', async () => {
