@@ -28,4 +28,7 @@ process.exitCode = code;
 await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 // Should anything else still hold the event loop (a driver thread, a handle we did not open), end
 // anyway: the output is written, so nothing is lost. Unref'd, so it never delays a normal exit.
-setTimeout(() => process.exit(code), 2_000).unref();
+setTimeout(() => {
+  if (process.env.STATESPACE_DEBUG) process.stderr.write('statespace: the event loop was still busy 2 s after the output was written; exiting\n');
+  process.exit(code);
+}, 2_000).unref();
