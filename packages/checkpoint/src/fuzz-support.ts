@@ -452,6 +452,8 @@ export interface CaseResult {
   outcome: Outcome;
   detail?: string;
   code?: string;
+  /** Milliseconds spent in the package (open and reads), the validator left out. */
+  ms?: number;
 }
 
 const isTyped = (error: unknown) => CheckpointError.isCheckpointError(error) && error instanceof CheckpointError;
@@ -461,6 +463,9 @@ export async function checkSingle(bytes: Uint8Array): Promise<CaseResult> {
   const expected = validateSafetensors(bytes);
   let got: Map<string, { dtype: string; shape: readonly number[]; offset: number; byteLength: number; bytes: Uint8Array }>;
   let metadata: Readonly<Record<string, string>>;
+  const t0 = performance.now();
+  const result = (r: CaseResult): CaseResult => ({ ...r, ms });
+  let ms = 0;
   try {
     const st = await openSafetensors(bufferSource(bytes, 'fuzz.safetensors'));
     got = new Map();
@@ -470,13 +475,15 @@ export async function checkSingle(bytes: Uint8Array): Promise<CaseResult> {
     }
     metadata = st.metadata;
     await st.close();
+    ms = performance.now() - t0;
   } catch (error) {
-    if (!isTyped(error)) return { outcome: 'untyped', detail: String((error as Error)?.stack ?? error) };
+    ms = performance.now() - t0;
+    if (!isTyped(error)) return result({ outcome: 'untyped', detail: String((error as Error)?.stack ?? error) });
     const code = (error as CheckpointError).code;
-    if (expected.valid) return { outcome: 'false-refusal', detail: `${code}: ${(error as Error).message}`, code };
-    return { outcome: 'typed', code };
+    if (expected.valid) return result({ outcome: 'false-refusal', detail: `${code}: ${(error as Error).message}`, code });
+    return result({ outcome: 'typed', code });
   }
-  if (!expected.valid) return { outcome: 'wrong-silent', detail: `opened, validator says: ${expected.reason}` };
+  if (!expected.valid) return result({ outcome: 'wrong-silent', detail: `opened, validator says: ${expected.reason}` });
   if (got.size !== expected.tensors.size) return { outcome: 'wrong-silent', detail: `tensor count ${got.size} != ${expected.tensors.size}` };
   for (const [name, want] of expected.tensors) {
     const t = got.get(name);
@@ -489,8 +496,8 @@ export async function checkSingle(bytes: Uint8Array): Promise<CaseResult> {
       return { outcome: 'wrong-silent', detail: `bytes of ${name} differ` };
     }
   }
-  if (JSON.stringify(Object.entries(metadata).sort()) !== JSON.stringify(Object.entries(expected.metadata).sort())) return { outcome: 'wrong-silent', detail: 'metadata differs' };
-  return { outcome: 'agree' };
+  if (JSON.stringify(Object.entries(metadata).sort()) !== JSON.stringify(Object.entries(expected.metadata).sort())) return result({ outcome: 'wrong-silent', detail: 'metadata differs' });
+  return result({ outcome: 'agree' });
 }
 
 // ---------------------------------------------------------------------------
@@ -697,12 +704,14 @@ export async function checkFolder(dir: string): Promise<CaseResult> {
   // The validator first: it never opens a FIFO (it stats first), so it cannot hang.
   const expected = validateFolder(dir);
   let got: Map<string, Uint8Array>;
+  let checkpoint: Awaited<ReturnType<Awaited<ReturnType<typeof openModel>>['weights']>> | undefined;
   try {
-    const checkpoint = await (await openModel(dir)).weights();
+    checkpoint = await (await openModel(dir)).weights();
     got = new Map();
     for (const name of checkpoint.names()) got.set(name, await checkpoint.readBytes(name));
     await checkpoint.close();
   } catch (error) {
+    await checkpoint?.close();
     if (!isTyped(error)) return { outcome: 'untyped', detail: String((error as Error)?.stack ?? error) };
     const code = (error as CheckpointError).code;
     if (expected.valid) return { outcome: 'false-refusal', detail: `${code}: ${(error as Error).message}`, code };

@@ -40,16 +40,21 @@ const MAX_PATTERN_LENGTH = 20_000;
 
 /**
  * Finds a quantified group whose body can itself repeat or alternate: `(a+)+`, `(a|aa)*`,
- * `(?:x*y){2,}` (star height 2, the shape of catastrophic backtracking). Returns the group's
- * position, or undefined when there is none. Real tokenizer patterns (GPT-2, cl100k, Llama 3,
+ * `(?:x*y){2,}` (star height 2, the shape of exponential backtracking), or a second repeated
+ * wildcard (`.*a.*b`, polynomial backtracking). Returns its position, or undefined when there is
+ * none. Polynomial backtracking between overlapping classes (`\s*\s*x`) is not detected. Real tokenizer patterns (GPT-2, cl100k, Llama 3,
  * Qwen) never quantify a group. A linear scan over the source; classes and escapes are skipped.
  */
 export function repeatedGroupThatBacktracks(source: string): number | undefined {
   const groups: { start: number; risky: boolean }[] = [];
   let lastGroup: { start: number; risky: boolean } | undefined; // the group that just closed, if the previous atom was one
+  let lastWasDot = false;
+  let repeatedDots = 0;
   for (let i = 0; i < source.length; i++) {
     const c = source[i];
     let atomGroup: { start: number; risky: boolean } | undefined;
+    const isQuantifier = c === '*' || c === '+' || c === '?' || c === '{';
+    if (!isQuantifier) lastWasDot = c === '.';
     if (c === '\\') {
       const next = source[i + 1];
       if ((next === 'p' || next === 'P') && source[i + 2] === '{') {
@@ -79,6 +84,9 @@ export function repeatedGroupThatBacktracks(source: string): number | undefined 
       }
       if (source[i + 1] === '?' || source[i + 1] === '+') i++; // lazy or possessive suffix
       if (repeats && lastGroup?.risky) return lastGroup.start;
+      // Two repeated wildcards (.*x.*y) backtrack polynomially (n^k) on text that never matches.
+      if (repeats && lastWasDot && ++repeatedDots >= 2) return i;
+      lastWasDot = false;
       const top = groups[groups.length - 1];
       if (top && variable) top.risky = true;
       lastGroup = undefined;
