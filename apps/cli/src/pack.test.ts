@@ -8,11 +8,16 @@
  * downloaded, so npm never needs the registry. Needs the packages built (turbo's test depends on build).
  */
 import { execFile } from 'node:child_process';
+import { createReadStream, statSync } from 'node:fs';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -77,6 +82,52 @@ const tokenizer = await loadTokenizer(\`\${defaultModelUrl.pathname}tokenizer.js
 console.log(buffer.size, wrong, session.length, status, tokenizer.encode('In the beginning'));
 `;
 
+const PAGE_HTML = `<!doctype html><html><body><pre id="out"></pre><script type="module" src="./page.ts"></script></body></html>`;
+const PAGE_TS = `import { Runtime } from '@statespace/core';
+import { Session, loadModel } from '@statespace/hybrid';
+
+const out = document.getElementById('out')!;
+try {
+  const ids = new URLSearchParams(location.search).get('ids')!.split(',').map(Number);
+  const runtime = await Runtime.create();
+  const { model } = await loadModel(runtime, new URL('my-mamba2/', location.href).href);
+  const tokens: number[] = [];
+  for await (const t of new Session(model).generate(ids, { maxNewTokens: 8, greedy: true, ignoreEos: true })) tokens.push(t);
+  out.dataset.tokens = tokens.join(',');
+} catch (error) {
+  out.dataset.error = String((error as Error)?.stack ?? error);
+}
+`;
+
+const MIME: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json' };
+
+/** A static server for a folder, with the HTTP Range requests the checkpoint loader needs. */
+function serveStatic(root: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^([/\\.])+/, '');
+    const file = join(root, path || 'index.html');
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      res.writeHead(404).end();
+      return;
+    }
+    const type = MIME[extname(file)] ?? 'application/octet-stream';
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    if (range) {
+      const start = Number(range[1]);
+      const end = range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
+      res.writeHead(206, { 'content-type': type, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}`, 'accept-ranges': 'bytes' });
+      createReadStream(file, { start, end }).pipe(res);
+    } else {
+      res.writeHead(200, { 'content-type': type, 'content-length': size, 'accept-ranges': 'bytes' });
+      createReadStream(file).pipe(res);
+    }
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
 describe('the packed packages installed with npm into a fresh project', () => {
   let work: string;
   let project: string;
@@ -126,24 +177,28 @@ describe('the packed packages installed with npm into a fresh project', () => {
     expect(packed.get('@statespace/cli')?.dependencies?.['@statespace/default-model']).toBe(`^${packed.get('@statespace/default-model')?.version}`);
   });
 
-  it.each(['Node16', 'Bundler'])('tsc --noEmit with moduleResolution %s and skipLibCheck off type-checks a consumer and the README example', async (resolution) => {
-    const config = {
-      compilerOptions: {
-        target: 'ES2022',
-        module: resolution === 'Node16' ? 'Node16' : 'ESNext',
-        moduleResolution: resolution,
-        lib: ['ES2022', 'DOM'],
-        // no `types` entry for @webgpu/types: the published .d.ts must bring it in themselves
-        types: [],
-        strict: true,
-        skipLibCheck: false,
-        noEmit: true,
-      },
-      files: ['index.ts', 'use-it.ts'],
+  it('tsc --noEmit, moduleResolution node16 and bundler, skipLibCheck off, type-checks a consumer and the README example', async () => {
+    const check = async (resolution: 'Node16' | 'Bundler') => {
+      const config = {
+        compilerOptions: {
+          target: 'ES2022',
+          module: resolution === 'Node16' ? 'Node16' : 'ESNext',
+          moduleResolution: resolution,
+          lib: ['ES2022', 'DOM'],
+          // no `types` entry for @webgpu/types: the published .d.ts must bring it in themselves
+          types: [],
+          strict: true,
+          skipLibCheck: false,
+          noEmit: true,
+        },
+        files: ['index.ts', 'use-it.ts'],
+      };
+      writeFileSync(join(project, `tsconfig.${resolution}.json`), JSON.stringify(config));
+      const result = await run(process.execPath, [TSC, '-p', `tsconfig.${resolution}.json`], { cwd: project }).catch((e: { stdout: string }) => e);
+      return `${resolution}: ${result.stdout}`;
     };
-    writeFileSync(join(project, `tsconfig.${resolution}.json`), JSON.stringify(config));
-    const result = await run(process.execPath, [TSC, '-p', `tsconfig.${resolution}.json`], { cwd: project }).catch((e: { stdout: string; code: number }) => e);
-    expect(result.stdout).toBe('');
+    // side by side: tsc is single-threaded
+    expect(await Promise.all([check('Node16'), check('Bundler')])).toEqual(['Node16: ', 'Bundler: ']);
   }, 60_000);
 
   it("the README's \"Use it\" example runs in Node against the installed packages", async () => {
@@ -160,6 +215,35 @@ describe('the packed packages installed with npm into a fresh project', () => {
     expect(tokens.length).toBeLessThanOrEqual(32);
     const vocab = JSON.parse(readFileSync(join(project, 'my-mamba2/config.json'), 'utf8')).vocab_size;
     for (const t of tokens) expect(Number.isInteger(t) && t >= 0 && t < vocab, `token ${t}`).toBe(true);
+  }, 60_000);
+
+  it('a Vite-built page using the installed packages generates transformers\' greedy tokens in headless Chromium', async () => {
+    writeFileSync(join(project, 'index.html'), PAGE_HTML);
+    writeFileSync(join(project, 'page.ts'), PAGE_TS);
+    const outDir = join(project, 'dist');
+    await build({ root: project, configFile: false, logLevel: 'error', build: { outDir, emptyOutDir: true, target: 'es2022' } });
+    cpSync(join(project, 'my-mamba2'), join(outDir, 'my-mamba2'), { recursive: true });
+    // the bundle has no Node built-ins and no Dawn in it: the browser build must not pull them in
+    const bundle = readdirSync(join(outDir, 'assets')).map((f) => readFileSync(join(outDir, 'assets', f), 'utf8')).join('\n');
+    expect(bundle).not.toMatch(/dawn\.node/);
+    const server = await serveStatic(outDir);
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-background-networking'],
+    });
+    try {
+      const ref = JSON.parse(readFileSync(join(ROOT, 'fixtures/hf-tiny/mamba2/reference.json'), 'utf8'));
+      const page = await browser.newPage();
+      const { port } = server.address() as AddressInfo;
+      await page.goto(`http://127.0.0.1:${port}/index.html?ids=${ref.input_ids.join(',')}`);
+      await page.waitForFunction(() => { const d = document.getElementById('out')?.dataset; return !!(d?.tokens || d?.error); }, null, { timeout: 50_000 });
+      const result = await page.evaluate(() => ({ ...document.getElementById('out')!.dataset }));
+      expect(result.error).toBeUndefined();
+      expect(result.tokens!.split(',').map(Number)).toEqual(ref.greedy_new_tokens.slice(0, 8));
+    } finally {
+      await browser.close();
+      server.close();
+    }
   }, 60_000);
 
   it('statespace start, run from the installed binary, speaks with the installed default model', async () => {
