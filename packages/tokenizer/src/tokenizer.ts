@@ -13,6 +13,7 @@
  */
 import { BPE } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
+import { type MergeRanks, bpeMerge, mergeRanks } from './bpe-merge.js';
 import { createNormalizer, type Normalizer } from './normalizer.js';
 import { createPreTokenizer, type PreTokenizer } from './pre-tokenizer.js';
 import { createDecoder, decoderHasByteFallback, type Decoder } from './decoder.js';
@@ -96,6 +97,9 @@ interface Segment {
 }
 
 const WHITESPACE = /\p{White_Space}/u;
+
+/** Words this long or longer are merged by {@link bpeMerge} (the model caches shorter ones). */
+const LONG_WORD = 256;
 
 /**
  * transformers' `clean_up_tokenization`: removes the space before punctuation and English contractions.
@@ -421,6 +425,16 @@ function createModel(value: unknown): { model: BPE; vocab: Map<string, number> }
   } as unknown as ConstructorParameters<typeof BPE>[0]);
   // The model's own token -> id map and split merges (built once).
   const { tokens_to_ids: vocab, merges: pairs } = model as unknown as { tokens_to_ids: Map<string, number>; merges: [string, string][] };
+  // Long words (the model caches none of 256 characters or more) go to a flat-array merge with the
+  // same result: the model's own bpe() takes tens of seconds on a megabyte-long word.
+  const internals = model as unknown as { bpe: (token: string) => string[] };
+  const shortWords = internals.bpe.bind(model);
+  let ranks: MergeRanks | undefined;
+  internals.bpe = (token: string) => {
+    if (token.length < LONG_WORD) return shortWords(token);
+    ranks ??= mergeRanks(pairs);
+    return bpeMerge(token, ranks);
+  };
   for (let i = 0; i < pairs.length; i++) {
     const [a, b] = pairs[i];
     for (const token of [a, b, a + b]) {
