@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { createReadStream, statSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,7 +150,11 @@ describe('the packed packages installed with npm into a fresh project', () => {
       dependencies[manifest.name] = `file:${join(tarballs, file)}`;
       const from = closure.get(manifest.name)!;
       for (const dep of Object.keys(manifest.dependencies ?? {})) {
-        if (!closure.has(dep) && !external.has(dep)) external.set(dep, realpathSync(join(from, 'node_modules', dep)));
+        if (closure.has(dep) || external.has(dep)) continue;
+        // pnpm links each package's dependencies beside it; a hoisted install keeps them at the root
+        const local = [join(from, 'node_modules', dep), join(ROOT, 'node_modules', dep)].find((d) => existsSync(d));
+        expect(local, `${dep}, a dependency of ${manifest.name}, is installed in this checkout`).toBeDefined();
+        external.set(dep, realpathSync(local!));
       }
     }
     // npm links a `file:` folder and leaves it alone (no install scripts with --ignore-scripts).
