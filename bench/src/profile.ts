@@ -42,12 +42,14 @@ for (const name of positionals.length ? positionals : ['mamba-130m']) {
   const rec = (performance.now() - t0) / n;
   const disp = (rt.dispatchCount - d0) / n;
   await rt.sync();
+  // Kernel timings come from the kernels' own dispatches (a replayed plan bypasses them).
+  s.usePlans = false;
   rt.startProfiling();
   await s.step(1);
   const prof = await rt.stopProfiling();
   const gpu = prof.reduce((a, k) => a + k.ms, 0);
   console.log(`${name} (context ${L}): ${wall.toFixed(2)} ms/token wall, recording ${rec.toFixed(2)} ms (${disp} dispatches, ${((rec / disp) * 1000).toFixed(1)} us each), GPU ${gpu.toFixed(2)} ms in kernels; ${walls.join(', ')}`);
-  for (const k of prof.slice(0, 8)) console.log(`   ${k.name.padEnd(30)} ${k.ms.toFixed(3)} ms x${k.count}`);
+  for (const k of prof.slice(0, 12)) console.log(`   ${k.name.padEnd(30)} ${k.ms.toFixed(3)} ms x${k.count}`);
   s.dispose();
   state.dispose();
   model.dispose();

@@ -75,7 +75,7 @@ describe('flash decoding', () => {
       expect(await check({ B: 2, Lq: 1, Lk, H: 4, Hkv: 2, D: 32, opts: { path: 'decode' } }, Lk)).toBeLessThan(1e-5);
     });
   }
-  for (const D of [16, 64, 128, 256]) {
+  for (const D of [16, 48, 64, 80, 128, 200, 256]) {
     it(`head_dim ${D}, 300 keys`, async () => {
       expect(await check({ B: 1, Lq: 1, Lk: 300, H: 2, Hkv: 1, D }, D + 1)).toBeLessThan(1e-5);
     });

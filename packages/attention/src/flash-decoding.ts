@@ -69,7 +69,7 @@ export function createFlashDecodeKernel(shape: FlashDecodeShape, options: Attent
     { name: 'po', type: 'f32', access: 'read_write' }, // (B, H, N, D) partial unnormalised outputs
     { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2) partial max and sum
   ] as const;
-  const wgsl = memoWgsl('flash_decode', '', () => `${wgslBindings(decodeLayout, bindings)}
+  const wgsl = memoWgsl('flash_decode', 'g', () => `${wgslBindings(decodeLayout, bindings)}
 ${wgslRowReduce()}
 const C = ${DECODE_CHUNK}u;
 const SENT = -3.0e38;
@@ -104,12 +104,24 @@ fn main(${WGSL_BUILTINS}) {
   ps[li] = p;
   workgroupBarrier();
   let slot = (b * u.H + h) * u.N + u.chunkBase + ci;
-  for (var d = li; d < u.D; d += C) {
-    var acc = 0.0;
-    for (var c = kStart; c < kEnd; c++) {
+  // P·V: the C threads form G = C / D groups; group g sums keys g, g + G, ... for feature d,
+  // so each thread runs C / G iterations instead of C; the groups' sums meet in the reduction's
+  // workgroup array red (ROW_THREADS = C entries), free again after wgSum's last barrier.
+  let G = max(1u, C / u.D);
+  let g = li / u.D;
+  let d = li % u.D;
+  var acc = 0.0;
+  if (g < G) {
+    for (var c = kStart + g; c < kEnd; c += G) {
       acc += ps[c - chunkStart] * v[((b * u.segCap + c - u.segStart) * u.Hkv + hk) * u.D + d];
     }
-    po[slot * u.D + d] = acc;
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  if (li < u.D) {
+    var sum = 0.0;
+    for (var j = 0u; j < G; j++) { sum += red[j * u.D + li]; }
+    po[slot * u.D + li] = sum;
   }
   if (li == 0u) {
     pml[slot * 2u] = m;
@@ -118,7 +130,7 @@ fn main(${WGSL_BUILTINS}) {
 }`);
   return {
     name: 'flash_decode',
-    cacheKey: '',
+    cacheKey: 'g',
     wgsl,
     workgroupSize: [DECODE_CHUNK, 1, 1],
     dispatch: [shape.chunks, shape.H, shape.B],

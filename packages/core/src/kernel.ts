@@ -17,8 +17,8 @@ export type UniformLayout = Readonly<Record<string, UniformType>>;
 export interface BindingDecl {
   /** WGSL variable name. */
   readonly name: string;
-  /** WGSL element type of the `array<...>` (f32, u32, i32). */
-  readonly type: 'f32' | 'u32' | 'i32';
+  /** WGSL element type of the `array<...>` (f32, u32, i32, or their vec4 for 16-byte loads). */
+  readonly type: 'f32' | 'u32' | 'i32' | 'vec4<f32>' | 'vec4<u32>';
   /** `read` for inputs, `read_write` for outputs. */
   readonly access: 'read' | 'read_write';
 }

@@ -11,7 +11,7 @@
  * sliding window that moves a chunk, or a RoPE table that grows changes the signature and
  * triggers a recapture (two steps recorded as usual).
  */
-import { type CapturedPlan, type Runtime, type Tensor, argmax } from '@statespace/core';
+import { type CapturedPlan, type Runtime, StatespaceError, type Tensor, argmax } from '@statespace/core';
 import type { HybridModel, ModelState } from './model.js';
 
 /** What a decode step returns. */
@@ -29,6 +29,8 @@ export interface DecodeEngineStats {
   planSize: number;
   /** Why the last capture could not become a plan, if it could not. */
   lastRefusal: string | null;
+  /** Host milliseconds spent recording steps (replays, captures and eager steps together). */
+  hostMs: number;
 }
 
 /**
@@ -51,7 +53,7 @@ export class DecodeEngine {
   /** The ids every step reads: (batch, 1) i32. */
   readonly ids: Tensor;
   /** Counters. */
-  readonly stats: DecodeEngineStats = { replays: 0, captures: 0, eager: 0, planSize: 0, lastRefusal: null };
+  readonly stats: DecodeEngineStats = { replays: 0, captures: 0, eager: 0, planSize: 0, lastRefusal: null, hostMs: 0 };
   /** Capture and replay (default true; false records every step eagerly, the reference path). */
   usePlans: boolean;
   private readonly runtime: Runtime;
@@ -100,7 +102,16 @@ export class DecodeEngine {
    * The tensor belongs to the engine and stays valid until the next step.
    */
   step(select: DecodeSelection): Tensor {
-    if (this.disposed) throw new Error('DecodeEngine: disposed');
+    const t0 = performance.now();
+    try {
+      return this.record1(select);
+    } finally {
+      this.stats.hostMs += performance.now() - t0;
+    }
+  }
+
+  private record1(select: DecodeSelection): Tensor {
+    if (this.disposed) throw new StatespaceError('DESTROYED', 'DecodeEngine: disposed');
     const rt = this.runtime;
     this.eagerOut?.dispose();
     this.eagerOut = null;

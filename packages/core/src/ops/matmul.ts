@@ -34,10 +34,91 @@ export interface MatmulAttrs {
 }
 
 const TILE = 64;
+/** Output rows per workgroup of the vec4 gemv: many rows (8 x 32 lanes) for wide N, fewer rows and more lanes for narrow N. */
+const VEC_WIDE = { lanes: 32, rows: 8 } as const;
+const VEC_NARROW = { lanes: 128, rows: 2 } as const;
+/** Rows of x one pass of the vec4 gemv handles (a batch of up to 8 decode tokens reads W once). */
+const VEC_MAX_M = 8;
 const TILE_K = 16;
 const GEMV_ROWS = 8;
 const GEMV_MAX_M = 4;
 const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
+
+/**
+ * Matrix-vector product for decode, y (M ≤ 8, N) = x · Wᵀ + b, reading W in 16-byte words
+ * (4 f32 or 8 packed f16/bf16 weights per load, both halves of each u32 used) with four
+ * independent loads in flight per lane, `lanes` lanes per output row striding over K, and a
+ * tree reduction of the lanes in workgroup memory. Needs K a multiple of 4 (f32) or 8 (16-bit).
+ *
+ * @example
+ * ```ts
+ * const k = createGemvVec4Kernel({ M: 1, N: 50280, K: 768 }, 'f16', false);
+ * ```
+ */
+export function createGemvVec4Kernel(shape: { M: number; N: number; K: number }, wDtype: DType, bias: boolean): KernelDescriptor {
+  const packed = wDtype !== 'f32';
+  const { lanes, rows } = shape.N >= 4096 ? VEC_WIDE : VEC_NARROW;
+  const bindings = [
+    { name: 'x', type: 'vec4<f32>', access: 'read' }, // (M, K/4)
+    { name: 'w', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' }, // (N, K/4) f32 or (N, K/8) packed pairs
+    ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
+    { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
+  ] as const;
+  const cacheKey = `vec4|${wDtype}|${bias ? 'b' : ''}|${lanes}x${rows}`;
+  const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
+  // One step of the K loop for load `wv` at vec index `k` (16-bit: two x vec4s per word vec4).
+  const use = (wv: string, k: string) =>
+    packed
+      ? `{ let a = vec4<f32>(un(${wv}.x), un(${wv}.y)); let b = vec4<f32>(un(${wv}.z), un(${wv}.w));
+          for (var j = 0u; j < mc; j++) { let xb = (m0 + j) * K4 + 2u * (${k}); acc[j] += dot(a, x[xb]) + dot(b, x[xb + 1u]); } }`
+      : `{ for (var j = 0u; j < mc; j++) { acc[j] += dot(${wv}, x[(m0 + j) * K4 + ${k}]); } }`;
+  const wgsl = memoWgsl('matmul_gemv_vec4', cacheKey, () => `${wgslBindings(layout, bindings)}
+const LANES = ${lanes}u;
+const ROWS = ${rows}u;
+const MAXM = ${VEC_MAX_M}u;
+var<workgroup> part: array<f32, ${lanes * rows * VEC_MAX_M}>;
+${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+@compute @workgroup_size(${lanes}, ${rows}, 1)
+fn main(${WGSL_BUILTINS}) {
+  let n = ${WGSL_LINEAR_WORKGROUP} * ROWS + lid.y;
+  let K4 = u.K / 4u;
+  let KW = ${packed ? 'u.K / 8u' : 'K4'}; // 16-byte words per row of W
+  let T = LANES * ROWS;
+  for (var m0 = 0u; m0 < u.M; m0 += MAXM) {
+    let mc = min(MAXM, u.M - m0);
+    var acc = array<f32, ${VEC_MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    if (n < u.N) {
+      let row = n * KW;
+      var k = lid.x;
+      for (; k + 3u * LANES < KW; k += 4u * LANES) {
+        let w0 = w[row + k];
+        let w1 = w[row + k + LANES];
+        let w2 = w[row + k + 2u * LANES];
+        let w3 = w[row + k + 3u * LANES];
+        ${use('w0', 'k')}
+        ${use('w1', 'k + LANES')}
+        ${use('w2', 'k + 2u * LANES')}
+        ${use('w3', 'k + 3u * LANES')}
+      }
+      for (; k < KW; k += LANES) {
+        let w0 = w[row + k];
+        ${use('w0', 'k')}
+      }
+    }
+    for (var j = 0u; j < mc; j++) { part[j * T + li] = acc[j]; }
+    workgroupBarrier();
+    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+      if (lid.x < s) {
+        for (var j = 0u; j < mc; j++) { part[j * T + li] += part[j * T + li + s]; }
+      }
+      workgroupBarrier();
+    }
+    if (lid.x < mc && n < u.N) { y[(m0 + lid.x) * u.N + n] = part[lid.x * T + lid.y * LANES]${bias ? ' + bias[n]' : ''}; }
+    workgroupBarrier();
+  }
+}`);
+  return { name: 'matmul_gemv_vec4', cacheKey, wgsl, workgroupSize: [lanes, rows, 1], dispatch: linearDispatch(shape.N / rows), bindings, uniformLayout: layout, uniforms: { M: shape.M, N: shape.N, K: shape.K } };
+}
 
 /**
  * Builds the matmul kernel for x (M, K) and W ((N, K) or (K, N)).
@@ -52,7 +133,11 @@ export function createMatmulKernel(shape: { M: number; N: number; K: number }, a
   const transposeB = attrs.transposeB ?? true;
   const wDtype = attrs.weightDtype ?? 'f32';
   const bias = attrs.bias ?? false;
-  const gemv = attrs.gemv ?? shape.M <= GEMV_MAX_M;
+  const gemv = attrs.gemv ?? shape.M <= VEC_MAX_M;
+  const vecWidth = wDtype === 'f32' ? 4 : 8; // weights per 16-byte load
+  if (gemv && transposeB && !attrs.simple && shape.K % vecWidth === 0) {
+    return createGemvVec4Kernel(shape, wDtype, bias);
+  }
   const bindings = [
     { name: 'x', type: 'f32', access: 'read' }, // (M, K)
     { name: 'w', type: wgslStorageType(wDtype), access: 'read' }, // (N, K) or (K, N)

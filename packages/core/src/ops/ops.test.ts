@@ -21,6 +21,11 @@ describe('matmul', () => {
     [70, 129, 47],
     [64, 64, 64],
     [130, 3, 200],
+    // K a multiple of 4 and 8: the vec4 gemv (narrow and wide N, M up to 8 and a second pass)
+    [1, 37, 24],
+    [3, 4100, 64],
+    [8, 19, 40],
+    [11, 13, 16],
   ];
   for (const [M, N, K] of cases) {
     for (const transposeB of [true, false]) {
@@ -38,7 +43,7 @@ describe('matmul', () => {
     }
   }
   for (const dtype of ['f16', 'bf16'] as const) {
-    for (const [M, N, K] of [[1, 33, 65], [2, 7, 9], [67, 70, 31]] as [number, number, number][]) {
+    for (const [M, N, K] of [[1, 33, 65], [2, 7, 9], [67, 70, 31], [1, 33, 64], [5, 4097, 16], [9, 6, 40]] as [number, number, number][]) {
       it(`${dtype} weights M=${M} N=${N} K=${K}`, async () => {
         const x = randn(M * K, 4);
         const w = randn(N * K, 5);
