@@ -255,7 +255,11 @@ function fileListFiles(list: ArrayLike<File>): ModelFiles {
       return { name, size: async () => missing(), read: async () => missing(), close: async () => {} };
     },
     exists: async (name) => byName.has(name),
-    readText: async (name) => find(name).text(),
+    readText: async (name) => {
+      const file = find(name);
+      if (file.size > MAX_TEXT_BYTES) throw new CheckpointError('CHECKPOINT_IO', `${name}: ${file.size} bytes is too large for a text file (the limit is ${MAX_TEXT_BYTES})`, { file: name });
+      return file.text();
+    },
   };
 }
 

@@ -44,6 +44,15 @@ function checkRange(name: string, offset: number, length: number, size: number):
   }
 }
 
+/** `new Uint8Array(length)`, with a failed allocation (a huge tensor) as a typed error rather than a RangeError. */
+function allocate(name: string, length: number): Uint8Array {
+  try {
+    return new Uint8Array(length);
+  } catch (cause) {
+    throw new CheckpointError('CHECKPOINT_IO', `${name}: cannot allocate ${length} bytes: ${(cause as Error)?.message ?? String(cause)}`, { file: name, cause });
+  }
+}
+
 /**
  * A source over bytes already in memory. Reads return views into `bytes` (no copy).
  *
@@ -203,7 +212,7 @@ export function lazyFileSource(name: string, locate: () => Promise<string>): Byt
     read: async (offset, length) => {
       const { fh, size } = await open();
       checkRange(name, offset, length, size);
-      const out = new Uint8Array(length);
+      const out = allocate(name, length);
       let done = 0;
       while (done < length) {
         let bytesRead: number;
@@ -345,7 +354,7 @@ export function urlSource(url: string | URL, options: UrlSourceOptions = {}): By
 
 /** Reads a response body into exactly `length` bytes, refusing a longer or shorter body without buffering it. */
 async function readBody(response: Response, length: number, name: string, offset: number): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
+  const out = allocate(name, length);
   let done = 0;
   if (!response.body) throw new CheckpointError('CHECKPOINT_HTTP', `${name}: empty response body`, { file: name });
   const reader = response.body.getReader();
