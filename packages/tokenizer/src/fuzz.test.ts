@@ -2,7 +2,12 @@
  * The small, seeded fuzz run of CI; the long one is scripts/fuzz-long.ts. Every case ends in a
  * typed TokenizerError or in what the independent checks of fuzz-support.ts compute.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadTokenizer, MAX_TOKENIZER_FILE_BYTES } from './load.js';
 import { type TokenizerCaseResult, checkTokenizer, mutateTokenizer, seeded } from './fuzz-support.js';
 import { repeatedGroupThatBacktracks } from './pattern.js';
 import { TextStreamer } from './streamer.js';
@@ -76,5 +81,21 @@ describe('bounded work on hostile input', () => {
     for (const bad of [null, undefined, { length: 1e12 }, 'x']) {
       expect(() => streamer.put(bad as never)).toThrow(expect.objectContaining({ code: expect.stringMatching(/INVALID_ARGUMENT|TOKEN_ID_OUT_OF_RANGE/) }));
     }
+  });
+});
+
+describe('loading hostile files', () => {
+  it('a FIFO named tokenizer.json is refused at once, an oversized file by its size', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'statespace-tokenizer-fuzz-'));
+    try {
+      execFileSync('mkfifo', [join(dir, 'tokenizer.json')]);
+      const t0 = performance.now();
+      await expect(loadTokenizer(dir)).rejects.toMatchObject({ code: 'TOKENIZER_LOAD_FAILED', message: expect.stringMatching(/not a regular file/) });
+      expect(performance.now() - t0).toBeLessThan(2_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const big = new Blob([new Uint8Array(MAX_TOKENIZER_FILE_BYTES + 1)]);
+    await expect(loadTokenizer({ tokenizer: big })).rejects.toMatchObject({ code: 'TOKENIZER_INVALID', message: expect.stringMatching(/too large/) });
   });
 });
