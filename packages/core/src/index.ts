@@ -16,7 +16,7 @@ export * from './device.js';
 export * from './kernel.js';
 export * from './tensor.js';
 export * from './runtime.js';
-export { CapturedPlan, type CaptureOptions, type PlanCommand } from './plan.js';
+export { CapturedPlan, type CaptureOptions, type CapturedPlanParts, type PlanCommand, type PlanOwner } from './plan.js';
 export * from './layer.js';
 export * from './recurrent-state.js';
 export * from './ops/matmul.js';
