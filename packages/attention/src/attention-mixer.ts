@@ -23,6 +23,8 @@ import {
   assertArg,
   matmul,
   matmulReference,
+  linear,
+  type PendingNorm,
 } from '@statespace/core';
 import { MAX_HEAD_DIM, attentionReference } from './flash-attention.js';
 import { type KVCacheOptions, KVCacheState } from './kv-cache.js';
@@ -126,6 +128,7 @@ const TABLE_GRANULE = 256;
  */
 export class AttentionMixer implements SequenceMixer<KVCacheState> {
   readonly kind = 'attention';
+  readonly fusesInputNorm = true;
   readonly config: AttentionMixerConfig;
   private readonly runtime: Runtime;
   private readonly weights: LayerWeights;
@@ -172,16 +175,16 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     return new KVCacheState(this.runtime, { batch, numKeyValueHeads: this.dims.Hkv, headDim: this.dims.D }, this.config.cache);
   }
 
-  forward(x: Tensor, state: KVCacheState): Tensor {
+  forward(x: Tensor | PendingNorm, state: KVCacheState): Tensor {
     const { E } = this.dims;
     if (x.shape.length !== 3 || x.shape[0] !== state.batch || x.shape[2] !== E) {
       throw new StatespaceError('SHAPE_MISMATCH', `AttentionMixer: x has shape [${x.shape.join(',')}], expected [batch=${state.batch}, seqlen, features=${E}]`);
     }
     const w = this.weights;
     const rt = this.runtime;
-    const q = matmul(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] });
-    const k = matmul(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] });
-    const v = matmul(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] });
+    const q = linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] });
+    const k = linear(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] });
+    const v = linear(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] });
     const o = this.attend(q, k, v, state);
     q.dispose();
     k.dispose();

@@ -28,3 +28,4 @@ export * from './ops/top-k.js';
 export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';
 export * from './ops/glu.js';
 export * from './ops/add-rms-norm.js';
+export { type NormGemvInputs, type NormGemvKind, type PendingNormSpec, PendingNorm, canNormGemv, linear, normGemv, normedTensor } from './ops/norm-gemv.js';

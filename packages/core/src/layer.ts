@@ -5,6 +5,7 @@
  * state between calls (an SSM's fixed-size state, an attention layer's KV cache).
  */
 import type { Tensor } from './tensor.js';
+import type { PendingNorm } from './ops/norm-gemv.js';
 
 /** Bytes a state holds on the GPU, by kind (so fixed SSM state vs growing KV cache is visible). */
 export interface StateMemory {
@@ -81,6 +82,11 @@ export interface SequenceMixer<S extends MixerState = MixerState> {
    * Returns a new tensor (batch, seqlen, d_model); x is not modified.
    */
   forward(x: Tensor, state: S): Tensor;
+  /**
+   * True when {@link forward} also takes a {@link PendingNorm} (the block's residual add +
+   * RMSNorm, not run yet) for one-token steps, fusing the norm into its input projections.
+   */
+  readonly fusesInputNorm?: boolean;
 }
 
 /**

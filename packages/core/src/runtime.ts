@@ -101,6 +101,12 @@ export class Runtime {
    * host is still recording the last ones; 0 keeps one command buffer per flush.
    */
   submitEvery = 0;
+  /**
+   * Use the fused decode kernels (norm + gemv in one dispatch). On by default on GPUs; off on
+   * software adapters, where their workgroup barriers cost more than the dispatches they save.
+   * Tests turn it on there to check the fused path.
+   */
+  fastKernels: boolean;
 
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; uniformSize: number }>();
   // Bind groups are reused when the same buffers are bound again (steady-state decode binds the
@@ -123,6 +129,8 @@ export class Runtime {
   private stats: MemoryStats = { liveBytes: 0, peakLiveBytes: 0, pooledBytes: 0, largestBufferBytes: 0 };
   private destroyed = false;
   // Limits read once: `device.limits` is a getter that crosses into Dawn on every read.
+  /** Device limits kernels choose variants by (read once). */
+  readonly limits: { readonly maxComputeWorkgroupStorageSize: number; readonly maxStorageBufferBindingSize: number };
   private readonly maxBufferSize: number;
   private readonly maxWorkgroupsPerDim: number;
   /** The capture in progress, if any (see {@link beginCapture}). */
@@ -142,9 +150,14 @@ export class Runtime {
     // Measured on the H100: a decode step of ~200 dispatches ran 14.1 ms as one submit and 7.9-8.8 ms
     // submitted every 32-128 dispatches (bench/NOTES.md). Software adapters gain nothing from it.
     this.submitEvery = info.isSoftware ? 0 : 64;
+    this.fastKernels = !info.isSoftware;
     this.device = info.device;
     this.maxBufferSize = this.device.limits.maxBufferSize;
     this.maxWorkgroupsPerDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    this.limits = {
+      maxComputeWorkgroupStorageSize: this.device.limits.maxComputeWorkgroupStorageSize,
+      maxStorageBufferBindingSize: this.device.limits.maxStorageBufferBindingSize,
+    };
     this.debugWgsl = options.debugWgsl ?? envFlag('STATESPACE_DEBUG_WGSL');
     this.uniformBuffer = this.device.createBuffer({
       label: 'statespace.uniforms',
@@ -458,7 +471,7 @@ export class Runtime {
   }
 
   /**
-   * Records a captured plan again. `patch` words (from {@link CapturedPlan.advanceUniforms})
+   * Records a captured plan again. `patch` words (from {@link CapturedPlan.advance})
    * were already written; nothing else is computed on the host.
    */
   replay(plan: CapturedPlan): void {

@@ -3,7 +3,7 @@
  * separate or fused gate/up weights), relu² MLP (Nemotron-H) and mixture of
  * experts with an optional, optionally gated, shared expert (Jamba, Granite, Qwen3-Next).
  */
-import { type LayerWeights, type Runtime, StatespaceError, type Tensor, binary, glu, matmul, unary } from '@statespace/core';
+import { type LayerWeights, type PendingNorm, type Runtime, StatespaceError, type Tensor, binary, glu, linear, matmul, unary } from '@statespace/core';
 import type { ChannelSpec, GluNames } from './spec.js';
 import { moeAccumulate, moeRouting } from './moe.js';
 
@@ -11,6 +11,8 @@ import { moeAccumulate, moeRouting } from './moe.js';
 export interface ChannelMixer {
   /** Runs the layer on `x` (..., D) and returns a new tensor (..., D); records dispatches only. */
   forward(x: Tensor): Tensor;
+  /** True when {@link forward} also takes a {@link PendingNorm} for one-token steps (see SequenceMixer.fusesInputNorm). */
+  readonly fusesInputNorm?: boolean;
 }
 
 function need(weights: LayerWeights, name: string, where: string): Tensor {
@@ -48,16 +50,17 @@ export class GluMlp implements ChannelMixer {
     }
     this.down = need(weights, names.down, where);
   }
-  forward(x: Tensor): Tensor {
+  readonly fusesInputNorm = true;
+  forward(x: Tensor | PendingNorm): Tensor {
     const rt = this.runtime;
     let h: Tensor;
     if (this.gateUp) {
-      const a = matmul(rt, x, this.gateUp);
+      const a = linear(rt, x, this.gateUp);
       h = glu(rt, a, this.act);
       a.dispose();
     } else {
-      const g = matmul(rt, x, this.gate!);
-      const u = matmul(rt, x, this.up!);
+      const g = linear(rt, x, this.gate!);
+      const u = linear(rt, x, this.up!);
       if (this.act === 'silu') h = binary(rt, g, u, 'silu_mul');
       else {
         const a = unary(rt, g, this.act);

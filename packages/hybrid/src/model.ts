@@ -18,6 +18,7 @@ import {
   embedding,
   layerNorm,
   matmul,
+  PendingNorm,
   rmsNorm,
   unary,
 } from '@statespace/core';
@@ -223,6 +224,28 @@ export class HybridModel {
       h = this.residual(h, pending.branch, pending.mult, emb);
       pending = null;
     };
+    // One-token steps hand the residual add + RMSNorm to the layer that consumes it, which
+    // fuses it into its input projections (PendingNorm): no dispatch of its own.
+    const fuseNorms = T === 1 && batch <= 8 && this.fuseNorms;
+    const pendingNormOf = (n: NormSpec): PendingNorm | null => {
+      if (!fuseNorms || n.kind === 'layer') return null;
+      const weight = this.w[n.weight];
+      const unitOffset = n.kind === 'rms_unit';
+      if (!pending) return new PendingNorm(rt, { h, weight, eps: n.eps, unitOffset });
+      const oldH = h;
+      const branch = pending.branch;
+      const sum = rt.empty(h.shape, 'f32', 'residual');
+      const pn = new PendingNorm(rt, {
+        h: oldH, branch, alpha: pending.mult, sum, weight, eps: n.eps, unitOffset,
+        release: () => {
+          branch.dispose();
+          if (oldH !== emb) oldH.dispose();
+        },
+      });
+      h = sum;
+      pending = null;
+      return pn;
+    };
     const normOf = (n: NormSpec): Tensor => {
       if (pending && n.kind !== 'layer') {
         const { sum, normed } = addRmsNorm(rt, h, pending.branch, this.w[n.weight], n.eps, { alpha: pending.mult, unitOffset: n.kind === 'rms_unit' });
@@ -237,7 +260,20 @@ export class HybridModel {
     };
     this.blocks.forEach((block) => {
       const s = block.spec;
-      if (block.mixers.length) {
+      const single = block.mixers.length === 1 && !block.sharedBlock ? block.mixers[0] : null;
+      if (single?.fusesInputNorm && s.mixerNorm && s.mixerNorm.kind !== 'layer' && fuseNorms && (s.mixers[0].inMultiplier ?? 1) === 1) {
+        const pn = pendingNormOf(s.mixerNorm)!;
+        // The mixer takes the pending norm in place of a tensor (SequenceMixer.fusesInputNorm).
+        let m = single.forward(pn as unknown as Tensor, state.layers[block.stateOffset]);
+        pn.dispose();
+        const ms = s.mixers[0];
+        if (ms.outMultiplier !== undefined && ms.outMultiplier !== 1) {
+          const scaled = unary(rt, m, 'scale', { alpha: ms.outMultiplier });
+          m.dispose();
+          m = scaled;
+        }
+        pending = { branch: m, mult: s.residualMultiplier ?? 1 };
+      } else if (block.mixers.length) {
         // Zamba2: the shared block's output joins the mixer's input, not the residual.
         let input = h;
         let n: Tensor;
@@ -278,6 +314,13 @@ export class HybridModel {
         pending = { branch: sum!, mult: s.residualMultiplier ?? 1 };
       }
       if (block.channel) {
+        if (s.channelNorm && block.channel.fusesInputNorm && fuseNorms && s.channelNorm.kind !== 'layer') {
+          const pn = pendingNormOf(s.channelNorm)!;
+          const c = block.channel.forward(pn as unknown as Tensor);
+          pn.dispose();
+          pending = { branch: c, mult: s.residualMultiplier ?? 1 };
+          return;
+        }
         let n: Tensor;
         if (s.channelNorm) n = normOf(s.channelNorm);
         else {
@@ -298,19 +341,39 @@ export class HybridModel {
       if (h !== emb) h.dispose();
       h = last;
       normed = this.norm(h, this.spec.finalNorm);
-    } else normed = normOf(this.spec.finalNorm);
+    } else {
+      const pn = pendingNormOf(this.spec.finalNorm);
+      if (pn) {
+        const out = pn.matmul(this.w[this.spec.lmHead]);
+        pn.dispose();
+        if (h !== emb) h.dispose();
+        if (emb) emb.dispose();
+        return this.scaleLogits(out);
+      }
+      normed = normOf(this.spec.finalNorm);
+    }
     if (h !== emb) h.dispose();
     if (emb) emb.dispose();
 
     const out = matmul(rt, normed, this.w[this.spec.lmHead]);
     normed.dispose();
+    return this.scaleLogits(out);
+  }
+
+  private scaleLogits(out: Tensor): Tensor {
     if (this.spec.logitsScaling && this.spec.logitsScaling !== 1) {
-      const scaled = unary(rt, out, 'scale', { alpha: 1 / this.spec.logitsScaling });
+      const scaled = unary(this.runtime, out, 'scale', { alpha: 1 / this.spec.logitsScaling });
       out.dispose();
       return scaled;
     }
     return out;
   }
+
+  /**
+   * Fuse each one-token step's residual add + RMSNorm into the projections that consume it
+   * (default true; false runs them as their own kernels, the reference for tests).
+   */
+  fuseNorms = true;
 
   /** Frees every weight and the blocks. */
   dispose(): void {

@@ -25,8 +25,11 @@ import {
   type Tensor,
   type WeightSpec,
   StatespaceError,
+  linear,
   matmul,
   matmulReference,
+  normedTensor,
+  type PendingNorm,
   RecurrentState,
 } from '@statespace/core';
 import { type BcdtNormKind, bcdtNorm, bcdtNormReference } from './bcdt-norm.js';
@@ -100,6 +103,7 @@ export class Mamba1State extends RecurrentState {}
  */
 export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
   readonly kind = 'mamba1';
+  readonly fusesInputNorm = true;
   readonly config: Readonly<Mamba1Config>;
   private readonly runtime: Runtime;
   private readonly w: LayerWeights;
@@ -148,7 +152,8 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     return new Mamba1State(this.runtime, batch, { conv: [batch, D, k - 1], ssm: [batch, D, N] }, 'mamba1');
   }
 
-  forward(x: Tensor, state: Mamba1State): Tensor {
+  forward(input: Tensor | PendingNorm, state: Mamba1State): Tensor {
+    const x = input;
     const { H } = dims(this.config);
     if (x.shape.length !== 3 || x.shape[2] !== H) {
       throw new StatespaceError('SHAPE_MISMATCH', `Mamba1Mixer.forward: x has shape [${x.shape.join(',')}], expected [batch, seqlen, hidden=${H}]`);
@@ -157,7 +162,8 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     const [batch, L] = x.shape;
     if (state.batch !== batch) throw new StatespaceError('SHAPE_MISMATCH', `Mamba1Mixer.forward: the state holds ${state.batch} sequences, x has batch ${batch}`);
     const chunk = Math.max(1, Math.floor(this.config.prefillChunk ?? DEFAULT_PREFILL_CHUNK));
-    if (L <= chunk) return this.forwardChunk(x, state);
+    if (L <= chunk) return this.forwardChunk(L === 1 ? input : normedTensor(input), state);
+    const xt = normedTensor(input);
 
     const rt = this.runtime;
     const out = rt.empty([batch, L, H], 'f32', 'mamba1.out');
@@ -165,7 +171,7 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     for (let t0 = 0; t0 < L; t0 += chunk) {
       const n = Math.min(chunk, L - t0);
       const part = rt.empty([batch, n, H], 'f32', 'mamba1.chunk');
-      for (let b = 0; b < batch; b++) rt.copy(x, part, n * rowBytes, (b * L + t0) * rowBytes, b * n * rowBytes);
+      for (let b = 0; b < batch; b++) rt.copy(xt, part, n * rowBytes, (b * L + t0) * rowBytes, b * n * rowBytes);
       const y = this.forwardChunk(part, state);
       for (let b = 0; b < batch; b++) rt.copy(y, out, n * rowBytes, b * n * rowBytes, (b * L + t0) * rowBytes);
       part.dispose();
@@ -174,12 +180,12 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     return out;
   }
 
-  private forwardChunk(x: Tensor, state: Mamba1State): Tensor {
+  private forwardChunk(x: Tensor | PendingNorm, state: Mamba1State): Tensor {
     const rt = this.runtime;
     const w = this.w;
     const { D, N, R } = dims(this.config);
     const L = x.shape[1];
-    const xz = matmul(rt, x, w['in_proj.weight'], { bias: w['in_proj.bias'] }); // (b, L, 2D)
+    const xz = linear(rt, x, w['in_proj.weight'], { bias: w['in_proj.bias'] }); // (b, L, 2D)
     const xc = causalConv1d(rt, columns(xz, 0, D), w['conv1d.weight'], w['conv1d.bias'], state.conv, { activation: 'silu' }); // (b, L, D)
     const xdbl = matmul(rt, xc, w['x_proj.weight']); // (b, L, R + 2N)
     const kind = this.config.bcdtNorm ?? 'none';

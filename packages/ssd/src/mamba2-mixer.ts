@@ -30,9 +30,14 @@ import {
   StatespaceError,
   assertArg,
   binary,
+  canNormGemv,
   createNormKernel,
   gatedRmsNorm,
+  linear,
   matmul,
+  normGemv,
+  normedTensor,
+  type PendingNorm,
   RecurrentState,
 } from '@statespace/core';
 import { causalConv1d, columns, copyColumns } from '@statespace/scan-wgsl';
@@ -176,6 +181,7 @@ export class Mamba2State extends RecurrentState {}
  */
 export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
   readonly kind = 'mamba2';
+  readonly fusesInputNorm = true;
   readonly config: Mamba2MixerConfig;
   private readonly runtime: Runtime;
   private readonly w: LayerWeights;
@@ -227,8 +233,9 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
     return new Mamba2State(this.runtime, batch, { conv: [batch, convDim, K - 1], ssm: [batch, H, P, N] }, 'mamba2');
   }
 
-  forward(x: Tensor, state: Mamba2State): Tensor {
+  forward(input: Tensor | PendingNorm, state: Mamba2State): Tensor {
     const op = 'Mamba2Mixer.forward';
+    const x = input;
     const hidden = this.config.hiddenSize;
     if (x.shape.length !== 3 || x.shape[0] !== state.batch || x.shape[2] !== hidden) {
       throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape [${x.shape.join(',')}], expected [batch=${state.batch}, seqlen, hidden=${hidden}]`);
@@ -241,6 +248,7 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
     if (L === 1) {
       this.step(x, state, y);
     } else {
+      const x = normedTensor(input);
       const S = this.tokensPerPass(b);
       if (S >= L) {
         this.prefill(x, state, y);
@@ -283,10 +291,10 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
   }
 
   /** in_proj and the causal conv; returns zxbcdt (b, L, proj) and the activated xBC (b, L, conv_dim). */
-  private project(x: TensorLike, state: Mamba2State): { zxbcdt: Tensor; xbc: Tensor } {
+  private project(x: TensorLike | PendingNorm, state: Mamba2State): { zxbcdt: Tensor; xbc: Tensor } {
     const rt = this.runtime;
     const { convDim, xbcStart } = this.d;
-    const zxbcdt = matmul(rt, x, this.w['in_proj.weight'], { bias: this.w['in_proj.bias'] });
+    const zxbcdt = linear(rt, x, this.w['in_proj.weight'], { bias: this.w['in_proj.bias'] });
     const xbc = causalConv1d(rt, columns(zxbcdt, xbcStart, convDim), this.w['conv1d.weight'], this.w['conv1d.bias'], state.conv, {
       activation: this.config.convActivation ?? 'silu',
     });
@@ -299,10 +307,27 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
     const { I, zStart } = this.d;
     const [b, L] = zxbcdt.shape;
     const yFlat = y.reshape([b, L, I]);
-    const z = copyColumns(rt, columns(zxbcdt, zStart, I));
-    let normed: Tensor;
     const gated = this.config.gatedNorm ?? true;
     const group = this.config.normGroupSize ?? I;
+    const outW = this.w['out_proj.weight'];
+    if (canNormGemv(rt, b * L, I, outW, gated ? I / group : 1)) {
+      // Decode: the gate, the norm and out_proj in one dispatch, z read in place from in_proj's output.
+      normGemv(rt, {
+        kind: !gated ? 'gate' : this.config.normBeforeGate ? 'rms_gate' : 'gated_rms',
+        x: yFlat,
+        z: zxbcdt,
+        zOffset: zStart,
+        normWeight: gated ? this.w['norm.weight'] : undefined,
+        eps: this.config.normEps,
+        groupSize: group,
+        weight: outW,
+        bias: this.w['out_proj.bias'],
+        out,
+      });
+      return;
+    }
+    const z = copyColumns(rt, columns(zxbcdt, zStart, I));
+    let normed: Tensor;
     if (!gated) {
       normed = binary(rt, z, yFlat, 'silu_mul');
     } else if (this.config.normBeforeGate) {
@@ -343,7 +368,7 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
     for (const t of [y, zxbcdt]) t.dispose();
   }
 
-  private step(x: TensorLike, state: Mamba2State, out: Tensor): void {
+  private step(x: TensorLike | PendingNorm, state: Mamba2State, out: Tensor): void {
     const rt = this.runtime;
     const { I, G, N, H, P, convDim, proj, dtStart } = this.d;
     const b = x.shape[0];

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { roundTo } from '../dtype.js';
+import { getTestRuntime, randn, relError, maxAbsError } from '../testing.js';
+import { type NormGemvKind, canNormGemv, createNormGemvKernel, normGemv, normGemvReference } from './norm-gemv.js';
+
+const rt = await getTestRuntime(); // poisons every new buffer with NaN
+rt.fastKernels = true;
+
+describe('norm + gemv fused', () => {
+  // Awkward sizes: N not a multiple of the rows per workgroup, wide N (>= 4096: 32 lanes), M up to 8, groups.
+  const shapes: { M: number; N: number; K: number; G?: number }[] = [
+    { M: 1, N: 37, K: 24 },
+    { M: 3, N: 4099, K: 40 },
+    { M: 8, N: 13, K: 16 },
+    { M: 2, N: 19, K: 48, G: 12 },
+  ];
+  const kinds: NormGemvKind[] = ['add_rms', 'gated_rms', 'rms_gate', 'gate'];
+  for (const kind of kinds) {
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      for (const { M, N, K, G } of shapes) {
+        if (kind === 'add_rms' && G) continue;
+        if (dtype !== 'f32' && K % 8) continue;
+        it(`${kind} ${dtype} M=${M} N=${N} K=${K}${G ? ` groups of ${G}` : ''}`, async () => {
+          const seed = M * 1000 + N + K;
+          const x = randn(M * K, seed);
+          const branch = randn(M * K, seed + 1);
+          const zStride = K + 9;
+          const z = randn(M * zStride, seed + 2, 2);
+          const normWeight = randn(K, seed + 3);
+          const weight = roundTo(randn(N * K, seed + 4), dtype);
+          const bias = randn(N, seed + 5);
+          const unitOffset = kind === 'add_rms' && M === 3;
+          const args = { kind, M, K, N, x, branch: kind === 'add_rms' ? branch : undefined, alpha: 0.7, z, zOffset: 5, zStride, normWeight, eps: 1e-5, unitOffset, groupSize: G, weight, bias };
+          const ref = normGemvReference(args);
+          const wt = rt.upload(weight, [N, K], dtype);
+          expect(canNormGemv(rt, M, K, wt, G ? K / G : 1)).toBe(true);
+          const sum = rt.empty([M, K]);
+          const y = normGemv(rt, {
+            kind,
+            x: rt.upload(x, [M, K]),
+            branch: kind === 'add_rms' ? rt.upload(branch, [M, K]) : undefined,
+            alpha: 0.7,
+            sum: kind === 'add_rms' ? sum : undefined,
+            z: rt.upload(z, [M, zStride]),
+            zOffset: 5,
+            normWeight: kind === 'gate' ? undefined : rt.upload(normWeight, [K]),
+            eps: 1e-5,
+            unitOffset,
+            groupSize: G,
+            weight: wt,
+            bias: rt.upload(bias, [N]),
+          });
+          expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
+          if (kind === 'add_rms') expect(maxAbsError(await rt.read(sum), ref.sum)).toBeLessThan(1e-6);
+        });
+      }
+    }
+  }
+  it('is off on software adapters unless asked for', () => {
+    const w = rt.upload(randn(6 * 16, 1), [6, 16]);
+    rt.fastKernels = false;
+    expect(canNormGemv(rt, 1, 16, w)).toBe(false);
+    rt.fastKernels = true;
+    expect(canNormGemv(rt, 1, 16, w)).toBe(true);
+  });
+  it('refuses what does not fit: K not a multiple of the word, M over 8, too many groups', () => {
+    const w = rt.upload(randn(6 * 10, 1), [6, 10]);
+    expect(canNormGemv(rt, 1, 10, w)).toBe(false);
+    const w2 = rt.upload(randn(6 * 16, 1), [6, 16]);
+    expect(canNormGemv(rt, 9, 16, w2)).toBe(false);
+    expect(canNormGemv(rt, 2, 16, w2, 8)).toBe(false);
+    expect(canNormGemv(rt, 2, 16, w2, 4)).toBe(true);
+  });
+  it('keeps runtime sizes out of the cache key', () => {
+    const a = createNormGemvKernel({ M: 1, N: 100, K: 64, G: 64 }, { kind: 'gated_rms', weightDtype: 'f32', normDtype: 'f32', capacity: 1024 });
+    const b = createNormGemvKernel({ M: 2, N: 200, K: 128, G: 32 }, { kind: 'gated_rms', weightDtype: 'f32', normDtype: 'f32', capacity: 1024 });
+    expect(a.cacheKey).toBe(b.cacheKey);
+    expect(b.uniforms.NG).toBe(4);
+  });
+});

@@ -1,0 +1,454 @@
+/**
+ * A norm fused into the matrix-vector product that consumes it, for decode (M ≤ 8 rows):
+ * every workgroup builds the normalised input rows in workgroup memory from the residual
+ * stream (or from a Mamba-2 gate), then computes its output rows of y = x̂ · Wᵀ + b. The
+ * norm never goes through global memory and costs no dispatch of its own; each workgroup
+ * rereads the M·K inputs (a few KiB, from cache) instead.
+ *
+ * Shape glossary (the project glossary, packages/core/README.md):
+ *   M  rows (tokens)   K  input features   N  output features   G  features per norm group
+ *
+ * Prologues (`kind`):
+ *   add_rms     s = h + α·b (b optional); x̂ = s / rms(s) · w (or · (1 + w)); workgroup 0 also writes s
+ *   gated_rms   x̂ = rmsnorm_G(y · silu(z)) · w          (MambaRMSNormGated, Mamba-2 paper section 7)
+ *   rms_gate    x̂ = rmsnorm_G(y) · w · silu(z)          (Falcon-H1 norm_before_gate)
+ *   gate        x̂ = y · silu(z)                          (no norm)
+ * z is read from columns of a wider tensor (offset, row stride), so the gate of a Mamba-2
+ * in_proj output needs no copy.
+ */
+import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
+import { assertArg } from '../errors.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
+import type { Runtime } from '../runtime.js';
+import type { Tensor, TensorLike } from '../tensor.js';
+import { createAddRmsNormKernel } from './add-rms-norm.js';
+import { matmul } from './matmul.js';
+import { rmsNorm } from './norm.js';
+
+/** The norm in front of a {@link normGemv}. */
+export type NormGemvKind = 'add_rms' | 'gated_rms' | 'rms_gate' | 'gate';
+
+const THREADS = 256;
+/** Most (row, group) pairs one workgroup normalises. */
+const MAX_R = 8;
+const MAX_M = 8;
+const CAPS = [1024, 2048, 4096, 8192];
+
+const layout = {
+  M: 'u32', N: 'u32', K: 'u32', G: 'u32', NG: 'u32', eps: 'f32', alpha: 'f32', zOff: 'u32', zStride: 'u32', writeSum: 'u32',
+} as const satisfies UniformLayout;
+
+/** Static choices of a {@link createNormGemvKernel}. */
+export interface NormGemvAttrs {
+  kind: NormGemvKind;
+  /** Storage type of W. */
+  weightDtype: DType;
+  /** Storage type of the norm weight (absent for `gate`). */
+  normDtype?: DType;
+  /** add_rms: a branch b is added (else s = h). */
+  branch?: boolean;
+  /** RMSNorm scale (1 + w) (Gemma-style, `rms_unit`). */
+  unitOffset?: boolean;
+  bias?: boolean;
+  /** Floats of workgroup memory for the M·K inputs (from {@link normGemvCapacity}). */
+  capacity: number;
+}
+
+/**
+ * Workgroup memory for `M·K` inputs, or 0 when the fused kernel does not apply (too wide
+ * for the device's workgroup storage, or K not a multiple of the 16-byte word).
+ *
+ * @example
+ * ```ts
+ * normGemvCapacity(1, 768, 'f32', 16384); // 1024
+ * ```
+ */
+export function normGemvCapacity(M: number, K: number, weightDtype: DType, storageLimit: number): number {
+  if (M < 1 || M > MAX_M || K % (weightDtype === 'f32' ? 4 : 8) !== 0) return 0;
+  const cap = CAPS.find((c) => c >= M * K);
+  if (cap === undefined || (cap + THREADS * MAX_R) * 4 > storageLimit) return 0;
+  return cap;
+}
+
+/**
+ * Builds the fused norm + gemv kernel.
+ *
+ * @example
+ * ```ts
+ * const k = createNormGemvKernel({ M: 1, N: 3352, K: 768, G: 768 }, { kind: 'add_rms', weightDtype: 'f32', normDtype: 'f32', branch: true, capacity: 1024 });
+ * ```
+ */
+export function createNormGemvKernel(shape: { M: number; N: number; K: number; G: number }, attrs: NormGemvAttrs): KernelDescriptor {
+  const { kind, weightDtype, capacity } = attrs;
+  const packed = weightDtype !== 'f32';
+  const norm = kind !== 'gate';
+  const wide = shape.N >= 4096;
+  const lanes = wide ? 32 : 128;
+  const rows = THREADS / lanes;
+  const bindings = [
+    ...(kind === 'add_rms'
+      ? [
+          { name: 'h', type: 'f32', access: 'read' } as const, // (M, K) residual stream
+          ...(attrs.branch ? [{ name: 'b', type: 'f32', access: 'read' } as const] : []), // (M, K) branch
+        ]
+      : [
+          { name: 'yv', type: 'f32', access: 'read' } as const, // (M, K)
+          { name: 'z', type: 'f32', access: 'read' } as const, // (M, zStride), the gate at columns zOff..zOff+K
+        ]),
+    ...(norm ? [{ name: 'nw', type: wgslStorageType(attrs.normDtype ?? 'f32'), access: 'read' } as const] : []), // (K)
+    ...(kind === 'add_rms' && attrs.branch ? [{ name: 's', type: 'f32', access: 'read_write' } as const] : []), // (M, K) new residual
+    { name: 'w', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' }, // (N, K/4) or (N, K/8)
+    ...(attrs.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
+    { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
+  ] as const;
+  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${lanes}`;
+  const silu = (v: string) => `(${v} / (1.0 + exp(-${v})))`;
+  const zAt = 'z[u.zOff + (i / u.K) * u.zStride + i % u.K]';
+  const load =
+    kind === 'add_rms'
+      ? `var v = h[i];${attrs.branch ? ' v += u.alpha * b[i]; if (u.writeSum == 1u && wg == 0u) { s[i] = v; }' : ''}`
+      : kind === 'rms_gate'
+        ? 'let v = yv[i];'
+        : `let zz = ${zAt}; let v = yv[i] * ${silu('zz')};`;
+  const scale = attrs.unitOffset ? '(1.0 + loadNW(c))' : 'loadNW(c)';
+  const unpack = weightDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
+  const xAt = (e: string) => `vec4<f32>(xs[${e}], xs[${e} + 1u], xs[${e} + 2u], xs[${e} + 3u])`;
+  const use = (wv: string, k: string) =>
+    packed
+      ? `{ let a = vec4<f32>(un(${wv}.x), un(${wv}.y)); let c2 = vec4<f32>(un(${wv}.z), un(${wv}.w));
+          for (var j = 0u; j < u.M; j++) { let e = j * u.K + 8u * (${k}); acc[j] += dot(a, ${xAt('e')}) + dot(c2, ${xAt('e + 4u')}); } }`
+      : `{ for (var j = 0u; j < u.M; j++) { let e = j * u.K + 4u * (${k}); acc[j] += dot(${wv}, ${xAt('e')}); } }`;
+  const wgsl = memoWgsl('norm_gemv', cacheKey, () => `${wgslBindings(layout, bindings)}
+${norm ? wgslLoadFloat('loadNW', 'nw', attrs.normDtype ?? 'f32') : ''}
+${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+const LANES = ${lanes}u;
+const ROWS = ${rows}u;
+const T = ${THREADS}u;
+var<workgroup> xs: array<f32, ${capacity}>;   // (M, K) the normalised inputs
+var<workgroup> part: array<f32, ${THREADS * MAX_R}>; // (R, T) partial sums
+@compute @workgroup_size(${lanes}, ${rows}, 1)
+fn main(${WGSL_BUILTINS}) {
+  let wg = ${WGSL_LINEAR_WORKGROUP};
+  let MK = u.M * u.K;
+  for (var i = li; i < MK; i += T) {
+    ${load}
+    xs[i] = v;
+  }
+  workgroupBarrier();
+${norm ? `  // Sums of squares of every (row, group): one partial per thread each, then one tree over all.
+  let R = u.M * u.NG;
+  for (var r = 0u; r < R; r++) {
+    let base = (r / u.NG) * u.K + (r % u.NG) * u.G;
+    var acc = 0.0;
+    for (var j = li; j < u.G; j += T) { let v = xs[base + j]; acc += v * v; }
+    part[r * T + li] = acc;
+  }
+  workgroupBarrier();
+  for (var st = T / 2u; st > 0u; st >>= 1u) {
+    if (li < st) { for (var r = 0u; r < R; r++) { part[r * T + li] += part[r * T + li + st]; } }
+    workgroupBarrier();
+  }
+  for (var i = li; i < MK; i += T) {
+    let c = i % u.K;
+    let inv = inverseSqrt(part[((i / u.K) * u.NG + c / u.G) * T] / f32(u.G) + u.eps);
+    ${kind === 'rms_gate' ? `let zz = ${zAt}; xs[i] = xs[i] * inv * ${scale} * ${silu('zz')};` : `xs[i] = xs[i] * inv * ${scale};`}
+  }
+  workgroupBarrier();` : ''}
+  let n = wg * ROWS + lid.y;
+  var acc = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+  if (n < u.N) {
+    let KW = ${packed ? 'u.K / 8u' : 'u.K / 4u'};
+    let row = n * KW;
+    var k = lid.x;
+    for (; k + LANES < KW; k += 2u * LANES) {
+      let w0 = w[row + k];
+      let w1 = w[row + k + LANES];
+      ${use('w0', 'k')}
+      ${use('w1', 'k + LANES')}
+    }
+    for (; k < KW; k += LANES) {
+      let w0 = w[row + k];
+      ${use('w0', 'k')}
+    }
+  }
+  for (var j = 0u; j < u.M; j++) { part[j * T + li] = acc[j]; }
+  workgroupBarrier();
+  for (var st = LANES / 2u; st > 0u; st >>= 1u) {
+    if (lid.x < st) { for (var j = 0u; j < u.M; j++) { part[j * T + li] += part[j * T + li + st]; } }
+    workgroupBarrier();
+  }
+  if (lid.x < u.M && n < u.N) { y[lid.x * u.N + n] = part[lid.x * T + lid.y * LANES]${attrs.bias ? ' + bias[n]' : ''}; }
+}`);
+  return {
+    name: 'norm_gemv',
+    cacheKey,
+    wgsl,
+    workgroupSize: [lanes, rows, 1],
+    dispatch: linearDispatch(shape.N / rows),
+    bindings,
+    uniformLayout: layout,
+    uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0 },
+  };
+}
+
+/** Inputs of a {@link normGemv}. */
+export interface NormGemvInputs {
+  kind: NormGemvKind;
+  /** add_rms: the residual stream h (M, K); the others: y (M, K). */
+  x: TensorLike;
+  /** add_rms: the branch added to h (optional). */
+  branch?: TensorLike;
+  /** add_rms with a branch: where s = h + α·b goes (written by one workgroup; leave out when already written). */
+  sum?: TensorLike;
+  /** The gate z: a tensor whose rows hold z at columns `zOffset .. zOffset + K` (row stride = its last dim). */
+  z?: TensorLike;
+  zOffset?: number;
+  /** Norm weight (K) (absent for `gate`). */
+  normWeight?: TensorLike;
+  eps?: number;
+  alpha?: number;
+  unitOffset?: boolean;
+  /** Features per norm group (default K). */
+  groupSize?: number;
+  /** W (N, K) as nn.Linear stores it, f32 or packed 16-bit. */
+  weight: TensorLike;
+  bias?: TensorLike;
+  out?: Tensor;
+  /** The sum was written already (by an earlier consumer of the same norm): only read h and b. */
+  sumWritten?: boolean;
+}
+
+/**
+ * Whether {@link normGemv} can take x (M, K) with this weight on this runtime.
+ *
+ * @example
+ * ```ts
+ * if (canNormGemv(rt, 1, 768, w)) normGemv(rt, { kind: 'add_rms', x: h, branch, sum, normWeight, eps, weight: w });
+ * ```
+ */
+export function canNormGemv(runtime: Runtime, M: number, K: number, weight: TensorLike, groups = 1): boolean {
+  if (!runtime.fastKernels) return false;
+  if (weight.shape.length !== 2 || weight.shape[1] !== K || M * groups > MAX_R) return false;
+  if (weight.dtype !== 'f32' && weight.dtype !== 'f16' && weight.dtype !== 'bf16') return false;
+  return normGemvCapacity(M, K, weight.dtype, runtime.limits.maxComputeWorkgroupStorageSize) > 0;
+}
+
+/**
+ * Norm + matrix-vector product in one dispatch: y (M, N) = norm(x) · Wᵀ + b (see the file
+ * comment for the norms). Check {@link canNormGemv} first.
+ *
+ * @example
+ * ```ts
+ * const zxbcdt = normGemv(rt, { kind: 'add_rms', x: h, branch: mixerOut, sum: hNext, normWeight: ln, eps: 1e-5, weight: inProj });
+ * ```
+ */
+export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
+  const { kind, x, weight } = inputs;
+  const K = x.shape[x.shape.length - 1];
+  const M = x.size / K;
+  const N = weight.shape[0];
+  const G = inputs.groupSize ?? K;
+  assertArg(K % G === 0, 'normGemv', `groupSize ${G} must divide K=${K}`);
+  assertArg(canNormGemv(runtime, M, K, weight, K / G), 'normGemv', `x (${M}, ${K}) with W [${weight.shape.join(',')}] (${weight.dtype}) does not fit the fused kernel`);
+  const capacity = normGemvCapacity(M, K, weight.dtype, runtime.limits.maxComputeWorkgroupStorageSize);
+  const k = createNormGemvKernel({ M, N, K, G }, {
+    kind, weightDtype: weight.dtype, normDtype: inputs.normWeight?.dtype, branch: !!inputs.branch, unitOffset: inputs.unitOffset, bias: !!inputs.bias, capacity,
+  });
+  const y = inputs.out ?? runtime.empty([...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');
+  const z = inputs.z;
+  const uniforms = {
+    ...k.uniforms,
+    eps: inputs.eps ?? 0,
+    alpha: inputs.alpha ?? 1,
+    zOff: inputs.zOffset ?? 0,
+    zStride: z ? z.shape[z.shape.length - 1] : K,
+    writeSum: inputs.sum && !inputs.sumWritten ? 1 : 0,
+  };
+  const tensors: TensorLike[] = [];
+  if (kind === 'add_rms') {
+    assertArg(!inputs.branch || !!inputs.sum, 'normGemv', 'add_rms with a branch needs the tensor the sum h + α·b goes to');
+    tensors.push(x);
+    if (inputs.branch) tensors.push(inputs.branch);
+  } else {
+    assertArg(!!z, 'normGemv', `${kind} needs the gate z`);
+    tensors.push(x, z!);
+  }
+  if (kind !== 'gate') tensors.push(inputs.normWeight!);
+  if (kind === 'add_rms' && inputs.branch) tensors.push(inputs.sum!);
+  tensors.push(weight);
+  if (inputs.bias) tensors.push(inputs.bias);
+  tensors.push(y);
+  runtime.run({ ...k, uniforms }, tensors);
+  return y;
+}
+
+/**
+ * CPU reference of {@link normGemv}: the norm in a plain loop (float64), then x̂ · Wᵀ + b.
+ * Returns y and, for add_rms, the sum s.
+ *
+ * @example
+ * ```ts
+ * const { y } = normGemvReference({ kind: 'gate', M: 1, K: 4, N: 2, x, z, zOffset: 0, zStride: 4, weight: w });
+ * ```
+ */
+export function normGemvReference(a: {
+  kind: NormGemvKind;
+  M: number;
+  K: number;
+  N: number;
+  x: Float32Array;
+  branch?: Float32Array;
+  alpha?: number;
+  z?: Float32Array;
+  zOffset?: number;
+  zStride?: number;
+  normWeight?: Float32Array;
+  eps?: number;
+  unitOffset?: boolean;
+  groupSize?: number;
+  weight: Float32Array;
+  bias?: Float32Array;
+}): { y: Float32Array; sum: Float32Array } {
+  const { kind, M, K, N } = a;
+  const G = a.groupSize ?? K;
+  const silu = (v: number) => v / (1 + Math.exp(-v));
+  const sum = new Float32Array(M * K);
+  const xh = new Float64Array(M * K);
+  for (let m = 0; m < M; m++) {
+    for (let c = 0; c < K; c++) {
+      const i = m * K + c;
+      const zz = a.z ? a.z[(a.zOffset ?? 0) + m * (a.zStride ?? K) + c] : 0;
+      if (kind === 'add_rms') {
+        sum[i] = a.x[i] + (a.branch ? (a.alpha ?? 1) * a.branch[i] : 0);
+        xh[i] = sum[i];
+      } else xh[i] = kind === 'rms_gate' ? a.x[i] : a.x[i] * silu(zz);
+    }
+    if (kind === 'gate') continue;
+    for (let g = 0; g < K / G; g++) {
+      let ss = 0;
+      for (let c = g * G; c < (g + 1) * G; c++) ss += xh[m * K + c] ** 2;
+      const inv = 1 / Math.sqrt(ss / G + (a.eps ?? 0));
+      for (let c = g * G; c < (g + 1) * G; c++) {
+        const w = a.normWeight![c];
+        let v = xh[m * K + c] * inv * (a.unitOffset ? 1 + w : w);
+        if (kind === 'rms_gate') v *= silu(a.z![(a.zOffset ?? 0) + m * (a.zStride ?? K) + c]);
+        xh[m * K + c] = v;
+      }
+    }
+  }
+  const y = new Float32Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let acc = a.bias ? a.bias[n] : 0;
+      for (let k = 0; k < K; k++) acc += xh[m * K + k] * a.weight[n * K + k];
+      y[m * N + n] = acc;
+    }
+  }
+  return { y, sum };
+}
+
+/** What a {@link PendingNorm} normalises: s = h + α·b (b optional), then RMSNorm(s) · w. */
+export interface PendingNormSpec {
+  /** The residual stream (M, K). */
+  h: Tensor;
+  /** The branch to add (optional). */
+  branch?: Tensor;
+  alpha?: number;
+  /** Where s goes (needed with a branch). */
+  sum?: Tensor;
+  weight: TensorLike;
+  eps: number;
+  unitOffset?: boolean;
+  /** Called once when the norm is done with h and b (the owner frees them there). */
+  release?: () => void;
+}
+
+/**
+ * A residual add + RMSNorm not run yet, handed to the layer that consumes it: each of its
+ * projections becomes one fused {@link normGemv} (the first also writes the sum), and only
+ * a consumer that needs the normalised tensor itself makes it ({@link tensor}).
+ *
+ * @example
+ * ```ts
+ * const pn = new PendingNorm(rt, { h, branch, sum, weight: ln, eps: 1e-5 });
+ * const zxbcdt = pn.matmul(inProj);   // norm + in_proj in one dispatch
+ * pn.dispose();                       // the sum is written, h and b released
+ * ```
+ */
+export class PendingNorm {
+  /** Shape of h and of the normalised tensor. */
+  readonly shape: readonly number[];
+  /** The normalised tensor's element type. */
+  readonly dtype = 'f32' as const;
+  private normed: Tensor | null = null;
+  private sumWritten: boolean;
+  private done = false;
+
+  constructor(
+    private readonly runtime: Runtime,
+    /** What is normalised. */
+    readonly spec: PendingNormSpec,
+  ) {
+    this.shape = spec.h.shape;
+    this.sumWritten = !spec.branch;
+  }
+
+  /** y = norm(x) · Wᵀ + b: one fused dispatch when the shapes fit, else the norm then a matmul. */
+  matmul(weight: TensorLike, options: { bias?: TensorLike; out?: Tensor } = {}): Tensor {
+    const rt = this.runtime;
+    const K = this.shape[this.shape.length - 1];
+    const M = this.spec.h.size / K;
+    if (!this.normed && weight.shape.length === 2 && canNormGemv(rt, M, K, weight)) {
+      const y = normGemv(rt, {
+        kind: 'add_rms', x: this.spec.h, branch: this.spec.branch, alpha: this.spec.alpha, sum: this.spec.sum, sumWritten: this.sumWritten,
+        normWeight: this.spec.weight, eps: this.spec.eps, unitOffset: this.spec.unitOffset, weight, bias: options.bias, out: options.out,
+      });
+      this.sumWritten = true;
+      return y;
+    }
+    return matmul(rt, this.tensor(), weight, options);
+  }
+
+  /** The normalised tensor (M, K), made on first use and freed by {@link dispose}. */
+  tensor(): Tensor {
+    if (this.normed) return this.normed;
+    const rt = this.runtime;
+    const { h, branch, sum, weight, eps, unitOffset, alpha } = this.spec;
+    if (branch && !this.sumWritten) {
+      const k = createAddRmsNormKernel({ rows: h.size / this.shape[this.shape.length - 1], D: this.shape[this.shape.length - 1] }, { weightDtype: weight.dtype, unitOffset });
+      this.normed = rt.empty(h.shape, 'f32', 'pendingNorm.y');
+      rt.run({ ...k, uniforms: { ...k.uniforms, eps, alpha: alpha ?? 1 } }, [h, branch, weight, sum!, this.normed]);
+      this.sumWritten = true;
+    } else {
+      this.normed = rmsNorm(rt, branch ? sum! : h, weight, eps, { unitOffset });
+    }
+    return this.normed;
+  }
+
+  /** Makes sure the sum is written, then frees the normalised tensor and releases h and b. */
+  dispose(): void {
+    if (this.done) return;
+    if (!this.sumWritten) this.tensor();
+    this.done = true;
+    this.normed?.dispose();
+    this.normed = null;
+    this.spec.release?.();
+  }
+}
+
+/**
+ * x · Wᵀ + b for a tensor or a {@link PendingNorm} (whose norm is then fused into the product).
+ *
+ * @example
+ * ```ts
+ * const q = linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] }); // x: Tensor | PendingNorm
+ * ```
+ */
+export function linear(runtime: Runtime, x: TensorLike | PendingNorm, weight: TensorLike, options: { bias?: TensorLike; out?: Tensor } = {}): Tensor {
+  return x instanceof PendingNorm ? x.matmul(weight, options) : matmul(runtime, x, weight, options);
+}
+
+/** The tensor behind a tensor or a {@link PendingNorm} (the norm is run if it was pending). */
+export function normedTensor<T extends TensorLike>(x: T | PendingNorm): T | Tensor {
+  return x instanceof PendingNorm ? x.tensor() : x;
+}
