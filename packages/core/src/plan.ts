@@ -56,6 +56,8 @@ export interface PlanOwner {
   readonly device: GPUDevice;
   returnToPool(buffer: GPUBuffer): void;
   untrack(buffer: GPUBuffer): void;
+  /** Submits what is recorded (a destroyed buffer must not sit in an unsubmitted command buffer). */
+  flush(): void;
 }
 
 const WORD_F32 = 2;
@@ -193,6 +195,8 @@ export class CapturedPlan {
     if (this.state === 'live' && this.output) this.owner.untrack(this.output.buffer);
     for (const b of this.arena) this.owner.returnToPool(b);
     this.arena = [];
+    // This plan's last recording may not be submitted yet; destroy() waits only for submitted work.
+    this.owner.flush();
     this.uniformBuffer.destroy();
     this.state = 'disposed';
   }

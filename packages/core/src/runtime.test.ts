@@ -71,6 +71,8 @@ describe('Runtime', () => {
     expect(rt.pipelineCount - before).toBeLessThanOrEqual(1);
   });
   it('batches many dispatches into one submit', async () => {
+    const every = rt.submitEvery;
+    rt.submitEvery = 0; // one submit per flush (GPUs default to a submit every 64 dispatches)
     await rt.sync();
     const submits = rt.submitCount;
     const x = rt.upload(randn(64, 2), [64]);
@@ -85,6 +87,65 @@ describe('Runtime', () => {
     expect(rt.submitCount - submits2).toBe(1);
     expect(submits2).toBeGreaterThanOrEqual(submits);
     expect(Array.from(out)).toEqual(Array.from(await rt.read(x)));
+    rt.submitEvery = 64;
+    const s3 = rt.submitCount;
+    for (let i = 0; i < 200; i++) unary(rt, i % 2 ? b : a, 'neg', { out: i % 2 ? a : b });
+    await rt.sync();
+    expect(rt.submitCount - s3).toBe(4); // 64, 128, 192, then the rest at sync
+    rt.submitEvery = every;
+  });
+  it('captures a step and replays it: same results, same buffers, integer uniforms stepped per replay', async () => {
+    const { unary, binary } = await import('./ops/elementwise.js');
+    const { embedding } = await import('./ops/embedding.js');
+    const table = rt.upload(randn(10 * 6, 9), [10, 6]);
+    // A "step" whose embedding row moves by one every token: ids are uploaded each time in the
+    // eager run; in the captured run the row index lives in a uniform (here via a counter tensor
+    // written before the capture, so the capture itself only records kernels).
+    const x = rt.upload(randn(6, 8), [1, 6]);
+    const step = (t: number) => {
+      const y = unary(rt, x, 'scale', { alpha: t + 1 });
+      const z = binary(rt, y, x, 'add');
+      y.dispose();
+      const w = unary(rt, z, 'silu');
+      z.dispose();
+      return w;
+    };
+    rt.beginCapture();
+    const outA = step(0);
+    const planA = rt.endCapture(outA);
+    expect(planA.tainted).toBeNull();
+    const a = await rt.read(outA);
+    rt.beginCapture({ continues: planA });
+    const outB = step(0);
+    const planB = rt.endCapture(outB);
+    expect(planB.continueFrom(planA)).toBeNull();
+    planA.dispose();
+    expect(planB.hasDynamicUniforms).toBe(false); // alpha is a float that did not move
+    expect(Array.from(await rt.read(outB))).toEqual(Array.from(a));
+    planB.advance();
+    const d0 = rt.dispatchCount;
+    rt.replay(planB);
+    expect(rt.dispatchCount - d0).toBe(planB.size);
+    expect(Array.from(await rt.read(planB.output!))).toEqual(Array.from(a));
+    // A float uniform that changes between two captures refuses the plan.
+    rt.beginCapture({ continues: planB });
+    const outC = step(1);
+    const planC = rt.endCapture(outC);
+    expect(planC.continueFrom(planB)).toMatch(/float uniform/);
+    planB.dispose();
+    planC.dispose();
+    // A write inside a capture taints it, and what was captured before the write still runs first.
+    rt.beginCapture();
+    const before = unary(rt, x, 'neg');
+    const t = rt.upload(new Float32Array(6).fill(2), [1, 6]);
+    const after = binary(rt, before, t, 'mul');
+    const planD = rt.endCapture(after);
+    expect(planD.tainted).toMatch(/written during the capture/);
+    const xs = await rt.read(x);
+    expect(Array.from(await rt.read(after))).toEqual(Array.from(xs, (v) => Math.fround(-v * 2)));
+    planD.dispose();
+    table.dispose();
+    void embedding;
   });
   it('pools buffers and tracks live and peak bytes', async () => {
     const m0 = rt.memory();
