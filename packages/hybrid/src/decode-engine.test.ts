@@ -178,6 +178,25 @@ describe('tokens in flight', () => {
     model.dispose();
   });
 
+  it('breaking out of the loop carries the last token returned, with nothing fed past it', async () => {
+    const ref = reference('bamba');
+    const { model } = await loadModel(rt, fixtureDir('bamba'));
+    const s = new Session(model);
+    const got: number[] = [];
+    for await (const t of s.generate(ref.input_ids, { maxNewTokens: 16, ignoreEos: true, inFlight: 4 })) {
+      got.push(t);
+      expect(s.length).toBe(ref.input_ids.length + got.length - 1); // tokens before the one returned
+      if (got.length === 4) break;
+    }
+    expect(got).toEqual(ref.greedy_new_tokens.slice(0, 4));
+    expect(s.length).toBe(ref.input_ids.length + 3);
+    expect(s.unconsumed).toEqual([got[3]]);
+    const rest = await collect(s.generate(null, { maxNewTokens: 12, ignoreEos: true }));
+    expect(rest).toEqual(ref.greedy_new_tokens.slice(4, 16));
+    s.dispose();
+    model.dispose();
+  });
+
   it('rejects out-of-domain options with INVALID_ARGUMENT', async () => {
     const model = composeModel(rt, { pattern: 'M', hiddenSize: 32, vocabSize: 50, mamba2: { numHeads: 2, headDim: 32, stateSize: 8 } }, { seed: 1 });
     const s = new Session(model);

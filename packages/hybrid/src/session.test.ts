@@ -58,6 +58,52 @@ describe('Session state', () => {
     model.dispose();
   });
 
+  it('load() refuses altered, truncated and foreign blobs with STATE_INVALID and leaves the session as it was', async () => {
+    const ref = reference('jamba');
+    const { model } = await loadModel(rt, fixtureDir('jamba'));
+    const { model: other } = await loadModel(rt, fixtureDir('bamba'));
+    const s = new Session(model);
+    await s.prefill(ref.input_ids.slice(0, 9));
+    const bytes = await s.save();
+    const victim = new Session(model);
+    const [before] = await victim.prefill(ref.input_ids.slice(0, 5));
+    const codeOf = (f: () => void) => {
+      try {
+        f();
+        return 'accepted';
+      } catch (err) {
+        return (err as { code?: string }).code ?? `untyped ${String(err)}`;
+      }
+    };
+    const cases: [string, Uint8Array][] = [
+      ['truncated', bytes.slice(0, bytes.length - 7)],
+      ['one flipped bit in a layer', (() => { const b = bytes.slice(); b[b.length >> 1] ^= 4; return b; })()],
+      ['one flipped bit in the header', (() => { const b = bytes.slice(); b[20] ^= 1; return b; })()],
+      ['a future version', (() => { const b = bytes.slice(); b[4] = 9; return b; })()],
+      ['empty', new Uint8Array(0)],
+    ];
+    for (const [what, blob] of cases) expect(codeOf(() => victim.load(blob)), what).toBe('STATE_INVALID');
+    const bamba = new Session(other);
+    await bamba.prefill([1, 2, 3]);
+    expect(codeOf(() => victim.load((undefined as unknown) as Uint8Array))).toBe('STATE_INVALID');
+    expect(codeOf(() => bamba.load(bytes))).toBe('STATE_INVALID'); // another model's state
+    const batch2 = new Session(model, { batch: 2 });
+    expect(codeOf(() => batch2.load(bytes))).toBe('STATE_INVALID');
+    // The victim is untouched: its next step equals a fresh session's.
+    expect(victim.length).toBe(5);
+    const [next] = await victim.step(ref.input_ids[5]);
+    const fresh = new Session(model);
+    const [want] = await fresh.prefill(ref.input_ids.slice(0, 6));
+    expect(maxAbsError(next, want)).toBeLessThan(1e-4);
+    expect(before.length).toBe(model.spec.vocabSize);
+    // And the real blob still loads.
+    victim.load(bytes);
+    expect(victim.length).toBe(9);
+    for (const x of [s, victim, bamba, batch2, fresh]) x.dispose();
+    model.dispose();
+    other.dispose();
+  });
+
   it('memory() separates fixed SSM state from the growing KV cache', async () => {
     const { model } = await loadModel(rt, fixtureDir('bamba'));
     const s = new Session(model);

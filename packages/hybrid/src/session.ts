@@ -75,7 +75,15 @@ export interface SessionSnapshot {
   dispose(): void;
 }
 
-const MAGIC = 0x53535331; // "SSS1"
+const MAGIC = 0x32535353; // "SSS2" little-endian
+const BLOB_VERSION = 2;
+
+/** FNV-1a over bytes (the blob checksum: catches truncation and flipped bits; not a signature). */
+function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h >>> 0;
+}
 
 /** Index of the largest logit (first on ties), as the GPU argmax. */
 function argmaxOf(row: Float32Array): number {
@@ -125,10 +133,13 @@ export class Session {
     return this.model.runtime;
   }
 
-  /** Tokens consumed so far (per sequence). */
+  /** Tokens consumed so far (per sequence): during greedy generation, the tokens before the one last returned. */
   get length(): number {
-    return this.state.length;
+    return this.state.length - this.ahead;
   }
+
+  // Steps recorded past the tokens returned so far (greedy generation with tokens in flight).
+  private ahead = 0;
 
   private check(): void {
     if (this.disposed) throw new StatespaceError('DESTROYED', 'this Session was disposed');
@@ -291,7 +302,12 @@ export class Session {
     }
     this.lastLogits = null;
     // Steps fed past the tokens returned are undone at a stop or a cancellation.
-    const mark = depth > 1 && (stops.size > 0 || options.signal) ? this.state.checkpoint() : null;
+    const mark = depth > 1 ? this.state.checkpoint() : null;
+    let settled = false;
+    const finish = (fed: number, carried: number[] | null) => {
+      settled = true;
+      this.settle(mark, emitted, submitted, fed, carried);
+    };
     const emitted: number[][] = [];
     let submitted = 0; // decode steps recorded; step j feeds token j-1
     const done = new Array(this.batch).fill(false);
@@ -304,24 +320,29 @@ export class Session {
         }
         const next = await chosen.shift()!;
         if (options.signal?.aborted) {
-          this.settle(mark, emitted, submitted, emitted.length, null);
+          finish(emitted.length, null);
           return;
         }
         emitted.push(next);
+        this.ahead = submitted - i;
         yield next;
+        this.ahead = 0;
         next.forEach((t, b) => {
           if (stops.has(t)) done[b] = true;
         });
         if (done.every(Boolean) || i === max - 1) {
-          this.settle(mark, emitted, submitted, i, next);
+          finish(i, next);
           return;
         }
         if (options.signal?.aborted) {
-          this.settle(mark, emitted, submitted, i + 1, null);
+          finish(i + 1, null);
           return;
         }
       }
     } finally {
+      this.ahead = 0;
+      // The caller stopped iterating (break): the last token returned is carried, like a stop token.
+      if (!settled && emitted.length > 0) finish(emitted.length - 1, emitted[emitted.length - 1]);
       // Reads still in flight resolve on their own; nothing waits for them.
       for (const p of chosen) p.catch(() => undefined);
       mark?.dispose();
@@ -369,12 +390,7 @@ export class Session {
         this.feedAfterGenerate = next;
         return;
       }
-      if (options.signal?.aborted) {
-        // The token was returned: feed it, as a later call would have.
-        this.feedAfterGenerate = next;
-        this.lastLogits = rows;
-        return;
-      }
+      // A shown token is fed before a cancellation is looked at (the next round returns).
       const engine = this.decodeEngine();
       rt.write(engine.ids, Int32Array.from(next));
       const logits = engine.step('logits');
@@ -442,54 +458,108 @@ export class Session {
     return s;
   }
 
-  /** Serialises the whole state (every layer's SSM/conv state or KV cache, the last logits and the history) to bytes. */
+  /**
+   * Serialises the whole state (every layer's SSM/conv state or KV cache, the last logits and
+   * the history) to bytes: format 2, "SSS2" + version + a JSON header naming the model (its
+   * architecture and a hash of its spec and state layout) + the layers + an FNV-1a checksum.
+   */
   async save(): Promise<Uint8Array> {
     this.check();
     const logits = this.lastLogits;
     const layers = await Promise.all(this.state.layers.map((s) => s.save()));
-    const header = new TextEncoder().encode(JSON.stringify({ batch: this.batch, length: this.state.length, history: this.history, unconsumed: this.feedAfterGenerate, vocab: this.model.spec.vocabSize, layers: layers.map((l) => l.byteLength), logits: !!logits, architecture: this.model.spec.architecture }));
+    const header = new TextEncoder().encode(
+      JSON.stringify({
+        batch: this.batch, length: this.state.length, history: this.history, unconsumed: this.feedAfterGenerate, vocab: this.model.spec.vocabSize,
+        layers: layers.map((l) => l.byteLength), logits: !!logits, architecture: this.model.spec.architecture, model: this.modelIdentity(),
+      }),
+    );
     const V = this.model.spec.vocabSize;
-    const total = 8 + header.byteLength + layers.reduce((a, l) => a + l.byteLength, 0) + (logits ? this.batch * V * 4 : 0);
-    const out = new Uint8Array(total);
+    const body = 12 + header.byteLength + layers.reduce((a, l) => a + l.byteLength, 0) + (logits ? this.batch * V * 4 : 0);
+    const out = new Uint8Array(body + 4);
     const view = new DataView(out.buffer);
     view.setUint32(0, MAGIC, true);
-    view.setUint32(4, header.byteLength, true);
-    out.set(header, 8);
-    let o = 8 + header.byteLength;
+    view.setUint32(4, BLOB_VERSION, true);
+    view.setUint32(8, header.byteLength, true);
+    out.set(header, 12);
+    let o = 12 + header.byteLength;
     for (const l of layers) {
       out.set(l, o);
       o += l.byteLength;
     }
     if (logits) for (const r of logits) (out.set(new Uint8Array(r.buffer, r.byteOffset, r.byteLength), o), (o += r.byteLength));
+    view.setUint32(body, fnv1a(out.subarray(0, body)), true);
     return out;
   }
 
-  /** Restores what {@link save} wrote (same model and batch). */
+  /** A hash of what a saved state must match: the model's spec and every layer's state layout. */
+  private modelIdentity(): string {
+    const layout = this.state.layers.map((l) => {
+      const m = l.memory();
+      return `${l.constructor.name}:${m.ssm}:${m.conv}`;
+    });
+    const text = JSON.stringify({ spec: this.model.spec, layout, batch: this.batch });
+    return fnv1a(new TextEncoder().encode(text)).toString(16).padStart(8, '0');
+  }
+
+  /**
+   * Restores what {@link save} wrote for the same model and batch. Anything else (another
+   * model, a truncated or altered blob, an older format) is refused with `STATE_INVALID`
+   * and the session is left as it was.
+   */
   load(bytes: Uint8Array): void {
     this.check();
+    const bad = (why: string): never => {
+      throw new StatespaceError('STATE_INVALID', `Session.load: ${why}`);
+    };
+    if (!(bytes instanceof Uint8Array)) bad('expected the Uint8Array that save() returned');
+    if (bytes.byteLength < 16) bad('these bytes are not a saved statespace session (too short)');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (bytes.byteLength < 8 || view.getUint32(0, true) !== MAGIC) throw new StatespaceError('STATE_INVALID', 'Session.load: these bytes are not a saved statespace session');
-    const n = view.getUint32(4, true);
-    let meta: { batch: number; length: number; history: number[][]; unconsumed: number[] | null; vocab: number; layers: number[]; logits: boolean; architecture: string };
+    if (view.getUint32(0, true) !== MAGIC) bad('these bytes are not a saved statespace session (no SSS2 magic)');
+    const version = view.getUint32(4, true);
+    if (version !== BLOB_VERSION) bad(`format version ${version} is not supported (this build reads version ${BLOB_VERSION}); save the session again`);
+    const body = bytes.byteLength - 4;
+    if (view.getUint32(body, true) !== fnv1a(bytes.subarray(0, body))) bad('checksum mismatch: the blob is truncated or corrupted');
+    const n = view.getUint32(8, true);
+    if (12 + n > body) bad('header length runs past the end');
+    let meta: { batch: number; length: number; history: number[][]; unconsumed: number[] | null; vocab: number; layers: number[]; logits: boolean; architecture: string; model: string };
     try {
-      meta = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+      meta = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(12, 12 + n)));
     } catch (cause) {
       throw new StatespaceError('STATE_INVALID', 'Session.load: corrupt session header', { cause });
     }
-    if (meta.batch !== this.batch || meta.vocab !== this.model.spec.vocabSize || meta.layers.length !== this.state.layers.length) {
-      throw new StatespaceError('STATE_INVALID', `Session.load: saved for ${meta.architecture} (batch ${meta.batch}, ${meta.layers.length} layers), not this model/session`);
+    const V = this.model.spec.vocabSize;
+    const isIds = (a: unknown, len?: number): a is number[] => Array.isArray(a) && (len === undefined || a.length === len) && a.every((t) => Number.isInteger(t) && t >= 0 && t < V);
+    if (typeof meta !== 'object' || meta === null) bad('corrupt session header');
+    if (meta.model !== this.modelIdentity() || meta.batch !== this.batch || meta.vocab !== V) {
+      bad(`saved for another model or batch (${String(meta.architecture)}, batch ${String(meta.batch)}), not this ${this.model.spec.architecture} session of batch ${this.batch}`);
     }
-    this.dropEngine();
-    let o = 8 + n;
-    meta.layers.forEach((len, i) => {
-      this.state.layers[i].load(bytes.slice(o, o + len));
-      o += len;
-    });
-    this.state.length = meta.length;
-    this.history = meta.history;
-    const V = meta.vocab;
-    this.lastLogits = meta.logits ? Array.from({ length: this.batch }, (_, b) => new Float32Array(bytes.slice(o + b * V * 4, o + (b + 1) * V * 4).buffer)) : null;
-    this.feedAfterGenerate = meta.unconsumed ?? null;
+    if (!Array.isArray(meta.layers) || meta.layers.length !== this.state.layers.length || !meta.layers.every((l) => Number.isInteger(l) && l >= 0)) bad('layer table does not match the model');
+    if (!Number.isInteger(meta.length) || meta.length < 0) bad('bad length');
+    if (!Array.isArray(meta.history) || meta.history.length !== this.batch || !meta.history.every((h) => isIds(h))) bad('bad history');
+    if (meta.unconsumed !== null && meta.unconsumed !== undefined && !isIds(meta.unconsumed, this.batch)) bad('bad unconsumed tokens');
+    const logitBytes = meta.logits === true ? this.batch * V * 4 : 0;
+    if (12 + n + meta.layers.reduce((a, l) => a + l, 0) + logitBytes !== body) bad('the layer sizes do not add up to the blob');
+    // Load into a fresh state; the session's own state is replaced only when every layer took its part.
+    const fresh = this.model.createState(this.batch);
+    try {
+      let o = 12 + n;
+      meta.layers.forEach((len, i) => {
+        fresh.layers[i].load(bytes.slice(o, o + len));
+        if (fresh.layers[i].length !== meta.length) bad(`layer ${i} holds ${fresh.layers[i].length} tokens, the session ${meta.length}`);
+        o += len;
+      });
+      fresh.length = meta.length;
+      this.dropEngine();
+      this.state.dispose();
+      this.state = fresh;
+      this.history = meta.history.map((h) => [...h]);
+      this.lastLogits = meta.logits === true ? Array.from({ length: this.batch }, (_, b) => new Float32Array(bytes.slice(o + b * V * 4, o + (b + 1) * V * 4).buffer)) : null;
+      this.feedAfterGenerate = meta.unconsumed ? [...meta.unconsumed] : null;
+    } catch (err) {
+      if (fresh !== this.state) fresh.dispose();
+      if (StatespaceError.is(err)) throw err;
+      throw new StatespaceError('STATE_INVALID', `Session.load: ${String(err)}`, { cause: err });
+    }
   }
 
   /** Bytes held by weights, SSM states, conv states and KV caches. */
