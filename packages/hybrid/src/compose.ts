@@ -149,5 +149,7 @@ export function composeSpec(c: HybridComposition): ModelSpec {
  */
 export function composeModel(runtime: Runtime, composition: HybridComposition, options: { seed?: number; dtype?: DType } = {}): HybridModel {
   const spec = composeSpec(composition);
-  return new HybridModel(runtime, spec, randomWeights(runtime, spec, options));
+  const model = new HybridModel(runtime, spec, randomWeights(runtime, spec, options));
+  model.fingerprint = `random:${options.seed ?? 0}:${options.dtype ?? 'f32'}`;
+  return model;
 }

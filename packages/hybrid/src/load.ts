@@ -112,7 +112,9 @@ export async function loadModel(runtime: Runtime, source: ModelSource | ModelFol
       src.dispose();
       delete weights[s.source];
     }
-    return { model: new HybridModel(runtime, spec, weights), spec, family, config, folder };
+    const model = new HybridModel(runtime, spec, weights);
+    model.fingerprint = await model.computeFingerprint();
+    return { model, spec, family, config, folder };
   } finally {
     await checkpoint.close();
   }

@@ -167,6 +167,28 @@ export class HybridModel {
     this.keepsEmbeddings = this.blocks.some((b) => b.sharedBlock);
   }
 
+  /**
+   * What tells these weights from others of the same spec, for saved sessions: set by
+   * {@link loadModel} (a hash of a sample of the weights' bytes) and {@link composeModel}
+   * (its seed and dtype); '' for a model built by hand (then only the spec identifies it).
+   */
+  fingerprint = '';
+
+  /** Hashes the first 256 bytes of up to 32 weights (sorted by name) read back from the GPU. */
+  async computeFingerprint(): Promise<string> {
+    const names = Object.keys(this.w).sort().slice(0, 32);
+    let h = 0x811c9dc5;
+    const mix = (bytes: Uint8Array) => {
+      for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+    };
+    for (const n of names) {
+      const t = this.w[n];
+      mix(new TextEncoder().encode(`${n}:${t.shape.join('x')}:${t.dtype}`));
+      mix(new Uint8Array(await this.runtime.readBytes(t.buffer, Math.min(256, t.byteSize))));
+    }
+    return (h >>> 0).toString(16).padStart(8, '0');
+  }
+
   /** Bytes of all weights on the GPU. */
   weightBytes(): number {
     let n = 0;

@@ -146,7 +146,13 @@ export class Session {
   }
 
   private toBatch(ids: readonly number[] | readonly (readonly number[])[]): number[][] {
-    const rows = (typeof ids[0] === 'number' || ids.length === 0 ? [ids as readonly number[]] : (ids as readonly (readonly number[])[])).map((r) => [...r]);
+    if (!Array.isArray(ids)) throw new StatespaceError('INVALID_ARGUMENT', `Session: token ids must be an array of integers (or one array per sequence), got ${typeof ids}`);
+    const nested = ids.length > 0 && Array.isArray(ids[0]);
+    const given = (nested ? ids : [ids]) as unknown[];
+    const rows = given.map((r) => {
+      if (!Array.isArray(r)) throw new StatespaceError('INVALID_ARGUMENT', 'Session: every sequence must be an array of token ids');
+      return [...r] as unknown[];
+    });
     if (rows.length !== this.batch) throw new StatespaceError('SHAPE_MISMATCH', `Session: ${rows.length} sequences given for a batch of ${this.batch}`);
     const T = rows[0].length;
     if (T === 0) throw new StatespaceError('INVALID_ARGUMENT', 'Session: a prompt needs at least one token');
@@ -154,10 +160,10 @@ export class Session {
     for (const r of rows) {
       if (r.length !== T) throw new StatespaceError('SHAPE_MISMATCH', 'Session: every sequence of a batch must have the same length');
       for (const id of r) {
-        if (!Number.isInteger(id) || id < 0 || id >= V) throw new StatespaceError('TOKEN_OUT_OF_RANGE', `Session: token id ${id} is outside the vocabulary [0, ${V})`);
+        if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= V) throw new StatespaceError('TOKEN_OUT_OF_RANGE', `Session: token id ${String(id)} is outside the vocabulary [0, ${V})`);
       }
     }
-    return rows;
+    return rows as number[][];
   }
 
   /** Puts the tokens the last generate call produced but did not feed in front of `rows` (or alone). */
@@ -200,6 +206,7 @@ export class Session {
   async step(tokens: number | readonly number[]): Promise<Float32Array[]> {
     this.check();
     const t = typeof tokens === 'number' ? [tokens] : tokens;
+    if (!Array.isArray(t)) throw new StatespaceError('INVALID_ARGUMENT', `Session.step: expected a token id or one per sequence, got ${typeof tokens}`);
     const rows = this.takeCarried(this.toBatch(t.map((x) => [x])))!;
     if (rows[0].length > 1) return this.readLast(this.run(rows, 'last'));
     const engine = this.decodeEngine();
@@ -497,7 +504,7 @@ export class Session {
       const m = l.memory();
       return `${l.constructor.name}:${m.ssm}:${m.conv}`;
     });
-    const text = JSON.stringify({ spec: this.model.spec, layout, batch: this.batch });
+    const text = JSON.stringify({ spec: this.model.spec, weights: this.model.fingerprint, layout, batch: this.batch });
     return fnv1a(new TextEncoder().encode(text)).toString(16).padStart(8, '0');
   }
 
