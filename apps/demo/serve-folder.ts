@@ -6,7 +6,7 @@
  * output, so a static host serves them the same way.
  */
 import { createReadStream, existsSync } from 'node:fs';
-import { cp, stat } from 'node:fs/promises';
+import { cp, readdir, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, normalize, resolve, sep } from 'node:path';
 import type { Plugin } from 'vite';
@@ -53,7 +53,11 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-/** A connect middleware serving `dir` at `prefix` (GET and HEAD, Range aware); calls next() for other URLs. */
+/**
+ * A connect middleware serving `dir` at `prefix` (GET and HEAD, Range aware); calls next() for other URLs.
+ * A folder URL (ending in `/`) answers `{ "files": [...] }`, the names of its files: the demo
+ * asks for it so it never probes for optional files that are absent (each probe is a 404 in the console).
+ */
 export function folderMiddleware(mount: FolderMount) {
   const root = resolve(mount.dir);
   return async (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): Promise<void> => {
@@ -76,6 +80,16 @@ export function folderMiddleware(mount: FolderMount) {
     let size: number;
     try {
       const info = await stat(path);
+      if (info.isDirectory() && (relative === '' || relative.endsWith('/'))) {
+        const entries = await readdir(path, { withFileTypes: true });
+        const body = JSON.stringify({ files: entries.filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name).sort() });
+        res.statusCode = 200;
+        res.setHeader('Content-Type', 'application/json; charset=utf-8');
+        res.setHeader('Cache-Control', 'no-cache');
+        res.setHeader('Content-Length', String(Buffer.byteLength(body)));
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
       if (!info.isFile()) throw new Error('not a file');
       size = info.size;
     } catch {

@@ -31,6 +31,8 @@ let server: PreviewServer;
 let origin: string;
 let browser: Browser;
 const pageErrors: string[] = [];
+/** Responses of 400 and above, per page: each one is an error line in the browser console. */
+const failedRequests = new Map<Page, string[]>();
 
 // Set up once; a failure (no Chromium, a build error) is rethrown by every test so each one
 // fails with the cause instead of being reported as skipped.
@@ -67,11 +69,21 @@ afterAll(async () => {
   if (outDir) rmSync(outDir, { recursive: true, force: true });
 });
 
-async function open(path: string, init?: () => void): Promise<Page> {
+async function newPage(init?: () => void): Promise<Page> {
   if (setupError) throw setupError;
   const page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
   page.on('pageerror', (error) => pageErrors.push(String(error)));
+  const failed: string[] = [];
+  failedRequests.set(page, failed);
+  page.on('response', (response) => {
+    if (response.status() >= 400) failed.push(`${response.status()} ${response.request().method()} ${new URL(response.url()).pathname}`);
+  });
   if (init) await page.addInitScript(init);
+  return page;
+}
+
+async function open(path: string, init?: () => void): Promise<Page> {
+  const page = await newPage(init);
   await page.goto(origin + path);
   // The page says whether WebGPU works; a missing adapter fails here with its message.
   await page.waitForFunction(() => window.__statespaceDemo?.gpu !== 'starting', null, { timeout: 30_000 });
@@ -126,25 +138,52 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     expect(await page.getByTestId('mem-ssm').innerText()).not.toMatch(/^(0 B|–)$/);
     expect(await page.getByTestId('mem-kv').innerText()).toBe('0 B');
     expect(Number(await page.getByTestId('decode-rate').innerText())).toBeGreaterThan(0);
+    // The fixture has no tokenizer files: the loader knew from the folder listing and asked for none (no 404s in the console).
+    expect(failedRequests.get(page)).toEqual([]);
+
+    // A second turn continues the text below a separator, not glued onto the first reply.
+    const second = ref.input_ids.slice(0, 3);
+    const tokens2 = await greedyTurn(page, second, 4);
+    expect(tokens2).toHaveLength(4);
+    expect(await page.getByTestId('turn-separator').count()).toBe(1);
+    expect(await page.getByTestId('turn-prompt').allInnerTexts()).toEqual([ref.input_ids.join(' '), second.join(' ')]);
+    const lines = (await page.getByTestId('transcript').innerText()).split('\n').map((l) => l.trim()).filter(Boolean);
+    expect(lines).toEqual([`${ref.input_ids.join(' ')} ${ref.greedy_new_tokens.join(' ')}`, `${second.join(' ')} ${tokens2.join(' ')}`]);
     await page.screenshot({ path: join(results, 'demo-mamba2.png'), fullPage: true });
 
     await page.getByTestId('clear-state').click();
     expect(await page.getByTestId('context-length').innerText()).toBe('0');
+    // No speed figures left over from before the clear.
+    for (const id of ['prefill-rate', 'decode-rate', 'ms-per-token', 'turn-tokens']) expect(await page.getByTestId(id).innerText(), id).toBe('–');
   });
 
   it('runs the hybrid-ratio playground (1:7 at the tiny size) and plots it', async () => {
     expect(page, 'the first test opens the page').toBeDefined();
     await page.getByTestId('bench-size').selectOption('tiny');
-    await page.getByTestId('bench-contexts').fill(process.env.STATESPACE_E2E_FULL ? '8, 24' : '6');
+    // Three lengths spanning 8x: the chart goes logarithmic, and its axis must still end at the last one.
+    const contexts = process.env.STATESPACE_E2E_FULL ? [8, 24, 64] : [6, 12, 48];
+    await page.getByTestId('bench-contexts').fill(contexts.join(', '));
     await page.getByTestId('bench-steps').fill('1');
     const mixes = process.env.STATESPACE_E2E_FULL ? ['mamba2', '1:7', '1:3', 'attention'] : ['1:7'];
     for (const box of await page.locator('#playground-card input[type=checkbox]').all()) await box.setChecked(mixes.includes(await box.inputValue()));
     await page.getByTestId('bench-run').click();
     await page.waitForFunction(() => document.querySelector('[data-testid=bench-status]')?.getAttribute('data-done') === 'true', null, { timeout: 120_000 });
-    const rows = await page.locator('[data-testid=bench-table] tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')));
+    // Each timing cell: the median, and the fastest–slowest step under it.
+    const rows = await page.locator('[data-testid=bench-table] tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.querySelector('.median')?.textContent ?? td.textContent ?? '')));
+    const spreads = await page.locator('[data-testid=bench-table] tbody td .spread').allInnerTexts();
+    expect(spreads).toHaveLength(mixes.length * contexts.length);
+    for (const [i, spread] of spreads.entries()) {
+      const [lo, hi] = spread.split('–').map(Number);
+      const median = Number(rows[Math.floor(i / contexts.length)][2 + (i % contexts.length)]);
+      expect(lo).toBeLessThanOrEqual(median);
+      expect(hi).toBeGreaterThanOrEqual(median);
+    }
+    const chartBox = page.getByTestId('bench-chart');
+    expect([Number(await chartBox.getAttribute('data-x-min')), Number(await chartBox.getAttribute('data-x-max'))]).toEqual([contexts[0], contexts.at(-1)]);
+    expect(await page.getByTestId('bench-status').innerText()).toContain('median of the timed steps');
     const patterns = { mamba2: 'MMMMMMMM', '1:7': 'MMMMAMMM', '1:3': 'MMAMMMAM', attention: 'AAAAAAAA' } as Record<string, string>;
     expect(rows.map((r) => r[1])).toEqual(mixes.map((m) => patterns[m]));
-    for (const row of rows) expect(Number(row[2])).toBeGreaterThan(0);
+    for (const row of rows) for (let i = 0; i < contexts.length; i++) expect(Number(row[2 + i])).toBeGreaterThan(0);
     // The 1:7 mix holds both kinds of state.
     expect(rows[mixes.indexOf('1:7')].at(-1)).toMatch(/KiB SSM\+conv · .*KiB KV/);
     // uPlot draws one series per mix plus the x series.
@@ -162,6 +201,33 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     expect(await bamba.getByTestId('mem-kv').innerText()).not.toMatch(/^(0 B|–)$/);
     await bamba.screenshot({ path: join(results, 'demo-bamba.png'), fullPage: true });
     await bamba.close();
+  });
+
+  it('keeps loading off while WebGPU is checked, and a load asked for then waits for the check', async () => {
+    // Hold the adapter back for 3 s: the window in which a user could click before the check ends.
+    const page = await newPage(() => {
+      const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+      if (!gpu) return;
+      const request = gpu.requestAdapter.bind(gpu);
+      gpu.requestAdapter = (options) => new Promise((resolve) => setTimeout(resolve, 3000)).then(() => request(options));
+    });
+    await page.goto(`${origin}/`);
+    expect(await page.evaluate(() => window.__statespaceDemo.gpu)).toBe('starting');
+    expect(await page.getByTestId('gpu-status').innerText()).toBe('Checking WebGPU…');
+    expect(await page.getByTestId('load-default').isDisabled()).toBe(true);
+    expect(await page.getByTestId('load-url').isDisabled()).toBe(true);
+    expect(await page.getByTestId('bench-run').isDisabled()).toBe(true);
+    // Enter in the URL field is not a button: it starts a load now, which must wait for WebGPU rather than fail.
+    await page.getByTestId('model-url').fill('/fixtures/mamba2/');
+    await page.getByTestId('model-url').press('Enter');
+    expect(await waitForModel(page)).toBeNull();
+    await expectGpu(page);
+    expect(await page.getByTestId('gpu-status').getAttribute('class')).toContain('ok');
+    expect(await page.getByTestId('gpu-error').isHidden()).toBe(true);
+    expect(await page.getByTestId('load-default').isEnabled()).toBe(true);
+    expect(await page.getByTestId('bench-run').isEnabled()).toBe(true);
+    expect(await page.evaluate(() => window.__statespaceDemo.model?.architecture)).toBe('mamba2');
+    await page.close();
   });
 
   it('shows the error code and message for a model folder that does not load', async () => {
@@ -183,6 +249,7 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     expect(notice).toContain('NO_WEBGPU');
     expect(notice).toMatch(/navigator\.gpu/);
     expect(await none.getByTestId('load-default').isDisabled()).toBe(true);
+    expect(await none.getByTestId('bench-run').isDisabled()).toBe(true);
     await none.screenshot({ path: join(results, 'demo-no-webgpu.png') });
     await none.close();
   });

@@ -1,6 +1,6 @@
 import { getTestRuntime } from '@statespace/core/testing';
 import { describe, expect, it } from 'vitest';
-import { RATIOS, SIZES, benchmarkDecode, compositionOf, patternOfChoice } from './bench.js';
+import { type BenchPoint, type BenchRow, DEFAULT_STEPS, RATIOS, SIZES, benchVerdict, benchmarkDecode, compositionOf, patternOfChoice } from './bench.js';
 
 describe('hybrid ratio benchmark', () => {
   it('gives each mix its layer pattern', () => {
@@ -15,11 +15,15 @@ describe('hybrid ratio benchmark', () => {
     const live = rt.memory().liveBytes;
     const composition = compositionOf(SIZES[0], RATIOS[1]);
     const seen: number[] = [];
-    const points = await benchmarkDecode(rt, composition, [9, 4], { steps: 1, onPoint: (p) => seen.push(p.context) });
+    const points = await benchmarkDecode(rt, composition, [9, 4], { steps: 2, onPoint: (p) => seen.push(p.context) });
     expect(points.map((p) => p.context)).toEqual([4, 9]);
     expect(seen).toEqual([4, 9]);
+    expect(points.map((p) => p.steps)).toEqual([2, 2]);
     for (const p of points) {
       expect(p.msPerToken).toBeGreaterThan(0);
+      // The spread: the median lies between the fastest and the slowest step.
+      expect(p.msMin).toBeLessThanOrEqual(p.msPerToken);
+      expect(p.msMax).toBeGreaterThanOrEqual(p.msPerToken);
       expect(p.stateBytes.ssm).toBeGreaterThan(0);
       expect(p.stateBytes.kv).toBeGreaterThan(0);
     }
@@ -28,5 +32,35 @@ describe('hybrid ratio benchmark', () => {
     await benchmarkDecode(rt, composition, [4], { steps: 1 });
     expect(rt.memory().liveBytes).toBe(afterFirst);
     expect(afterFirst - live).toBeLessThan(1 << 20);
+  });
+
+  it('times more than a handful of steps by default', () => {
+    expect(DEFAULT_STEPS).toBeGreaterThanOrEqual(16);
+  });
+});
+
+describe('benchVerdict', () => {
+  const point = (context: number, ms: number, min: number, max: number): BenchPoint => ({ context, msPerToken: ms, msMin: min, msMax: max, steps: 16, prefillTokensPerSecond: NaN, stateBytes: { ssm: 0, conv: 0, kv: 0 } });
+  const row = (pattern: string, points: BenchPoint[]): BenchRow => ({ label: pattern, pattern, points });
+
+  it('claims that attention pays for context only when its growth exceeds the spread', () => {
+    const grows = [row('MMMMMMMM', [point(16, 2, 1.9, 2.2), point(128, 2.1, 1.9, 2.3)]), row('AAAAAAAA', [point(16, 2, 1.9, 2.1), point(128, 3, 2.9, 3.2)])];
+    expect(benchVerdict(grows)).toContain('attention layers pay for every token of context');
+  });
+
+  it('says the figures are noise when they are (the tiny model on a software adapter)', () => {
+    // Pure attention "faster" at the longer context, within a wide spread: what the tiny size gave.
+    const noise = [row('MMMMMMMM', [point(16, 2.4, 1.5, 4), point(128, 2.0, 1.6, 3.5)]), row('AAAAAAAA', [point(16, 2.3, 1.6, 4.2), point(128, 2.2, 1.7, 3.9)])];
+    const text = benchVerdict(noise);
+    expect(text).toContain('within that spread');
+    expect(text).not.toContain('attention layers pay');
+    // A growth smaller than the spread is noise too.
+    expect(benchVerdict([row('MMMMAMMM', [point(16, 2, 1, 4), point(128, 3, 1, 5)])])).toContain('within that spread');
+    // One context length cannot show growth.
+    expect(benchVerdict([row('AAAAAAAA', [point(16, 2, 1.9, 2.1)])])).toContain('within that spread');
+  });
+
+  it('makes no attention claim for Mamba-2 alone', () => {
+    expect(benchVerdict([row('MMMMMMMM', [point(16, 2, 1.9, 2.1), point(128, 2, 1.9, 2.1)])])).toBe('Each figure is the median of the timed steps; the range under it runs from the fastest to the slowest step. Lower is faster.');
   });
 });

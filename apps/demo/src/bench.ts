@@ -63,6 +63,11 @@ export interface BenchPoint {
   context: number;
   /** Median wall time of one decode step (forward of one token + reading its logits). */
   msPerToken: number;
+  /** Fastest and slowest timed step: the spread around the median. */
+  msMin: number;
+  msMax: number;
+  /** Decode steps timed for this point. */
+  steps: number;
   /** Prefill speed of the chunk that brought the context here. */
   prefillTokensPerSecond: number;
   /** State bytes at this context. */
@@ -71,7 +76,7 @@ export interface BenchPoint {
 
 /** Options of {@link benchmarkDecode}. */
 export interface BenchOptions {
-  /** Decode steps timed per context length (after one untimed step). Default 8. */
+  /** Decode steps timed per context length (after one untimed step). Default {@link DEFAULT_STEPS}. */
   steps?: number;
   /** Longest prompt fed in one prefill call (longer contexts are fed in pieces). Default 1024. */
   prefillChunk?: number;
@@ -79,6 +84,9 @@ export interface BenchOptions {
   onPoint?: (point: BenchPoint) => void;
   seed?: number;
 }
+
+/** Decode steps timed per point by default: enough that one slow step does not move the median. */
+export const DEFAULT_STEPS = 16;
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -104,7 +112,7 @@ function randomIds(count: number, vocab: number, seed: number): number[] {
  * ```
  */
 export async function benchmarkDecode(runtime: Runtime, composition: HybridComposition, contexts: readonly number[], options: BenchOptions = {}): Promise<BenchPoint[]> {
-  const steps = Math.max(1, options.steps ?? 8);
+  const steps = Math.max(1, options.steps ?? DEFAULT_STEPS);
   const chunk = Math.max(1, options.prefillChunk ?? 1024);
   const V = composition.vocabSize;
   const model = composeModel(runtime, composition, { seed: options.seed ?? 1 });
@@ -141,6 +149,9 @@ export async function benchmarkDecode(runtime: Runtime, composition: HybridCompo
       const point: BenchPoint = {
         context: session.length,
         msPerToken: median(times),
+        msMin: Math.min(...times),
+        msMax: Math.max(...times),
+        steps: times.length,
         prefillTokensPerSecond: fed > 0 ? fed / (prefillMs / 1000) : NaN,
         stateBytes: { ssm: memory.ssm, conv: memory.conv, kv: memory.kv },
       };
@@ -152,4 +163,40 @@ export async function benchmarkDecode(runtime: Runtime, composition: HybridCompo
     session.dispose();
     model.dispose();
   }
+}
+
+/** One mix's measured points, as the playground holds them. */
+export interface BenchRow {
+  label: string;
+  pattern: string;
+  points: readonly BenchPoint[];
+}
+
+/**
+ * What the finished benchmark can honestly say. "Attention layers pay for
+ * context" is claimed only when every mix with attention got slower from the
+ * shortest to the longest context by more than the spread of its steps;
+ * otherwise the text says the differences are timing noise.
+ *
+ * @example
+ * ```ts
+ * status.textContent = benchVerdict(rows);
+ * ```
+ */
+export function benchVerdict(rows: readonly BenchRow[]): string {
+  const spread = 'Each figure is the median of the timed steps; the range under it runs from the fastest to the slowest step.';
+  const withAttention = rows.filter((r) => r.pattern.includes('A'));
+  if (rows.every((r) => r.points.length === 0)) return 'No points were measured.';
+  if (withAttention.length === 0) return `${spread} Lower is faster.`;
+  const grows = withAttention.every((r) => {
+    if (r.points.length < 2) return false;
+    const first = r.points[0];
+    const last = r.points[r.points.length - 1];
+    const noise = Math.max(first.msMax - first.msMin, last.msMax - last.msMin);
+    return last.context > first.context && last.msPerToken - first.msPerToken > noise;
+  });
+  if (!grows) {
+    return `${spread} Here the change with context is within that spread (timing noise), so these figures do not show how the mixes scale: try a larger size, longer contexts or more timed steps.`;
+  }
+  return `${spread} Lower is faster; attention layers pay for every token of context at each step, Mamba-2 layers do not.`;
 }

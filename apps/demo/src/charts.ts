@@ -5,6 +5,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { formatBytes, formatNumber } from './dom.js';
+import { latencyAxis } from './latency-axis.js';
 
 const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2'];
 
@@ -115,6 +116,7 @@ export class LatencyChart {
   /** Redraws with these curves (missing points are gaps). */
   show(series: readonly LatencySeries[]): void {
     const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.context)))].sort((a, b) => a - b);
+    const axis = latencyAxis(xs);
     const data: (number | null)[][] = [xs, ...series.map((s) => xs.map((x) => s.points.find((p) => p.context === x)?.msPerToken ?? null))];
     this.plot?.destroy();
     this.container.replaceChildren();
@@ -122,7 +124,17 @@ export class LatencyChart {
       {
         width: widthOf(this.container),
         height: this.height,
-        scales: { x: { time: false, distr: xs.length > 2 && xs[xs.length - 1] / Math.max(1, xs[0]) >= 8 ? 3 : 1 }, y: { range: (_u, _min, max) => [0, Math.max(0.1, (max ?? 1) * 1.15)] } },
+        // The x axis ends where the data end (uPlot's log auto-range would round 128 up to 1,000).
+        // What uPlot actually drew, for the e2e test.
+        hooks: {
+          draw: [
+            (u) => {
+              this.container.dataset.xMin = String(u.scales.x.min);
+              this.container.dataset.xMax = String(u.scales.x.max);
+            },
+          ],
+        },
+        scales: { x: { time: false, distr: axis.distr, log: axis.log, range: () => axis.range }, y: { range: (_u, _min, max) => [0, Math.max(0.1, (max ?? 1) * 1.15)] } },
         axes: [
           { label: 'context length (tokens)' },
           { label: 'decode ms / token', values: (_u, ticks) => ticks.map((t) => formatNumber(t)), size: 60 },

@@ -129,7 +129,12 @@ export function chatPanels(host: ChatHost): { chatCard: HTMLElement; stateCard: 
     return conversation.mode === 'chat' ? 'Message the model…' : 'Text to continue…';
   };
 
+  const resetSpeed = () => {
+    for (const s of [prefillRate, decodeRate, msPerToken, turnTokens]) s.value.textContent = '–';
+  };
+
   const resetView = (note: string) => {
+    resetSpeed();
     transcript.replaceChildren(h('p', { class: 'muted' }, note));
     chart.clear();
     if (conversation) {
@@ -161,7 +166,9 @@ export function chatPanels(host: ChatHost): { chatCard: HTMLElement; stateCard: 
     abort = new AbortController();
     setRunning(true);
     if (transcript.querySelector('p.muted')) transcript.replaceChildren();
-    const userEl = h('div', { class: conversation.mode === 'chat' ? 'msg user' : 'doc prompt-part' }, input);
+    // A later turn gets a rule above it: in completion mode the parts are inline and would run together.
+    else if (transcript.childElementCount > 0) transcript.append(h('div', { class: 'turn-sep', role: 'separator', 'data-testid': 'turn-separator' }));
+    const userEl = h('div', { class: conversation.mode === 'chat' ? 'msg user' : 'doc prompt-part', 'data-testid': 'turn-prompt' }, input);
     const replyEl = h('div', { class: conversation.mode === 'chat' ? 'msg assistant' : 'doc reply-part', 'data-testid': 'reply' });
     const cursor = h('span', { class: 'cursor' });
     replyEl.append(cursor);

@@ -7,6 +7,7 @@ import { type LoadProgress, type ModelFolder, openModel } from '@statespace/chec
 import type { Runtime } from '@statespace/core';
 import { type HybridModel, type ModelSpec, loadModel, patternOf } from '@statespace/hybrid';
 import { describeError } from './errors.js';
+import { folderListing, listedFiles } from './folder-listing.js';
 import { TextCodec } from './text.js';
 
 /** A loaded model with its text side. */
@@ -49,6 +50,16 @@ export function modelFilesOf(files: readonly File[]): File[] {
 }
 
 /**
+ * Opens a folder URL, with its listing when the server gives one: then absent
+ * optional files are known absent without a request (and without a 404 in the console).
+ */
+export async function openQuietly(url: string, pageOrigin: string, fetchFn?: (input: string, init?: RequestInit) => Promise<Response>): Promise<ModelFolder> {
+  const options = fetchFn ? { fetch: fetchFn as typeof fetch } : {};
+  const [folder, listing] = await Promise.all([openModel(url, options), folderListing(url, pageOrigin, fetchFn)]);
+  return listing ? openModel(listedFiles(folder.files, listing)) : folder;
+}
+
+/**
  * Opens and loads a model; `onProgress` sees each chunk of weights uploaded.
  *
  * @throws the checkpoint's and the model's StatespaceErrors (file missing, corrupt, unknown architecture, ...).
@@ -60,7 +71,7 @@ export async function loadDemoModel(
 ): Promise<DemoModel> {
   const t0 = performance.now();
   options.onStage?.('reading config.json');
-  const folder: ModelFolder = source.kind === 'url' ? await openModel(folderUrl(source.url, location.href)) : await openModel(modelFilesOf(source.files));
+  const folder: ModelFolder = source.kind === 'url' ? await openQuietly(folderUrl(source.url, location.href), location.origin) : await openModel(modelFilesOf(source.files));
   const name = source.kind === 'url' ? folderUrl(source.url, location.href) : `${source.files.length} local file${source.files.length === 1 ? '' : 's'}`;
   // Read the config first so a missing or broken config.json is reported before any weights move.
   const config = await folder.config();

@@ -34,6 +34,10 @@ const handle: DemoHandle = { gpu: 'starting', turns: [] };
 window.__statespaceDemo = handle;
 
 let gpu: GpuReport | null = null;
+// Settles when the WebGPU check is over (with the report, or null without WebGPU):
+// a load asked for while the check runs (a drop, Enter in the URL field) waits for it.
+let gpuChecked: (report: GpuReport | null) => void = () => {};
+const gpuReady = new Promise<GpuReport | null>((resolve) => (gpuChecked = resolve));
 let current: DemoModel | null = null;
 let job: string | null = null;
 
@@ -54,7 +58,9 @@ const chat = chatPanels({ acquire, release, onTurn: (r) => handle.turns.push(r) 
 const models = modelPanel({
   busy: () => job !== null,
   load: async (source, weightDtype, onProgress, onStage) => {
-    if (!gpu) throw new Error('WebGPU is not available (see the message at the top of the page)');
+    if (!gpu) onStage('waiting for the WebGPU check');
+    const report = gpu ?? (await gpuReady);
+    if (!report) throw new Error('WebGPU is not available (see the message at the top of the page)');
     if (!acquire('load')) throw new Error('the GPU is busy');
     try {
       // Free the previous model first: two large models may not fit together.
@@ -62,8 +68,8 @@ const models = modelPanel({
       current?.model.dispose();
       current = null;
       handle.model = undefined;
-      gpu.runtime.trimPool();
-      const demo = await loadDemoModel(gpu.runtime, source, { weightDtype, onProgress, onStage });
+      report.runtime.trimPool();
+      const demo = await loadDemoModel(report.runtime, source, { weightDtype, onProgress, onStage });
       current = demo;
       handle.model = { name: demo.name, architecture: demo.architecture, pattern: demo.pattern, vocabSize: demo.spec.vocabSize };
       chat.setModel(demo);
@@ -120,6 +126,9 @@ async function start(): Promise<void> {
       showError(gpuNotice, Object.assign(new Error(`The GPU device was lost (${info.message || info.reason}). Reload the page.`), { name: 'DeviceLost' }));
     });
     playground.adaptDefaults();
+    models.setEnabled(true);
+    playground.setEnabled(true);
+    gpuChecked(gpu);
   } catch (error) {
     handle.gpu = 'no-gpu';
     handle.gpuError = describeError(error);
@@ -127,6 +136,8 @@ async function start(): Promise<void> {
     gpuBadge.textContent = 'No WebGPU';
     showError(gpuNotice, error, 'WebGPU is not available');
     models.setEnabled(false);
+    playground.setEnabled(false);
+    gpuChecked(null);
     return;
   }
   const params = new URLSearchParams(location.search);

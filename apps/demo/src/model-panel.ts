@@ -58,6 +58,8 @@ export function modelPanel(host: ModelPanelHost): { card: HTMLElement; loadUrl: 
   const info = h('div', { class: 'model-info', 'data-testid': 'model-info' });
   const errorBox = h('div', { class: 'error', hidden: true, role: 'alert', 'data-testid': 'model-error' });
   const buttons: HTMLButtonElement[] = [];
+  // Off until the app has found WebGPU (setEnabled): a load before that could only fail.
+  let enabled = false;
 
   const run = async (source: DemoSource): Promise<DemoModel | null> => {
     if (host.busy()) {
@@ -99,7 +101,7 @@ export function modelPanel(host: ModelPanelHost): { card: HTMLElement; loadUrl: 
       showError(errorBox, error, 'Loading the model failed');
       return null;
     } finally {
-      for (const b of buttons) b.disabled = false;
+      for (const b of buttons) b.disabled = !enabled;
     }
   };
 
@@ -108,7 +110,7 @@ export function modelPanel(host: ModelPanelHost): { card: HTMLElement; loadUrl: 
     return run({ kind: 'url', url: value });
   };
   const button = (label: string, onclick: () => void, attrs: Record<string, string> = {}) => {
-    const b = h('button', { type: 'button', onclick, ...attrs }, label);
+    const b = h('button', { type: 'button', onclick, disabled: !enabled, ...attrs }, label);
     buttons.push(b);
     return b;
   };
@@ -167,6 +169,7 @@ export function modelPanel(host: ModelPanelHost): { card: HTMLElement; loadUrl: 
     card,
     loadUrl,
     setEnabled: (on) => {
+      enabled = on;
       for (const b of buttons) b.disabled = !on;
     },
   };

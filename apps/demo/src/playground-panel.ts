@@ -3,7 +3,7 @@
  * benchmark on this GPU, plot decode time per token vs context for each.
  */
 import type { Runtime } from '@statespace/core';
-import { type BenchPoint, RATIOS, SIZES, benchmarkDecode, compositionOf, patternOfChoice } from './bench.js';
+import { type BenchPoint, DEFAULT_STEPS, RATIOS, SIZES, benchVerdict, benchmarkDecode, compositionOf, patternOfChoice } from './bench.js';
 import { LatencyChart, type LatencySeries } from './charts.js';
 import { formatBytes, formatNumber, h } from './dom.js';
 import { clearError, showError } from './errors.js';
@@ -28,12 +28,14 @@ export function parseContexts(text: string): number[] {
 }
 
 /** Builds the card. */
-export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adaptDefaults: () => void } {
+export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adaptDefaults: () => void; setEnabled: (on: boolean) => void } {
   const size = h('select', { 'data-testid': 'bench-size' }, ...SIZES.map((s) => h('option', { value: s.id }, s.label)));
   const contexts = h('input', { type: 'text', 'data-testid': 'bench-contexts', value: '128, 512, 1024, 2048', spellcheck: 'false' });
-  const steps = h('input', { type: 'number', 'data-testid': 'bench-steps', value: 8, min: 1, max: 64 });
+  const steps = h('input', { type: 'number', 'data-testid': 'bench-steps', value: DEFAULT_STEPS, min: 1, max: 256 });
   const boxes = RATIOS.map((r) => ({ ratio: r, box: h('input', { type: 'checkbox', checked: true, value: r.id }) }));
-  const run = h('button', { type: 'button', class: 'primary', 'data-testid': 'bench-run' }, 'Run benchmark');
+  // Disabled until WebGPU is found (main.ts calls setEnabled).
+  const run = h('button', { type: 'button', class: 'primary', 'data-testid': 'bench-run', disabled: true, title: 'Needs WebGPU' }, 'Run benchmark');
+  let enabled = false;
   const stop = h('button', { type: 'button', disabled: true }, 'Stop');
   const status = h('div', { class: 'status muted', 'data-testid': 'bench-status' }, 'Random weights, same size for every mix; decode = one token through every layer plus reading its logits.');
   const chartBox = h('div', { class: 'chart empty', 'data-testid': 'bench-chart' }, 'Run the benchmark to plot decode time per token against context length.');
@@ -63,7 +65,12 @@ export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adap
             {},
             h('td', {}, r.label),
             h('td', { class: 'mono' }, r.pattern),
-            ...lengths.map((_, i) => h('td', { class: 'num' }, r.points[i] ? formatNumber(r.points[i].msPerToken) : '…')),
+            ...lengths.map((_, i) => {
+              const p = r.points[i];
+              if (!p) return h('td', { class: 'num' }, '…');
+              // The median, with the fastest and slowest step under it: tiny models time within noise.
+              return h('td', { class: 'num', title: `median of ${p.steps} steps` }, h('span', { class: 'median' }, formatNumber(p.msPerToken)), h('div', { class: 'spread' }, `${formatNumber(p.msMin)}–${formatNumber(p.msMax)}`));
+            }),
             h('td', { class: 'num' }, last ? `${formatBytes(last.stateBytes.ssm + last.stateBytes.conv)} SSM+conv · ${formatBytes(last.stateBytes.kv)} KV` : '…'),
           );
         }),
@@ -111,7 +118,7 @@ export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adap
         if (abort.signal.aborted) break;
         status.textContent = `Running ${ratio.label} (${rows[i].pattern}) at ${s.label}…`;
         await benchmarkDecode(runtime, compositionOf(s, ratio), lengths, {
-          steps: Math.max(1, Math.floor(Number(steps.value) || 8)),
+          steps: Math.max(1, Math.floor(Number(steps.value) || DEFAULT_STEPS)),
           signal: abort.signal,
           onPoint: (p) => {
             rows[i].points.push(p);
@@ -120,14 +127,14 @@ export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adap
           },
         });
       }
-      status.textContent = abort.signal.aborted ? 'Stopped.' : `Done on ${runtime.adapterName}. Lower is faster; attention layers pay for every token of context at each step, Mamba-2 layers do not.`;
+      status.textContent = abort.signal.aborted ? 'Stopped.' : `Done on ${runtime.adapterName}. ${benchVerdict(rows)}`;
       status.dataset.done = 'true';
     } catch (error) {
       showError(errorBox, error, 'The benchmark failed');
       status.textContent = 'Failed.';
     } finally {
       abort = null;
-      run.disabled = false;
+      run.disabled = !enabled;
       stop.disabled = true;
       host.release();
     }
@@ -157,12 +164,17 @@ export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adap
 
   return {
     card,
+    setEnabled: (on) => {
+      enabled = on;
+      run.disabled = !on || abort !== null;
+      run.title = on ? '' : 'Needs WebGPU';
+    },
     // A software adapter (SwiftShader) is ~100x slower than a GPU: start small there.
     adaptDefaults: () => {
       if (host.isSoftware()) {
         size.value = 'tiny';
-        contexts.value = '16, 64, 128';
-        steps.value = '4';
+        contexts.value = '32, 64, 128';
+        steps.value = '16';
         showPatterns();
       } else {
         size.value = 'small';

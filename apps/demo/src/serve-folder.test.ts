@@ -61,6 +61,17 @@ describe('folderMiddleware', () => {
     expect(past.headers.get('content-range')).toBe('bytes */10');
     expect((await fetch(`${base}/models/config.json`)).status).toBe(404);
   });
+  it('lists a folder’s files as JSON, and 404s a folder that is not there', async () => {
+    mkdirSync(join(dir, 'm', 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'm', 'sub', 'config.json'), '{}');
+    writeFileSync(join(dir, 'm', '.hidden'), 'x');
+    const root = await fetch(`${base}/models/`);
+    expect(root.status).toBe(200);
+    expect(root.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await root.json()).toEqual({ files: ['model.safetensors'] });
+    expect(await (await fetch(`${base}/models/sub/`)).json()).toEqual({ files: ['config.json'] });
+    expect((await fetch(`${base}/models/nothing/`)).status).toBe(404);
+  });
   it('never serves outside its folder and leaves other URLs to the next handler', async () => {
     // fetch() would normalise the dots away; a raw request keeps them, as an attacker's would.
     const raw = (path: string) => new Promise<number>((resolve, reject) => get({ host: '127.0.0.1', port: new URL(base).port, path }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject));
