@@ -3,7 +3,7 @@
  * separate or fused gate/up weights), relu² MLP (Nemotron-H) and mixture of
  * experts with an optional, optionally gated, shared expert (Jamba, Granite, Qwen3-Next).
  */
-import { type LayerWeights, type PendingNorm, type Runtime, StatespaceError, type Tensor, binary, glu, linear, matmul, unary } from '@statespace/core';
+import { type LayerWeights, PendingNorm, type Runtime, StatespaceError, type Tensor, binary, glu, linear, matmul, unary } from '@statespace/core';
 import type { ChannelSpec, GluNames } from './spec.js';
 import { moeAccumulate, moeRouting } from './moe.js';
 
@@ -58,6 +58,8 @@ export class GluMlp implements ChannelMixer {
       const a = linear(rt, x, this.gateUp);
       h = glu(rt, a, this.act);
       a.dispose();
+    } else if (x instanceof PendingNorm) {
+      h = x.gluMatmul(this.gate!, this.up!, this.act);
     } else {
       const g = linear(rt, x, this.gate!);
       const u = linear(rt, x, this.up!);

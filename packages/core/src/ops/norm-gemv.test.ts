@@ -56,6 +56,39 @@ describe('norm + gemv fused', () => {
       }
     }
   }
+  const gelu = (v: number) => {
+    // erf by Abramowitz & Stegun 7.1.26, as the kernel
+    const x = v * Math.SQRT1_2;
+    const t = 1 / (1 + 0.3275911 * Math.abs(x));
+    const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+    return 0.5 * v * (1 + (x >= 0 ? y : -y));
+  };
+  const acts = { silu: (v: number) => v / (1 + Math.exp(-v)), gelu };
+  for (const act of ['silu', 'gelu'] as const) {
+    for (const dtype of ['f32', 'bf16'] as const) {
+      for (const { M, N, K } of [{ M: 1, N: 37, K: 24 }, { M: 3, N: 4099, K: 40 }, { M: 4, N: 9, K: 64 }]) {
+        if (dtype !== 'f32' && K % 8) continue;
+        it(`glu ${act} ${dtype} M=${M} N=${N} K=${K}: act(x̂·Wgᵀ)·(x̂·Wuᵀ) in one pass`, async () => {
+          const seed = 7 * M + N + K;
+          const x = randn(M * K, seed);
+          const branch = randn(M * K, seed + 1);
+          const normWeight = randn(K, seed + 3);
+          const gate = roundTo(randn(N * K, seed + 4), dtype);
+          const up = roundTo(randn(N * K, seed + 5), dtype);
+          const common = { kind: 'add_rms' as const, M, K, N, x, branch, alpha: 1, normWeight, eps: 1e-6 };
+          const g = normGemvReference({ ...common, weight: gate }).y;
+          const u = normGemvReference({ ...common, weight: up }).y;
+          const want = g.map((v, i) => acts[act](v) * u[i]);
+          const sum = rt.empty([M, K]);
+          const y = normGemv(rt, {
+            kind: 'add_rms', x: rt.upload(x, [M, K]), branch: rt.upload(branch, [M, K]), sum, normWeight: rt.upload(normWeight, [K]), eps: 1e-6,
+            weight: rt.upload(gate, [N, K], dtype), glu: { up: rt.upload(up, [N, K], dtype), act },
+          });
+          expect(relError(await rt.read(y), want)).toBeLessThan(1e-5);
+        });
+      }
+    }
+  }
   it('is off on software adapters unless asked for', () => {
     const w = rt.upload(randn(6 * 16, 1), [6, 16]);
     rt.fastKernels = false;

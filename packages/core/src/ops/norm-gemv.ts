@@ -24,6 +24,7 @@ import type { Tensor, TensorLike } from '../tensor.js';
 import { createAddRmsNormKernel } from './add-rms-norm.js';
 import { matmul } from './matmul.js';
 import { rmsNorm } from './norm.js';
+import { binary, unary, wgslActivations } from './elementwise.js';
 
 /** The norm in front of a {@link normGemv}. */
 export type NormGemvKind = 'add_rms' | 'gated_rms' | 'rms_gate' | 'gate';
@@ -54,6 +55,8 @@ export interface NormGemvAttrs {
   bias?: boolean;
   /** Floats of workgroup memory for the M·K inputs (from {@link normGemvCapacity}). */
   capacity: number;
+  /** A second weight W₂ (same shape): y = act(x̂·Wᵀ) · (x̂·W₂ᵀ), a gated MLP's gate and up in one pass. */
+  glu?: 'silu' | 'gelu' | 'gelu_tanh';
 }
 
 /**
@@ -101,10 +104,12 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
     ...(norm ? [{ name: 'nw', type: wgslStorageType(attrs.normDtype ?? 'f32'), access: 'read' } as const] : []), // (K)
     ...(kind === 'add_rms' && attrs.branch ? [{ name: 's', type: 'f32', access: 'read_write' } as const] : []), // (M, K) new residual
     { name: 'w', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' }, // (N, K/4) or (N, K/8)
+    ...(attrs.glu ? [{ name: 'w2', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' } as const] : []), // (N, K/4) or (N, K/8)
     ...(attrs.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
   ] as const;
-  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}`;
+  const glu = attrs.glu;
+  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}`;
   const silu = (v: string) => `(${v} / (1.0 + exp(-${v})))`;
   const zAt = 'z[u.zOff + (i / u.K) * u.zStride + i % u.K]';
   const load =
@@ -116,14 +121,18 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   const scale = attrs.unitOffset ? '(1.0 + loadNW(c))' : 'loadNW(c)';
   const unpack = weightDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
   const xAt = (e: string) => `vec4<f32>(xs[${e}], xs[${e} + 1u], xs[${e} + 2u], xs[${e} + 3u])`;
-  const use = (wv: string, k: string) =>
+  const use = (wv: string, k: string, acc = 'acc') =>
     packed
       ? `{ let a = vec4<f32>(un(${wv}.x), un(${wv}.y)); let c2 = vec4<f32>(un(${wv}.z), un(${wv}.w));
-          for (var j = 0u; j < u.M; j++) { let e = j * u.K + 8u * (${k}); acc[j] += dot(a, ${xAt('e')}) + dot(c2, ${xAt('e + 4u')}); } }`
-      : `{ for (var j = 0u; j < u.M; j++) { let e = j * u.K + 4u * (${k}); acc[j] += dot(${wv}, ${xAt('e')}); } }`;
+          for (var j = 0u; j < u.M; j++) { let e = j * u.K + 8u * (${k}); ${acc}[j] += dot(a, ${xAt('e')}) + dot(c2, ${xAt('e + 4u')}); } }`
+      : `{ for (var j = 0u; j < u.M; j++) { let e = j * u.K + 4u * (${k}); ${acc}[j] += dot(${wv}, ${xAt('e')}); } }`;
+  const step = (k: string, i: string) => `let w${i} = w[row + ${k}];${glu ? ` let v${i} = w2[row + ${k}];` : ''}
+      ${use(`w${i}`, k)}${glu ? `
+      ${use(`v${i}`, k, 'acc2')}` : ''}`;
   const wgsl = memoWgsl('norm_gemv', cacheKey, () => `${wgslBindings(layout, bindings)}
 ${norm ? wgslLoadFloat('loadNW', 'nw', attrs.normDtype ?? 'f32') : ''}
 ${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+${glu ? wgslActivations() : ''}
 const LANES = ${lanes}u;
 const ROWS = ${rows}u;
 const T = ${THREADS}u;
@@ -159,28 +168,32 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
   workgroupBarrier();` : ''}
   let n = wg * ROWS + lid.y;
   var acc = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+  ${glu ? `var acc2 = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);` : ''}
   if (n < u.N) {
     let KW = ${packed ? 'u.K / 8u' : 'u.K / 4u'};
     let row = n * KW;
     var k = lid.x;
     for (; k + LANES < KW; k += 2u * LANES) {
-      let w0 = w[row + k];
-      let w1 = w[row + k + LANES];
-      ${use('w0', 'k')}
-      ${use('w1', 'k + LANES')}
+      ${step('k', '0')}
+      ${step('k + LANES', '1')}
     }
     for (; k < KW; k += LANES) {
-      let w0 = w[row + k];
-      ${use('w0', 'k')}
+      ${step('k', '0')}
     }
   }
-  for (var j = 0u; j < u.M; j++) { part[j * T + li] = acc[j]; }
+  // ${glu ? 'gate sums in rows 0..M-1 of part, up sums in rows M..2M-1' : 'one row of partial sums per token'}
+  for (var j = 0u; j < u.M; j++) { part[j * T + li] = acc[j];${glu ? ' part[(u.M + j) * T + li] = acc2[j];' : ''} }
   workgroupBarrier();
+  let R2 = ${glu ? '2u * u.M' : 'u.M'};
   for (var st = LANES / 2u; st > 0u; st >>= 1u) {
-    if (lid.x < st) { for (var j = 0u; j < u.M; j++) { part[j * T + li] += part[j * T + li + st]; } }
+    if (lid.x < st) { for (var j = 0u; j < R2; j++) { part[j * T + li] += part[j * T + li + st]; } }
     workgroupBarrier();
   }
-  if (lid.x < u.M && n < u.N) { y[lid.x * u.N + n] = part[lid.x * T + lid.y * LANES]${attrs.bias ? ' + bias[n]' : ''}; }
+  if (lid.x < u.M && n < u.N) {
+    let g = part[lid.x * T + lid.y * LANES]${attrs.bias ? ' + bias[n]' : ''};
+    ${glu ? `let up = part[(u.M + lid.x) * T + lid.y * LANES];
+    y[lid.x * u.N + n] = ${glu}_(g) * up;` : 'y[lid.x * u.N + n] = g;'}
+  }
 }`);
   return {
     name: 'norm_gemv',
@@ -219,6 +232,8 @@ export interface NormGemvInputs {
   out?: Tensor;
   /** The sum was written already (by an earlier consumer of the same norm): only read h and b. */
   sumWritten?: boolean;
+  /** A gated MLP: y = act(x̂·Wᵀ) · (x̂·upᵀ) (no bias). */
+  glu?: { up: TensorLike; act: 'silu' | 'gelu' | 'gelu_tanh' };
 }
 
 /**
@@ -263,8 +278,10 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   assertArg(K % G === 0, 'normGemv', `groupSize ${G} must divide K=${K}`);
   assertArg(fitsNormGemv(runtime, M, K, weight, K / G), 'normGemv', `x (${M}, ${K}) with W [${weight.shape.join(',')}] (${weight.dtype}) does not fit the fused kernel`);
   const capacity = normGemvCapacity(M, K, weight.dtype, runtime.limits.maxComputeWorkgroupStorageSize);
+  const glu = inputs.glu;
+  assertArg(!glu || (M <= MAX_R / 2 && !inputs.bias && glu.up.dtype === weight.dtype && glu.up.shape.join() === weight.shape.join()), 'normGemv', 'glu needs an up weight like W, no bias and at most 4 rows');
   const k = createNormGemvKernel({ M, N, K, G }, {
-    kind, weightDtype: weight.dtype, normDtype: inputs.normWeight?.dtype, branch: !!inputs.branch, unitOffset: inputs.unitOffset, bias: !!inputs.bias, capacity,
+    kind, weightDtype: weight.dtype, normDtype: inputs.normWeight?.dtype, branch: !!inputs.branch, unitOffset: inputs.unitOffset, bias: !!inputs.bias, capacity, glu: glu?.act,
   });
   const y = inputs.out ?? runtime.empty([...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');
   const z = inputs.z;
@@ -288,6 +305,7 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   if (kind !== 'gate') tensors.push(inputs.normWeight!);
   if (kind === 'add_rms' && inputs.branch) tensors.push(inputs.sum!);
   tensors.push(weight);
+  if (glu) tensors.push(glu.up);
   if (inputs.bias) tensors.push(inputs.bias);
   tensors.push(y);
   runtime.run({ ...k, uniforms }, tensors);
@@ -419,6 +437,34 @@ export class PendingNorm {
       return y;
     }
     return matmul(rt, this.tensor(), weight, options);
+  }
+
+  /** act(norm(x)·gateᵀ) · (norm(x)·upᵀ), a gated MLP's first half: one fused dispatch when the shapes fit. */
+  gluMatmul(gate: TensorLike, up: TensorLike, act: 'silu' | 'gelu' | 'gelu_tanh'): Tensor {
+    const rt = this.runtime;
+    const K = this.shape[this.shape.length - 1];
+    const M = this.spec.h.size / K;
+    if (!this.normed && gate.shape.length === 2 && M <= MAX_R / 2 && up.dtype === gate.dtype && up.shape.join() === gate.shape.join() && canNormGemv(rt, M, K, gate)) {
+      const y = normGemv(rt, {
+        kind: 'add_rms', x: this.spec.h, branch: this.spec.branch, alpha: this.spec.alpha, sum: this.spec.sum, sumWritten: this.sumWritten,
+        normWeight: this.spec.weight, eps: this.spec.eps, unitOffset: this.spec.unitOffset, weight: gate, glu: { up, act },
+      });
+      this.sumWritten = true;
+      return y;
+    }
+    const x = this.tensor();
+    const g = matmul(rt, x, gate);
+    const u = matmul(rt, x, up);
+    let h: Tensor;
+    if (act === 'silu') h = binary(rt, g, u, 'silu_mul');
+    else {
+      const a = unary(rt, g, act);
+      h = binary(rt, a, u, 'mul');
+      a.dispose();
+    }
+    g.dispose();
+    u.dispose();
+    return h;
   }
 
   /** The normalised tensor (M, K), made on first use and freed by {@link dispose}. */
