@@ -34,3 +34,14 @@ export function referenceRows(ref: Reference): Map<number, number[]> {
   for (const [k, v] of Object.entries(ref.logits_rows_sample)) rows.set(Number(k), v);
   return rows;
 }
+
+/**
+ * The logit bound of the parity tests for one reference row: 1e-4 absolute, tightened to
+ * 1e-4 relative to the row's largest |logit| when that is below 1 (Granite's logits_scaling
+ * makes its logits ~0.2, where an absolute 1e-4 would let a flipped MoE renormalisation through).
+ */
+export function parityBound(row: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < row.length; i++) m = Math.max(m, Math.abs(row[i]));
+  return 1e-4 * Math.min(1, m);
+}
