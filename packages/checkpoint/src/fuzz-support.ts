@@ -12,21 +12,13 @@ import { mkdirSync, realpathSync, statSync, symlinkSync, writeFileSync, openSync
 import { join } from 'node:path';
 import { CheckpointError } from './errors.js';
 import { openModel } from './open-model.js';
+import { rng } from '@statespace/core/testing';
 import { openSafetensors } from './safetensors.js';
 import { bufferSource } from './sources.js';
 import { writeSafetensors, type TensorToWrite } from './write-safetensors.js';
 
-/** A seeded generator of floats in [0, 1) (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator of floats in [0, 1): core's mulberry32 (the one every test of the project uses). */
+export const seeded = rng;
 
 const floats = (n: number, seed: number) => {
   const r = seeded(seed);

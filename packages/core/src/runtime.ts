@@ -508,10 +508,7 @@ export class Runtime {
     const cap = this.capture!;
     if (cap.executed === cap.commands.length) return;
     this.device.queue.writeBuffer(cap.uniformBuffer, 0, cap.staging, 0, Math.max(1, cap.slot) * UNIFORM_SLOT);
-    const capture = this.capture;
-    this.capture = null;
     this.encodeCommands(cap.commands, cap.executed, cap.commands.length);
-    this.capture = capture;
     cap.executed = cap.commands.length;
   }
 

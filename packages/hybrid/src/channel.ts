@@ -58,23 +58,29 @@ export class GluMlp implements ChannelMixer {
       const a = linear(rt, x, this.gateUp);
       h = glu(rt, a, this.act);
       a.dispose();
-    } else if (x instanceof PendingNorm) {
-      h = x.gluMatmul(this.gate!, this.up!, this.act);
     } else {
-      const g = linear(rt, x, this.gate!);
-      const u = linear(rt, x, this.up!);
-      if (this.act === 'silu') h = binary(rt, g, u, 'silu_mul');
-      else {
-        const a = unary(rt, g, this.act);
-        h = binary(rt, a, u, 'mul');
-        a.dispose();
-      }
-      g.dispose();
-      u.dispose();
+      const fused = x instanceof PendingNorm ? x.fusedGlu(this.gate!, this.up!, this.act) : null;
+      if (fused) h = fused;
+      else h = this.gatedProduct(linear(rt, x, this.gate!), linear(rt, x, this.up!));
     }
     const y = matmul(rt, h, this.down);
     h.dispose();
     return y;
+  }
+
+  /** act(g) · u; disposes g and u. */
+  private gatedProduct(g: Tensor, u: Tensor): Tensor {
+    const rt = this.runtime;
+    let h: Tensor;
+    if (this.act === 'silu') h = binary(rt, g, u, 'silu_mul');
+    else {
+      const a = unary(rt, g, this.act);
+      h = binary(rt, a, u, 'mul');
+      a.dispose();
+    }
+    g.dispose();
+    u.dispose();
+    return h;
   }
 }
 

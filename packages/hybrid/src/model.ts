@@ -23,6 +23,7 @@ import {
   unary,
 } from '@statespace/core';
 import type { KVCacheState } from '@statespace/attention';
+import { fnv1a } from './hash.js';
 import { type ChannelMixer, createChannelMixer, sub } from './channel.js';
 import { mixerFactories } from './mixers.js';
 import type { BlockSpec, ModelSpec, NormSpec } from './spec.js';
@@ -176,17 +177,13 @@ export class HybridModel {
 
   /** Hashes the first 256 bytes of up to 32 weights (sorted by name) read back from the GPU. */
   async computeFingerprint(): Promise<string> {
-    const names = Object.keys(this.w).sort().slice(0, 32);
-    let h = 0x811c9dc5;
-    const mix = (bytes: Uint8Array) => {
-      for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
-    };
-    for (const n of names) {
+    let h: number | undefined;
+    for (const n of Object.keys(this.w).sort().slice(0, 32)) {
       const t = this.w[n];
-      mix(new TextEncoder().encode(`${n}:${t.shape.join('x')}:${t.dtype}`));
-      mix(new Uint8Array(await this.runtime.readBytes(t.buffer, Math.min(256, t.byteSize))));
+      h = fnv1a(new TextEncoder().encode(`${n}:${t.shape.join('x')}:${t.dtype}`), h);
+      h = fnv1a(new Uint8Array(await this.runtime.readBytes(t.buffer, Math.min(256, t.byteSize))), h);
     }
-    return (h >>> 0).toString(16).padStart(8, '0');
+    return (h ?? 0).toString(16).padStart(8, '0');
   }
 
   /** Bytes of all weights on the GPU. */

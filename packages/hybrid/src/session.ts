@@ -7,7 +7,8 @@
 import { type Runtime, StatespaceError, type StateMemory, type Tensor, argmax } from '@statespace/core';
 import { DecodeEngine, type DecodeEngineStats } from './decode-engine.js';
 import type { HybridModel, ModelState } from './model.js';
-import { type SamplingOptions, sampleToken, seededRandom } from './sampling.js';
+import { fnv1a } from './hash.js';
+import { type SamplingOptions, argmaxHost, sampleToken, seededRandom } from './sampling.js';
 
 /** Options of {@link Session.generate}. */
 export interface GenerateOptions extends SamplingOptions {
@@ -78,19 +79,7 @@ export interface SessionSnapshot {
 const MAGIC = 0x32535353; // "SSS2" little-endian
 const BLOB_VERSION = 2;
 
-/** FNV-1a over bytes (the blob checksum: catches truncation and flipped bits; not a signature). */
-function fnv1a(bytes: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
-  return h >>> 0;
-}
 
-/** Index of the largest logit (first on ties), as the GPU argmax. */
-function argmaxOf(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
 
 /**
  * A conversation (or a batch of them) with a model.
@@ -186,10 +175,11 @@ export class Session {
     return logits;
   }
 
-  private async readLast(logits: Tensor): Promise<Float32Array[]> {
+  /** Reads the last logits (batch, 1, vocab) into lastLogits; `keep` leaves the tensor (the decode engine owns it). */
+  private async readLast(logits: Tensor, keep = false): Promise<Float32Array[]> {
     const V = this.model.spec.vocabSize;
     const all = await this.runtime.readFloat(logits);
-    logits.dispose();
+    if (!keep) logits.dispose();
     this.lastLogits = Array.from({ length: this.batch }, (_, b) => all.slice(b * V, (b + 1) * V));
     return this.lastLogits;
   }
@@ -213,10 +203,7 @@ export class Session {
     this.runtime.write(engine.ids, Int32Array.from(rows.map((r) => r[0])));
     const logits = engine.step('logits');
     rows.forEach((r, b) => this.history[b].push(...r));
-    const V = this.model.spec.vocabSize;
-    const all = await this.runtime.readFloat(logits);
-    this.lastLogits = Array.from({ length: this.batch }, (_, b) => all.slice(b * V, (b + 1) * V));
-    return this.lastLogits;
+    return this.readLast(logits, true);
   }
 
   /** Logits at every position of a prompt (batch, T, vocab) as one array per sequence, (T × vocab) row-major. */
@@ -303,7 +290,7 @@ export class Session {
       chosen.push(this.readIds(first));
       first.dispose();
     } else {
-      const ids = this.lastLogits!.map((row) => argmaxOf(row));
+      const ids = this.lastLogits!.map((row) => argmaxHost(row));
       rt.write(engine.ids, Int32Array.from(ids));
       chosen.push(Promise.resolve(ids));
     }
@@ -402,9 +389,7 @@ export class Session {
       rt.write(engine.ids, Int32Array.from(next));
       const logits = engine.step('logits');
       next.forEach((t, b) => this.history[b].push(t));
-      const all = await rt.readFloat(logits);
-      rows = Array.from({ length: this.batch }, (_, b) => all.slice(b * V, (b + 1) * V));
-      this.lastLogits = rows;
+      rows = await this.readLast(logits, true);
     }
   }
 

@@ -24,7 +24,7 @@ import type { Tensor, TensorLike } from '../tensor.js';
 import { createAddRmsNormKernel } from './add-rms-norm.js';
 import { matmul } from './matmul.js';
 import { rmsNorm } from './norm.js';
-import { binary, unary, wgslActivations } from './elementwise.js';
+import { wgslActivations } from './elementwise.js';
 
 /** The norm in front of a {@link normGemv}. */
 export type NormGemvKind = 'add_rms' | 'gated_rms' | 'rms_gate' | 'gate';
@@ -425,46 +425,25 @@ export class PendingNorm {
 
   /** y = norm(x) · Wᵀ + b: one fused dispatch when the shapes fit, else the norm then a matmul. */
   matmul(weight: TensorLike, options: { bias?: TensorLike; out?: Tensor } = {}): Tensor {
-    const rt = this.runtime;
-    const K = this.shape[this.shape.length - 1];
-    const M = this.spec.h.size / K;
-    if (!this.normed && weight.shape.length === 2 && canNormGemv(rt, M, K, weight)) {
-      const y = normGemv(rt, {
-        kind: 'add_rms', x: this.spec.h, branch: this.spec.branch, alpha: this.spec.alpha, sum: this.spec.sum, sumWritten: this.sumWritten,
-        normWeight: this.spec.weight, eps: this.spec.eps, unitOffset: this.spec.unitOffset, weight, bias: options.bias, out: options.out,
-      });
-      this.sumWritten = true;
-      return y;
-    }
-    return matmul(rt, this.tensor(), weight, options);
+    return this.fused(weight, options) ?? matmul(this.runtime, this.tensor(), weight, options);
   }
 
-  /** act(norm(x)·gateᵀ) · (norm(x)·upᵀ), a gated MLP's first half: one fused dispatch when the shapes fit. */
-  gluMatmul(gate: TensorLike, up: TensorLike, act: 'silu' | 'gelu' | 'gelu_tanh'): Tensor {
-    const rt = this.runtime;
+  /**
+   * act(norm(x)·gateᵀ) · (norm(x)·upᵀ), a gated MLP's first half, in one fused dispatch; null
+   * when the shapes do not fit it (then take {@link matmul} for gate and up).
+   */
+  fusedGlu(gate: TensorLike, up: TensorLike, act: 'silu' | 'gelu' | 'gelu_tanh'): Tensor | null {
+    if (up.dtype !== gate.dtype || up.shape.join() !== gate.shape.join() || this.spec.h.size / this.shape[this.shape.length - 1] > MAX_R / 2) return null;
+    return this.fused(gate, { glu: { up, act } });
+  }
+
+  private fused(weight: TensorLike, extra: Pick<NormGemvInputs, 'bias' | 'out' | 'glu'>): Tensor | null {
     const K = this.shape[this.shape.length - 1];
-    const M = this.spec.h.size / K;
-    if (!this.normed && gate.shape.length === 2 && M <= MAX_R / 2 && up.dtype === gate.dtype && up.shape.join() === gate.shape.join() && canNormGemv(rt, M, K, gate)) {
-      const y = normGemv(rt, {
-        kind: 'add_rms', x: this.spec.h, branch: this.spec.branch, alpha: this.spec.alpha, sum: this.spec.sum, sumWritten: this.sumWritten,
-        normWeight: this.spec.weight, eps: this.spec.eps, unitOffset: this.spec.unitOffset, weight: gate, glu: { up, act },
-      });
-      this.sumWritten = true;
-      return y;
-    }
-    const x = this.tensor();
-    const g = matmul(rt, x, gate);
-    const u = matmul(rt, x, up);
-    let h: Tensor;
-    if (act === 'silu') h = binary(rt, g, u, 'silu_mul');
-    else {
-      const a = unary(rt, g, act);
-      h = binary(rt, a, u, 'mul');
-      a.dispose();
-    }
-    g.dispose();
-    u.dispose();
-    return h;
+    if (this.normed || weight.shape.length !== 2 || !canNormGemv(this.runtime, this.spec.h.size / K, K, weight)) return null;
+    const { h, branch, alpha, sum, weight: normWeight, eps, unitOffset } = this.spec;
+    const y = normGemv(this.runtime, { kind: 'add_rms', x: h, branch, alpha, sum, sumWritten: this.sumWritten, normWeight, eps, unitOffset, weight, ...extra });
+    this.sumWritten = true;
+    return y;
   }
 
   /** The normalised tensor (M, K), made on first use and freed by {@link dispose}. */
