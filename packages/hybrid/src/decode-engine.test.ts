@@ -13,7 +13,8 @@ import { fixtureDir, reference } from './testing/fixtures.js';
 import { composeModel } from './compose.js';
 
 const rt = await Runtime.create();
-const FAMILIES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next', 'zamba2'];
+const AWKWARD = ['mamba1_awkward', 'mamba2_awkward', 'llama_awkward', 'granitemoehybrid_awkward']; // as in fixtures.test.ts
+const FAMILIES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next', 'zamba2', ...AWKWARD];
 
 async function collect(gen: AsyncGenerator<number, void, undefined>): Promise<number[]> {
   const out: number[] = [];
@@ -59,7 +60,7 @@ describe.each(FAMILIES)('%s through the decode engine', (name) => {
 describe('the fused decode kernels inside the models', () => {
   // GPUs run them by default; software adapters only when asked (their barriers are slow there).
   // Mamba-2 gated norm (whole vector, groups, norm-before-gate), attention, GLU and MoE MLPs.
-  for (const name of ['mamba2', 'nemotron_h', 'falcon_h1', 'llama', 'mamba1']) {
+  for (const name of ['mamba2', 'nemotron_h', 'falcon_h1', 'llama', 'mamba1', ...AWKWARD]) {
     it(`${name}: fused steps give the unfused logits and transformers' greedy tokens`, async () => {
       const ref = reference(name);
       const fast = await Runtime.create();
