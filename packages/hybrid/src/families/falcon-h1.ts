@@ -4,7 +4,8 @@
  * SwiGLU feed-forward. Its muP multipliers are applied where transformers applies
  * them: input/output multipliers on the two branches, embedding and lm_head
  * multipliers, and the per-row ones (ssm_multipliers on in_proj, key_multiplier,
- * mlp_multipliers) folded into the weights at load time.
+ * mlp_multipliers) folded into the weights at load time. `mamba_rms_norm` (grouped gated RMSNorm,
+ * norm before or after the gate) and `projectors_bias` (Mamba out_proj bias) as transformers builds them.
  * Reference: transformers 5.17 `models/falcon_h1`.
  */
 import { StatespaceError } from '@statespace/core';
@@ -27,11 +28,16 @@ export function falconH1Spec(c: ConfigReader, architecture: string): ModelSpec {
   const dHead = c.raw('mamba_d_head') === 'auto' || !c.has('mamba_d_head') ? dSsm / nHeads : c.positiveInt('mamba_d_head');
   const nGroups = c.optional.positiveInt('mamba_n_groups', 1);
   const dState = c.optional.positiveInt('mamba_d_state', 256);
-  if (c.optional.bool('mamba_rms_norm', false)) {
-    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: falcon_h1 with mamba_rms_norm=true (norm before gate) is not supported yet`);
-  }
-  if (c.optional.bool('projectors_bias', false)) {
-    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: falcon_h1 with projectors_bias=true is not supported yet`);
+  // mamba_rms_norm: FalconH1RMSNormGated over groups of d_ssm / mamba_n_groups, normalising y before
+  // the silu(z) gate (mamba_norm_before_gate, transformers' default) or y·silu(z) after it; without it
+  // the mixer output is y·silu(z) and there is no norm weight. projectors_bias: Mamba's out_proj has a bias.
+  const rmsNorm = c.optional.bool('mamba_rms_norm', false);
+  const normBeforeGate = c.optional.bool('mamba_norm_before_gate', true);
+  const projectorsBias = c.optional.bool('projectors_bias', false);
+  const inProjBias = c.optional.bool('mamba_proj_bias', false);
+  const attnBias = c.optional.bool('attention_bias', false);
+  if (rmsNorm && dSsm % nGroups !== 0) {
+    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: falcon_h1 mamba_rms_norm needs mamba_n_groups (${nGroups}) to divide mamba_d_ssm (${dSsm})`);
   }
   const rope = readRope(c, headDim);
   const ssmMult = c.optional.numberArray('ssm_multipliers', 5) ?? [1, 1, 1, 1, 1];
@@ -49,10 +55,16 @@ export function falconH1Spec(c: ConfigReader, architecture: string): ModelSpec {
   const blocks: BlockSpec[] = [];
   for (let i = 0; i < layers; i++) {
     const p = `model.layers.${i}.`;
+    // transformers multiplies in_proj's output (its bias included) by the µP vector, and k_proj's output by key_multiplier.
     sections.forEach((rows, j) => {
-      if (ssmMult[j] !== 1) weightScales.push({ name: `${p}mamba.in_proj.weight`, rows, factor: ssmMult[j] });
+      if (ssmMult[j] === 1) return;
+      weightScales.push({ name: `${p}mamba.in_proj.weight`, rows, factor: ssmMult[j] });
+      if (inProjBias) weightScales.push({ name: `${p}mamba.in_proj.bias`, rows, factor: ssmMult[j] });
     });
-    if (keyMult !== 1) weightScales.push({ name: `${p}self_attn.k_proj.weight`, factor: keyMult });
+    if (keyMult !== 1) {
+      weightScales.push({ name: `${p}self_attn.k_proj.weight`, factor: keyMult });
+      if (attnBias) weightScales.push({ name: `${p}self_attn.k_proj.bias`, factor: keyMult });
+    }
     if (gateMult !== 1) weightScales.push({ name: `${p}feed_forward.gate_proj.weight`, factor: gateMult });
     if (downMult !== 1) weightScales.push({ name: `${p}feed_forward.down_proj.weight`, factor: downMult });
     blocks.push({
@@ -73,10 +85,12 @@ export function falconH1Spec(c: ConfigReader, architecture: string): ModelSpec {
             convKernel: c.optional.positiveInt('mamba_d_conv', 4),
             chunkSize: c.optional.positiveInt('mamba_chunk_size', 256),
             useConvBias: c.optional.bool('mamba_conv_bias', true),
-            useBias: c.optional.bool('mamba_proj_bias', false),
+            useBias: inProjBias,
+            outProjBias: projectorsBias,
             timeStepLimit: ((c.optional.numberArray('time_step_limit', 2) as [number, number] | undefined) ?? [0, Infinity]),
             normEps: eps,
-            gatedNorm: false,
+            gatedNorm: rmsNorm,
+            ...(rmsNorm ? { normGroupSize: dSsm / nGroups, normBeforeGate } : {}),
           },
         },
         {
@@ -84,7 +98,7 @@ export function falconH1Spec(c: ConfigReader, architecture: string): ModelSpec {
           prefix: `${p}self_attn.`,
           inMultiplier: c.optional.number('attention_in_multiplier', 1),
           outMultiplier: c.optional.number('attention_out_multiplier', 1),
-          config: { hiddenSize: hidden, numHeads: heads, numKeyValueHeads: kvHeads, headDim, rope, qkvBias: c.optional.bool('attention_bias', false), oBias: c.optional.bool('attention_bias', false) },
+          config: { hiddenSize: hidden, numHeads: heads, numKeyValueHeads: kvHeads, headDim, rope, qkvBias: attnBias, oBias: attnBias },
         },
       ],
       channelNorm: { kind: 'rms', weight: `${p}pre_ff_layernorm.weight`, eps },
