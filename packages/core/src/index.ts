@@ -25,6 +25,7 @@ export * from './ops/elementwise.js';
 export * from './ops/embedding.js';
 export * from './ops/softmax.js';
 export * from './ops/top-k.js';
+export { type TokenSamplerBuffers, type TokenSamplingParams, createSampleTokensKernel, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerUniform } from './ops/sample-tokens.js';
 export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';
 export * from './ops/glu.js';
 export * from './ops/add-rms-norm.js';
