@@ -1,11 +1,12 @@
 /**
  * Channel mixers (feed-forward layers): gated MLPs (SwiGLU and friends, with
  * separate or fused gate/up weights), relu² MLP (Nemotron-H) and mixture of
- * experts with an optional, optionally gated, shared expert (Jamba, Granite, Qwen3-Next).
+ * experts with an optional, optionally gated, shared expert (Jamba, Granite, Qwen3-Next),
+ * Nemotron-H's relu² experts behind a grouped sigmoid router, optionally in a latent width.
  */
 import { type LayerWeights, PendingNorm, type Runtime, StatespaceError, type Tensor, binary, glu, linear, matmul, unary } from '@statespace/core';
 import type { ChannelSpec, GluNames } from './spec.js';
-import { moeAccumulate, moeRouting } from './moe.js';
+import { moeAccumulate, moeGroupedRouting, moeRouting } from './moe.js';
 
 /** A feed-forward layer: (..., D) -> (..., D). */
 export interface ChannelMixer {
@@ -85,7 +86,7 @@ export class GluMlp implements ChannelMixer {
 }
 
 /**
- * down(relu(up(x))²) (Nemotron-H).
+ * down(relu(up(x))²) (Nemotron-H's MLP layers, its routed and shared experts).
  *
  * @example
  * ```ts
@@ -94,19 +95,24 @@ export class GluMlp implements ChannelMixer {
  * ```
  */
 export class Relu2Mlp implements ChannelMixer {
+  private readonly up: Tensor;
+  private readonly down: Tensor;
   constructor(
     private readonly runtime: Runtime,
-    private readonly weights: LayerWeights,
+    weights: LayerWeights,
     where = 'mlp',
+    /** Weight names relative to `weights` (default `up_proj.weight`, `down_proj.weight`). */
+    names: { up?: string; down?: string } = {},
   ) {
-    for (const n of ['up_proj.weight', 'down_proj.weight']) need(weights, n, where);
+    this.up = need(weights, names.up ?? 'up_proj.weight', where);
+    this.down = need(weights, names.down ?? 'down_proj.weight', where);
   }
   forward(x: Tensor): Tensor {
     const rt = this.runtime;
-    const u = matmul(rt, x, this.weights['up_proj.weight']);
+    const u = matmul(rt, x, this.up);
     const h = unary(rt, u, 'relu2');
     u.dispose();
-    const y = matmul(rt, h, this.weights['down_proj.weight']);
+    const y = matmul(rt, h, this.down);
     h.dispose();
     return y;
   }
@@ -118,10 +124,13 @@ function expertNames(names: GluNames, e: number): GluNames {
 }
 
 /**
- * Top-k mixture of experts, each a gated MLP, plus an optional shared expert
+ * Top-k mixture of experts, each a gated or relu² MLP, plus an optional shared expert
  * (sigmoid-gated in Qwen3-Next). Experts run densely over all tokens and are
  * mixed with routing weights that are zero outside each token's top k: no host
  * round trip, exact, and cheap for the small expert counts of these hybrids.
+ * The router is softmax-then-top-k, or Nemotron-H's grouped sigmoid router with a
+ * correction bias ({@link moeGroupedRouting}); Nemotron-H's latent MoE runs the routed
+ * experts between a down and an up projection.
  *
  * @example
  * ```ts
@@ -131,37 +140,51 @@ function expertNames(names: GluNames, e: number): GluNames {
  * ```
  */
 export class MoeLayer implements ChannelMixer {
-  private readonly experts: GluMlp[];
-  private readonly shared?: GluMlp;
+  private readonly experts: ChannelMixer[];
+  private readonly shared?: ChannelMixer;
   constructor(
     private readonly runtime: Runtime,
     private readonly weights: LayerWeights,
     private readonly spec: Extract<ChannelSpec, { kind: 'moe' }>,
   ) {
     need(weights, spec.router, spec.prefix);
-    this.experts = Array.from({ length: spec.numExperts }, (_, e) => new GluMlp(runtime, weights, expertNames(spec.expert, e), 'silu', `${spec.prefix} expert ${e}`));
-    if (spec.shared) this.shared = new GluMlp(runtime, weights, spec.shared.names, 'silu', `${spec.prefix} shared expert`);
+    if (spec.routing) need(weights, spec.routing.correctionBias, spec.prefix);
+    if (spec.latent) for (const n of [spec.latent.down, spec.latent.up]) need(weights, n, spec.prefix);
+    const mlp = (kind: 'glu' | 'relu2' | undefined, names: GluNames, where: string): ChannelMixer =>
+      kind === 'relu2' ? new Relu2Mlp(runtime, weights, where, { up: names.up, down: names.down }) : new GluMlp(runtime, weights, names, 'silu', where);
+    this.experts = Array.from({ length: spec.numExperts }, (_, e) => mlp(spec.expertKind, expertNames(spec.expert, e), `${spec.prefix} expert ${e}`));
+    if (spec.shared) this.shared = mlp(spec.shared.kind, spec.shared.names, `${spec.prefix} shared expert`);
   }
   forward(x: Tensor): Tensor {
     const rt = this.runtime;
+    const spec = this.spec;
     const D = x.shape[x.shape.length - 1];
     const T = x.size / D;
     const flat = x.reshape([T, D]);
-    const logits = matmul(rt, flat, this.weights[this.spec.router]);
-    const w = moeRouting(rt, logits, this.spec.topK, { renormalize: this.spec.normTopK });
+    const logits = matmul(rt, flat, this.weights[spec.router]);
+    const w = spec.routing
+      ? moeGroupedRouting(rt, logits, this.weights[spec.routing.correctionBias], { k: spec.topK, nGroup: spec.routing.nGroup, topkGroup: spec.routing.topkGroup, renormalize: spec.normTopK, scale: spec.routing.scale })
+      : moeRouting(rt, logits, spec.topK, { renormalize: spec.normTopK });
     logits.dispose();
-    const y = rt.zeros(x.shape, 'f32', 'moe.y');
+    const xe = spec.latent ? matmul(rt, x, this.weights[spec.latent.down]) : x; // (..., latent) or x
+    let y = rt.zeros(xe.shape, 'f32', 'moe.y');
     this.experts.forEach((expert, e) => {
-      const h = expert.forward(x);
+      const h = expert.forward(xe);
       moeAccumulate(rt, w, e, h, y);
       h.dispose();
     });
     w.dispose();
+    if (spec.latent) {
+      const up = matmul(rt, y, this.weights[spec.latent.up]);
+      y.dispose();
+      (xe as Tensor).dispose();
+      y = up;
+    }
     if (!this.shared) return y;
     const h = this.shared.forward(x);
-    const gateName = this.spec.shared?.gate;
+    const gateName = spec.shared?.gate;
     if (gateName) {
-      const gl = matmul(rt, flat, need(this.weights, gateName, this.spec.prefix)); // (T, 1)
+      const gl = matmul(rt, flat, need(this.weights, gateName, spec.prefix)); // (T, 1)
       const gs = unary(rt, gl, 'sigmoid');
       gl.dispose();
       moeAccumulate(rt, gs.reshape([T, 1]), 0, h, y); // y += sigmoid(gate) · shared(x)
@@ -223,8 +246,15 @@ function gluShapes(prefix: string, names: GluNames, hidden: number, i: number): 
   return out;
 }
 
+function relu2Shapes(prefix: string, names: { up?: string; down?: string }, hidden: number, i: number): { name: string; shape: number[] }[] {
+  return [
+    { name: prefix + (names.up ?? 'up_proj.weight'), shape: [i, hidden] },
+    { name: prefix + (names.down ?? 'down_proj.weight'), shape: [hidden, i] },
+  ];
+}
+
 /**
- * Full names and shapes of the weights a channel mixer expects.
+ * Full names and shapes of the weights a channel mixer expects (`f32` marks the ones kept in f32).
  *
  * @example
  * ```ts
@@ -232,21 +262,25 @@ function gluShapes(prefix: string, names: GluNames, hidden: number, i: number): 
  * // [{ name: 'layers.1.mlp.up_proj.weight', shape: [256, 64] }, { name: 'layers.1.mlp.down_proj.weight', shape: [64, 256] }]
  * ```
  */
-export function channelWeightShapes(spec: ChannelSpec, hidden: number): { name: string; shape: number[] }[] {
+export function channelWeightShapes(spec: ChannelSpec, hidden: number): { name: string; shape: number[]; f32?: boolean }[] {
   switch (spec.kind) {
     case 'glu':
       return gluShapes(spec.prefix, spec.names, hidden, spec.intermediate);
     case 'relu2':
-      return [
-        { name: `${spec.prefix}up_proj.weight`, shape: [spec.intermediate, hidden] },
-        { name: `${spec.prefix}down_proj.weight`, shape: [hidden, spec.intermediate] },
-      ];
+      return relu2Shapes(spec.prefix, {}, hidden, spec.intermediate);
     case 'moe': {
-      const out = [{ name: `${spec.prefix}${spec.router}`, shape: [spec.numExperts, hidden] }];
-      for (let e = 0; e < spec.numExperts; e++) out.push(...gluShapes(spec.prefix, expertNames(spec.expert, e), hidden, spec.intermediate));
+      const out: { name: string; shape: number[]; f32?: boolean }[] = [{ name: `${spec.prefix}${spec.router}`, shape: [spec.numExperts, hidden] }];
+      if (spec.routing) out.push({ name: `${spec.prefix}${spec.routing.correctionBias}`, shape: [spec.numExperts], f32: true });
+      const width = spec.latent?.size ?? hidden;
+      if (spec.latent) out.push({ name: `${spec.prefix}${spec.latent.down}`, shape: [width, hidden] }, { name: `${spec.prefix}${spec.latent.up}`, shape: [hidden, width] });
+      for (let e = 0; e < spec.numExperts; e++) {
+        const names = expertNames(spec.expert, e);
+        out.push(...(spec.expertKind === 'relu2' ? relu2Shapes(spec.prefix, names, width, spec.intermediate) : gluShapes(spec.prefix, names, width, spec.intermediate)));
+      }
       if (spec.shared) {
-        out.push(...gluShapes(spec.prefix, spec.shared.names, hidden, spec.shared.intermediate));
-        if (spec.shared.gate) out.push({ name: `${spec.prefix}${spec.shared.gate}`, shape: [1, hidden] });
+        const sh = spec.shared;
+        out.push(...(sh.kind === 'relu2' ? relu2Shapes(spec.prefix, sh.names, hidden, sh.intermediate) : gluShapes(spec.prefix, sh.names, hidden, sh.intermediate)));
+        if (sh.gate) out.push({ name: `${spec.prefix}${sh.gate}`, shape: [1, hidden] });
       }
       return out;
     }

@@ -58,8 +58,19 @@ export type ChannelSpec =
       /** Expert weight names relative to prefix, with `{e}` for the expert index. */
       expert: GluNames;
       intermediate: number;
+      /** The experts' MLP: gated (`glu`, default) or down(relu(up(x))²) (`relu2`, Nemotron-H; only `up` and `down` names). */
+      expertKind?: 'glu' | 'relu2';
       /** A shared expert (names relative to prefix; may point outside via `../`-free absolute names) with an optional sigmoid gate. */
-      shared?: { names: GluNames; intermediate: number; gate?: string };
+      shared?: { names: GluNames; intermediate: number; gate?: string; kind?: 'glu' | 'relu2' };
+      /**
+       * Router: softmax over the router logits then top-k (default), or Nemotron-H's (DeepSeek-V3's)
+       * sigmoid scores whose top-k is chosen on scores + `correctionBias` inside the `topkGroup` best
+       * of `nGroup` expert groups (a group scores the sum of its two best), weighted by the plain
+       * sigmoid scores (renormalised when `normTopK`) times `scale` (routed_scaling_factor).
+       */
+      routing?: { kind: 'sigmoid_grouped'; correctionBias: string; nGroup: number; topkGroup: number; scale: number };
+      /** The routed experts work in a narrower width: `down` (size, D) before them, `up` (D, size) after (Nemotron-H's moe_latent_size). */
+      latent?: { size: number; down: string; up: string };
     };
 
 /**

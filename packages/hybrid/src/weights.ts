@@ -62,7 +62,7 @@ export function modelWeights(spec: ModelSpec): ModelWeightSpec[] {
       }
     }
     out.push(...normWeights(b.channelNorm, D));
-    if (b.channel) for (const w of channelWeightShapes(b.channel, D)) out.push({ ...w, f32: false, init: 'normal' });
+    if (b.channel) for (const w of channelWeightShapes(b.channel, D)) out.push({ ...w, f32: w.f32 ?? false, init: w.f32 ? 'zeros' : 'normal' });
   }
   out.push(...normWeights(spec.finalNorm, D));
   out.push({ name: spec.lmHead, shape: [spec.vocabSize, D], f32: false, init: 'normal' });

@@ -202,7 +202,41 @@ export function granitePrepareNames(c: ConfigReader): { source: string; target: 
   return out;
 }
 
-/** Nemotron-H: one mixer per block from `layers_block_type` / `hybrid_override_pattern` (M Mamba-2, * attention, - relu² MLP). */
+/**
+ * Nemotron-H's MoE layer ('E', NemotronHMoE): relu² experts routed by sigmoid scores plus
+ * `e_score_correction_bias`, top-k inside the `topk_group` best of `n_group` groups, weights
+ * renormalised (norm_topk_prob) and scaled by routed_scaling_factor; a relu² shared expert of
+ * moe_shared_expert_intermediate_size on the layer's input; with moe_latent_size the routed experts
+ * run between fc1_latent_proj and fc2_latent_proj.
+ */
+function nemotronHMoe(c: ConfigReader, prefix: string, hidden: number): ChannelSpec {
+  const experts = c.optional.positiveInt('n_routed_experts', 8);
+  const nGroup = c.optional.positiveInt('n_group', 1);
+  const topkGroup = c.optional.positiveInt('topk_group', 1);
+  const topK = c.optional.positiveInt('num_experts_per_tok', 2);
+  const act = c.optional.string('mlp_hidden_act', 'relu2');
+  if (act !== 'relu2') throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: nemotron_h mlp_hidden_act ${JSON.stringify(act)} is not supported (relu2 is)`);
+  if (experts % nGroup !== 0 || experts / nGroup < 2 || topkGroup > nGroup || topK > topkGroup * (experts / nGroup)) {
+    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: nemotron_h routing n_routed_experts=${experts}, n_group=${nGroup}, topk_group=${topkGroup}, num_experts_per_tok=${topK} is not a valid grouped top-k (groups of at least 2 experts, k within the kept groups)`);
+  }
+  const latent = c.raw('moe_latent_size') === null || !c.has('moe_latent_size') ? undefined : c.positiveInt('moe_latent_size');
+  return {
+    kind: 'moe',
+    prefix,
+    numExperts: experts,
+    topK,
+    normTopK: c.optional.bool('norm_topk_prob', true),
+    router: 'gate.weight',
+    routing: { kind: 'sigmoid_grouped', correctionBias: 'gate.e_score_correction_bias', nGroup, topkGroup, scale: c.optional.number('routed_scaling_factor', 1) },
+    expert: { up: 'experts.{e}.up_proj.weight', down: 'experts.{e}.down_proj.weight' },
+    expertKind: 'relu2',
+    intermediate: c.optional.positiveInt('moe_intermediate_size', 7688),
+    shared: { names: { up: 'shared_experts.up_proj.weight', down: 'shared_experts.down_proj.weight' }, intermediate: c.optional.positiveInt('moe_shared_expert_intermediate_size', 7688), kind: 'relu2' },
+    ...(latent ? { latent: { size: latent, down: 'fc1_latent_proj.weight', up: 'fc2_latent_proj.weight' } } : {}),
+  };
+}
+
+/** Nemotron-H: one mixer per block from `layers_block_type` / `hybrid_override_pattern` (M Mamba-2, * attention, - relu² MLP, E MoE). */
 export function nemotronHSpec(c: ConfigReader, architecture: string): ModelSpec {
   const hidden = c.optional.positiveInt('hidden_size', 4096);
   const eps = c.optional.number('layer_norm_epsilon', 1e-5);
@@ -213,6 +247,7 @@ export function nemotronHSpec(c: ConfigReader, architecture: string): ModelSpec 
     const map: Record<string, string> = { M: 'mamba', '*': 'attention', '-': 'mlp', E: 'moe' };
     types = [...pattern].map((ch) => map[ch] ?? ch);
   }
+  if (c.optional.bool('mlp_bias', false)) throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: nemotron_h with mlp_bias=true is not supported (MLP, expert and latent projections without biases are)`);
   const heads = c.optional.positiveInt('num_attention_heads', 32);
   const nHeads = c.optional.positiveInt('mamba_num_heads', 128);
   const headDim = c.optional.positiveInt('mamba_head_dim', 64);
@@ -251,7 +286,8 @@ export function nemotronHSpec(c: ConfigReader, architecture: string): ModelSpec 
       };
     }
     if (t === 'mlp') return { label: '-', mixers: [], channelNorm: norm, channel: { kind: 'relu2', prefix: `${p}mixer.`, intermediate: c.optional.positiveInt('intermediate_size', 21504) } };
-    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: nemotron_h layer type ${JSON.stringify(t)} (layer ${i}) is not supported (M, -, * are; MoE layers are not yet)`);
+    if (t === 'moe') return { label: 'E', mixers: [], channelNorm: norm, channel: nemotronHMoe(c, `${p}mixer.`, hidden) };
+    throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: nemotron_h layer type ${JSON.stringify(t)} (layer ${i}) is not supported (mamba / M, attention / *, mlp / -, moe / E are)`);
   });
   const tied = c.optional.bool('tie_word_embeddings', false);
   return {
