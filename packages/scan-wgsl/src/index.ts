@@ -1,6 +1,6 @@
 /**
  * @statespace/scan-wgsl: fused Mamba-1 selective scan and causal conv1d kernels in WGSL,
- * and the Mamba-1 (S6) mixer layer built from them.
+ * the Mamba-1 (S6) mixer layer built from them, and LFM2's gated short conv (kernel and mixer).
  *
  * @example
  * ```ts
@@ -44,3 +44,11 @@ export {
 } from './selective-scan.js';
 export { type BcdtNormKind, type BcdtNormOptions, bcdtNorm, bcdtNormReference, createBcdtNormKernel } from './bcdt-norm.js';
 export { type Mamba1Config, type Mamba1HostState, Mamba1Mixer, Mamba1State, mamba1MixerReference } from './mamba1-mixer.js';
+export {
+  type GatedShortConvAttrs,
+  type GatedShortConvShape,
+  createGatedShortConvKernel,
+  gatedShortConv,
+  gatedShortConvReference,
+} from './gated-short-conv.js';
+export { type ShortConvConfig, ShortConvMixer, ShortConvState, shortConvMixerReference } from './short-conv-mixer.js';

@@ -1,0 +1,282 @@
+/**
+ * The gated short convolution of LFM2 (Liquid's `Lfm2ShortConv`): a depthwise causal conv1d
+ * whose input is gated by B and whose output is gated by C, all three read in place from
+ * in_proj's output, with a rolling state of the last k-1 gated inputs.
+ *
+ * Shape glossary:
+ *   b  batch      L  seqlen (tokens in this call)      c  channels (hidden_size)
+ *   k  kernel width (conv_L_cache, usually 3); the state keeps the previous k-1 gated inputs
+ *
+ *   BCx = in_proj(h)                          (b, L, 3c)  = [B | C | x] per token
+ *   u[b, τ, c] = B[b, τ, c] · x[b, τ, c]      (the conv's input; state[b, c, (k-1) + τ] for τ < 0)
+ *   y[b, t, c] = C[b, t, c] · (bias[c] + Σ_{j<k} w[c, j] · u[b, t - (k-1) + j, c])
+ *
+ * This is transformers' `C * conv(B * x)[..., :seqlen]` (padding k-1, no activation), continued
+ * across calls like its cached decode. After the call the state holds the last k-1 values of u.
+ * Three kernels as in {@link causalConv1d}: `parallel` (one thread per output element, u recomputed
+ * per tap) then `state` (one thread per (b, c)), or `sequential` (one thread per (b, c) walking
+ * the tokens with the window in registers: one dispatch, used for decode).
+ */
+import {
+  type DType,
+  type KernelDescriptor,
+  type Runtime,
+  type Tensor,
+  type TensorLike,
+  type UniformLayout,
+  StatespaceError,
+  WGSL_BUILTINS,
+  WGSL_LINEAR_WORKGROUP,
+  assertArg,
+  linearDispatch,
+  memoWgsl,
+  wgslBindings,
+  wgslLoadFloat,
+  wgslStorageType,
+} from '@statespace/core';
+import { CONV_SEQUENTIAL_MAX_SEQLEN, type CausalConv1dMode } from './causal-conv1d.js';
+
+/** Attributes of a gated short conv kernel (everything that changes its WGSL). */
+export interface GatedShortConvAttrs {
+  mode: CausalConv1dMode;
+  /** Kernel width k. */
+  kernelSize: number;
+  weightDtype?: DType;
+  /** Storage type of the bias; omit for no bias. */
+  biasDtype?: DType;
+}
+
+/** Sizes of one gated short conv call. */
+export interface GatedShortConvShape {
+  batch: number;
+  seqlen: number;
+  channels: number;
+}
+
+const THREADS = 256;
+const layout = { batch: 'u32', L: 'u32', C: 'u32' } as const satisfies UniformLayout;
+
+/**
+ * Builds one of the gated short conv kernels.
+ *
+ * @example
+ * ```ts
+ * const k = createGatedShortConvKernel({ batch: 1, seqlen: 37, channels: 64 }, { mode: 'parallel', kernelSize: 3 });
+ * console.log(k.wgsl); // pure: no GPU needed
+ * ```
+ */
+export function createGatedShortConvKernel(shape: GatedShortConvShape, attrs: GatedShortConvAttrs): KernelDescriptor {
+  const K = attrs.kernelSize;
+  assertArg(Number.isInteger(K) && K >= 1 && K <= 64, 'gatedShortConv', `kernel size must be an integer in [1, 64], got ${K}`);
+  assertArg(attrs.mode !== 'state' || K > 1, 'gatedShortConv', 'the state kernel needs a kernel size above 1');
+  const wDtype = attrs.weightDtype ?? 'f32';
+  const hasBias = attrs.biasDtype !== undefined;
+  const mode = attrs.mode;
+  const bindings =
+    mode === 'state'
+      ? ([
+          { name: 'bcx', type: 'f32', access: 'read' }, // (b, L, 3c)
+          { name: 'state', type: 'f32', access: 'read_write' }, // (b, c, k-1)
+        ] as const)
+      : ([
+          { name: 'bcx', type: 'f32', access: 'read' }, // (b, L, 3c)
+          { name: 'w', type: wgslStorageType(wDtype), access: 'read' }, // (c, k)
+          ...(hasBias ? [{ name: 'bias', type: wgslStorageType(attrs.biasDtype!), access: 'read' } as const] : []), // (c)
+          { name: 'state', type: 'f32', access: mode === 'sequential' ? 'read_write' : 'read' }, // (b, c, k-1)
+          { name: 'y', type: 'f32', access: 'read_write' }, // (b, L, c)
+        ] as const);
+  const head = [
+    wgslBindings(layout, bindings),
+    mode === 'state' ? '' : wgslLoadFloat('loadW', 'w', wDtype),
+    hasBias && mode !== 'state' ? wgslLoadFloat('loadBias', 'bias', attrs.biasDtype!) : '',
+    // u = B · x of token row `row` (b * L + τ), channel c
+    'fn gatedInput(row: u32, c: u32) -> f32 { let base = row * 3u * u.C; return bcx[base + c] * bcx[base + 2u * u.C + c]; }',
+    'fn outGate(row: u32, c: u32) -> f32 { return bcx[row * 3u * u.C + u.C + c]; }',
+    `const K = ${K}u;`,
+    `const KM1 = ${K - 1}u;`,
+  ].join('\n');
+  const init = hasBias ? 'loadBias(c)' : '0.0';
+  let body: string;
+  let threads: number;
+  if (mode === 'parallel') {
+    threads = shape.batch * shape.seqlen * shape.channels;
+    body = `
+  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
+  if (i >= u.batch * u.L * u.C) { return; }
+  let c = i % u.C;
+  let bt = i / u.C;          // b * L + t
+  let t = bt % u.L;
+  let b = bt / u.L;
+  var acc = ${init};
+  for (var j = 0u; j < K; j++) {
+    var v: f32;
+    if (t + j >= KM1) {
+      v = gatedInput(bt + j - KM1, c);
+    } else {
+      v = state[(b * u.C + c) * KM1 + t + j];
+    }
+    acc += loadW(c * K + j) * v;
+  }
+  y[i] = outGate(bt, c) * acc;`;
+  } else if (mode === 'state') {
+    threads = shape.batch * shape.channels;
+    body = `
+  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
+  if (i >= u.batch * u.C) { return; }
+  let c = i % u.C;
+  let b = i / u.C;
+  let base = (b * u.C + c) * KM1;
+  var old: array<f32, KM1>;
+  for (var j = 0u; j < KM1; j++) { old[j] = state[base + j]; }
+  // slot j holds input position τ = L - (k-1) + j
+  for (var j = 0u; j < KM1; j++) {
+    if (u.L + j >= KM1) {
+      state[base + j] = gatedInput(b * u.L + u.L + j - KM1, c);
+    } else {
+      state[base + j] = old[u.L + j];
+    }
+  }`;
+  } else {
+    threads = shape.batch * shape.channels;
+    body = `
+  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
+  if (i >= u.batch * u.C) { return; }
+  let c = i % u.C;
+  let b = i / u.C;
+  let base = (b * u.C + c) * KM1;
+  var win: array<f32, K>;    // win[0..k-1) previous gated inputs, win[k-1] the current one
+  var wt: array<f32, K>;
+  for (var j = 0u; j < K; j++) { wt[j] = loadW(c * K + j); }
+  for (var j = 0u; j < KM1; j++) { win[j] = state[base + j]; }
+  let b0 = ${init};
+  for (var t = 0u; t < u.L; t++) {
+    let row = b * u.L + t;
+    win[KM1] = gatedInput(row, c);
+    var acc = b0;
+    for (var j = 0u; j < K; j++) { acc += wt[j] * win[j]; }
+    y[row * u.C + c] = outGate(row, c) * acc;
+    for (var j = 0u; j < KM1; j++) { win[j] = win[j + 1u]; }
+  }
+  for (var j = 0u; j < KM1; j++) { state[base + j] = win[j]; }`;
+  }
+  const cacheKey = `${mode}|k${K}|${wDtype}|${attrs.biasDtype ?? 'nobias'}`;
+  const wgsl = memoWgsl(`gated_short_conv_${mode}`, cacheKey, () => `${head}
+@compute @workgroup_size(${THREADS})
+fn main(${WGSL_BUILTINS}) {${body}
+}`);
+  return {
+    name: `gated_short_conv_${mode}`,
+    cacheKey,
+    wgsl,
+    workgroupSize: [THREADS, 1, 1],
+    dispatch: linearDispatch(threads / THREADS),
+    bindings,
+    uniformLayout: layout,
+    uniforms: { batch: shape.batch, L: shape.seqlen, C: shape.channels },
+  };
+}
+
+function describe(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}
+
+/**
+ * LFM2's gated short conv: bcx (batch, seqlen, 3·channels) = in_proj's output [B | C | x],
+ * `weight` the conv's (channels, 1, k) or (channels, k) in f32, f16 or bf16, optional `bias`
+ * (channels), continuing from `state` (batch, channels, k-1) and leaving the last k-1 values of
+ * B·x in it. Returns C · conv(B · x), (batch, seqlen, channels). seqlen 1 is the decode step.
+ *
+ * @throws StatespaceError `SHAPE_MISMATCH` / `DTYPE_MISMATCH` naming the input and the expected shape.
+ * @example
+ * ```ts
+ * const state = rt.zeros([1, 64, 2]);                                   // k = 3
+ * const bcx = matmul(rt, h, inProjWeight);                              // (1, L, 192)
+ * const y = gatedShortConv(rt, bcx, conv.weight, conv.bias, state);     // (1, L, 64), then out_proj
+ * ```
+ */
+export function gatedShortConv(
+  runtime: Runtime,
+  bcx: TensorLike,
+  weight: TensorLike,
+  bias: TensorLike | undefined,
+  state: TensorLike,
+  options: { path?: 'parallel' | 'sequential'; out?: Tensor } = {},
+): Tensor {
+  const op = 'gatedShortConv';
+  if (bcx.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: bcx must be f32, got ${bcx.dtype}`);
+  if (bcx.shape.length !== 3 || bcx.shape[2] % 3 !== 0) {
+    throw new StatespaceError('SHAPE_MISMATCH', `${op}: bcx has shape ${describe(bcx.shape)}, expected [batch, seqlen, 3·channels]`);
+  }
+  const [batch, seqlen, three] = bcx.shape;
+  const channels = three / 3;
+  const wShape = weight.shape;
+  const okWeight = (wShape.length === 3 && wShape[0] === channels && wShape[1] === 1) || (wShape.length === 2 && wShape[0] === channels);
+  if (!okWeight) {
+    throw new StatespaceError('SHAPE_MISMATCH', `${op}: weight has shape ${describe(wShape)}, expected [channels=${channels}, 1, k] or [channels=${channels}, k]`);
+  }
+  const K = wShape[wShape.length - 1];
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== channels)) {
+    throw new StatespaceError('SHAPE_MISMATCH', `${op}: bias has shape ${describe(bias.shape)}, expected [channels=${channels}]`);
+  }
+  const sShape = state.shape;
+  if (sShape.length !== 3 || sShape[0] !== batch || sShape[1] !== channels || sShape[2] !== K - 1) {
+    throw new StatespaceError('SHAPE_MISMATCH', `${op}: state has shape ${describe(sShape)}, expected [batch=${batch}, channels=${channels}, k-1=${K - 1}]`);
+  }
+  if (state.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: state must be f32, got ${state.dtype}`);
+  const y = options.out ?? runtime.empty([batch, seqlen, channels], 'f32', 'gatedShortConv.y');
+  if (y.size !== batch * seqlen * channels || y.dtype !== 'f32') {
+    throw new StatespaceError('SHAPE_MISMATCH', `${op}: out has shape ${describe(y.shape)} (${y.dtype}), expected f32 [batch=${batch}, seqlen=${seqlen}, channels=${channels}]`);
+  }
+  if (batch * seqlen * channels === 0) return y;
+  const shape = { batch, seqlen, channels };
+  const attrs = { kernelSize: K, weightDtype: weight.dtype, biasDtype: bias?.dtype };
+  const path = options.path ?? (seqlen <= CONV_SEQUENTIAL_MAX_SEQLEN ? 'sequential' : 'parallel');
+  const withBias = (...ts: TensorLike[]) => (bias ? [ts[0], ts[1], bias, ...ts.slice(2)] : ts);
+  if (path === 'sequential') {
+    runtime.run(createGatedShortConvKernel(shape, { ...attrs, mode: 'sequential' }), withBias(bcx, weight, state, y));
+  } else {
+    runtime.run(createGatedShortConvKernel(shape, { ...attrs, mode: 'parallel' }), withBias(bcx, weight, state, y));
+    if (K > 1) runtime.run(createGatedShortConvKernel(shape, { ...attrs, mode: 'state' }), [bcx, state]);
+  }
+  return y;
+}
+
+/**
+ * CPU reference of {@link gatedShortConv}: the plain loop over tokens. `bcx` is
+ * (batch, seqlen, 3·channels) contiguous, `weight` (channels, k), `state` (batch, channels, k-1)
+ * is not modified; returns y and the new state.
+ *
+ * @example
+ * ```ts
+ * const { y, state } = gatedShortConvReference(bcx, w, b, zeros, { batch: 1, seqlen: 7, channels: 5, kernelSize: 3 });
+ * ```
+ */
+export function gatedShortConvReference(
+  bcx: Float32Array,
+  weight: Float32Array,
+  bias: Float32Array | undefined,
+  state: Float32Array,
+  dims: { batch: number; seqlen: number; channels: number; kernelSize: number },
+): { y: Float32Array; state: Float32Array } {
+  const { batch, seqlen: L, channels: C, kernelSize: K } = dims;
+  const y = new Float32Array(batch * L * C);
+  const next = new Float32Array(batch * C * (K - 1));
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < C; c++) {
+      // every gated input this call can see: k-1 from the state, then B·x of each token
+      const u: number[] = [];
+      for (let j = 0; j < K - 1; j++) u.push(state[(b * C + c) * (K - 1) + j]);
+      for (let t = 0; t < L; t++) {
+        const row = (b * L + t) * 3 * C;
+        u.push(bcx[row + c] * bcx[row + 2 * C + c]);
+      }
+      for (let t = 0; t < L; t++) {
+        let acc = bias ? bias[c] : 0;
+        for (let j = 0; j < K; j++) acc += weight[c * K + j] * u[t + j];
+        y[(b * L + t) * C + c] = bcx[(b * L + t) * 3 * C + C + c] * acc;
+      }
+      for (let j = 0; j < K - 1; j++) next[(b * C + c) * (K - 1) + j] = u[L + j];
+    }
+  }
+  return { y, state: next };
+}
