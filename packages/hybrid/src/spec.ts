@@ -17,7 +17,7 @@ export interface NormSpec {
 }
 
 /** Mixer kinds the scheduler can place in a block. */
-export type MixerKind = 'mamba1' | 'mamba2' | 'attention' | 'gated_deltanet';
+export type MixerKind = 'mamba1' | 'mamba2' | 'attention' | 'gated_deltanet' | 'short_conv';
 
 /** A sequence mixer: its kind, its prefix in the checkpoint and the kernel package's config. */
 export interface MixerSpec {
@@ -25,7 +25,11 @@ export interface MixerSpec {
   kind: MixerKind;
   /** Tensor-name prefix, e.g. `backbone.layers.3.mixer.`. */
   prefix: string;
-  /** The config object the kernel package's mixer class takes. */
+  /**
+   * The config object the kernel package's mixer class takes. A `weightNames` entry
+   * (mixer's name → checkpoint name, both relative to `prefix`) renames weights the
+   * checkpoint calls differently (LFM2: `o_proj.weight` is `out_proj.weight`).
+   */
   config: Record<string, unknown>;
   /** Multiplies the mixer's input (Falcon-H1's attention_in_multiplier / ssm_in_multiplier). */
   inMultiplier?: number;

@@ -8,6 +8,7 @@ import { StatespaceError } from '@statespace/core';
 import type { ModelSpec } from '../spec.js';
 import { falconH1Spec } from './falcon-h1.js';
 import { jambaSpec, parseJambaConfig } from './jamba.js';
+import { lfm2Spec } from './lfm2.js';
 import { llamaSpec, parseLlamaConfig } from './llama.js';
 import { mambaSpec, parseMambaConfig } from './mamba.js';
 import { mamba2Spec, parseMamba2Config } from './mamba2.js';
@@ -40,6 +41,7 @@ export const families: Family[] = [
   { modelTypes: ['falcon_h1'], architecture: 'FalconH1ForCausalLM', spec: (c) => falconH1Spec(c, 'FalconH1ForCausalLM') },
   { modelTypes: ['qwen3_next'], architecture: 'Qwen3NextForCausalLM', spec: (c) => qwen3NextSpec(c, 'Qwen3NextForCausalLM') },
   { modelTypes: ['zamba2'], architecture: 'Zamba2ForCausalLM', spec: (c) => zamba2Spec(parseZamba2Config(c), 'Zamba2ForCausalLM') },
+  { modelTypes: ['lfm2'], architecture: 'Lfm2ForCausalLM', spec: (c) => lfm2Spec(c, 'Lfm2ForCausalLM') },
 ];
 
 /**

@@ -219,7 +219,7 @@ function nemotronHMoe(c: ConfigReader, prefix: string, hidden: number): ChannelS
   if (experts % nGroup !== 0 || experts / nGroup < 2 || topkGroup > nGroup || topK > topkGroup * (experts / nGroup)) {
     throw new StatespaceError('UNSUPPORTED_CONFIG', `${c.file}: nemotron_h routing n_routed_experts=${experts}, n_group=${nGroup}, topk_group=${topkGroup}, num_experts_per_tok=${topK} is not a valid grouped top-k (groups of at least 2 experts, k within the kept groups)`);
   }
-  const latent = c.raw('moe_latent_size') === null || !c.has('moe_latent_size') ? undefined : c.positiveInt('moe_latent_size');
+  const latent = c.optional.positiveInt('moe_latent_size');
   return {
     kind: 'moe',
     prefix,
