@@ -55,7 +55,17 @@ export type CheckpointErrorCode =
   /** A required config key is absent (or null). */
   | 'CONFIG_MISSING_KEY'
   /** A config value has the wrong type or is out of range. */
-  | 'CONFIG_INVALID_VALUE';
+  | 'CONFIG_INVALID_VALUE'
+  /** A `pytorch_model.bin` that is not a well-formed PyTorch zip archive or pickle (truncated, bad offsets, stack or memo errors, values of the wrong kind). */
+  | 'TORCH_INVALID'
+  /** A pickle asks for something a tensor state dict never needs (a global or callable outside the allow-list, an opcode that builds objects): refused, nothing runs. */
+  | 'UNSAFE_PICKLE'
+  /** A `torch.save` file in the legacy (PyTorch < 1.6, non-zip) format. */
+  | 'TORCH_LEGACY_FORMAT'
+  /** A `torch.save` file written on a big-endian machine (`byteorder` is `big`). */
+  | 'TORCH_BIG_ENDIAN'
+  /** Valid PyTorch content this reader does not handle (compressed or encrypted entries, complex or quantized storages, a value that is not a tensor). */
+  | 'TORCH_UNSUPPORTED';
 
 /** Where an error happened. */
 export interface CheckpointErrorLocation {
@@ -130,6 +140,11 @@ const CHECKPOINT_CODES: ReadonlySet<string> = new Set<CheckpointErrorCode>([
   'CONFIG_INVALID_JSON',
   'CONFIG_MISSING_KEY',
   'CONFIG_INVALID_VALUE',
+  'TORCH_INVALID',
+  'UNSAFE_PICKLE',
+  'TORCH_LEGACY_FORMAT',
+  'TORCH_BIG_ENDIAN',
+  'TORCH_UNSUPPORTED',
 ]);
 
 /** Formats a tensor location as `file: tensor "name"` for messages. */

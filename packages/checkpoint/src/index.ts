@@ -46,12 +46,17 @@ export {
   type SafetensorsHeader,
   type HostTensor,
   type Checkpoint,
+  type TensorFile,
   SafetensorsFile,
   parseSafetensorsHeader,
   openSafetensors,
 } from './safetensors.js';
 export { type SafetensorsIndex, ShardedCheckpoint, parseSafetensorsIndex, openShardedCheckpoint } from './sharded-checkpoint.js';
 export { type TensorToWrite, writeSafetensors } from './write-safetensors.js';
+export { TorchCheckpoint, openTorchCheckpoint } from './torch-checkpoint.js';
+export { MAX_PICKLE_BYTES, type PickleValue, type PickledStorage, type PickledTensor, type AllowedGlobal, readPickle } from './pickle-reader.js';
+export { MAX_ZIP_ENTRIES, type ZipEntry, type ZipDirectory, readZipDirectory, zipEntryDataOffset } from './zip-reader.js';
+export { type TensorView, viewCheckpoint } from './view-checkpoint.js';
 export { type ConfigKey, type ConfigReader, type OptionalConfigReader, configReader, parseJson } from './config-reader.js';
 export {
   type ExpectedTensor,

@@ -12,7 +12,7 @@
 import { type DType, type Runtime, type Tensor, f32ToBf16Bits, f32ToF16Bits } from '@statespace/core';
 import { type SafetensorsDType, f16Lookup, viewAs } from './dtypes.js';
 import { CheckpointError, where } from './errors.js';
-import type { Checkpoint, SafetensorsFile, TensorInfo } from './safetensors.js';
+import type { Checkpoint, TensorFile, TensorInfo } from './safetensors.js';
 
 /** A float dtype a tensor can be stored as on the GPU. */
 export type FloatDType = 'f32' | 'f16' | 'bf16';
@@ -147,7 +147,7 @@ function chunkSize(options: UploadOptions): number {
 /** Uploads one tensor whose bytes are (partly) in hand; reads the rest of a large tensor in chunks. */
 async function uploadInfo(
   runtime: Runtime,
-  file: SafetensorsFile,
+  file: TensorFile,
   info: TensorInfo,
   target: DType,
   options: UploadOptions,
@@ -235,7 +235,7 @@ export async function uploadTensor(runtime: Runtime, checkpoint: Checkpoint, nam
 export async function loadWeights(runtime: Runtime, checkpoint: Checkpoint, options: LoadWeightsOptions = {}): Promise<Map<string, Tensor>> {
   const filter = options.names;
   const names = filter === undefined ? checkpoint.names() : typeof filter === 'function' ? checkpoint.names().filter(filter) : [...new Set(filter)];
-  const plan: { file: SafetensorsFile; info: TensorInfo; target: DType }[] = [];
+  const plan: { file: TensorFile; info: TensorInfo; target: DType }[] = [];
   for (const name of names) {
     const file = await checkpoint.fileOf(name);
     const info = file.tensor(name);

@@ -8,6 +8,7 @@ import { type ConfigReader, configReader, parseJson } from './config-reader.js';
 import { CheckpointError } from './errors.js';
 import { type Checkpoint, openSafetensors } from './safetensors.js';
 import { openShardedCheckpoint } from './sharded-checkpoint.js';
+import { openTorchCheckpoint } from './torch-checkpoint.js';
 import { type ByteSource, type UrlSourceOptions, blobSource, fsError, isHttpUrl, isPlainFileName, lazyFileSource, nodeFs, urlSource } from './sources.js';
 
 /** The largest text file (config, tokenizer, index) read into memory: far above the largest tokenizer.json (tens of MB). */
@@ -337,8 +338,9 @@ export class ModelFolder {
 
   /**
    * The weights: `model.safetensors` when present, otherwise
-   * `model.safetensors.index.json` with its shards (opened lazily).
-   * Throws `CHECKPOINT_FILE_NOT_FOUND` naming both when neither exists.
+   * `model.safetensors.index.json` with its shards (opened lazily), otherwise
+   * `pytorch_model.bin` (PyTorch's zip + pickle, read by a restricted reader: no code runs).
+   * Throws `CHECKPOINT_FILE_NOT_FOUND` naming all three when none exists.
    */
   async weights(): Promise<Checkpoint> {
     try {
@@ -351,7 +353,8 @@ export class ModelFolder {
       const text = await this.files.readText(indexFile);
       return openShardedCheckpoint(text, (shard) => this.files.source(shard), this.fileName(indexFile));
     }
-    throw new CheckpointError('CHECKPOINT_FILE_NOT_FOUND', `${this.name}: neither model.safetensors nor model.safetensors.index.json was found`, { file: this.name });
+    if (await this.files.exists('pytorch_model.bin')) return openTorchCheckpoint(this.files.source('pytorch_model.bin'));
+    throw new CheckpointError('CHECKPOINT_FILE_NOT_FOUND', `${this.name}: none of model.safetensors, model.safetensors.index.json and pytorch_model.bin was found`, { file: this.name });
   }
 
   private fileName(file: string): string {

@@ -217,6 +217,28 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, fil
 }
 
 /**
+ * Where the bytes of some tensors of a checkpoint live: a byte source and, for
+ * each tensor it holds, its {@link TensorInfo} (whose `offset` is relative to
+ * that source). A {@link SafetensorsFile} is one; a `pytorch_model.bin` gives
+ * one for the whole file and one per non-contiguous tensor (copied in memory).
+ *
+ * @example
+ * ```ts
+ * const file = await checkpoint.fileOf('lm_head.weight');
+ * const info = file.tensor('lm_head.weight');
+ * const bytes = await file.source.read(info.offset, info.byteLength);
+ * ```
+ */
+export interface TensorFile {
+  /** The file's name for messages. */
+  readonly name: string;
+  /** Where the bytes are read from. */
+  readonly source: ByteSource;
+  /** Where `name` lives in `source`. Throws `CHECKPOINT_TENSOR_NOT_FOUND`. */
+  tensor(name: string): TensorInfo;
+}
+
+/**
  * A set of named tensors read lazily from one or more files: a single
  * `.safetensors` file ({@link SafetensorsFile}) or a sharded checkpoint
  * ({@link ShardedCheckpoint}).
@@ -241,8 +263,8 @@ export interface Checkpoint {
   info(name: string): Promise<TensorInfo>;
   /** Every tensor's info (opens every shard's header). */
   infos(): Promise<TensorInfo[]>;
-  /** The file that holds `name`. */
-  fileOf(name: string): Promise<SafetensorsFile>;
+  /** The file that holds `name` (the same object for every tensor of one file). */
+  fileOf(name: string): Promise<TensorFile>;
   /** The raw little-endian bytes of one tensor. */
   readBytes(name: string): Promise<Uint8Array>;
   /** One tensor in host memory, as the typed array of its dtype. */
@@ -266,7 +288,7 @@ export interface Checkpoint {
  * await st.close();
  * ```
  */
-export class SafetensorsFile implements Checkpoint {
+export class SafetensorsFile implements Checkpoint, TensorFile {
   readonly name: string;
   /** The header's `__metadata__` string map (empty when absent). */
   readonly metadata: Readonly<Record<string, string>>;
@@ -341,7 +363,7 @@ export class SafetensorsFile implements Checkpoint {
  * `source.read`, checked: a source (possibly user-written) that answers with
  * more or fewer bytes than asked is an error, never a short or shifted buffer.
  */
-async function readExactly(source: ByteSource, offset: number, length: number, tensor?: string): Promise<Uint8Array> {
+export async function readExactly(source: ByteSource, offset: number, length: number, tensor?: string): Promise<Uint8Array> {
   const bytes = await source.read(offset, length);
   if (!(bytes instanceof Uint8Array) || bytes.byteLength !== length) {
     const got = bytes instanceof Uint8Array ? `${bytes.byteLength} bytes` : 'no bytes';

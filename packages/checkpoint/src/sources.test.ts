@@ -131,7 +131,7 @@ describe('openModel', () => {
     Object.defineProperty(file, 'webkitRelativePath', { value: 'mamba2/config.json' });
     const model = await openModel([file]);
     expect((await model.config()).positiveInt('num_heads')).toBe(8);
-    await expect(model.weights()).rejects.toMatchObject({ code: 'CHECKPOINT_FILE_NOT_FOUND', message: expect.stringMatching(/neither model.safetensors nor model.safetensors.index.json/) });
+    await expect(model.weights()).rejects.toMatchObject({ code: 'CHECKPOINT_FILE_NOT_FOUND', message: expect.stringMatching(/none of model.safetensors, model.safetensors.index.json and pytorch_model.bin/) });
   });
 
   it('a folder without config.json gives CHECKPOINT_FILE_NOT_FOUND naming it', async () => {

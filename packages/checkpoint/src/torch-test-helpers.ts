@@ -1,0 +1,210 @@
+/**
+ * Hand-built PyTorch files for this package's tests (not exported): a zip
+ * writer (stored entries, 64-byte aligned data as torch.save writes) and pickle
+ * bytes assembled opcode by opcode, so refusal cases can be written exactly.
+ */
+
+const encoder = new TextEncoder();
+
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (let i = 0; i < bytes.length; i++) {
+    c ^= bytes[i];
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+/** One member of a hand-built zip; `method` 8 claims deflate (the data is left as is). */
+export interface ZipMember {
+  name: string;
+  data: Uint8Array;
+  method?: number;
+}
+
+/** A zip archive of `members` as torch.save lays it out: local headers padded so data starts on 64-byte boundaries. */
+export function writeZip(members: ZipMember[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const central: Uint8Array[] = [];
+  let at = 0;
+  for (const m of members) {
+    const name = encoder.encode(m.name);
+    let extra = (64 - ((at + 30 + name.length + 4) % 64)) % 64;
+    const extraField = new Uint8Array(4 + extra);
+    new DataView(extraField.buffer).setUint16(0, 0x5346, true);
+    new DataView(extraField.buffer).setUint16(2, extra, true);
+    const local = new Uint8Array(30 + name.length + extraField.length);
+    const lv = new DataView(local.buffer);
+    lv.setUint32(0, 0x04034b50, true);
+    lv.setUint16(4, 20, true);
+    lv.setUint16(8, m.method ?? 0, true);
+    lv.setUint32(14, crc32(m.data), true);
+    lv.setUint32(18, m.data.length, true);
+    lv.setUint32(22, m.data.length, true);
+    lv.setUint16(26, name.length, true);
+    lv.setUint16(28, extraField.length, true);
+    local.set(name, 30);
+    local.set(extraField, 30 + name.length);
+    const cd = new Uint8Array(46 + name.length);
+    const cv = new DataView(cd.buffer);
+    cv.setUint32(0, 0x02014b50, true);
+    cv.setUint16(4, 20, true);
+    cv.setUint16(6, 20, true);
+    cv.setUint16(10, m.method ?? 0, true);
+    cv.setUint32(16, crc32(m.data), true);
+    cv.setUint32(20, m.data.length, true);
+    cv.setUint32(24, m.data.length, true);
+    cv.setUint16(28, name.length, true);
+    cv.setUint32(42, at, true);
+    cd.set(name, 46);
+    central.push(cd);
+    parts.push(local, m.data);
+    at += local.length + m.data.length;
+    extra = 0;
+  }
+  const dirOffset = at;
+  const dirSize = central.reduce((n, c) => n + c.length, 0);
+  const end = new Uint8Array(22);
+  const ev = new DataView(end.buffer);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, members.length, true);
+  ev.setUint16(10, members.length, true);
+  ev.setUint32(12, dirSize, true);
+  ev.setUint32(16, dirOffset, true);
+  const all = [...parts, ...central, end];
+  const out = new Uint8Array(all.reduce((n, p) => n + p.length, 0));
+  let p = 0;
+  for (const part of all) {
+    out.set(part, p);
+    p += part.length;
+  }
+  return out;
+}
+
+/** Pickle bytes, opcode by opcode. */
+export class PickleBuilder {
+  private readonly bytes: number[] = [];
+
+  raw(...values: number[]): this {
+    this.bytes.push(...values);
+    return this;
+  }
+  proto(version = 2): this {
+    return this.raw(0x80, version);
+  }
+  global(module: string, name: string): this {
+    return this.raw(0x63, ...encoder.encode(`${module}\n${name}\n`));
+  }
+  unicode(text: string): this {
+    const t = encoder.encode(text);
+    return this.raw(0x58, t.length & 0xff, (t.length >>> 8) & 0xff, (t.length >>> 16) & 0xff, t.length >>> 24, ...t);
+  }
+  shortUnicode(text: string): this {
+    const t = encoder.encode(text);
+    return this.raw(0x8c, t.length, ...t);
+  }
+  int(value: number): this {
+    if (value >= 0 && value < 256) return this.raw(0x4b, value);
+    if (value >= 0 && value < 65536) return this.raw(0x4d, value & 0xff, value >>> 8);
+    return this.raw(0x4a, value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, (value >>> 24) & 0xff);
+  }
+  ints(values: number[]): this {
+    this.mark();
+    for (const v of values) this.int(v);
+    return this.tuple();
+  }
+  mark(): this {
+    return this.raw(0x28);
+  }
+  tuple(): this {
+    return this.raw(0x74);
+  }
+  emptyTuple(): this {
+    return this.raw(0x29);
+  }
+  emptyDict(): this {
+    return this.raw(0x7d);
+  }
+  reduce(): this {
+    return this.raw(0x52);
+  }
+  build(): this {
+    return this.raw(0x62);
+  }
+  setitems(): this {
+    return this.raw(0x75);
+  }
+  put(index: number): this {
+    return this.raw(0x71, index);
+  }
+  get(index: number): this {
+    return this.raw(0x68, index);
+  }
+  persid(): this {
+    return this.raw(0x51);
+  }
+  newFalse(): this {
+    return this.raw(0x89);
+  }
+  stop(): this {
+    return this.raw(0x2e);
+  }
+  /** `_rebuild_tensor_v2(storage pid, offset, size, stride, False, OrderedDict())`, as torch writes it. */
+  tensor(t: TensorSpec): this {
+    this.global('torch._utils', '_rebuild_tensor_v2').mark();
+    this.mark().unicode('storage').global('torch', t.storageType ?? 'FloatStorage').unicode(t.key).unicode('cpu').int(t.numel).tuple().persid();
+    this.int(t.offset ?? 0).ints(t.shape).ints(t.stride ?? contiguousStride(t.shape)).newFalse();
+    this.global('collections', 'OrderedDict').emptyTuple().reduce();
+    return this.tuple().reduce();
+  }
+  done(): Uint8Array {
+    return new Uint8Array(this.bytes);
+  }
+}
+
+/** A tensor of a hand-built state dict. */
+export interface TensorSpec {
+  storageType?: string;
+  key: string;
+  numel: number;
+  offset?: number;
+  shape: number[];
+  stride?: number[];
+}
+
+export function contiguousStride(shape: number[]): number[] {
+  const out = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    out[i] = s;
+    s *= shape[i];
+  }
+  return out;
+}
+
+/** The pickle of an OrderedDict state dict; `metadata` adds the `_metadata` attribute state (BUILD) that Module.state_dict() carries. */
+export function stateDictPickle(tensors: Record<string, TensorSpec>, options: { metadata?: boolean } = {}): Uint8Array {
+  const p = new PickleBuilder().proto(2).global('collections', 'OrderedDict').emptyTuple().reduce().mark();
+  for (const [name, t] of Object.entries(tensors)) p.unicode(name).tensor(t);
+  p.setitems();
+  if (options.metadata) {
+    p.emptyDict().unicode('_metadata').global('collections', 'OrderedDict').emptyTuple().reduce();
+    p.mark().unicode('').emptyDict().unicode('version').int(1).raw(0x73).setitems().raw(0x73).build();
+  }
+  return p.stop().done();
+}
+
+/** A whole torch.save-style archive: `archive/data.pkl`, `archive/byteorder`, `archive/data/<key>`. */
+export function torchArchive(pickle: Uint8Array, storages: Record<string, Uint8Array>, options: { byteorder?: string | null; archive?: string; method?: number } = {}): Uint8Array {
+  const a = options.archive ?? 'archive';
+  const members: ZipMember[] = [{ name: `${a}/data.pkl`, data: pickle }];
+  if (options.byteorder !== null) members.push({ name: `${a}/byteorder`, data: encoder.encode(options.byteorder ?? 'little') });
+  for (const [key, data] of Object.entries(storages)) members.push({ name: `${a}/data/${key}`, data, method: options.method });
+  members.push({ name: `${a}/version`, data: encoder.encode('3\n') });
+  return writeZip(members);
+}
+
+/** Little-endian f32 bytes of `values`. */
+export function f32Bytes(values: number[]): Uint8Array {
+  return new Uint8Array(new Float32Array(values).buffer);
+}
