@@ -62,7 +62,8 @@ export async function readModelSpec(source: ModelSource | ModelFolder): Promise<
  */
 export async function loadModel(runtime: Runtime, source: ModelSource | ModelFolder, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const { spec, family, config, folder } = await readModelSpec(source);
-  const checkpoint: Checkpoint = await folder.weights();
+  const file: Checkpoint = await folder.weights();
+  const checkpoint = family.checkpoint ? family.checkpoint(config, file) : file;
   try {
     const splits = family.splits?.(config) ?? [];
     const expected = modelWeights(spec);

@@ -3,7 +3,7 @@
  * `model_type`. Each family is one small module: typed config with
  * transformers' defaults, layer pattern and tensor-name map (a {@link ModelSpec}).
  */
-import type { ConfigReader } from '@statespace/checkpoint';
+import type { Checkpoint, ConfigReader } from '@statespace/checkpoint';
 import { StatespaceError } from '@statespace/core';
 import type { ModelSpec } from '../spec.js';
 import { falconH1Spec } from './falcon-h1.js';
@@ -12,6 +12,7 @@ import { lfm2Spec } from './lfm2.js';
 import { llamaSpec, parseLlamaConfig } from './llama.js';
 import { mambaSpec, parseMambaConfig } from './mamba.js';
 import { mamba2Spec, parseMamba2Config } from './mamba2.js';
+import { isMambaSsmConfig, mambaSsmCheckpoint, mambaSsmSpec, parseMambaSsmConfig } from './mamba-ssm.js';
 import { bambaSpec, granitePrepareNames, graniteSpec, nemotronHSpec } from './mamba2-hybrids.js';
 import { qwen3NextSpec } from './qwen3-next.js';
 import { parseZamba2Config, zamba2Spec } from './zamba2.js';
@@ -26,10 +27,15 @@ export interface Family {
   spec(c: ConfigReader): ModelSpec;
   /** 3-D tensors to split along their first dimension into per-expert tensors before use. */
   splits?(c: ConfigReader): { source: string; target: string; count: number }[];
+  /** Recognises a config without `model_type` (mamba_ssm's MambaConfig). */
+  matches?(c: ConfigReader): boolean;
+  /** The checkpoint as the spec names it (renamed / row-sliced views of the file's tensors). */
+  checkpoint?(c: ConfigReader, checkpoint: Checkpoint): Checkpoint;
 }
 
 /** Every supported family. */
 export const families: Family[] = [
+  { modelTypes: ['mamba_ssm'], architecture: 'MambaLMHeadModel', matches: isMambaSsmConfig, spec: (c) => mambaSsmSpec(parseMambaSsmConfig(c)), checkpoint: mambaSsmCheckpoint },
   { modelTypes: ['mamba'], architecture: 'MambaForCausalLM', spec: (c) => mambaSpec(parseMambaConfig(c), 'MambaForCausalLM') },
   { modelTypes: ['falcon_mamba'], architecture: 'FalconMambaForCausalLM', spec: (c) => mambaSpec(parseMambaConfig(c), 'FalconMambaForCausalLM') },
   { modelTypes: ['mamba2'], architecture: 'Mamba2ForCausalLM', spec: (c) => mamba2Spec(parseMamba2Config(c), 'Mamba2ForCausalLM') },
@@ -57,7 +63,7 @@ export const families: Family[] = [
 export function familyOf(c: ConfigReader): Family {
   const type = c.optional.string('model_type');
   const archs = c.optional.stringArray('architectures') ?? [];
-  const f = families.find((x) => (type && x.modelTypes.includes(type)) || archs.includes(x.architecture));
+  const f = families.find((x) => x.matches?.(c) || (type && x.modelTypes.includes(type)) || archs.includes(x.architecture));
   if (!f) {
     throw new StatespaceError(
       'UNKNOWN_ARCHITECTURE',
