@@ -249,9 +249,13 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     }
   }
   const memoryByContext = Object.fromEntries([1024, 8192, 32768, 131072].map((L) => [L, { stateBytes: fixedStateBytes + kvBytesPerToken * L }]));
+  // mamba_ssm's MambaLMHeadModel has no model_type; its checkpoint pads the vocabulary (statespace returns vocab_size logits).
+  const mambaSsm = family.architecture === 'MambaLMHeadModel';
+  const multiple = mambaSsm ? config.optional.positiveInt('pad_vocab_size_multiple', 8) : 1;
   const info = {
     architecture: family.architecture,
-    modelType: config.optional.string('model_type'),
+    modelType: config.optional.string('model_type') ?? (mambaSsm ? 'mamba_ssm' : undefined),
+    ...(mambaSsm ? { ssmLayer: config.optional.object('ssm_cfg')?.optional.string('layer', 'Mamba1') ?? 'Mamba1', paddedVocabSize: Math.ceil(spec.vocabSize / multiple) * multiple } : {}),
     pattern: patternOf(spec),
     layers: spec.blocks.length,
     hiddenSize: spec.hiddenSize,
@@ -267,7 +271,9 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
   if (flags.json) io.out(`${JSON.stringify(info)}\n`);
   else {
     io.out(`${info.architecture}  (${info.modelType})\n`);
-    io.out(`layers ${info.layers}, hidden ${info.hiddenSize}, vocab ${info.vocabSize}\n`);
+    const padded = info.paddedVocabSize !== undefined && info.paddedVocabSize !== info.vocabSize ? ` (padded to ${info.paddedVocabSize} in the checkpoint; the padded rows are not loaded)` : '';
+    io.out(`layers ${info.layers}, hidden ${info.hiddenSize}, vocab ${info.vocabSize}${padded}\n`);
+    if (info.ssmLayer) io.out(`mamba_ssm format, ssm_cfg.layer ${info.ssmLayer}\n`);
     io.out(`pattern ${info.pattern}\n`);
     io.out(`parameters ${(params / 1e6).toFixed(2)}M: ${Object.entries(byKind).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)}M`).join(', ')}\n`);
     io.out(`weights ${(params * 4 / 2 ** 20).toFixed(1)} MiB in f32, ${(params * 2 / 2 ** 20).toFixed(1)} MiB in f16\n`);
