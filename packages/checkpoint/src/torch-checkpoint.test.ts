@@ -201,3 +201,18 @@ describe('views that repeat elements', () => {
     await expect(openTorchCheckpoint(bufferSource(torchArchive(pickle, { '0': f32Bytes([1, 2, 3, 4]) }), 'e.bin'))).rejects.toMatchObject({ code: 'TORCH_UNSUPPORTED', tensor: 'x' });
   });
 });
+
+describe('zip64 archives (what torch.save writes past 4 GiB)', () => {
+  it('reads sizes and offsets from the zip64 extra fields and end record', async () => {
+    const pickle = stateDictPickle({ a: { key: '0', numel: 6, shape: [2, 3] }, b: { key: '1', numel: 2, shape: [2] } }, { metadata: true });
+    const bytes = torchArchive(pickle, { '0': f32Bytes([1, 2, 3, 4, 5, 6]), '1': f32Bytes([-1, 7]) }, { zip64: true });
+    const ckpt = await openTorchCheckpoint(bufferSource(bytes, 'z64.bin'));
+    expect(Array.from(await ckpt.readFloat32('a'))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(await ckpt.readFloat32('b'))).toEqual([-1, 7]);
+    // the zip64 end record moved outside the file is refused, typed
+    const broken = bytes.slice();
+    const locator = broken.length - 22 - 20;
+    new DataView(broken.buffer).setUint32(locator + 8, broken.length, true);
+    expect(await code(openTorchCheckpoint(bufferSource(broken, 'z64.bin')))).toBe('TORCH_INVALID');
+  });
+});

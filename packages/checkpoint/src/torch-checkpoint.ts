@@ -57,6 +57,7 @@ export class TorchCheckpoint implements Checkpoint {
   private readonly tensors: Map<string, TorchTensor>;
   private readonly whole: TensorFile;
 
+  /** @internal Made by {@link openTorchCheckpoint}, which checks every tensor first. */
   constructor(source: ByteSource, tensors: Map<string, TorchTensor>) {
     this.source = source;
     this.name = source.name;

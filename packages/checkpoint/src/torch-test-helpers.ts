@@ -22,8 +22,13 @@ export interface ZipMember {
   method?: number;
 }
 
-/** A zip archive of `members` as torch.save lays it out: local headers padded so data starts on 64-byte boundaries. */
-export function writeZip(members: ZipMember[]): Uint8Array {
+/**
+ * A zip archive of `members` as torch.save lays it out: local headers padded so data starts on
+ * 64-byte boundaries. `zip64` writes what a > 4 GiB archive has: saturated 32-bit fields, the
+ * 64-bit values in zip64 extra fields, and the zip64 end record and locator.
+ */
+export function writeZip(members: ZipMember[], options: { zip64?: boolean } = {}): Uint8Array {
+  const zip64 = options.zip64 ?? false;
   const parts: Uint8Array[] = [];
   const central: Uint8Array[] = [];
   let at = 0;
@@ -45,18 +50,28 @@ export function writeZip(members: ZipMember[]): Uint8Array {
     lv.setUint16(28, extraField.length, true);
     local.set(name, 30);
     local.set(extraField, 30 + name.length);
-    const cd = new Uint8Array(46 + name.length);
+    const cd = new Uint8Array(46 + name.length + (zip64 ? 28 : 0));
     const cv = new DataView(cd.buffer);
     cv.setUint32(0, 0x02014b50, true);
-    cv.setUint16(4, 20, true);
-    cv.setUint16(6, 20, true);
+    cv.setUint16(4, 45, true);
+    cv.setUint16(6, 45, true);
     cv.setUint16(10, m.method ?? 0, true);
     cv.setUint32(16, crc32(m.data), true);
-    cv.setUint32(20, m.data.length, true);
-    cv.setUint32(24, m.data.length, true);
+    cv.setUint32(20, zip64 ? 0xffffffff : m.data.length, true);
+    cv.setUint32(24, zip64 ? 0xffffffff : m.data.length, true);
     cv.setUint16(28, name.length, true);
-    cv.setUint32(42, at, true);
+    cv.setUint32(42, zip64 ? 0xffffffff : at, true);
     cd.set(name, 46);
+    if (zip64) {
+      // id 1, 24 bytes: uncompressed size, compressed size, local header offset
+      cv.setUint16(30, 28, true);
+      const x = 46 + name.length;
+      cv.setUint16(x, 1, true);
+      cv.setUint16(x + 2, 24, true);
+      cv.setBigUint64(x + 4, BigInt(m.data.length), true);
+      cv.setBigUint64(x + 12, BigInt(m.data.length), true);
+      cv.setBigUint64(x + 20, BigInt(at), true);
+    }
     central.push(cd);
     parts.push(local, m.data);
     at += local.length + m.data.length;
@@ -67,11 +82,30 @@ export function writeZip(members: ZipMember[]): Uint8Array {
   const end = new Uint8Array(22);
   const ev = new DataView(end.buffer);
   ev.setUint32(0, 0x06054b50, true);
-  ev.setUint16(8, members.length, true);
-  ev.setUint16(10, members.length, true);
-  ev.setUint32(12, dirSize, true);
-  ev.setUint32(16, dirOffset, true);
-  const all = [...parts, ...central, end];
+  ev.setUint16(8, zip64 ? 0xffff : members.length, true);
+  ev.setUint16(10, zip64 ? 0xffff : members.length, true);
+  ev.setUint32(12, zip64 ? 0xffffffff : dirSize, true);
+  ev.setUint32(16, zip64 ? 0xffffffff : dirOffset, true);
+  const tail: Uint8Array[] = [];
+  if (zip64) {
+    const record = new Uint8Array(56);
+    const rv = new DataView(record.buffer);
+    rv.setUint32(0, 0x06064b50, true);
+    rv.setBigUint64(4, 44n, true);
+    rv.setUint16(12, 45, true);
+    rv.setUint16(14, 45, true);
+    rv.setBigUint64(24, BigInt(members.length), true);
+    rv.setBigUint64(32, BigInt(members.length), true);
+    rv.setBigUint64(40, BigInt(dirSize), true);
+    rv.setBigUint64(48, BigInt(dirOffset), true);
+    const locator = new Uint8Array(20);
+    const lv2 = new DataView(locator.buffer);
+    lv2.setUint32(0, 0x07064b50, true);
+    lv2.setBigUint64(8, BigInt(dirOffset + dirSize), true);
+    lv2.setUint32(16, 1, true);
+    tail.push(record, locator);
+  }
+  const all = [...parts, ...central, ...tail, end];
   const out = new Uint8Array(all.reduce((n, p) => n + p.length, 0));
   let p = 0;
   for (const part of all) {
@@ -195,13 +229,13 @@ export function stateDictPickle(tensors: Record<string, TensorSpec>, options: { 
 }
 
 /** A whole torch.save-style archive: `archive/data.pkl`, `archive/byteorder`, `archive/data/<key>`. */
-export function torchArchive(pickle: Uint8Array, storages: Record<string, Uint8Array>, options: { byteorder?: string | null; archive?: string; method?: number } = {}): Uint8Array {
+export function torchArchive(pickle: Uint8Array, storages: Record<string, Uint8Array>, options: { byteorder?: string | null; archive?: string; method?: number; zip64?: boolean } = {}): Uint8Array {
   const a = options.archive ?? 'archive';
   const members: ZipMember[] = [{ name: `${a}/data.pkl`, data: pickle }];
   if (options.byteorder !== null) members.push({ name: `${a}/byteorder`, data: encoder.encode(options.byteorder ?? 'little') });
   for (const [key, data] of Object.entries(storages)) members.push({ name: `${a}/data/${key}`, data, method: options.method });
   members.push({ name: `${a}/version`, data: encoder.encode('3\n') });
-  return writeZip(members);
+  return writeZip(members, { zip64: options.zip64 });
 }
 
 /** Little-endian f32 bytes of `values`. */

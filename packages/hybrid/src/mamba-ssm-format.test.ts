@@ -139,6 +139,21 @@ describe('mamba_ssm config.json', () => {
     expect(mambaSsmSpec(c).blocks[1].mixers[0].config).toMatchObject({ numHeads: 4, numKeyValueHeads: 2, headDim: 16, rope: { theta: 10000, rotaryDim: 8 }, scale: 0.5, qkvBias: true, oBias: true });
   });
 
+  it('reads configs shaped like state-spaces/mamba-130m and mamba2-130m; refuses an attention conv (mamba2attn-2.7b)', () => {
+    // like state-spaces/mamba-130m's config.json (the 2023 format: no layer, no tie_embeddings, no d_intermediate)
+    const m1 = mambaSsmSpec(parseMambaSsmConfig(configReader({ d_model: 768, n_layer: 24, vocab_size: 50277, ssm_cfg: {}, rms_norm: true, residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 8 }, 'c')));
+    expect(m1.blocks).toHaveLength(24);
+    expect(m1.blocks[0].mixers[0]).toMatchObject({ kind: 'mamba1', config: { intermediateSize: 1536, stateSize: 16, timeStepRank: 48 } });
+    expect(m1.vocabSize).toBe(50277);
+    // state-spaces/mamba2-130m
+    const m2c = parseMambaSsmConfig(configReader({ d_model: 768, d_intermediate: 0, n_layer: 24, vocab_size: 50277, ssm_cfg: { layer: 'Mamba2' }, attn_layer_idx: [], attn_cfg: {}, rms_norm: true, residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 16, tie_embeddings: true }, 'c'));
+    expect(m2c.paddedVocabSize).toBe(50288);
+    expect(mambaSsmSpec(m2c).blocks[0].mixers[0].config).toMatchObject({ numHeads: 24, headDim: 64, stateSize: 128, nGroups: 1, normGroupSize: 1536, chunkSize: 256 });
+    // a config shaped like state-spaces/mamba2attn-2.7b's: MHA layers with a causal conv over q, k, v (d_conv 4), which no mixer here runs
+    const attn = { d_model: 2560, d_intermediate: 0, n_layer: 64, vocab_size: 50277, ssm_cfg: { layer: 'Mamba2' }, attn_layer_idx: [9, 18, 27, 36, 45, 56], attn_cfg: { causal: true, d_conv: 4, head_dim: 128, num_heads: 30, out_proj_bias: false, qkv_proj_bias: false, rotary_emb_dim: 64 }, rms_norm: true, residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 16, tie_embeddings: true };
+    expect(code(() => parseMambaSsmConfig(configReader(attn, 'c')))).toMatch(/^UNSUPPORTED_CONFIG: .*attn_cfg\.d_conv/);
+  });
+
   it('refuses what it cannot run with UNSUPPORTED_CONFIG naming the key', () => {
     const refusals: [Record<string, unknown>, string][] = [
       [{ ssm_cfg: { layer: 'Mamba3' } }, 'ssm_cfg.layer'],
