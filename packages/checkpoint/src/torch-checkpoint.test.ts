@@ -8,6 +8,7 @@ import { readPickle } from './pickle-reader.js';
 import { openSafetensors } from './safetensors.js';
 import { bufferSource } from './sources.js';
 import { openTorchCheckpoint } from './torch-checkpoint.js';
+import { serveFiles } from './test-helpers.js';
 import { PickleBuilder, f32Bytes, stateDictPickle, torchArchive, writeZip } from './torch-test-helpers.js';
 import { viewCheckpoint } from './view-checkpoint.js';
 
@@ -72,6 +73,21 @@ describe('openTorchCheckpoint on files torch.save wrote (PyTorch 2.11)', () => {
     expect((await bin.info('lm_head.weight')).offset).toBe((await bin.info('backbone.embedding.weight')).offset);
     await bin.close();
     await st.close();
+  });
+
+  it('reads a pytorch_model.bin over HTTP with Range requests, the same bytes as from disk', async () => {
+    const server = await serveFiles(MAMBA_SSM);
+    try {
+      const remote = await (await openModel(`${server.url}hybrid/`)).weights();
+      const local = await openTorchCheckpoint(`${MAMBA_SSM}hybrid/pytorch_model.bin`);
+      expect(remote.names()).toEqual(local.names());
+      for (const name of ['backbone.embedding.weight', 'backbone.layers.1.mixer.in_proj.weight', 'backbone.norm_f.weight']) expect(await remote.readBytes(name), name).toEqual(await local.readBytes(name));
+      expect(server.requests.every((r) => r.method !== 'GET' || r.range !== undefined || !r.path.endsWith('.bin'))).toBe(true); // never the whole file
+      await remote.close();
+      await local.close();
+    } finally {
+      await server.close();
+    }
   });
 
   it('openModel falls back to pytorch_model.bin', async () => {

@@ -220,22 +220,35 @@ export async function openTorchCheckpoint(input: ByteSourceInput, options: UrlSo
     const value = readPickle(await readExactly(source, pklAt, pkl.size), file);
 
     const storages = new Map<string, { offset: number; size: number; dtype: SafetensorsDType; numel: number }>();
-    const tensors = new Map<string, TorchTensor>();
-    for (const [name, t] of stateDictEntries(value, file)) {
-      const at = where(file, name);
-      const bad = (message: string) => new CheckpointError('TORCH_INVALID', `${at}: ${message}`, { file, tensor: name });
-      const { storage } = t;
-      let s = storages.get(storage.key);
+    const entries = stateDictEntries(value, file);
+    // Every storage's member and size first, then their local headers, read a few at a time (one request each over HTTP).
+    const members = new Map<string, ZipEntry>();
+    for (const [name, { storage }] of entries) {
+      const bad = (message: string) => new CheckpointError('TORCH_INVALID', `${where(file, name)}: ${message}`, { file, tensor: name });
+      const s = storages.get(storage.key);
       if (!s) {
         const member = entry(`data/${storage.key}`);
         if (!member) throw bad(`its storage ${prefix}data/${storage.key} is not in the archive`);
-        s = { offset: await zipEntryDataOffset(source, member, dir.directoryOffset), size: member.size, dtype: storage.dtype, numel: storage.numel };
         const bytes = storage.numel * dtypeByteSize(storage.dtype);
         if (!Number.isSafeInteger(bytes) || bytes !== member.size) throw bad(`its storage holds ${member.size} bytes, ${storage.numel} x ${storage.dtype} needs ${bytes}`);
-        storages.set(storage.key, s);
+        storages.set(storage.key, { offset: -1, size: member.size, dtype: storage.dtype, numel: storage.numel });
+        members.set(storage.key, member);
       } else if (s.dtype !== storage.dtype || s.numel !== storage.numel) {
         throw bad(`storage ${storage.key} is named as ${storage.numel} x ${storage.dtype} here and ${s.numel} x ${s.dtype} elsewhere`);
       }
+    }
+    const keys = [...members.keys()];
+    for (let i = 0; i < keys.length; i += 16) {
+      await Promise.all(keys.slice(i, i + 16).map(async (key) => {
+        storages.get(key)!.offset = await zipEntryDataOffset(source, members.get(key)!, dir.directoryOffset);
+      }));
+    }
+    const tensors = new Map<string, TorchTensor>();
+    for (const [name, t] of entries) {
+      const at = where(file, name);
+      const bad = (message: string) => new CheckpointError('TORCH_INVALID', `${at}: ${message}`, { file, tensor: name });
+      const { storage } = t;
+      const s = storages.get(storage.key)!;
       const elem = dtypeByteSize(storage.dtype);
       let count = 1;
       for (const d of t.shape) {
