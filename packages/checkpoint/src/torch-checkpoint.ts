@@ -97,7 +97,14 @@ export class TorchCheckpoint implements Checkpoint {
     if (!t.view) return this.whole;
     const bytes = await this.readBytes(name);
     const info = t.info;
-    return { name: info.file, source: bufferSource(bytes, info.file), tensor: (n) => (n === name ? info : this.tensor(n).info) };
+    return {
+      name: info.file,
+      source: bufferSource(bytes, info.file),
+      tensor: (n) => {
+        if (n !== name) throw new CheckpointError('CHECKPOINT_TENSOR_NOT_FOUND', `${info.file} holds the copied view ${name} only, not ${n}`, { file: info.file, tensor: n });
+        return info;
+      },
+    };
   }
 
   async readBytes(name: string): Promise<Uint8Array> {
