@@ -19,7 +19,10 @@ const rt = await Runtime.create();
 /** Fixtures with awkward sizes (hidden 56-80, vocab 331, d_state 24, head dims 24-48, GQA): row and lane tails inside a model. */
 export const AWKWARD_FIXTURES = ['mamba1_awkward', 'mamba2_awkward', 'llama_awkward', 'granitemoehybrid_awkward'];
 
-export const FAMILY_FIXTURES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next', 'zamba2', ...AWKWARD_FIXTURES];
+/** LFM2, Nemotron-H MoE layers (plain and latent), Falcon-H1 with mamba_rms_norm + projectors_bias (norm before and after the gate). */
+export const MORE_FAMILY_FIXTURES = ['lfm2', 'nemotron_h_moe', 'nemotron_h_moe_latent', 'falcon_h1_rmsnorm', 'falcon_h1_rmsnorm_gated'];
+
+export const FAMILY_FIXTURES = ['mamba1', 'falcon_mamba', 'mamba2', 'llama', 'jamba', 'bamba', 'granitemoehybrid', 'granitemoehybrid_moe', 'nemotron_h', 'falcon_h1', 'qwen3_next', 'zamba2', ...AWKWARD_FIXTURES, ...MORE_FAMILY_FIXTURES];
 
 describe.each(FAMILY_FIXTURES)('%s matches transformers', (name) => {
   const ref = reference(name);
