@@ -228,7 +228,7 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
   const byKind: Record<string, number> = {};
   for (const w of weights) {
     const n = w.shape.reduce((a, b) => a * b, 1);
-    const kind = w.name === spec.embedding || w.name === spec.lmHead ? 'embedding' : /mixer|mamba|self_attn|linear_attn/.test(w.name) ? 'mixer' : /mlp|feed_forward|experts/.test(w.name) ? 'mlp' : 'norm';
+    const kind = w.name === spec.embedding || w.name === spec.lmHead ? 'embedding' : /norm\.weight$/.test(w.name) ? 'norm' : /mixer\.(experts|shared_experts|gate|fc[12]_latent_proj)\./.test(w.name) ? 'mlp' : /mixer|mamba|self_attn|linear_attn|\.conv\./.test(w.name) ? 'mixer' : /mlp|feed_forward|experts/.test(w.name) ? 'mlp' : 'norm';
     byKind[kind] = (byKind[kind] ?? 0) + n;
   }
   const params = Object.values(byKind).reduce((a, b) => a + b, 0);
@@ -242,12 +242,36 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
       else if (m.kind === 'mamba1') fixedStateBytes += 4 * c.intermediateSize * (c.stateSize + c.convKernel - 1);
       else if (m.kind === 'mamba2') fixedStateBytes += 4 * (c.numHeads * c.headDim * c.stateSize + (c.numHeads * c.headDim + 2 * c.nGroups * c.stateSize) * (c.convKernel - 1));
       else if (m.kind === 'gated_deltanet') fixedStateBytes += 4 * (c.numValueHeads * c.headKDim * c.headVDim + (2 * c.numKeyHeads * c.headKDim + c.numValueHeads * c.headVDim) * (c.convKernel - 1));
+      else if (m.kind === 'short_conv') fixedStateBytes += 4 * c.hiddenSize * (c.convKernel - 1); // LFM2: the last k-1 gated inputs
     }
     if (b.sharedBlock) {
       const a = b.sharedBlock.attention as Record<string, number>;
       kvBytesPerToken += 2 * a.numKeyValueHeads * a.headDim * 4; // Zamba2: each application site keeps its own cache
     }
   }
+  // What each layer holds: sequence mixers and feed-forward kinds by count, and the MoE routing of the first MoE layer.
+  const mixerCounts: Record<string, number> = {};
+  const channelCounts: Record<string, number> = {};
+  for (const b of spec.blocks) {
+    for (const m of b.mixers) mixerCounts[m.kind] = (mixerCounts[m.kind] ?? 0) + 1;
+    if (b.channel) {
+      const k = b.channel.kind === 'moe' ? `moe_${b.channel.expertKind ?? 'glu'}` : b.channel.kind;
+      channelCounts[k] = (channelCounts[k] ?? 0) + 1;
+    }
+  }
+  const moeSpec = spec.blocks.map((b) => b.channel).find((ch) => ch?.kind === 'moe');
+  const moe =
+    moeSpec?.kind === 'moe'
+      ? {
+          experts: moeSpec.numExperts,
+          topK: moeSpec.topK,
+          router: moeSpec.routing ? 'sigmoid_grouped' : 'softmax',
+          ...(moeSpec.routing ? { groups: moeSpec.routing.nGroup, groupsKept: moeSpec.routing.topkGroup, scale: moeSpec.routing.scale } : {}),
+          normTopK: moeSpec.normTopK,
+          sharedExpert: !!moeSpec.shared,
+          ...(moeSpec.latent ? { latentSize: moeSpec.latent.size } : {}),
+        }
+      : undefined;
   const memoryByContext = Object.fromEntries([1024, 8192, 32768, 131072].map((L) => [L, { stateBytes: fixedStateBytes + kvBytesPerToken * L }]));
   // mamba_ssm's MambaLMHeadModel has no model_type; its checkpoint pads the vocabulary (statespace returns vocab_size logits).
   const mambaSsm = family.architecture === 'MambaLMHeadModel';
@@ -260,6 +284,9 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     layers: spec.blocks.length,
     hiddenSize: spec.hiddenSize,
     vocabSize: spec.vocabSize,
+    mixers: mixerCounts,
+    channels: channelCounts,
+    ...(moe ? { moe } : {}),
     parameters: params,
     parametersByKind: byKind,
     dtypeOnDisk: config.optional.string('dtype') ?? config.optional.string('torch_dtype'),
@@ -275,6 +302,12 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     io.out(`layers ${info.layers}, hidden ${info.hiddenSize}, vocab ${info.vocabSize}${padded}\n`);
     if (info.ssmLayer) io.out(`mamba_ssm format, ssm_cfg.layer ${info.ssmLayer}\n`);
     io.out(`pattern ${info.pattern}\n`);
+    const counts = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} x${v}`).join(', ');
+    io.out(`mixers: ${counts(mixerCounts) || 'none'}; feed-forward: ${counts(channelCounts) || 'none'}\n`);
+    if (moe) {
+      const route = moe.router === 'sigmoid_grouped' ? `sigmoid scores + correction bias, ${moe.groupsKept} of ${moe.groups} groups, scale ${moe.scale}` : 'softmax';
+      io.out(`moe: ${moe.experts} experts, top ${moe.topK} (${route}${moe.normTopK ? ', renormalised' : ''})${moe.sharedExpert ? ', shared expert' : ''}${moe.latentSize ? `, latent ${moe.latentSize}` : ''}\n`);
+    }
     io.out(`parameters ${(params / 1e6).toFixed(2)}M: ${Object.entries(byKind).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)}M`).join(', ')}\n`);
     io.out(`weights ${(params * 4 / 2 ** 20).toFixed(1)} MiB in f32, ${(params * 2 / 2 ** 20).toFixed(1)} MiB in f16\n`);
     io.out(`state per sequence: ${(fixedStateBytes / 2 ** 10).toFixed(0)} KiB fixed (SSM + conv) + ${(kvBytesPerToken / 2 ** 10).toFixed(1)} KiB per token (KV cache)\n`);
