@@ -228,7 +228,7 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
   const byKind: Record<string, number> = {};
   for (const w of weights) {
     const n = w.shape.reduce((a, b) => a * b, 1);
-    const kind = w.name === spec.embedding || w.name === spec.lmHead ? 'embedding' : /norm\.weight$/.test(w.name) ? 'norm' : /mixer\.(experts|shared_experts|gate|fc[12]_latent_proj)\./.test(w.name) ? 'mlp' : /mixer|mamba|self_attn|linear_attn|\.conv\./.test(w.name) ? 'mixer' : /mlp|feed_forward|experts/.test(w.name) ? 'mlp' : 'norm';
+    const kind = w.name === spec.embedding || w.name === spec.lmHead ? 'embedding' : /mixer\.(experts|shared_experts|gate|fc[12]_latent_proj)\./.test(w.name) ? 'mlp' : /mixer|mamba|self_attn|linear_attn|\.conv\./.test(w.name) ? 'mixer' : /mlp|feed_forward|experts/.test(w.name) ? 'mlp' : 'norm';
     byKind[kind] = (byKind[kind] ?? 0) + n;
   }
   const params = Object.values(byKind).reduce((a, b) => a + b, 0);
