@@ -9,8 +9,11 @@ describe('rope frequencies (transformers ROPE_INIT_FUNCTIONS)', () => {
   it('default: 1 / theta^(2i/dim), float32', () => {
     const { invFreq, attentionFactor } = ropeFrequencies({ theta: 10000, rotaryDim: 8 });
     expect(attentionFactor).toBe(1);
-    expect(Array.from(invFreq)).toEqual([1, 0.1, 0.01, 0.001].map((v) => Math.fround(Math.fround(1 / Math.fround(10000 ** (Math.log10(1 / v) / 4))))));
-    expect(invFreq[1]).toBeCloseTo(0.1, 7);
+    // Against 1 / 10000^(2i/8) in float64 (0.1^i): torch computes in float32, so within 2 ulp of f32.
+    expect(invFreq.length).toBe(4);
+    invFreq.forEach((f, i) => expect(Math.abs(f - 0.1 ** i) / 0.1 ** i, `i=${i}`).toBeLessThan(2.4e-7));
+    // and the values are float32 numbers (torch's inv_freq dtype)
+    for (const f of invFreq) expect(Math.fround(f)).toBe(f);
   });
   it('linear divides every frequency by the factor', () => {
     const a = ropeFrequencies({ theta: 500000, rotaryDim: 64 }).invFreq;
@@ -57,6 +60,19 @@ describe('rope frequencies (transformers ROPE_INIT_FUNCTIONS)', () => {
     expect(t[0]).toBeCloseTo(Math.cos(3), 6);
     expect(t[2]).toBeCloseTo(Math.sin(3), 6);
     expect(t[4 + 1]).toBeCloseTo(Math.cos(4 * 0.01), 6);
+    // Every entry for 1000 positions against cos/sin computed in float64: the float32 angle torch
+    // forms (position · inv_freq, both f32) is off by at most ~2 ulp of the angle.
+    const R = 8;
+    const big = ropeTable({ theta: 10000, rotaryDim: R }, 0, 1000);
+    let worst = 0;
+    for (let p = 0; p < 1000; p++) {
+      for (let i = 0; i < R / 2; i++) {
+        const angle = p * 10000 ** (-(2 * i) / R);
+        const tol = 2.4e-7 * angle + 1e-7;
+        worst = Math.max(worst, Math.abs(big[p * R + i] - Math.cos(angle)) / tol, Math.abs(big[p * R + R / 2 + i] - Math.sin(angle)) / tol);
+      }
+    }
+    expect(worst).toBeLessThan(1);
   });
 });
 
