@@ -1,0 +1,226 @@
+/**
+ * Mamba-1 decode, second dispatch of a layer: the causal conv of the new token and x_proj in one
+ * kernel, xdbl = x_proj(silu(conv1d(x))) for one token per sequence (seqlen 1).
+ *
+ * Shape glossary (packages/core/README.md):
+ *   b  batch   D  d_inner (channels)   N  d_state   R  time_step_rank   k  conv_kernel
+ *   W  = R + 2N, the rows of x_proj (its output is [time_step | B | C])
+ *   RB rows of x_proj per workgroup   LANES threads per workgroup, striding over D
+ *
+ *   xc[b, c]   = silu(bias[c] + Σ_{j<k-1} w[c, j] · state[b, c, j] + w[c, k-1] · x[b, c])
+ *   xdbl[b, r] = Σ_c x_proj[r, c] · xc[b, c]
+ * the conv of transformers' `MambaMixer.slow_forward` (`causal_conv1d_update`) followed by x_proj,
+ * as {@link causalConv1d} then matmul compute them.
+ *
+ * Every workgroup needs all D conv outputs of its sequence, so each lane recomputes the conv of the
+ * channels it strides over (k + 1 reads per channel, from cache) and uses it for all RB rows; the
+ * lanes' partial sums meet in one tree reduction. The conv state is only read here: other
+ * workgroups read the same channels. {@link dtScanStep} (the next dispatch) rolls it.
+ * The conv taps and bias come from the packed per-channel buffer of {@link packMamba1DecodeParams}.
+ */
+import {
+  type DType,
+  type KernelDescriptor,
+  type Runtime,
+  type Tensor,
+  type TensorLike,
+  type UniformLayout,
+  StatespaceError,
+  WGSL_BUILTINS,
+  WGSL_LINEAR_WORKGROUP,
+  linearDispatch,
+  matmulReference,
+  memoWgsl,
+  wgslBindings,
+  wgslLoadFloat,
+  wgslStorageType,
+} from '@statespace/core';
+import { causalConv1dReference } from './causal-conv1d.js';
+import { type ColumnSlice, strided } from './columns.js';
+import { decodeParamStride } from './mamba1-decode-params.js';
+
+const LANES = 128;
+const RB = 4;
+const layout = { batch: 'u32', D: 'u32', W: 'u32', xStride: 'u32', xOffset: 'u32', PS: 'u32', blocks: 'u32' } as const satisfies UniformLayout;
+
+/** Attributes of the conv + x_proj kernel (what changes its WGSL). */
+export interface ConvXProjAttrs {
+  /** Conv width k (at least 2: the state holds k-1 inputs). */
+  kernelSize: number;
+  /** Storage type of x_proj.weight. */
+  weightDtype: DType;
+  /** Read W in 16-byte words, 4 f32 or 8 f16/bf16 weights (needs D % 4 == 0, or D % 8 == 0 for 16-bit). */
+  vec4: boolean;
+}
+
+/**
+ * Builds the conv + x_proj kernel.
+ * @example
+ * ```ts
+ * const k = createConvXProjKernel({ batch: 1, dInner: 1536, rows: 80, xStride: 3072, xOffset: 0, paramStride: 23 }, { kernelSize: 4, weightDtype: 'f32', vec4: true });
+ * ```
+ */
+export function createConvXProjKernel(
+  shape: { batch: number; dInner: number; rows: number; xStride: number; xOffset: number; paramStride: number },
+  attrs: ConvXProjAttrs,
+): KernelDescriptor {
+  const K = attrs.kernelSize;
+  const wd = attrs.weightDtype;
+  const packed = wd !== 'f32';
+  const vec = attrs.vec4;
+  const wType = vec ? (packed ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wd);
+  const bindings = [
+    { name: 'xz', type: 'f32', access: 'read' }, // (b, xStride): x at xOffset
+    { name: 'params', type: 'f32', access: 'read' }, // (D, PS) packed per-channel weights
+    { name: 'state', type: 'f32', access: 'read' }, // (b, D, k-1)
+    { name: 'w', type: wType, access: 'read' }, // (W, D) x_proj.weight
+    { name: 'xdbl', type: 'f32', access: 'read_write' }, // (b, W)
+  ] as const;
+  const unpack = wd === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
+  const load = vec ? (packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : '') : wgslLoadFloat('loadW', 'w', wd);
+  const loop = vec
+    ? packed
+      ? `let D8 = u.D / 8u;
+  for (var c8 = li; c8 < D8; c8 += LANES) {
+    let c = c8 * 8u;
+    let v0 = vec4<f32>(xc(b, c), xc(b, c + 1u), xc(b, c + 2u), xc(b, c + 3u));
+    let v1 = vec4<f32>(xc(b, c + 4u), xc(b, c + 5u), xc(b, c + 6u), xc(b, c + 7u));
+    for (var r = 0u; r < RB; r++) {
+      if (r0 + r < u.W) {
+        let p = w[(r0 + r) * D8 + c8];
+        acc[r] += dot(vec4<f32>(un(p.x), un(p.y)), v0) + dot(vec4<f32>(un(p.z), un(p.w)), v1);
+      }
+    }
+  }`
+      : `let D4 = u.D / 4u;
+  for (var c4 = li; c4 < D4; c4 += LANES) {
+    let c = c4 * 4u;
+    let v = vec4<f32>(xc(b, c), xc(b, c + 1u), xc(b, c + 2u), xc(b, c + 3u));
+    for (var r = 0u; r < RB; r++) {
+      if (r0 + r < u.W) { acc[r] += dot(w[(r0 + r) * D4 + c4], v); }
+    }
+  }`
+    : `for (var c = li; c < u.D; c += LANES) {
+    let v = xc(b, c);
+    for (var r = 0u; r < RB; r++) {
+      if (r0 + r < u.W) { acc[r] += loadW((r0 + r) * u.D + c) * v; }
+    }
+  }`;
+  const cacheKey = `k${K}|${wd}|${vec ? 'v4' : 's'}`;
+  const wgsl = memoWgsl('mamba1_conv_x_proj', cacheKey, () => `${wgslBindings(layout, bindings)}
+${load}
+const K = ${K}u;
+const KM1 = ${K - 1}u;
+const LANES = ${LANES}u;
+const RB = ${RB}u;
+var<workgroup> part: array<f32, ${RB * LANES}>; // (RB, LANES)
+// silu(conv) of channel c of sequence b, summed in the order of causal_conv1d's sequential kernel
+fn xc(b: u32, c: u32) -> f32 {
+  let p = c * u.PS;
+  let s = (b * u.D + c) * KM1;
+  var acc = params[p + K];
+  for (var j = 0u; j < KM1; j++) { acc += params[p + j] * state[s + j]; }
+  acc += params[p + KM1] * xz[b * u.xStride + u.xOffset + c];
+  return acc / (1.0 + exp(-acc));
+}
+@compute @workgroup_size(${LANES})
+fn main(${WGSL_BUILTINS}) {
+  let g = ${WGSL_LINEAR_WORKGROUP};
+  if (g >= u.batch * u.blocks) { return; }
+  let b = g / u.blocks;
+  let r0 = (g % u.blocks) * RB;
+  var acc: array<f32, ${RB}>;
+  ${loop}
+  for (var r = 0u; r < RB; r++) { part[r * LANES + li] = acc[r]; }
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      for (var r = 0u; r < RB; r++) { part[r * LANES + li] += part[r * LANES + li + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (li < RB && r0 + li < u.W) { xdbl[b * u.W + r0 + li] = part[li * LANES]; }
+}`);
+  const blocks = Math.ceil(shape.rows / RB);
+  return {
+    name: 'mamba1_conv_x_proj',
+    cacheKey,
+    wgsl,
+    workgroupSize: [LANES, 1, 1],
+    dispatch: linearDispatch(shape.batch * blocks),
+    bindings,
+    uniformLayout: layout,
+    uniforms: { batch: shape.batch, D: shape.dInner, W: shape.rows, xStride: shape.xStride, xOffset: shape.xOffset, PS: shape.paramStride, blocks },
+  };
+}
+
+/** Inputs of {@link convXProj}. */
+export interface ConvXProjInputs {
+  /** (batch, 1, D), f32: in_proj's x half, usually `columns(xz, 0, D)`. */
+  x: TensorLike | ColumnSlice;
+  /** The packed per-channel weights of {@link packMamba1DecodeParams}. */
+  params: TensorLike;
+  /** (batch, D, k-1), f32: the conv state (read, not updated). */
+  convState: TensorLike;
+  /** (R + 2N, D): x_proj.weight, f32, f16 or bf16. */
+  weight: TensorLike;
+  /** d_state N (the packed buffer's stride depends on it). */
+  dState: number;
+}
+
+/**
+ * One decode token of conv + x_proj: xdbl (batch, 1, R + 2N) = x_proj(silu(conv1d(x))), the conv
+ * continuing from `convState`, which is left as it was ({@link dtScanStep} rolls it).
+ *
+ * @example
+ * ```ts
+ * const xdbl = convXProj(rt, { x: columns(xz, 0, D), params, convState: state.conv, weight: w['x_proj.weight'], dState: N });
+ * ```
+ */
+export function convXProj(runtime: Runtime, inputs: ConvXProjInputs): Tensor {
+  const op = 'convXProj';
+  const xs = strided(inputs.x);
+  const { convState, weight, params, dState: N } = inputs;
+  if (xs.tensor.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: x must be f32, got ${xs.tensor.dtype}`);
+  if (xs.shape.length !== 3 || xs.shape[1] !== 1) throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape [${xs.shape.join(',')}], expected [batch, seqlen=1, d_inner]`);
+  const [batch, , D] = xs.shape;
+  const s = convState.shape;
+  if (s.length !== 3 || s[0] !== batch || s[1] !== D || s[2] < 1 || convState.dtype !== 'f32') {
+    throw new StatespaceError('SHAPE_MISMATCH', `${op}: convState has shape [${s.join(',')}] (${convState.dtype}), expected f32 [batch=${batch}, d_inner=${D}, k-1 >= 1]`);
+  }
+  const K = s[2] + 1;
+  if (weight.shape.length !== 2 || weight.shape[1] !== D) throw new StatespaceError('SHAPE_MISMATCH', `${op}: weight has shape [${weight.shape.join(',')}], expected [R + 2N, d_inner=${D}]`);
+  const PS = decodeParamStride(K, N);
+  if (params.dtype !== 'f32' || params.size < D * PS) throw new StatespaceError('SHAPE_MISMATCH', `${op}: params has ${params.size} ${params.dtype} elements, expected f32 >= ${D * PS}`);
+  const rows = weight.shape[0];
+  const xdbl = runtime.empty([batch, 1, rows], 'f32', 'convXProj.xdbl');
+  if (batch * rows === 0) return xdbl;
+  const kernel = createConvXProjKernel(
+    { batch, dInner: D, rows, xStride: xs.rowStride, xOffset: xs.offset, paramStride: PS },
+    { kernelSize: K, weightDtype: weight.dtype, vec4: D % (weight.dtype === 'f32' ? 4 : 8) === 0 },
+  );
+  runtime.run(kernel, [xs.tensor, params, convState, weight, xdbl]);
+  return xdbl;
+}
+
+/**
+ * CPU reference of {@link convXProj}: causalConv1dReference (silu) then matmulReference.
+ * x (batch, D), convWeight (D, k), state (batch, D, k-1), weight (W, D); returns xdbl (batch, W).
+ *
+ * @example
+ * ```ts
+ * const xdbl = convXProjReference(x, convW, convB, state, xProj, { batch: 1, dInner: 37, kernelSize: 4, rows: 21 });
+ * ```
+ */
+export function convXProjReference(
+  x: Float32Array,
+  convWeight: Float32Array,
+  convBias: Float32Array | undefined,
+  state: Float32Array,
+  weight: Float32Array,
+  dims: { batch: number; dInner: number; kernelSize: number; rows: number },
+): Float32Array {
+  const { batch, dInner: D, kernelSize: K, rows } = dims;
+  const conv = causalConv1dReference(x, convWeight, convBias, state, { batch, seqlen: 1, channels: D, kernelSize: K, activation: 'silu' });
+  return matmulReference(conv.y, weight, batch, rows, D);
+}
