@@ -135,7 +135,8 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
 
     // The state panel shows what the model carries: the prompt and every generated token but the last (fed next turn).
     expect(await page.getByTestId('context-length').innerText()).toBe(String(ref.input_ids.length + 15));
-    expect(await page.getByTestId('mem-ssm').innerText()).not.toMatch(/^(0 B|–)$/);
+    // 2 Mamba-2 layers of 8 heads x 16 x state 32 in f32.
+    expect(await page.getByTestId('mem-ssm').innerText()).toBe('32.0 KiB');
     expect(await page.getByTestId('mem-kv').innerText()).toBe('0 B');
     expect(Number(await page.getByTestId('decode-rate').innerText())).toBeGreaterThan(0);
     // The fixture has no tokenizer files: the loader knew from the folder listing and asked for none (no 404s in the console).
@@ -158,7 +159,9 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
   });
 
   it('runs the hybrid-ratio playground (1:7 at the tiny size) and plots it', async () => {
-    expect(page, 'the first test opens the page').toBeDefined();
+    // The first test leaves its page open, on the mamba2 model, with the state cleared.
+    expect(await page.evaluate(() => window.__statespaceDemo.model?.architecture)).toBe('mamba2');
+    expect(await page.getByTestId('context-length').innerText()).toBe('0');
     await page.getByTestId('bench-size').selectOption('tiny');
     // Three lengths spanning 8x: the chart goes logarithmic, and its axis must still end at the last one.
     const contexts = process.env.STATESPACE_E2E_FULL ? [8, 24, 64] : [6, 12, 48];
@@ -184,8 +187,9 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     const patterns = { mamba2: 'MMMMMMMM', '1:7': 'MMMMAMMM', '1:3': 'MMAMMMAM', attention: 'AAAAAAAA' } as Record<string, string>;
     expect(rows.map((r) => r[1])).toEqual(mixes.map((m) => patterns[m]));
     for (const row of rows) for (let i = 0; i < contexts.length; i++) expect(Number(row[2 + i])).toBeGreaterThan(0);
-    // The 1:7 mix holds both kinds of state.
-    expect(rows[mixes.indexOf('1:7')].at(-1)).toMatch(/KiB SSM\+conv · .*KiB KV/);
+    // The 1:7 mix holds both kinds of state: 7 Mamba-2 layers (2 heads x 64 x state 16, conv 160 x 3) and one
+    // 256-token page of K and V (1 head x 64), all f32: 57344 + 13440 B and 131072 B.
+    expect(rows[mixes.indexOf('1:7')].at(-1)).toBe('69.1 KiB SSM+conv · 128 KiB KV');
     // uPlot draws one series per mix plus the x series.
     expect(await page.locator('[data-testid=bench-chart] .u-legend .u-series').count()).toBe(mixes.length + 1);
     await page.screenshot({ path: join(results, 'demo-playground.png'), fullPage: true });
@@ -198,7 +202,8 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     expect(await waitForModel(bamba)).toBeNull();
     const ref = reference('bamba');
     expect(await greedyTurn(bamba, ref.input_ids, 16)).toEqual(ref.greedy_new_tokens);
-    expect(await bamba.getByTestId('mem-kv').innerText()).not.toMatch(/^(0 B|–)$/);
+    // One attention layer, 4 KV heads x 16, one 256-token page of K and V in f32.
+    expect(await bamba.getByTestId('mem-kv').innerText()).toBe('128 KiB');
     await bamba.screenshot({ path: join(results, 'demo-bamba.png'), fullPage: true });
     await bamba.close();
   });
