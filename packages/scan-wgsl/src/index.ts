@@ -43,6 +43,18 @@ export {
   softplusReference,
 } from './selective-scan.js';
 export { type BcdtNormKind, type BcdtNormOptions, bcdtNorm, bcdtNormReference, createBcdtNormKernel } from './bcdt-norm.js';
+export { type Mamba1DecodeWeights, createPackColumnsKernel, decodeParamStride, packMamba1DecodeParams } from './mamba1-decode-params.js';
+export { type ConvXProjAttrs, type ConvXProjInputs, convXProj, convXProjReference, createConvXProjKernel } from './conv-x-proj.js';
+export {
+  DT_SCAN_MAX_ROW,
+  type DtScanStepAttrs,
+  type DtScanStepHostInputs,
+  type DtScanStepInputs,
+  type DtScanStepOptions,
+  createDtScanStepKernel,
+  dtScanStep,
+  dtScanStepReference,
+} from './dt-scan-step.js';
 export { type Mamba1Config, type Mamba1HostState, Mamba1Mixer, Mamba1State, mamba1MixerReference } from './mamba1-mixer.js';
 export {
   type GatedShortConvAttrs,

@@ -17,6 +17,10 @@
  * Long prompts run in chunks of `prefillChunk` tokens (the conv and ssm states carry
  * across chunks exactly as across calls), so the working memory beyond the input and
  * output stays bounded by the chunk size.
+ *
+ * A decode step (seqlen 1) with `runtime.fastKernels` takes 4 dispatches instead of 7:
+ * norm + in_proj, {@link convXProj} (conv + x_proj), {@link dtScanStep} (bcdt norms, dt_proj,
+ * softplus, conv state roll, scan step, D skip, z gate) and out_proj.
  */
 import {
   type LayerWeights,
@@ -35,6 +39,9 @@ import {
 import { type BcdtNormKind, bcdtNorm, bcdtNormReference } from './bcdt-norm.js';
 import { causalConv1d, causalConv1dReference } from './causal-conv1d.js';
 import { columns } from './columns.js';
+import { convXProj } from './conv-x-proj.js';
+import { DT_SCAN_MAX_ROW, dtScanStep } from './dt-scan-step.js';
+import { packMamba1DecodeParams } from './mamba1-decode-params.js';
 import { SCAN_MAX_STATE, selectiveScan, selectiveScanReference } from './selective-scan.js';
 
 /** Configuration of a {@link Mamba1Mixer}, in transformers' terms. */
@@ -107,6 +114,8 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
   readonly config: Readonly<Mamba1Config>;
   private readonly runtime: Runtime;
   private readonly w: LayerWeights;
+  /** The per-channel weights packed for the fused decode kernels (made once, when first needed). */
+  private decodeParams: Tensor | null = null;
 
   /** The weights a mixer of this configuration needs, relative to the mixer's prefix. */
   static expectedWeights(config: Mamba1Config): WeightSpec[] {
@@ -145,6 +154,36 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     this.runtime = runtime;
     this.config = { ...config };
     this.w = weights;
+    // Packed here rather than at the first step, so that the step a decode plan captures holds
+    // only the 4 dispatches of a token (a runtime that turns fastKernels on later packs then).
+    if (runtime.fastKernels && this.fusedDecodeFits()) this.packedParams();
+  }
+
+  /** Whether the 4-dispatch decode step applies to this configuration. */
+  private fusedDecodeFits(): boolean {
+    const { N, k, R } = dims(this.config);
+    return k >= 2 && R + 2 * N <= DT_SCAN_MAX_ROW;
+  }
+
+  private packedParams(): Tensor {
+    if (this.decodeParams) return this.decodeParams;
+    const w = this.w;
+    const weighted = this.config.bcdtNorm === 'weighted';
+    this.decodeParams = packMamba1DecodeParams(this.runtime, {
+      convWeight: w['conv1d.weight'],
+      convBias: this.config.useConvBias ? w['conv1d.bias'] : undefined,
+      dtBias: w['dt_proj.bias'],
+      D: w['D'],
+      aLog: w['A_log'],
+      norms: weighted ? { dt: w['dt_layernorm.weight'], B: w['b_layernorm.weight'], C: w['c_layernorm.weight'] } : undefined,
+    });
+    return this.decodeParams;
+  }
+
+  /** Frees what the mixer made for itself (the packed decode weights); the weights it was given stay. */
+  dispose(): void {
+    this.decodeParams?.dispose();
+    this.decodeParams = null;
   }
 
   createState(batch: number): Mamba1State {
@@ -186,6 +225,7 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     const { D, N, R } = dims(this.config);
     const L = x.shape[1];
     const xz = linear(rt, x, w['in_proj.weight'], { bias: w['in_proj.bias'] }); // (b, L, 2D)
+    if (L === 1 && rt.fastKernels && this.fusedDecodeFits()) return this.decodeStep(xz, state);
     const xc = causalConv1d(rt, columns(xz, 0, D), w['conv1d.weight'], w['conv1d.bias'], state.conv, { activation: 'silu' }); // (b, L, D)
     const xdbl = matmul(rt, xc, w['x_proj.weight']); // (b, L, R + 2N)
     const kind = this.config.bcdtNorm ?? 'none';
@@ -209,6 +249,26 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     dt.dispose();
     y.dispose();
     state.advance(L);
+    return out;
+  }
+
+  /** The rest of a fused decode step after in_proj: 3 dispatches. Disposes xz. */
+  private decodeStep(xz: Tensor, state: Mamba1State): Tensor {
+    const rt = this.runtime;
+    const w = this.w;
+    const { D, N } = dims(this.config);
+    const params = this.packedParams();
+    const xdbl = convXProj(rt, { x: columns(xz, 0, D), params, convState: state.conv, weight: w['x_proj.weight'], dState: N }); // (b, 1, R + 2N)
+    const y = dtScanStep(
+      rt,
+      { xz, xdbl, dtWeight: w['dt_proj.weight'], params, convState: state.conv, ssmState: state.ssm },
+      { kind: this.config.bcdtNorm ?? 'none', eps: this.config.normEps },
+    ); // (b, 1, D)
+    const out = matmul(rt, y, w['out_proj.weight'], { bias: w['out_proj.bias'] }); // (b, 1, H)
+    xz.dispose();
+    xdbl.dispose();
+    y.dispose();
+    state.advance(1);
     return out;
   }
 }
