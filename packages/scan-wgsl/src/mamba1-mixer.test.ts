@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { type Runtime, type Tensor, type TensorLike, binary, embedding, matmul, rmsNorm, roundTo } from '@statespace/core';
+import { PendingNorm, type Runtime, type Tensor, type TensorLike, binary, embedding, matmul, rmsNorm, roundTo } from '@statespace/core';
 import { getTestRuntime, randn, relError } from '@statespace/core/testing';
 import { type Mamba1Config, Mamba1Mixer, Mamba1State, mamba1MixerReference } from './mamba1-mixer.js';
 
@@ -159,6 +159,95 @@ describe('Mamba1Mixer on the transformers fixtures (layer 0)', () => {
     }
   });
 });
+
+/** Runs `body` with the fused decode kernels on (software adapters leave them off by default). */
+async function withFastKernels<T>(body: () => Promise<T>): Promise<T> {
+  const was = rt.fastKernels;
+  rt.fastKernels = true;
+  try {
+    return await body();
+  } finally {
+    rt.fastKernels = was;
+  }
+}
+
+describe('Mamba1Mixer decode in 4 dispatches (fastKernels)', () => {
+  // SwiftShader runs the fused kernels' barriers slowly: f32 for every variant, 16-bit weights for Jamba's.
+  for (const [v, dtype] of [[variants[0], 'f32'], [variants[1], 'f32'], [variants[2], 'f32'], [variants[2], 'bf16'], [variants[0], 'f16']] as const) {
+    {
+      it(`${v.name} ${dtype}: prompt then 4 fused steps equal the CPU reference step by step, batch 1 and 2`, async () => {
+        await withFastKernels(async () => {
+          const { host, gpu } = layerWeights(v.tensors, v.prefix, dtype);
+          const mixer = new Mamba1Mixer(rt, v.config, gpu);
+          const H = v.config.hiddenSize;
+          for (const batch of [1, 2]) {
+            const P = 3;
+            const prompt = randn(batch * P * H, 40 + batch);
+            const state = mixer.createState(batch);
+            mixer.forward(rt.upload(prompt, [batch, P, H]), state).dispose();
+            let ref = mamba1MixerReference(v.config, host, prompt, batch, P);
+            for (let t = 0; t < 4; t++) {
+              const x = randn(batch * H, 50 + 10 * batch + t);
+              const d0 = rt.dispatchCount;
+              const y = mixer.forward(rt.upload(x, [batch, 1, H]), state);
+              expect(rt.dispatchCount - d0).toBe(4);
+              ref = mamba1MixerReference(v.config, host, x, batch, 1, ref.state);
+              expect(relError(await rt.readFloat(y), ref.y)).toBeLessThan(1e-5);
+              y.dispose();
+            }
+            expect(relError(await rt.readFloat(state.ssm), ref.state.ssm)).toBeLessThan(1e-5);
+            expect(relError(await rt.readFloat(state.conv), ref.state.conv)).toBeLessThan(1e-6);
+            expect(state.length).toBe(P + 4);
+            state.dispose();
+          }
+          mixer.dispose();
+        });
+      });
+    }
+  }
+
+  it('a step fed by a pending norm (the block norm fused into in_proj) is 4 dispatches and equals norm then mixer', async () => {
+    await withFastKernels(async () => {
+      const v = variants[1];
+      const { host, gpu } = layerWeights(v.tensors, v.prefix);
+      const mixer = new Mamba1Mixer(rt, v.config, gpu);
+      const H = v.config.hiddenSize;
+      const h = randn(H, 91);
+      const ln = randu1(H, 92);
+      const state = mixer.createState(1);
+      const pending = new PendingNorm(rt, { h: rt.upload(h, [1, 1, H]), weight: rt.upload(ln, [H]), eps: 1e-5 });
+      const d0 = rt.dispatchCount;
+      const y = mixer.forward(pending as unknown as Tensor, state);
+      expect(rt.dispatchCount - d0).toBe(4);
+      pending.dispose();
+      const ref = mamba1MixerReference(v.config, host, rmsNormHost(h, ln, 1e-5), 1, 1);
+      expect(relError(await rt.readFloat(y), ref.y)).toBeLessThan(1e-5);
+      mixer.dispose();
+    });
+  });
+
+  it('without fastKernels a step keeps the 7-dispatch path', async () => {
+    const v = variants[0];
+    const { gpu } = layerWeights(v.tensors, v.prefix);
+    const mixer = new Mamba1Mixer(rt, v.config, gpu);
+    const state = mixer.createState(1);
+    const d0 = rt.dispatchCount;
+    mixer.forward(rt.zeros([1, 1, v.config.hiddenSize]), state).dispose();
+    expect(rt.dispatchCount - d0).toBe(7); // in_proj, conv, x_proj, bcdtNorm (the time-step copy), dt_proj, scan, out_proj
+  });
+});
+
+/** x / sqrt(mean(x²) + eps) · w, one row, in f64. */
+function rmsNormHost(x: Float32Array, w: Float32Array, eps: number): Float32Array {
+  let ss = 0;
+  for (const v of x) ss += v * v;
+  const inv = 1 / Math.sqrt(ss / x.length + eps);
+  return Float32Array.from(x, (v, i) => v * inv * w[i]);
+}
+
+function randu1(n: number, seed: number): Float32Array {
+  return Float32Array.from(randn(n, seed, 0.2), (v) => 1 + v);
+}
 
 describe('Mamba1State', () => {
   it('clone is independent, save/load round-trips, reset zeroes', async () => {
