@@ -46,6 +46,8 @@ import { SCAN_THREADS, WGSL_SOFTPLUS, scanTiling, selectiveScanReference } from 
 
 /** Widest xdbl row (R + 2N) the kernel stages in workgroup memory. */
 export const DT_SCAN_MAX_ROW = 2048;
+// Workgroup memory for the row comes in a few sizes (WebGPU zero-fills it for every workgroup).
+const ROW_CAPS = [64, 128, 256, 512, 1024, DT_SCAN_MAX_ROW];
 
 const layout = {
   batch: 'u32',
@@ -83,6 +85,9 @@ export interface DtScanStepAttrs {
 export function createDtScanStepKernel(shape: { batch: number; dInner: number; rank: number }, attrs: DtScanStepAttrs): KernelDescriptor {
   const { kernelSize: K, dState: N, kind } = attrs;
   const { P, S, CW } = scanTiling(N);
+  const W = shape.rank + 2 * N;
+  const cap = ROW_CAPS.find((c) => c >= W);
+  if (cap === undefined) throw new StatespaceError('INVALID_ARGUMENT', `dtScanStep: R + 2N = ${W} exceeds ${DT_SCAN_MAX_ROW}`);
   const norm = kind !== 'none';
   const weighted = kind === 'weighted';
   const bindings = [
@@ -94,7 +99,7 @@ export function createDtScanStepKernel(shape: { batch: number; dInner: number; r
     { name: 'ssm_state', type: 'f32', access: 'read_write' }, // (b, D, N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (b, D)
   ] as const;
-  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}`;
+  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}|w${cap}`;
   const normCode = norm
     ? `var s0 = 0.0;
   var s1 = 0.0;
@@ -134,7 +139,7 @@ const P = ${P}u;
 const S = ${S}u;
 const K = ${K}u;
 const KM1 = ${K - 1}u;
-var<workgroup> xs: array<f32, ${DT_SCAN_MAX_ROW}>; // (W) the normalised xdbl row
+var<workgroup> xs: array<f32, ${cap}>; // (W) the normalised xdbl row
 ${norm ? `var<workgroup> red: array<f32, ${3 * SCAN_THREADS}>; // (3, WG) sums of squares` : ''}
 var<workgroup> part: array<f32, ${SCAN_THREADS}>;  // (CW, P) partial dt_proj products
 var<workgroup> part2: array<f32, ${SCAN_THREADS}>; // (CW, P) partial C·h
@@ -210,7 +215,7 @@ fn main(${WGSL_BUILTINS}) {
       D: shape.dInner,
       N: N,
       R: shape.rank,
-      W: shape.rank + 2 * N,
+      W,
       zOffset: shape.dInner,
       xzStride: 2 * shape.dInner,
       PS: decodeParamStride(K, N),
