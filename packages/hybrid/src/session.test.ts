@@ -88,6 +88,45 @@ describe('Session state', () => {
     expect(maxAbsError(next, want)).toBeLessThan(1e-4);
   });
 
+  it('sampled first tokens follow the tempered top-p distribution of an independent float64 reference', async () => {
+    const ref = reference('bamba');
+    const { model } = await loadModel(rt, fixtureDir('bamba'));
+    const s = new Session(model);
+    const [row] = await s.prefill(ref.input_ids);
+    const snap = s.snapshot();
+    const temperature = 1.5;
+    const topP = 0.6;
+    // softmax(logits / T) in float64, sorted, cut to the smallest prefix holding topP of the mass
+    const m = Math.max(...row);
+    const weights = Array.from(row, (v) => Math.exp((v - m) / temperature));
+    const total = weights.reduce((a, b) => a + b, 0);
+    const order = Array.from(row.keys()).sort((a, b) => weights[b] - weights[a]);
+    const nucleus = new Map<number, number>();
+    let mass = 0;
+    for (const id of order) {
+      if (mass >= topP) break;
+      nucleus.set(id, weights[id] / total);
+      mass += weights[id] / total;
+    }
+    expect(nucleus.size).toBeGreaterThan(3); // a spread worth testing
+    const N = 300;
+    const counts = new Map<number, number>();
+    for (let seed = 0; seed < N; seed++) {
+      s.restore(snap);
+      const [t] = await collect(s.generate(null, { temperature, topP, seed, maxNewTokens: 1 }));
+      counts.set(t, (counts.get(t) ?? 0) + 1);
+    }
+    const outside = [...counts].filter(([id]) => !nucleus.has(id));
+    expect(outside, 'tokens drawn outside the top-p nucleus').toEqual([]);
+    // total variation distance to the renormalised nucleus, well within sampling noise
+    let tv = 0;
+    for (const [id, p] of nucleus) tv += Math.abs((counts.get(id) ?? 0) / N - p / mass);
+    expect(tv / 2).toBeLessThan(Math.sqrt(nucleus.size / N));
+    snap.dispose();
+    s.dispose();
+    model.dispose();
+  });
+
   it('save() / load() round-trips the state through bytes into a new session', async () => {
     const ref = reference('bamba');
     const { model } = await loadModel(rt, fixtureDir('bamba'));
