@@ -78,7 +78,10 @@ async function loadNodeGpu(forceSoftware: boolean): Promise<GPU> {
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  nodeGpu = mod.create([]);
+  // Dawn's own switches for diagnosis, e.g. STATESPACE_DAWN_FLAGS="disable-dawn-features=timestamp_quantization"
+  // for unrounded GPU timestamps in the profiler.
+  const flags = (env.STATESPACE_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  nodeGpu = mod.create(flags);
   return nodeGpu;
 }
 

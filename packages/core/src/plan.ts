@@ -156,10 +156,14 @@ export class CapturedPlan {
     return null;
   }
 
-  /** Moves the dynamic uniform words one token on (call before each {@link Runtime.replay}). */
-  advance(): void {
+  /**
+   * Moves the dynamic uniform words `tokens` tokens on (default one; call before each
+   * {@link Runtime.replay}). More than one skips positions the state advanced outside the plan.
+   */
+  advance(tokens = 1): void {
     this.checkLive('advance');
-    this.steps++;
+    if (!Number.isInteger(tokens)) throw new StatespaceError('INVALID_ARGUMENT', `CapturedPlan.advance: tokens must be an integer, got ${tokens}`);
+    this.steps += tokens;
     const n = this.steps;
     const words = this.dynamicWords;
     for (let i = 0; i < words.length; i++) {

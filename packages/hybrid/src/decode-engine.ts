@@ -11,11 +11,70 @@
  * sliding window that moves a chunk, or a RoPE table that grows changes the signature and
  * triggers a recapture (two steps recorded as usual).
  */
-import { type CapturedPlan, type Runtime, StatespaceError, type Tensor, argmax } from '@statespace/core';
+import {
+  type CapturedPlan,
+  type Runtime,
+  StatespaceError,
+  type Tensor,
+  type TensorLike,
+  type TokenSamplerBuffers,
+  type TokenSamplingParams,
+  argmax,
+  createTokenSamplerBuffers,
+  sampleTokens,
+} from '@statespace/core';
 import type { HybridModel, ModelState } from './model.js';
 
-/** What a decode step returns. */
-export type DecodeSelection = 'argmax' | 'logits';
+let samplerIds = 0;
+
+/**
+ * Tokens sampled on the GPU for one run of decode steps: the settings, the tokens seen (for
+ * the repetition penalty) and the draw counter of the random stream. Draw i of row b uses
+ * `samplerUniform(seed, i, b)`; a replayed plan steps the counter in its uniforms.
+ *
+ * @example
+ * ```ts
+ * const sampler = new GpuSampler(rt, 1, vocab, { temperature: 0.8, topK: 0, topP: 0.95, penalty: 1, seed: 7 }, [prompt]);
+ * const chosen = engine.step(sampler); // (1, 1) i32, also written to engine.ids
+ * ```
+ */
+export class GpuSampler {
+  /** Part of the decode signature: a plan binds this sampler's buffers. */
+  readonly key: string;
+  /** Draws made so far (the next draw's step). */
+  draws = 0;
+  private readonly buffers: TokenSamplerBuffers;
+
+  constructor(
+    private readonly runtime: Runtime,
+    /** Rows (sequences). */
+    readonly batch: number,
+    /** Vocabulary entries a token is drawn from. */
+    readonly vocab: number,
+    /** Settings, fixed for the sampler's life. */
+    readonly params: TokenSamplingParams,
+    history: readonly (readonly number[])[] = [],
+  ) {
+    this.key = `sample#${++samplerIds}`;
+    this.buffers = createTokenSamplerBuffers(runtime, batch, vocab, params.penalty !== 1 ? history : []);
+  }
+
+  /** Draws one token per row of `logits` into `out` (batch) i32. */
+  choose(logits: TensorLike, out: TensorLike): void {
+    sampleTokens(this.runtime, logits, out, this.buffers, this.params, this.draws, this.vocab);
+    this.draws++;
+  }
+
+  /** Frees the sampler's buffers. */
+  dispose(): void {
+    this.buffers.presence.dispose();
+    this.buffers.keys.dispose();
+    this.buffers.weights.dispose();
+  }
+}
+
+/** What a decode step returns: logits, or ids chosen on the GPU (argmax or a {@link GpuSampler}). */
+export type DecodeSelection = 'argmax' | 'logits' | GpuSampler;
 
 /** Counters of a {@link DecodeEngine} (for tests and the bench). */
 export interface DecodeEngineStats {
@@ -60,6 +119,8 @@ export class DecodeEngine {
   private plan: CapturedPlan | null = null;
   private planKey = '';
   private ready = false;
+  // The state length the plan's next replay is for (the state can move outside the engine).
+  private planNext = -1;
   private eagerOut: Tensor | null = null;
   private refusals = 0;
   private cooldown = 0;
@@ -78,7 +139,7 @@ export class DecodeEngine {
   }
 
   private signature(select: DecodeSelection): string | null {
-    let sig = select;
+    let sig = typeof select === 'string' ? select : select.key;
     for (const layer of this.state.layers) {
       if (!layer.decodeSignature || !layer.advanceReplayed) return null;
       sig += `;${layer.decodeSignature()}`;
@@ -90,7 +151,9 @@ export class DecodeEngine {
     const rt = this.runtime;
     const logits = this.model.forward(this.ids, this.state, 'last');
     if (select === 'logits') return logits;
-    const chosen = argmax(rt, logits, { out: rt.empty([this.state.batch, 1], 'i32', 'decode.chosen') });
+    const out = rt.empty([this.state.batch, 1], 'i32', 'decode.chosen');
+    const chosen = select === 'argmax' ? argmax(rt, logits, { out }) : out;
+    if (select !== 'argmax') select.choose(logits, out);
     logits.dispose();
     rt.copy(chosen, this.ids, this.state.batch * 4);
     return chosen;
@@ -98,7 +161,8 @@ export class DecodeEngine {
 
   /**
    * Records one decode step of every sequence from {@link ids}: returns logits (batch, 1, vocab)
-   * or, with `argmax`, the chosen ids (batch, 1) i32, which are also written to {@link ids}.
+   * or, with `argmax` or a {@link GpuSampler}, the chosen ids (batch, 1) i32, which are also
+   * written to {@link ids}.
    * The tensor belongs to the engine and stays valid until the next step.
    */
   step(select: DecodeSelection): Tensor {
@@ -116,11 +180,16 @@ export class DecodeEngine {
     this.eagerOut?.dispose();
     this.eagerOut = null;
     const key = this.usePlans && this.cooldown === 0 ? this.signature(select) : null;
-    if (key !== null && this.plan && this.ready && key === this.planKey) {
-      this.plan.advance();
+    // Tokens fed outside the engine since the last step (a carried token, a prefill) move the
+    // positions: an argmax or logits plan skips them; a sampler's draw counter would move too.
+    const skipped = this.state.length - this.planNext;
+    if (key !== null && this.plan && this.ready && key === this.planKey && (skipped === 0 || typeof select === 'string')) {
+      this.plan.advance(1 + skipped);
       rt.replay(this.plan);
       for (const layer of this.state.layers) layer.advanceReplayed!(1);
+      if (typeof select !== 'string') select.draws++; // the plan stepped the draw in its uniforms
       this.state.length += 1;
+      this.planNext = this.state.length;
       this.stats.replays++;
       return this.plan.output!;
     }
@@ -131,8 +200,8 @@ export class DecodeEngine {
       this.eagerOut = this.record(select);
       return this.eagerOut;
     }
-    // Capture: continue the previous capture if it was made under the same signature.
-    const previous = this.plan && !this.ready && this.planKey === key ? this.plan : null;
+    // Capture: continue the previous capture if it was made under the same signature, for the token before.
+    const previous = this.plan && !this.ready && this.planKey === key && skipped === 0 ? this.plan : null;
     if (!previous) this.dropPlan();
     rt.beginCapture({ continues: previous ?? undefined });
     let out: Tensor;
@@ -145,6 +214,7 @@ export class DecodeEngine {
       throw err;
     }
     const plan = rt.endCapture(out);
+    this.planNext = this.state.length;
     this.stats.captures++;
     let refusal: string | null = plan.tainted;
     if (previous) {

@@ -16,7 +16,7 @@
 export * from './spec.js';
 export * from './model.js';
 export * from './session.js';
-export { DecodeEngine, type DecodeEngineStats, type DecodeSelection } from './decode-engine.js';
+export { DecodeEngine, type DecodeEngineStats, type DecodeSelection, GpuSampler } from './decode-engine.js';
 export * from './sampling.js';
 export * from './compose.js';
 export * from './load.js';

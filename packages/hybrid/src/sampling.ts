@@ -5,6 +5,8 @@
  * with a seeded generator so a run can be repeated exactly.
  */
 
+import { sampleTokenReference } from '@statespace/core';
+
 /** Sampling settings of {@link Session.generate}. */
 export interface SamplingOptions {
   /** Always take the most likely token (default when temperature is 0 or unset). */
@@ -56,8 +58,11 @@ export function argmaxHost(logits: ArrayLike<number>): number {
 }
 
 /**
- * Picks one token id from a row of logits: repetition penalty, then greedy or
- * temperature with top-k and top-p. What {@link Session.generate} uses on the host.
+ * Picks one token id from a row of logits on the host, by the GPU sampler's rules
+ * (`sampleTokenReference` of @statespace/core): repetition penalty, then greedy or
+ * temperature with top-k and top-p (ties at a cut kept together, as transformers' warpers),
+ * the token drawn in vocabulary order with one uniform number from `random`.
+ * {@link Session.generate} does the same on the GPU, drawing `samplerUniform(seed, i, row)`.
  *
  * @example
  * ```ts
@@ -66,32 +71,6 @@ export function argmaxHost(logits: ArrayLike<number>): number {
  * ```
  */
 export function sampleToken(logits: Float32Array, options: SamplingOptions, history: readonly number[], random: () => number): number {
-  const x = Float32Array.from(logits);
-  const penalty = options.repetitionPenalty ?? 1;
-  if (penalty !== 1) {
-    for (const id of new Set(history)) if (id >= 0 && id < x.length) x[id] = x[id] > 0 ? x[id] / penalty : x[id] * penalty;
-  }
-  const temperature = options.temperature ?? 0;
-  if (options.greedy || temperature <= 0) return argmaxHost(x);
-  let order = Array.from(x.keys()).sort((a, b) => x[b] - x[a] || a - b);
-  if (options.topK && options.topK > 0) order = order.slice(0, options.topK);
-  const m = x[order[0]];
-  let probs = order.map((i) => Math.exp((x[i] - m) / temperature));
-  let sum = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / sum);
-  if (options.topP !== undefined && options.topP < 1) {
-    let acc = 0;
-    let keep = 0;
-    while (keep < probs.length && (keep === 0 || acc < options.topP)) acc += probs[keep++];
-    order = order.slice(0, keep);
-    probs = probs.slice(0, keep);
-    sum = probs.reduce((a, b) => a + b, 0);
-    probs = probs.map((p) => p / sum);
-  }
-  let r = random();
-  for (let i = 0; i < order.length; i++) {
-    r -= probs[i];
-    if (r <= 0) return order[i];
-  }
-  return order[order.length - 1];
+  const params = { temperature: options.greedy ? 0 : (options.temperature ?? 0), topK: options.topK ?? 0, topP: options.topP ?? 1, penalty: options.repetitionPenalty ?? 1 };
+  return sampleTokenReference(logits, params, new Set(history), params.temperature > 0 ? random() : 0).token;
 }

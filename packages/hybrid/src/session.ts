@@ -5,10 +5,10 @@
  * object: snapshot, restore, reset, fork and serialisation to bytes.
  */
 import { type Runtime, StatespaceError, type StateMemory, type Tensor, argmax } from '@statespace/core';
-import { DecodeEngine, type DecodeEngineStats } from './decode-engine.js';
+import { DecodeEngine, type DecodeEngineStats, GpuSampler } from './decode-engine.js';
 import type { HybridModel, ModelState } from './model.js';
 import { fnv1a } from './hash.js';
-import { type SamplingOptions, argmaxHost, sampleToken, seededRandom } from './sampling.js';
+import { type SamplingOptions, argmaxHost } from './sampling.js';
 
 /** Options of {@link Session.generate}. */
 export interface GenerateOptions extends SamplingOptions {
@@ -21,10 +21,11 @@ export interface GenerateOptions extends SamplingOptions {
   /** Cancels generation between tokens. */
   signal?: AbortSignal;
   /**
-   * Greedy decoding keeps this many tokens in flight (default 3; 1 waits for each token):
-   * each step picks its token on the GPU and the next step is recorded before the host has
-   * read it. A stop token or cancellation wastes at most the tokens in flight: the state is
-   * rolled back to the tokens actually returned.
+   * Decoding keeps this many tokens in flight (default 3; 1 waits for each token): each step
+   * picks its token on the GPU (argmax, or the sampler for temperature, top-k, top-p and the
+   * repetition penalty) and the next step is recorded before the host has read it. A stop
+   * token or cancellation wastes at most the tokens in flight: the state is rolled back to
+   * the tokens actually returned.
    */
   inFlight?: number;
 }
@@ -239,8 +240,19 @@ export class Session {
     // Tokens the previous generate call produced but did not feed come first.
     const input = this.takeCarried(prompts ? this.toBatch(prompts) : null);
     if (!input && !this.lastLogits) throw new StatespaceError('INVALID_ARGUMENT', 'Session.generate: no prompt given and nothing prefilled yet');
-    if (greedy) yield* this.generateGreedy(input, max, stops, options);
-    else yield* this.generateSampled(input, max, stops, options);
+    const V = this.model.spec.vocabSize;
+    const select =
+      greedy
+        ? ('argmax' as const)
+        : () =>
+            new GpuSampler(
+              this.runtime,
+              this.batch,
+              V,
+              { temperature: options.greedy ? 0 : (options.temperature ?? 0), topK: options.topK ?? 0, topP: options.topP ?? 1, penalty: options.repetitionPenalty ?? 1, seed: options.seed ?? randomSeed() },
+              this.history,
+            );
+    yield* this.generateOnDevice(input, max, stops, options, select);
   }
 
   /** The decode engine of the current state (made on first use, dropped when the state is replaced). */
@@ -276,25 +288,62 @@ export class Session {
     return Array.from(new Int32Array(await this.runtime.readBytes(t.buffer, this.batch * 4)));
   }
 
-  /** Greedy decoding with the token chosen on the GPU and several steps in flight. */
-  private async *generateGreedy(input: number[][] | null, max: number, stops: Set<number>, options: GenerateOptions): AsyncGenerator<number[], void, undefined> {
+  /** Decoding with each token chosen on the GPU (argmax or a sampler) and several steps in flight. */
+  private async *generateOnDevice(
+    input: number[][] | null,
+    max: number,
+    stops: Set<number>,
+    options: GenerateOptions,
+    selectFor: 'argmax' | (() => GpuSampler),
+  ): AsyncGenerator<number[], void, undefined> {
     const rt = this.runtime;
     const engine = this.decodeEngine();
     const depth = options.inFlight ?? 3;
     const chosen: Promise<number[]>[] = [];
-    if (input) {
-      const logits = this.run(input, 'last');
-      const first = argmax(rt, logits, { out: rt.empty([this.batch, 1], 'i32', 'decode.first') });
-      logits.dispose();
-      rt.copy(first, engine.ids, this.batch * 4);
-      chosen.push(this.readIds(first));
-      first.dispose();
-    } else {
-      const ids = this.lastLogits!.map((row) => argmaxHost(row));
-      rt.write(engine.ids, Int32Array.from(ids));
-      chosen.push(Promise.resolve(ids));
+    const logits = input ? this.run(input, 'last') : null;
+    // A sampler is made after the prompt is fed, so its repetition penalty sees the prompt.
+    const select = selectFor === 'argmax' ? selectFor : selectFor();
+    try {
+      if (logits) {
+        const first = rt.empty([this.batch, 1], 'i32', 'decode.first');
+        if (select === 'argmax') argmax(rt, logits, { out: first });
+        else select.choose(logits, first);
+        logits.dispose();
+        rt.copy(first, engine.ids, this.batch * 4);
+        chosen.push(this.readIds(first));
+        first.dispose();
+      } else if (select === 'argmax') {
+        const ids = this.lastLogits!.map((row) => argmaxHost(row));
+        rt.write(engine.ids, Int32Array.from(ids));
+        chosen.push(Promise.resolve(ids));
+      } else {
+        const V = this.model.spec.vocabSize;
+        const host = new Float32Array(this.batch * V);
+        this.lastLogits!.forEach((r, b) => host.set(r.subarray(0, V), b * V));
+        const rows = rt.upload(host, [this.batch, V], 'f32', 'decode.lastLogits');
+        const first = rt.empty([this.batch, 1], 'i32', 'decode.first');
+        select.choose(rows, first);
+        rows.dispose();
+        rt.copy(first, engine.ids, this.batch * 4);
+        chosen.push(this.readIds(first));
+        first.dispose();
+      }
+      this.lastLogits = null;
+      yield* this.decodeInFlight(engine, select, chosen, depth, max, stops, options);
+    } finally {
+      if (select !== 'argmax') select.dispose();
     }
-    this.lastLogits = null;
+  }
+
+  private async *decodeInFlight(
+    engine: DecodeEngine,
+    select: 'argmax' | GpuSampler,
+    chosen: Promise<number[]>[],
+    depth: number,
+    max: number,
+    stops: Set<number>,
+    options: GenerateOptions,
+  ): AsyncGenerator<number[], void, undefined> {
     // Steps fed past the tokens returned are undone at a stop or a cancellation.
     const mark = depth > 1 ? this.state.checkpoint() : null;
     let settled = false;
@@ -308,7 +357,7 @@ export class Session {
     try {
       for (let i = 0; i < max; i++) {
         while (submitted < max - 1 && chosen.length < depth) {
-          const out = engine.step('argmax');
+          const out = engine.step(select);
           submitted++;
           chosen.push(this.readIds(out));
         }
@@ -361,36 +410,6 @@ export class Session {
     }
     for (let k = 0; k < fed; k++) emitted[k].forEach((t, b) => this.history[b].push(t));
     this.feedAfterGenerate = carried;
-  }
-
-  /** Sampling on the host: one step at a time, the logits read back every token. */
-  private async *generateSampled(input: number[][] | null, max: number, stops: Set<number>, options: GenerateOptions): AsyncGenerator<number[], void, undefined> {
-    const rt = this.runtime;
-    const random = seededRandom(options.seed ?? randomSeed());
-    const V = this.model.spec.vocabSize;
-    let rows: Float32Array[];
-    if (input) rows = await this.readLast(this.run(input, 'last'));
-    else rows = this.lastLogits!;
-    const done = new Array(this.batch).fill(false);
-    for (let i = 0; i < max; i++) {
-      if (options.signal?.aborted) return;
-      const next = rows.map((row, b) => sampleToken(row, options, this.history[b], random));
-      yield next;
-      next.forEach((t, b) => {
-        if (stops.has(t)) done[b] = true;
-      });
-      if (done.every(Boolean) || i === max - 1) {
-        this.lastLogits = rows;
-        this.feedAfterGenerate = next;
-        return;
-      }
-      // A shown token is fed before a cancellation is looked at (the next round returns).
-      const engine = this.decodeEngine();
-      rt.write(engine.ids, Int32Array.from(next));
-      const logits = engine.step('logits');
-      next.forEach((t, b) => this.history[b].push(t));
-      rows = await this.readLast(logits, true);
-    }
   }
 
   // Tokens produced by the last generate call that the state has not consumed yet.
