@@ -128,15 +128,21 @@ fn radixSelect(base: u32, low: u32, goal: f32, mass: bool, li: u32) -> u32 {
     let shift = select(29u - 3u * level, 0u, level == 10u);
     let width = select(3u, 2u, level == 10u);
     let hiMask = select(~((1u << ((shift + width) & 31u)) - 1u), 0u, shift + width >= 32u);
-    var counts = array<f32, ${BINS}>();
+    // Eight bins in two vec4 registers, filled by comparison: a private array indexed by the
+    // digit would live in local memory, one read-modify-write per element.
+    var lo4 = vec4<f32>(0.0);
+    var hi4 = vec4<f32>(0.0);
     for (var j = li; j < u.V; j += RT) {
       let k = keys[base + j];
       if (k >= low && k != 0u && (k & hiMask) == (prefix & hiMask)) {
         let d = (k >> shift) & ((1u << width) - 1u);
-        counts[d] += select(1.0, w[base + j], mass);
+        let a = select(1.0, w[base + j], mass);
+        lo4 += select(vec4<f32>(0.0), vec4<f32>(a), vec4<u32>(d) == vec4<u32>(0u, 1u, 2u, 3u));
+        hi4 += select(vec4<f32>(0.0), vec4<f32>(a), vec4<u32>(d) == vec4<u32>(4u, 5u, 6u, 7u));
       }
     }
-    for (var d = 0u; d < BINS; d++) { bins[d * RT + li] = counts[d]; }
+    bins[li] = lo4.x; bins[RT + li] = lo4.y; bins[2u * RT + li] = lo4.z; bins[3u * RT + li] = lo4.w;
+    bins[4u * RT + li] = hi4.x; bins[5u * RT + li] = hi4.y; bins[6u * RT + li] = hi4.z; bins[7u * RT + li] = hi4.w;
     workgroupBarrier();
     for (var s = RT / 2u; s > 0u; s >>= 1u) {
       if (li < s) {
