@@ -87,6 +87,8 @@ export interface SequenceMixer<S extends MixerState = MixerState> {
    * RMSNorm, not run yet) for one-token steps, fusing the norm into its input projections.
    */
   readonly fusesInputNorm?: boolean;
+  /** Frees what the mixer allocated itself (packed weights); the model calls it when disposed. */
+  dispose?(): void;
 }
 
 /**

@@ -394,8 +394,9 @@ export class HybridModel {
    */
   fuseNorms = true;
 
-  /** Frees every weight and the blocks. */
+  /** Frees every weight and what the mixers allocated themselves. */
   dispose(): void {
+    for (const b of this.blocks) for (const m of b.mixers) m.dispose?.();
     for (const t of Object.values(this.w)) t.dispose();
   }
 }
