@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getTestRuntime, randn, rng } from '../testing.js';
-import { type TokenSamplingParams, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerUniform } from './sample-tokens.js';
+import { type TokenSamplingParams, createSampleTokensKernel, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerThreads, samplerUniform } from './sample-tokens.js';
 
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
 
@@ -90,6 +90,36 @@ describe('sampleTokens on the GPU equals its CPU reference', () => {
       }
       // The margin rule only skips the rare draws that land on a boundary.
       expect(compared).toBeGreaterThanOrEqual(total * 0.95);
+    });
+  }
+
+  // sampleTokens picks the workgroup size by the adapter; both sizes are checked here where the adapter has both.
+  for (const threads of [256, 1024] as const) {
+    it(`the ${threads}-thread variant equals the reference (V=5003, top-k and top-p)`, async () => {
+      if (threads === 1024 && samplerThreads(rt) !== 1024) {
+        expect(rt.limits.maxComputeInvocationsPerWorkgroup < 1024 || rt.limits.maxComputeWorkgroupStorageSize < 41024).toBe(true);
+        return; // this adapter cannot run it, and sampleTokens never picks it here
+      }
+      const M = 2;
+      const V = 5003;
+      let compared = 0;
+      for (const step of [0, 5]) {
+        const params = { temperature: 0.9, topK: step === 0 ? 0 : 50, topP: 0.8, penalty: 1.15, seed: 77 };
+        const x = awkwardLogits(M, V, 31 + step);
+        const history = [[1, 2, 3], [4000]];
+        const buffers = createTokenSamplerBuffers(rt, M, V, history);
+        const out = rt.empty([M], 'i32');
+        rt.run(createSampleTokensKernel({ rows: M, D: V, V }, params, step, threads), [rt.upload(x, [M, V]), buffers.presence, buffers.keys, buffers.weights, out]);
+        const ids = Array.from(await rt.read(out));
+        for (let m = 0; m < M; m++) {
+          const ref = sampleTokenReference(x.subarray(m * V, (m + 1) * V), params, new Set(history[m]), samplerUniform(params.seed, step, m));
+          if (ref.margin > 1e-5) {
+            compared++;
+            expect(ids[m]).toBe(ref.token);
+          }
+        }
+      }
+      expect(compared).toBeGreaterThanOrEqual(3);
     });
   }
 

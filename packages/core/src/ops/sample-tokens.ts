@@ -25,7 +25,6 @@ import { StatespaceError } from '../errors.js';
 import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
-import { ROW_THREADS } from './reduce.js';
 
 /** Sampling settings the GPU sampler takes (all fixed for a run of tokens). */
 export interface TokenSamplingParams {
@@ -76,7 +75,7 @@ fn uniform01(seed: u32, step: u32, row: u32) -> f32 {
  * const kernel = createSampleTokensKernel({ rows: 1, D: 50280, V: 50280 }, { temperature: 0.7, topK: 0, topP: 0.9, penalty: 1, seed: 1 }, 0);
  * ```
  */
-export function createSampleTokensKernel(shape: { rows: number; D: number; V: number }, params: TokenSamplingParams, step: number): KernelDescriptor {
+export function createSampleTokensKernel(shape: { rows: number; D: number; V: number }, params: TokenSamplingParams, step: number, threads: 256 | 1024 = 256): KernelDescriptor {
   const bindings = [
     { name: 'x', type: 'f32', access: 'read' }, // (M, D)
     { name: 'presence', type: 'u32', access: 'read_write' }, // (M, V)
@@ -84,12 +83,12 @@ export function createSampleTokensKernel(shape: { rows: number; D: number; V: nu
     { name: 'w', type: 'f32', access: 'read_write' }, // (M, V) scratch: unnormalised probabilities
     { name: 'ids', type: 'i32', access: 'read_write' }, // (M)
   ] as const;
-  const wgsl = memoWgsl('sample_tokens', '', () => `${wgslBindings(layout, bindings)}
-const RT = ${ROW_THREADS}u;
+  const wgsl = memoWgsl('sample_tokens', `${threads}`, () => `${wgslBindings(layout, bindings)}
+const RT = ${threads}u;
 const BINS = ${BINS}u;
-var<workgroup> bins: array<f32, ${BINS * ROW_THREADS}>;
-var<workgroup> redK: array<u32, ${ROW_THREADS}>;
-var<workgroup> redI: array<u32, ${ROW_THREADS}>;
+var<workgroup> bins: array<f32, ${BINS * threads}>;
+var<workgroup> redK: array<u32, ${threads}>;
+var<workgroup> redI: array<u32, ${threads}>;
 var<workgroup> found: array<u32, 2>;
 var<workgroup> foundF: array<f32, 2>;
 ${WGSL_RANDOM}
@@ -168,7 +167,7 @@ fn radixSelect(base: u32, low: u32, goal: f32, mass: bool, li: u32) -> u32 {
   }
   return prefix;
 }
-@compute @workgroup_size(${ROW_THREADS})
+@compute @workgroup_size(${threads})
 fn main(${WGSL_BUILTINS}) {
   let r = ${WGSL_LINEAR_WORKGROUP};
   if (r >= u.rows) { return; }
@@ -263,9 +262,9 @@ fn main(${WGSL_BUILTINS}) {
 }`);
   return {
     name: 'sample_tokens',
-    cacheKey: '',
+    cacheKey: `${threads}`,
     wgsl,
-    workgroupSize: [ROW_THREADS, 1, 1],
+    workgroupSize: [threads, 1, 1],
     dispatch: linearDispatch(shape.rows),
     bindings,
     uniformLayout: layout,
@@ -334,7 +333,16 @@ export function sampleTokens(runtime: Runtime, logits: TensorLike, out: TensorLi
     if (t.size !== rows * V) throw new StatespaceError('SHAPE_MISMATCH', `sampleTokens: ${name} holds ${t.size} values, expected rows=${rows} x vocab=${V}`);
   }
   checkParams(params);
-  runtime.run(createSampleTokensKernel({ rows, D, V }, params, step), [logits, buffers.presence, buffers.keys, buffers.weights, out]);
+  runtime.run(createSampleTokensKernel({ rows, D, V }, params, step, samplerThreads(runtime)), [logits, buffers.presence, buffers.keys, buffers.weights, out]);
+}
+
+/**
+ * Threads of the sampler's workgroup on this device: 1,024 where the adapter allows it (each
+ * pass over the vocabulary is then four times shorter), else 256.
+ */
+export function samplerThreads(runtime: Runtime): 256 | 1024 {
+  const l = runtime.limits;
+  return l.maxComputeInvocationsPerWorkgroup >= 1024 && l.maxComputeWorkgroupStorageSize >= (BINS + 2) * 1024 * 4 + 64 ? 1024 : 256;
 }
 
 function checkParams(p: TokenSamplingParams): void {
