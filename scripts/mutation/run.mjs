@@ -7,6 +7,8 @@
 //   node scripts/mutation/run.mjs --only rope-sign,ssd-decode-exp2   some mutants
 //   node scripts/mutation/run.mjs --list          the mutants and the tests each one runs
 //   node scripts/mutation/run.mjs --json out.json also write the results as JSON
+//   node scripts/mutation/run.mjs --verbose       print the test output of each killed mutant
+//   node scripts/mutation/run.mjs --baseline      first run every test set unmutated (a failing set judges nothing)
 //
 // Each file is restored in a finally block and on SIGINT/SIGTERM; a mutant whose text is not found
 // in its file is reported as `missing` (the code moved) and counts as neither killed nor survived.
@@ -30,7 +32,8 @@ const T = {
   rope: ['packages/attention', ['src/rope.test.ts']],
   longPrompt: ['packages/scan-wgsl', ['src/long-prompt.test.ts']],
   sampling: ['packages/hybrid', ['src/sampling.test.ts']],
-  sessionFork: ['packages/hybrid', ['src/session.test.ts', '-t', 'bamba: snapshot']],
+  sessionDistribution: ['packages/hybrid', ['src/session.test.ts', '-t', 'top-p distribution']],
+  sessionFork: ['packages/hybrid', ['src/session.test.ts', '-t', 'fork gives']],
   bench: ['apps/demo', ['src/bench.test.ts']],
   chat: ['apps/cli', ['src/cli.test.ts', '-t', 'statespace chat answers']],
   /** Whole-model parity with transformers on some fixtures (fixtures.test.ts, filtered by name). */
@@ -89,7 +92,7 @@ export const MUTANTS = [
   { name: 'long-prompt-chunk-offset', file: 'packages/scan-wgsl/src/mamba1-mixer.ts', find: 'rt.copy(xt, part, n * rowBytes, (b * L + t0) * rowBytes, b * n * rowBytes);', replace: 'rt.copy(xt, part, n * rowBytes, b * L * rowBytes, b * n * rowBytes);', tests: [T.longPrompt] },
   { name: 'bench-state-conv-in-ssm', file: 'apps/demo/src/bench.ts', find: 'stateBytes: { ssm: memory.ssm, conv: memory.conv, kv: memory.kv },', replace: 'stateBytes: { ssm: memory.ssm + memory.conv, conv: memory.conv, kv: memory.kv },', tests: [T.bench] },
   { name: 'chat-drops-first-token', file: 'apps/cli/src/text-commands.ts', find: 'const fresh = hasTemplate ? all.slice(fed) : all;', replace: 'const fresh = hasTemplate ? all.slice(fed) : all.slice(1);', tests: [T.chat] },
-  { name: 'top-p-keeps-one-more', file: 'packages/hybrid/src/sampling.ts', find: "while (keep < probs.length && (keep === 0 || acc < options.topP)) acc += probs[keep++];", replace: "while (keep < probs.length && (keep === 0 || acc <= options.topP + 0.05)) acc += probs[keep++];", tests: [T.sampling, T.sessionFork] },
+  { name: 'top-p-keeps-one-more', file: 'packages/hybrid/src/sampling.ts', find: "while (keep < probs.length && (keep === 0 || acc < options.topP)) acc += probs[keep++];", replace: "while (keep < probs.length && (keep === 0 || acc <= options.topP + 0.05)) acc += probs[keep++];", tests: [T.sampling, T.sessionDistribution, T.sessionFork] },
   { name: 'moe-renormalise-flipped', file: 'packages/hybrid/src/channel.ts', find: ['moeRouting(rt, logits, spec.topK, { renormalize: spec.normTopK })', 'moeRouting(rt, logits, this.spec.topK, { renormalize: this.spec.normTopK })'], replace: ['moeRouting(rt, logits, spec.topK, { renormalize: !spec.normTopK })', 'moeRouting(rt, logits, this.spec.topK, { renormalize: !this.spec.normTopK })'], tests: [T.parity('granitemoehybrid_moe', 'qwen3_next', 'jamba')] },
 ];
 
@@ -102,6 +105,8 @@ function parseArgs(argv) {
     else if (k === '--list') a.list = true;
     else if (k === '--json') a.json = argv[++i];
     else if (k === '--timeout') a.timeout = Number(argv[++i]);
+    else if (k === '--verbose') a.verbose = true;
+    else if (k === '--baseline') a.baseline = true;
     else throw new Error(`mutation run: unknown argument ${k}`);
   }
   return a;
@@ -162,6 +167,18 @@ async function main() {
   }
   const rows = [];
   const t0 = Date.now();
+  // With --baseline, every test set is first run unmutated: a set that fails as it is cannot kill
+  // anything, and the mutants it would have judged are reported as such.
+  const broken = new Set();
+  if (opts.baseline) {
+    const sets = new Map();
+    for (const m of mutants) for (const set of m.tests) sets.set(JSON.stringify(set), set);
+    for (const [key, set] of sets) {
+      const r = await runTests(opts.root, set, opts.timeout);
+      console.log(`baseline ${describeTests([set])}: ${r.result}`);
+      if (r.result !== 'pass') broken.add(key);
+    }
+  }
   for (const m of mutants) {
     const path = join(opts.root, m.file);
     const text = readFileSync(path, 'utf8');
@@ -183,10 +200,18 @@ async function main() {
       writeFileSync(path, m.all ? text.split(find).join(replace) : text.replace(find, replace));
       row.result = 'survived';
       for (const set of m.tests) {
+        if (broken.has(JSON.stringify(set))) {
+          row.result = 'untested (baseline fails)';
+          row.by = describeTests([set]);
+          break;
+        }
         const r = await runTests(opts.root, set, opts.timeout);
         if (r.result !== 'pass') {
           row.result = r.result === 'timeout' ? 'killed (timeout)' : 'killed';
           row.by = describeTests([set]);
+          // the first failing test, to tell a real catch from a crash
+          row.detail = (/FAIL\s+(.*)/.exec(r.out)?.[1] ?? r.out.trim().split('\n').slice(-3).join(' ')).replace(/\x1b\[[0-9;]*m/g, '').slice(0, 200);
+          if (opts.verbose) console.log(r.out);
           break;
         }
       }
@@ -196,7 +221,7 @@ async function main() {
     }
     row.seconds = Math.round((Date.now() - start) / 1000);
     rows.push(row);
-    console.log(`${m.name}: ${row.result}${row.by ? ` by ${row.by}` : ''} (${row.seconds} s)`);
+    console.log(`${m.name}: ${row.result}${row.by ? ` by ${row.by}` : ''} (${row.seconds} s)${row.detail ? `\n    ${row.detail}` : ''}`);
   }
   const killed = rows.filter((r) => r.result.startsWith('killed')).length;
   const survived = rows.filter((r) => r.result === 'survived').length;
