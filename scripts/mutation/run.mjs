@@ -32,6 +32,7 @@ const T = {
   rope: ['packages/attention', ['src/rope.test.ts']],
   longPrompt: ['packages/scan-wgsl', ['src/long-prompt.test.ts']],
   sampling: ['packages/hybrid', ['src/sampling.test.ts']],
+  sampleTokens: ['packages/core', ['src/ops/sample-tokens.test.ts']],
   sessionDistribution: ['packages/hybrid', ['src/session.test.ts', '-t', 'top-p distribution']],
   sessionFork: ['packages/hybrid', ['src/session.test.ts', '-t', 'fork gives']],
   bench: ['apps/demo', ['src/bench.test.ts']],
@@ -78,7 +79,7 @@ export const MUTANTS = [
   { name: 'flash-alpha-inverted', file: 'packages/attention/src/flash-attention.ts', find: 'let alpha = exp(m - mNew);', replace: 'let alpha = exp(mNew - m);', tests: [T.attention] },
   { name: 'flash-l-rescale-dropped', file: 'packages/attention/src/flash-attention.ts', find: 'l = l * alpha + rs;', replace: 'l = l + rs;', tests: [T.attention] },
   { name: 'flash-window-off-by-one', file: 'packages/attention/src/flash-attention.ts', find: '(vec4<u32>(qpos) - t4 < vec4<u32>(u.window))', replace: '(vec4<u32>(qpos) - t4 <= vec4<u32>(u.window))', tests: [T.attention] },
-  { name: 'decoding-window-off-by-one', file: 'packages/attention/src/flash-decoding.ts', find: 'kStart = max(kStart, u.qpos + 1u - u.window); }', replace: 'kStart = max(kStart, u.qpos - u.window); }', tests: [T.attention] },
+  { name: 'decoding-window-off-by-one', file: 'packages/attention/src/flash-decoding.ts', find: 'kStart = max(kStart, u.qpos + 1u - u.window); }', replace: 'kStart = max(kStart, u.qpos - u.window); }', all: true, tests: [T.attention] },
   { name: 'decoding-combine-max-to-min', file: 'packages/attention/src/flash-decoding.ts', find: '{ mx = max(mx, pml[(row * u.N + c) * 2u]); }', replace: '{ mx = min(mx, pml[(row * u.N + c) * 2u]); }', tests: [T.attention] },
   { name: 'rope-rotate-half-sign', file: 'packages/attention/src/rope.ts', find: 'let rot = select(1.0, -1.0, d < half) * nx(src, partner, inv);', replace: 'let rot = select(-1.0, 1.0, d < half) * nx(src, partner, inv);', tests: [T.rope, T.parity('llama')] },
   { name: 'rope-table-sin-negated', file: 'packages/attention/src/rope.ts', find: 'out[p * R + half + j] = Math.sin(angle) * attentionFactor;', replace: 'out[p * R + half + j] = -Math.sin(angle) * attentionFactor;', tests: [T.rope, T.parity('llama')] },
@@ -93,6 +94,7 @@ export const MUTANTS = [
   { name: 'bench-state-conv-in-ssm', file: 'apps/demo/src/bench.ts', find: 'stateBytes: { ssm: memory.ssm, conv: memory.conv, kv: memory.kv },', replace: 'stateBytes: { ssm: memory.ssm + memory.conv, conv: memory.conv, kv: memory.kv },', tests: [T.bench] },
   { name: 'chat-drops-first-token', file: 'apps/cli/src/text-commands.ts', find: 'const fresh = hasTemplate ? all.slice(fed) : all;', replace: 'const fresh = hasTemplate ? all.slice(fed) : all.slice(1);', tests: [T.chat] },
   { name: 'top-p-keeps-one-more', file: 'packages/hybrid/src/sampling.ts', find: "while (keep < probs.length && (keep === 0 || acc < options.topP)) acc += probs[keep++];", replace: "while (keep < probs.length && (keep === 0 || acc <= options.topP + 0.05)) acc += probs[keep++];", tests: [T.sampling, T.sessionDistribution, T.sessionFork] },
+  { name: 'gpu-top-p-wider', file: 'packages/core/src/ops/sample-tokens.ts', find: 'low = max(low, radixSelect(base, low, u.topP * zk, true, li));', replace: 'low = max(low, radixSelect(base, low, min(1.0, u.topP + 0.05) * zk, true, li));', tests: [T.sampleTokens, T.sessionDistribution] },
   { name: 'moe-renormalise-flipped', file: 'packages/hybrid/src/channel.ts', find: ['moeRouting(rt, logits, spec.topK, { renormalize: spec.normTopK })', 'moeRouting(rt, logits, this.spec.topK, { renormalize: this.spec.normTopK })'], replace: ['moeRouting(rt, logits, spec.topK, { renormalize: !spec.normTopK })', 'moeRouting(rt, logits, this.spec.topK, { renormalize: !this.spec.normTopK })'], tests: [T.parity('granitemoehybrid_moe', 'qwen3_next', 'jamba')] },
 ];
 
