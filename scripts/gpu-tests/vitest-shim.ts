@@ -42,6 +42,13 @@ function fail(msg: string): never {
 function deepEqual(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
+// vitest's toMatchObject: every property of `expected` (recursively) is in `actual`; arrays match element by element.
+function matchesObject(actual: unknown, expected: unknown): boolean {
+  if (expected === null || typeof expected !== 'object') return Object.is(actual, expected) || deepEqual(actual, expected);
+  if (actual === null || typeof actual !== 'object') return false;
+  if (Array.isArray(expected)) return Array.isArray(actual) && actual.length === expected.length && expected.every((e, i) => matchesObject(actual[i], e));
+  return Object.entries(expected).every(([k, e]) => matchesObject((actual as Record<string, unknown>)[k], e));
+}
 function matchers(actual: unknown, negate: boolean, label?: string) {
   const check = (ok: boolean, msg: string) => {
     if (ok === negate) fail(`${label ? `${label}: ` : ''}${negate ? 'not ' : ''}${msg}`);
@@ -51,6 +58,7 @@ function matchers(actual: unknown, negate: boolean, label?: string) {
     toBe: (e: unknown) => check(Object.is(actual, e), `expected ${String(actual)} to be ${String(e)}`),
     toEqual: (e: unknown) => check(deepEqual(actual, e), `expected ${JSON.stringify(actual)?.slice(0, 200)} to equal ${JSON.stringify(e)?.slice(0, 200)}`),
     toStrictEqual: (e: unknown) => check(deepEqual(actual, e), 'expected strict equality'),
+    toMatchObject: (e: unknown) => check(matchesObject(actual, e), `expected ${JSON.stringify(actual)?.slice(0, 200)} to match ${JSON.stringify(e)?.slice(0, 200)}`),
     toBeLessThan: (e: number) => check(a < e, `expected ${a} < ${e}`),
     toBeLessThanOrEqual: (e: number) => check(a <= e, `expected ${a} <= ${e}`),
     toBeGreaterThan: (e: number) => check(a > e, `expected ${a} > ${e}`),

@@ -229,11 +229,17 @@ describe('Mamba1Mixer decode in 4 dispatches (fastKernels)', () => {
   it('without fastKernels a step keeps the 7-dispatch path', async () => {
     const v = variants[0];
     const { gpu } = layerWeights(v.tensors, v.prefix);
-    const mixer = new Mamba1Mixer(rt, v.config, gpu);
-    const state = mixer.createState(1);
-    const d0 = rt.dispatchCount;
-    mixer.forward(rt.zeros([1, 1, v.config.hiddenSize]), state).dispose();
-    expect(rt.dispatchCount - d0).toBe(7); // in_proj, conv, x_proj, bcdtNorm (the time-step copy), dt_proj, scan, out_proj
+    const was = rt.fastKernels; // on by default on a GPU (the kernel tests run there too)
+    rt.fastKernels = false;
+    try {
+      const mixer = new Mamba1Mixer(rt, v.config, gpu);
+      const state = mixer.createState(1);
+      const d0 = rt.dispatchCount;
+      mixer.forward(rt.zeros([1, 1, v.config.hiddenSize]), state).dispose();
+      expect(rt.dispatchCount - d0).toBe(7); // in_proj, conv, x_proj, bcdtNorm (the time-step copy), dt_proj, scan, out_proj
+    } finally {
+      rt.fastKernels = was;
+    }
   });
 });
 
