@@ -69,6 +69,87 @@ export const CONV_SEQUENTIAL_MAX_SEQLEN = 8;
 const layout = { batch: 'u32', L: 'u32', C: 'u32', xStride: 'u32', xOffset: 'u32' } as const satisfies UniformLayout;
 
 /**
+ * @internal The WGSL body of the three causal conv kernels (`parallel`, `state`, `sequential`),
+ * shared with kernels whose conv input or output is computed on the way (LFM2's gated short
+ * conv): `input(row)` is the conv input of token row `row` (b · L + τ) and channel `c`, `output(row, acc)`
+ * the value written for the conv sum `acc`. The bindings `w`/`loadW`, `state`, `y` and the
+ * uniforms batch, L, C and constants K, KM1 are the caller's.
+ */
+export function causalConvBody(
+  mode: CausalConv1dMode,
+  shape: { batch: number; seqlen: number; channels: number },
+  io: { init: string; input: (row: string) => string; output: (row: string, acc: string) => string },
+): { body: string; threads: number } {
+  if (mode === 'parallel') {
+    return {
+      threads: shape.batch * shape.seqlen * shape.channels,
+      body: `
+  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
+  if (i >= u.batch * u.L * u.C) { return; }
+  let c = i % u.C;
+  let bt = i / u.C;          // b * L + t
+  let t = bt % u.L;
+  let b = bt / u.L;
+  var acc = ${io.init};
+  for (var j = 0u; j < K; j++) {
+    var v: f32;
+    if (t + j >= KM1) {
+      v = ${io.input('bt + j - KM1')};
+    } else {
+      v = state[(b * u.C + c) * KM1 + t + j];
+    }
+    acc += loadW(c * K + j) * v;
+  }
+  y[i] = ${io.output('bt', 'acc')};`,
+    };
+  }
+  if (mode === 'state') {
+    return {
+      threads: shape.batch * shape.channels,
+      body: `
+  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
+  if (i >= u.batch * u.C) { return; }
+  let c = i % u.C;
+  let b = i / u.C;
+  let base = (b * u.C + c) * KM1;
+  var old: array<f32, KM1>;
+  for (var j = 0u; j < KM1; j++) { old[j] = state[base + j]; }
+  // slot j holds input position τ = L - (k-1) + j
+  for (var j = 0u; j < KM1; j++) {
+    if (u.L + j >= KM1) {
+      state[base + j] = ${io.input('b * u.L + u.L + j - KM1')};
+    } else {
+      state[base + j] = old[u.L + j];
+    }
+  }`,
+    };
+  }
+  return {
+    threads: shape.batch * shape.channels,
+    body: `
+  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
+  if (i >= u.batch * u.C) { return; }
+  let c = i % u.C;
+  let b = i / u.C;
+  let base = (b * u.C + c) * KM1;
+  var win: array<f32, K>;    // win[0..k-1) previous inputs, win[k-1] the current one
+  var wt: array<f32, K>;
+  for (var j = 0u; j < K; j++) { wt[j] = loadW(c * K + j); }
+  for (var j = 0u; j < KM1; j++) { win[j] = state[base + j]; }
+  let b0 = ${io.init};
+  for (var t = 0u; t < u.L; t++) {
+    let row = b * u.L + t;
+    win[KM1] = ${io.input('row')};
+    var acc = b0;
+    for (var j = 0u; j < K; j++) { acc += wt[j] * win[j]; }
+    y[row * u.C + c] = ${io.output('row', 'acc')};
+    for (var j = 0u; j < KM1; j++) { win[j] = win[j + 1u]; }
+  }
+  for (var j = 0u; j < KM1; j++) { state[base + j] = win[j]; }`,
+  };
+}
+
+/**
  * Builds one of the causal conv1d kernels.
  * @example
  * ```ts
@@ -105,70 +186,11 @@ export function createCausalConv1dKernel(shape: CausalConv1dShape, attrs: Causal
     `const K = ${K}u;`,
     `const KM1 = ${K - 1}u;`,
   ].join('\n');
-  const init = hasBias ? 'loadBias(c)' : '0.0';
-  let body: string;
-  let threads: number;
-  if (mode === 'parallel') {
-    threads = shape.batch * shape.seqlen * shape.channels;
-    body = `
-  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
-  if (i >= u.batch * u.L * u.C) { return; }
-  let c = i % u.C;
-  let bt = i / u.C;          // b * L + t
-  let t = bt % u.L;
-  let b = bt / u.L;
-  var acc = ${init};
-  for (var j = 0u; j < K; j++) {
-    var v: f32;
-    if (t + j >= KM1) {
-      v = x[(bt + j - KM1) * u.xStride + u.xOffset + c];
-    } else {
-      v = state[(b * u.C + c) * KM1 + t + j];
-    }
-    acc += loadW(c * K + j) * v;
-  }
-  y[i] = act_(acc);`;
-  } else if (mode === 'state') {
-    threads = shape.batch * shape.channels;
-    body = `
-  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
-  if (i >= u.batch * u.C) { return; }
-  let c = i % u.C;
-  let b = i / u.C;
-  let base = (b * u.C + c) * KM1;
-  var old: array<f32, KM1>;
-  for (var j = 0u; j < KM1; j++) { old[j] = state[base + j]; }
-  // slot j holds input position τ = L - (k-1) + j
-  for (var j = 0u; j < KM1; j++) {
-    if (u.L + j >= KM1) {
-      state[base + j] = x[(b * u.L + u.L + j - KM1) * u.xStride + u.xOffset + c];
-    } else {
-      state[base + j] = old[u.L + j];
-    }
-  }`;
-  } else {
-    threads = shape.batch * shape.channels;
-    body = `
-  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
-  if (i >= u.batch * u.C) { return; }
-  let c = i % u.C;
-  let b = i / u.C;
-  let base = (b * u.C + c) * KM1;
-  var win: array<f32, K>;    // win[0..k-1) previous inputs, win[k-1] the current one
-  var wt: array<f32, K>;
-  for (var j = 0u; j < K; j++) { wt[j] = loadW(c * K + j); }
-  for (var j = 0u; j < KM1; j++) { win[j] = state[base + j]; }
-  let b0 = ${init};
-  for (var t = 0u; t < u.L; t++) {
-    let row = b * u.L + t;
-    win[KM1] = x[row * u.xStride + u.xOffset + c];
-    var acc = b0;
-    for (var j = 0u; j < K; j++) { acc += wt[j] * win[j]; }
-    y[row * u.C + c] = act_(acc);
-    for (var j = 0u; j < KM1; j++) { win[j] = win[j + 1u]; }
-  }
-  for (var j = 0u; j < KM1; j++) { state[base + j] = win[j]; }`;
-  }
+  const { body, threads } = causalConvBody(mode, shape, {
+    init: hasBias ? 'loadBias(c)' : '0.0',
+    input: (row) => `x[(${row}) * u.xStride + u.xOffset + c]`,
+    output: (_row, acc) => `act_(${acc})`,
+  });
   const wgsl = memoWgsl(`causal_conv1d_${mode}`, `${mode}|k${K}|${act}|${wDtype}|${attrs.biasDtype ?? 'nobias'}`, () => `${head}
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {${body}

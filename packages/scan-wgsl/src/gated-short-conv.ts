@@ -26,7 +26,6 @@ import {
   type UniformLayout,
   StatespaceError,
   WGSL_BUILTINS,
-  WGSL_LINEAR_WORKGROUP,
   assertArg,
   linearDispatch,
   memoWgsl,
@@ -34,7 +33,7 @@ import {
   wgslLoadFloat,
   wgslStorageType,
 } from '@statespace/core';
-import { CONV_SEQUENTIAL_MAX_SEQLEN, type CausalConv1dMode } from './causal-conv1d.js';
+import { CONV_SEQUENTIAL_MAX_SEQLEN, type CausalConv1dMode, causalConvBody } from './causal-conv1d.js';
 
 /** Attributes of a gated short conv kernel (everything that changes its WGSL). */
 export interface GatedShortConvAttrs {
@@ -95,70 +94,11 @@ export function createGatedShortConvKernel(shape: GatedShortConvShape, attrs: Ga
     `const K = ${K}u;`,
     `const KM1 = ${K - 1}u;`,
   ].join('\n');
-  const init = hasBias ? 'loadBias(c)' : '0.0';
-  let body: string;
-  let threads: number;
-  if (mode === 'parallel') {
-    threads = shape.batch * shape.seqlen * shape.channels;
-    body = `
-  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
-  if (i >= u.batch * u.L * u.C) { return; }
-  let c = i % u.C;
-  let bt = i / u.C;          // b * L + t
-  let t = bt % u.L;
-  let b = bt / u.L;
-  var acc = ${init};
-  for (var j = 0u; j < K; j++) {
-    var v: f32;
-    if (t + j >= KM1) {
-      v = gatedInput(bt + j - KM1, c);
-    } else {
-      v = state[(b * u.C + c) * KM1 + t + j];
-    }
-    acc += loadW(c * K + j) * v;
-  }
-  y[i] = outGate(bt, c) * acc;`;
-  } else if (mode === 'state') {
-    threads = shape.batch * shape.channels;
-    body = `
-  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
-  if (i >= u.batch * u.C) { return; }
-  let c = i % u.C;
-  let b = i / u.C;
-  let base = (b * u.C + c) * KM1;
-  var old: array<f32, KM1>;
-  for (var j = 0u; j < KM1; j++) { old[j] = state[base + j]; }
-  // slot j holds input position τ = L - (k-1) + j
-  for (var j = 0u; j < KM1; j++) {
-    if (u.L + j >= KM1) {
-      state[base + j] = gatedInput(b * u.L + u.L + j - KM1, c);
-    } else {
-      state[base + j] = old[u.L + j];
-    }
-  }`;
-  } else {
-    threads = shape.batch * shape.channels;
-    body = `
-  let i = ${WGSL_LINEAR_WORKGROUP} * ${THREADS}u + li;
-  if (i >= u.batch * u.C) { return; }
-  let c = i % u.C;
-  let b = i / u.C;
-  let base = (b * u.C + c) * KM1;
-  var win: array<f32, K>;    // win[0..k-1) previous gated inputs, win[k-1] the current one
-  var wt: array<f32, K>;
-  for (var j = 0u; j < K; j++) { wt[j] = loadW(c * K + j); }
-  for (var j = 0u; j < KM1; j++) { win[j] = state[base + j]; }
-  let b0 = ${init};
-  for (var t = 0u; t < u.L; t++) {
-    let row = b * u.L + t;
-    win[KM1] = gatedInput(row, c);
-    var acc = b0;
-    for (var j = 0u; j < K; j++) { acc += wt[j] * win[j]; }
-    y[row * u.C + c] = outGate(row, c) * acc;
-    for (var j = 0u; j < KM1; j++) { win[j] = win[j + 1u]; }
-  }
-  for (var j = 0u; j < KM1; j++) { state[base + j] = win[j]; }`;
-  }
+  const { body, threads } = causalConvBody(mode, shape, {
+    init: hasBias ? 'loadBias(c)' : '0.0',
+    input: (row) => `gatedInput(${row}, c)`,
+    output: (row, acc) => `outGate(${row}, c) * ${acc}`,
+  });
   const cacheKey = `${mode}|k${K}|${wDtype}|${attrs.biasDtype ?? 'nobias'}`;
   const wgsl = memoWgsl(`gated_short_conv_${mode}`, cacheKey, () => `${head}
 @compute @workgroup_size(${THREADS})
