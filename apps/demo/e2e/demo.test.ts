@@ -102,8 +102,10 @@ async function waitForModel(page: Page): Promise<string | null> {
   return (await box.isVisible()) ? await box.innerText() : null;
 }
 
-async function greedyTurn(page: Page, ids: number[], maxNewTokens: number): Promise<number[]> {
-  await page.getByTestId('temperature').fill('0');
+async function greedyTurn(page: Page, ids: number[], maxNewTokens: number, sampling: { temperature: number; topK: number; seed: number } = { temperature: 0, topK: 0, seed: 1 }): Promise<number[]> {
+  await page.getByTestId('temperature').fill(String(sampling.temperature));
+  await page.getByTestId('top-k').fill(String(sampling.topK));
+  await page.getByTestId('seed').fill(String(sampling.seed));
   await page.getByTestId('max-new-tokens').fill(String(maxNewTokens));
   await page.getByTestId('prompt').fill(ids.join(' '));
   const before = await page.evaluate(() => window.__statespaceDemo.turns.length);
@@ -156,6 +158,13 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     expect(await page.getByTestId('context-length').innerText()).toBe('0');
     // No speed figures left over from before the clear.
     for (const id of ['prefill-rate', 'decode-rate', 'ms-per-token', 'turn-tokens']) expect(await page.getByTestId(id).innerText(), id).toBe('–');
+
+    // Sampling runs on the GPU in the page too: at top-k 1 only the most likely token survives, so a hot
+    // temperature must still give transformers' greedy tokens (the sampler's threshold, draw and feed-back).
+    expect(await greedyTurn(page, ref.input_ids, 16, { temperature: 3, topK: 1, seed: 5 })).toEqual(ref.greedy_new_tokens);
+    await page.getByTestId('clear-state').click();
+    await page.getByTestId('top-k').fill('0');
+    expect(await page.getByTestId('context-length').innerText()).toBe('0');
   });
 
   it('runs the hybrid-ratio playground (1:7 at the tiny size) and plots it', async () => {
