@@ -33,8 +33,6 @@ const THREADS = 256;
 /** Most (row, group) pairs one workgroup normalises. */
 const MAX_R = 8;
 const MAX_M = 8;
-/** 16-byte weight words per lane loaded before the prologue (the rest stream after it). */
-const PREFETCH = 8;
 /** Widest batch {@link canNormGemv} accepts (the kernel itself handles up to MAX_M rows). */
 const FUSE_MAX_M = 2;
 const CAPS = [1024, 2048, 4096, 8192];
@@ -137,7 +135,6 @@ ${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
 ${glu ? wgslActivations() : ''}
 const LANES = ${lanes}u;
 const ROWS = ${rows}u;
-const PRE = ${PREFETCH}u;
 const T = ${THREADS}u;
 var<workgroup> xs: array<f32, ${capacity}>;   // (M, K) the normalised inputs
 var<workgroup> part: array<f32, ${THREADS * MAX_R}>; // (R, T) partial sums
@@ -145,19 +142,6 @@ var<workgroup> part: array<f32, ${THREADS * MAX_R}>; // (R, T) partial sums
 fn main(${WGSL_BUILTINS}) {
   let wg = ${WGSL_LINEAR_WORKGROUP};
   let MK = u.M * u.K;
-  let n = wg * ROWS + lid.y;
-  let KW = ${packed ? 'u.K / 8u' : 'u.K / 4u'};
-  let row = n * KW;
-  // The first PRE words of this lane's weights are requested before the prologue, so their
-  // latency overlaps the input load and the norm's reduction instead of following them.
-  var wp: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}, PRE>;
-  ${glu ? `var wp2: array<${packed ? 'vec4<u32>' : 'vec4<f32>'}, PRE>;` : ''}
-  if (n < u.N) {
-    for (var t = 0u; t < PRE; t++) {
-      let k = lid.x + t * LANES;
-      if (k < KW) { wp[t] = w[row + k];${glu ? ' wp2[t] = w2[row + k];' : ''} }
-    }
-  }
   for (var i = li; i < MK; i += T) {
     ${load}
     xs[i] = v;
@@ -182,18 +166,13 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
     ${kind === 'rms_gate' ? `let zz = ${zAt}; xs[i] = xs[i] * inv * ${scale} * ${silu('zz')};` : `xs[i] = xs[i] * inv * ${scale};`}
   }
   workgroupBarrier();` : ''}
+  let n = wg * ROWS + lid.y;
   var acc = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
   ${glu ? `var acc2 = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);` : ''}
   if (n < u.N) {
-    for (var t = 0u; t < PRE; t++) {
-      let k = lid.x + t * LANES;
-      if (k < KW) {
-        let w0 = wp[t];${glu ? ' let v0 = wp2[t];' : ''}
-        ${use('w0', 'k')}${glu ? `
-        ${use('v0', 'k', 'acc2')}` : ''}
-      }
-    }
-    var k = lid.x + PRE * LANES;
+    let KW = ${packed ? 'u.K / 8u' : 'u.K / 4u'};
+    let row = n * KW;
+    var k = lid.x;
     for (; k + LANES < KW; k += 2u * LANES) {
       ${step('k', '0')}
       ${step('k + LANES', '1')}
