@@ -67,7 +67,8 @@ async function checkLayer(config: AttentionMixerConfig, host: Record<string, { s
     for (let b = 0; b < B; b++) got.set(ys.subarray(b * n * N, (b + 1) * n * N), (b * L + t0) * N);
   }
   expect(relError(got, y)).toBeLessThan(1e-5);
-  expect(inc.memory().kv).toBeGreaterThanOrEqual(2 * B * L * config.numKeyValueHeads * config.headDim * 4);
+  if (inc.overwrites) expect(inc.memory().kv).toBe(state.memory().kv); // a ring: the same bytes after a prefill or L decode steps
+  else expect(inc.memory().kv).toBeGreaterThanOrEqual(2 * B * L * config.numKeyValueHeads * config.headDim * 4);
   return mixer;
 }
 
@@ -135,6 +136,7 @@ describe('AttentionMixer options', () => {
   const base = { hiddenSize: 48, numHeads: 6, numKeyValueHeads: 2, headDim: 32 };
   const cases: [string, AttentionMixerConfig, number, number][] = [
     ['biases, sliding window 5, soft-cap, Granite attention_multiplier', { ...base, rope: { theta: 10000, rotaryDim: 32 }, qkvBias: true, oBias: true, slidingWindow: 5, softcap: 3, attentionMultiplier: 0.05 }, 2, 21],
+    ['sliding window 4 in a ring of 4-token pages: a 30-token prompt in pieces of 5, 23 decode steps (3 leapfrogs)', { ...base, rope: { theta: 10000, rotaryDim: 32 }, slidingWindow: 4, cache: { pageSize: 4 } }, 2, 30],
     ['Falcon-H1 key_multiplier, llama3 RoPE, partial rotary 1/2 (Bamba-style)', {
       ...base, keyMultiplier: 0.7,
       rope: { theta: 500000, rotaryDim: 16, scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } },
@@ -150,6 +152,15 @@ describe('AttentionMixer options', () => {
       await checkLayer(config, randomWeights(config, L), B, L);
     });
   }
+  it('createState: a ring KV cache exactly when the layer has a sliding window (unless boundedCache is false)', () => {
+    const config = { ...base, rope: null };
+    const w = upload(randomWeights(config, 1));
+    expect(new AttentionMixer(rt, config, w).createState(1).overwrites).toBe(false);
+    const ring = new AttentionMixer(rt, { ...config, slidingWindow: 300 }, w).createState(1);
+    // runs of C = ceil(299 / 256)·256 + 256 = 768 tokens; a piece of C - W + 1
+    expect([ring.overwrites, ring.window, ring.maxAppend]).toEqual([true, 300, 3 * 256 - 300 + 1]);
+    expect(new AttentionMixer(rt, { ...config, slidingWindow: 300, boundedCache: false }, w).createState(1).overwrites).toBe(false);
+  });
   it('bf16 weights', async () => {
     const config: AttentionMixerConfig = { ...base, rope: { theta: 10000, rotaryDim: 32 }, qkNorm: { eps: 1e-6, unitOffset: true }, outputGate: true };
     await checkLayer(config, randomWeights(config, 3), 1, 9, 'bf16');

@@ -62,6 +62,11 @@ export interface AttentionMixerConfig {
   outputGate?: boolean;
   /** Page sizes of the KV cache. */
   cache?: KVCacheOptions;
+  /**
+   * With a sliding window, keep only the window in a ring KV cache (default true: memory bounded
+   * by ~2·slidingWindow tokens). false keeps every token in a growing cache (the same outputs).
+   */
+  boundedCache?: boolean;
 }
 
 interface ResolvedConfig {
@@ -170,9 +175,14 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     return specs;
   }
 
-  /** An empty KV cache for `batch` sequences. */
+  /**
+   * An empty KV cache for `batch` sequences: with a sliding window, a ring bounded by the window
+   * (about 2·slidingWindow tokens, never growing); otherwise a growing paged cache.
+   */
   createState(batch: number): KVCacheState {
-    return new KVCacheState(this.runtime, { batch, numKeyValueHeads: this.dims.Hkv, headDim: this.dims.D }, this.config.cache);
+    const ring = this.dims.window > 0 && this.config.boundedCache !== false;
+    const cache = { ...this.config.cache, window: ring ? this.dims.window : 0 };
+    return new KVCacheState(this.runtime, { batch, numKeyValueHeads: this.dims.Hkv, headDim: this.dims.D }, cache);
   }
 
   forward(x: Tensor | PendingNorm, state: KVCacheState): Tensor {
@@ -221,17 +231,19 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     const kNorm = norm ? { weight: this.weights['k_norm.weight'], eps: norm.eps, unitOffset: norm.unitOffset } : undefined;
     const q4 = reshaped(q, [B, L, H, qRow]);
     const qh = applyRope(rt, q4, { table: rope?.table, position: rope?.position, headDim: D, norm: qNorm });
-    state.append(reshaped(k, [B, L, Hkv, D]), reshaped(v, [B, L, Hkv, D]), { rope: rope ?? undefined, kNorm });
-    if (rope?.temporary) rope.table.dispose();
+    const k4 = reshaped(k, [B, L, Hkv, D]);
+    const v4 = reshaped(v, [B, L, Hkv, D]);
+    const appendOptions = { rope: rope ?? undefined, kNorm };
     const opts = { scale: this.dims.scale, softcap: this.dims.softcap, slidingWindow: this.dims.window };
     let o: Tensor;
     if (gate) {
-      const raw = state.attend(qh, opts);
+      const raw = state.appendAndAttend(qh, k4, v4, appendOptions, opts);
       o = sigmoidGate(rt, raw, q);
       raw.dispose();
     } else {
-      o = state.attend(qh, { ...opts, outShape: [B, L, H * D] });
+      o = state.appendAndAttend(qh, k4, v4, appendOptions, { ...opts, outShape: [B, L, H * D] });
     }
+    if (rope?.temporary) rope.table.dispose();
     qh.dispose();
     return o;
   }

@@ -117,3 +117,88 @@ describe('long prefill in O(L) memory', () => {
     cache.dispose();
   });
 });
+
+describe('ring KV cache (sliding window)', () => {
+  const B = 2, H = 4, Hkv = 2, D = 16, W = 13;
+  const shape = { batch: B, numKeyValueHeads: Hkv, headDim: D };
+  // 25 tokens of prompt (longer than W and than one ring piece), decode, a 17-token chunk, decode: 5.4 windows
+  const chunks = [25, ...Array(10).fill(1), 17, ...Array(18).fill(1)];
+  const total = chunks.reduce((a, b) => a + b, 0);
+  const K = randn(B * total * Hkv * D, 21);
+  const V = randn(B * total * Hkv * D, 22);
+  const Q = randn(B * total * H * D, 23);
+  const slice = (src: Float32Array, a: number, n: number, heads: number) => {
+    const out = new Float32Array(B * n * heads * D);
+    for (let b = 0; b < B; b++) out.set(src.subarray((b * total + a) * heads * D, (b * total + a + n) * heads * D), b * n * heads * D);
+    return out;
+  };
+  const feed = (cache: KVCacheState, pos: number, n: number) =>
+    cache.appendAndAttend(rt.upload(slice(Q, pos, n, H), [B, n, H, D]), rt.upload(slice(K, pos, n, Hkv), [B, n, Hkv, D]), rt.upload(slice(V, pos, n, Hkv), [B, n, Hkv, D]), {}, { slidingWindow: W, softcap: 5 });
+
+  it('prefill and decode equal the growing cache over 5 windows, in memory bounded by the window', async () => {
+    const ring = new KVCacheState(rt, shape, { pageSize: 8, window: W });
+    const grow = new KVCacheState(rt, shape, { pageSize: 8 });
+    // C = ceil(12/8)*8 + 8 = 24 tokens per run, 12 tokens per piece
+    expect(ring.maxAppend).toBe(12);
+    let pos = 0;
+    let worst = 0;
+    let worstRef = 0;
+    const kv: number[] = [];
+    for (const n of chunks) {
+      const a = await rt.read(feed(ring, pos, n));
+      const b = await rt.read(feed(grow, pos, n));
+      worst = Math.max(worst, relError(a, b));
+      pos += n;
+      const ref = attentionReference(slice(Q, pos - n, n, H), slice(K, 0, pos, Hkv), slice(V, 0, pos, Hkv), { B, Lq: n, Lk: pos, H, Hkv, D }, { slidingWindow: W, softcap: 5 });
+      worstRef = Math.max(worstRef, relError(a, ref));
+      kv.push(ring.memory().kv);
+    }
+    expect(worst).toBeLessThan(1e-5);
+    expect(worstRef).toBeLessThan(1e-5);
+    expect(ring.length).toBe(total);
+    expect(ring.runCount).toBe(2);
+    expect(new Set(kv)).toEqual(new Set([2 * 2 * 24 * B * Hkv * D * 4]));
+    expect(grow.memory().kv).toBeGreaterThan(ring.memory().kv);
+    ring.dispose();
+    grow.dispose();
+  });
+
+  it('clone, copyFrom, save/load continue identically; truncate past overwritten tokens is refused', async () => {
+    const ring = new KVCacheState(rt, shape, { pageSize: 8, window: W });
+    let pos = 0;
+    for (const n of [25, 12, 12, 1]) {
+      feed(ring, pos, n).dispose();
+      pos += n;
+    }
+    // runs [0,24) and [24,48); the first reused at 48 when token 48 came
+    expect(() => ring.truncate(47)).toThrow(expect.objectContaining({ code: 'KV_OVERWRITTEN' }));
+    const copy = ring.clone();
+    const mark = ring.clone();
+    const bytes = await ring.save();
+    const restored = new KVCacheState(rt, shape, { pageSize: 4, window: W });
+    restored.load(bytes);
+    expect(restored.length).toBe(pos);
+    const want = await rt.read(feed(ring, pos, 3));
+    expect(relError(await rt.read(feed(copy, pos, 3)), want)).toBeLessThan(1e-6);
+    expect(relError(await rt.read(feed(restored, pos, 3)), want)).toBeLessThan(1e-6);
+    // back to the mark, and the same tokens again
+    for (let i = 0; i < 30; i++) feed(ring, pos + 3 + (i % 5), 1).dispose();
+    ring.copyFrom(mark);
+    expect(ring.length).toBe(pos);
+    expect(relError(await rt.read(feed(ring, pos, 3)), want)).toBeLessThan(1e-6);
+    ring.truncate(pos + 1);
+    // (B, 3, H, D) rows 1..2 of each sequence: the two queries after the truncation point
+    const tail = new Float32Array(B * 2 * H * D);
+    for (let b = 0; b < B; b++) tail.set(want.subarray((b * 3 + 1) * H * D, (b * 3 + 3) * H * D), b * 2 * H * D);
+    expect(relError(await rt.read(feed(ring, pos + 1, 2)), tail)).toBeLessThan(1e-6);
+    // a growing cache's bytes load into a ring; a ring's (only the window kept) do not load into a growing cache
+    const grow = new KVCacheState(rt, shape, { pageSize: 8 });
+    feed(grow, 0, 30).dispose();
+    const ring2 = new KVCacheState(rt, shape, { pageSize: 8, window: W });
+    ring2.load(await grow.save());
+    expect(relError(await rt.read(feed(ring2, 30, 2)), await rt.read(feed(grow, 30, 2)))).toBeLessThan(1e-6);
+    expect(() => new KVCacheState(rt, shape, { pageSize: 8 }).load(bytes)).toThrow(expect.objectContaining({ code: 'STATE_MISMATCH' }));
+    expect(() => ring2.attend(rt.upload(randn(B * H * D, 1), [B, 1, H, D]), { slidingWindow: 7 })).toThrow(/cannot attend with slidingWindow 7/);
+    for (const c of [ring, copy, mark, restored, grow, ring2]) c.dispose();
+  });
+});

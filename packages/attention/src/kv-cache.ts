@@ -12,6 +12,15 @@
  * nothing. The attention kernels bind one run's k and v at a time (5 storage
  * buffers in all) and carry the online-softmax state across runs, so the
  * number of dispatches grows with the number of runs, not pages.
+ *
+ * With `window` W (a sliding-window layer) the cache is a ring: two runs of
+ * C = ⌈(W−1)/P⌉·P + P tokens each, allocated once, whose absolute start
+ * positions leapfrog (when the writer passes the end of the newer run, the
+ * older one is reused at start + 2C). The kernels still see contiguous runs at
+ * absolute positions and the window mask hides what is stale, so memory stays
+ * 2C rows per sequence however long the context grows. A prompt chunk longer
+ * than C − W + 1 is appended and attended in pieces of that size
+ * ({@link KVCacheState.appendAndAttend}).
  */
 import {
   type MixerState,
@@ -34,6 +43,11 @@ export interface KVCacheOptions {
   pageSize?: number;
   /** Largest run of pages allocated at once for decode growth (default 32 pages). */
   maxRunPages?: number;
+  /**
+   * Sliding window W (tokens a query sees, itself included): the cache becomes a ring that
+   * holds about 2W tokens and never grows. Absent or 0: a growing cache that keeps every token.
+   */
+  window?: number;
 }
 
 /** Layout of the cached keys and values. */
@@ -81,7 +95,13 @@ export class KVCacheState implements MixerState {
   private tokens = 0;
   /** Rows of the RoPE table the last append used, and the sliding window of the last attend (decode signature). */
   private ropeRows = 0;
-  private window = 0;
+  private attendWindow = 0;
+  /** Ring mode: the window W the cache is bounded by (0 for a growing cache). */
+  readonly window: number;
+  /** Ring mode: tokens per run (C). */
+  private readonly ringCapacity: number;
+  /** Ring mode: the shortest length truncate can go back to (older positions were overwritten). */
+  private floor = 0;
 
   constructor(runtime: Runtime, shape: KVCacheShape, options: KVCacheOptions = {}) {
     const op = 'KVCacheState';
@@ -94,6 +114,28 @@ export class KVCacheState implements MixerState {
     this.maxRunPages = options.maxRunPages ?? 32;
     assertArg(Number.isInteger(this.pageSize) && this.pageSize > 0, op, `pageSize must be a positive integer, got ${this.pageSize}`);
     assertArg(Number.isInteger(this.maxRunPages) && this.maxRunPages > 0, op, `maxRunPages must be a positive integer, got ${this.maxRunPages}`);
+    this.window = options.window ?? 0;
+    assertArg(Number.isInteger(this.window) && this.window >= 0, op, `window must be a non-negative integer, got ${this.window}`);
+    this.ringCapacity = this.window > 0 ? (Math.ceil((this.window - 1) / this.pageSize) + 1) * this.pageSize : 0;
+  }
+
+  /** True for a ring bounded by a sliding window (old tokens are overwritten). */
+  get overwrites(): boolean {
+    return this.window > 0;
+  }
+
+  /** The most tokens one {@link append} takes (ring mode: C − W + 1; unbounded otherwise). */
+  get maxAppend(): number {
+    return this.window > 0 ? this.ringCapacity - this.window + 1 : Infinity;
+  }
+
+  private options(): KVCacheOptions {
+    return { pageSize: this.pageSize, maxRunPages: this.maxRunPages, window: this.window };
+  }
+
+  /** Ring mode: the run with the highest start. */
+  private newest(): Run {
+    return this.runs[0].start > this.runs[1].start ? this.runs[0] : this.runs[1];
   }
 
   /** Tokens cached (per sequence). */
@@ -123,12 +165,27 @@ export class KVCacheState implements MixerState {
   private allocRun(pages: number): void {
     const capacity = pages * this.pageSize;
     const shape = [this.batch, capacity, this.numKeyValueHeads, this.headDim];
-    const start = this.capacity;
+    const start = this.runs.length ? this.runs[this.runs.length - 1].start + this.runs[this.runs.length - 1].capacity : 0;
     this.runs.push({ k: this.runtime.empty(shape, 'f32', 'kvcache.k'), v: this.runtime.empty(shape, 'f32', 'kvcache.v'), start, capacity });
   }
 
   /** Allocates pages so that `tokens` more fit; existing pages are never moved. */
   reserve(tokens: number): void {
+    if (this.window > 0) {
+      assertArg(tokens <= this.maxAppend, 'KVCacheState.reserve', `a ring cache of window ${this.window} takes at most ${this.maxAppend} tokens at once, got ${tokens}`);
+      if (this.runs.length === 0) {
+        this.allocRun(this.ringCapacity / this.pageSize);
+        this.allocRun(this.ringCapacity / this.pageSize);
+      }
+      // Leapfrog: the older run's tokens are all outside the window of the tokens to come.
+      const newest = this.newest();
+      if (this.tokens + tokens > newest.start + newest.capacity) {
+        const older = newest === this.runs[0] ? this.runs[1] : this.runs[0];
+        older.start = newest.start + newest.capacity;
+        this.floor = older.start;
+      }
+      return;
+    }
     const need = this.tokens + tokens - this.capacity;
     if (need <= 0) return;
     const needPages = Math.ceil(need / this.pageSize);
@@ -151,6 +208,10 @@ export class KVCacheState implements MixerState {
    * taken) after the cached tokens, rotating (and normalising) the keys on the way in.
    */
   append(k: TensorLike, v: TensorLike, options: KVAppendOptions = {}): void {
+    this.appendRange(k, v, options, 0, k.shape[1]);
+  }
+
+  private appendRange(k: TensorLike, v: TensorLike, options: KVAppendOptions, from: number, L: number): void {
     const op = 'KVCacheState.append';
     const { batch: B, numKeyValueHeads: Hkv, headDim: D } = this;
     for (const [name, t] of [['k', k], ['v', v]] as const) {
@@ -158,16 +219,15 @@ export class KVCacheState implements MixerState {
         throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${name} has shape [${t.shape.join(',')}] (${t.dtype}), expected f32 [batch=${B}, tokens, kv_heads=${Hkv}, head_dim=${D}]`);
       }
     }
-    const L = k.shape[1];
-    assertArg(v.shape[1] === L, op, `k holds ${L} tokens, v ${v.shape[1]}`);
-    this.ropeRows = options.rope ? options.rope.table.shape[0] - options.rope.position + this.tokens : 0;
+    assertArg(v.shape[1] === k.shape[1], op, `k holds ${k.shape[1]} tokens, v ${v.shape[1]}`);
+    this.ropeRows = options.rope ? options.rope.table.shape[0] - options.rope.position + this.tokens - from : 0;
     this.reserve(L);
     const first = this.tokens;
     for (const r of this.runs) {
       const a = Math.max(first, r.start);
       const e = Math.min(first + L, r.start + r.capacity);
       if (a >= e) continue;
-      const common = { headDim: D, outToken: a - r.start, firstToken: a - first, count: e - a };
+      const common = { headDim: D, outToken: a - r.start, firstToken: a - first + from, count: e - a };
       applyRope(this.runtime, k, {
         ...common,
         out: r.k,
@@ -186,9 +246,46 @@ export class KVCacheState implements MixerState {
    */
   attend(q: TensorLike, options: FlashAttentionOptions = {}): Tensor {
     const Lq = q.shape[1];
-    this.window = options.slidingWindow ?? 0;
+    this.attendWindow = options.slidingWindow ?? 0;
+    if (this.window > 0 && this.attendWindow !== this.window) {
+      throw new StatespaceError('INVALID_ARGUMENT', `KVCacheState.attend: a ring cache of window ${this.window} cannot attend with slidingWindow ${this.attendWindow}`);
+    }
     assertArg(Lq <= this.tokens, 'KVCacheState.attend', `${Lq} queries but only ${this.tokens} tokens cached: append their keys first`);
     return attendRuns(this.runtime, q, this.kvRuns(), this.tokens - Lq, options);
+  }
+
+  /**
+   * {@link append} then {@link attend} for the L appended tokens' queries q (B, L, H, D). A ring
+   * cache takes a chunk longer than {@link maxAppend} in pieces, so that every piece's window is
+   * still held; the result is the same as one append and attend of a growing cache.
+   *
+   * @example
+   * ```ts
+   * const o = cache.appendAndAttend(q, k, v, { rope }, { slidingWindow: 512 }); // (B, L, H, D)
+   * ```
+   */
+  appendAndAttend(q: TensorLike, k: TensorLike, v: TensorLike, appendOptions: KVAppendOptions = {}, attendOptions: FlashAttentionOptions = {}): Tensor {
+    const L = k.shape[1];
+    const piece = this.maxAppend;
+    if (L <= piece) {
+      this.append(k, v, appendOptions);
+      return this.attend(q, attendOptions);
+    }
+    const [B, Lq, H, D] = q.shape;
+    assertArg(q.shape.length === 4 && Lq === L, 'KVCacheState.appendAndAttend', `q has shape [${q.shape.join(',')}], expected [batch, ${L}, heads, head_dim]`);
+    const out = this.runtime.empty(attendOptions.outShape ?? [B, L, H, D], 'f32', 'attention.out');
+    const row = H * D * 4;
+    for (let i = 0; i < L; i += piece) {
+      const l = Math.min(piece, L - i);
+      this.appendRange(k, v, appendOptions, i, l);
+      const qp = this.runtime.empty([B, l, H, D], 'f32', 'attention.qPiece');
+      for (let b = 0; b < B; b++) this.runtime.copy(q, qp, l * row, (b * L + i) * row, b * l * row);
+      const o = this.attend(qp, { ...attendOptions, outShape: undefined });
+      for (let b = 0; b < B; b++) this.runtime.copy(o, out, l * row, b * l * row, (b * L + i) * row);
+      qp.dispose();
+      o.dispose();
+    }
+    return out;
   }
 
   /**
@@ -199,10 +296,14 @@ export class KVCacheState implements MixerState {
    */
   decodeSignature(): string {
     const p = this.tokens;
-    if (p + 1 > this.capacity) return `grow:${this.runs.length}`;
-    const lo = this.window > 0 ? Math.max(0, p + 1 - this.window) : 0;
+    if (this.window > 0) {
+      // A leapfrog moves a run's start (a uniform that does not step per token): a new plan.
+      if (this.runs.length === 0 || p + 1 > this.newest().start + this.ringCapacity) return `ring-leap:${p}`;
+    } else if (p + 1 > this.capacity) return `grow:${this.runs.length}`;
+    const lo = this.attendWindow > 0 ? Math.max(0, p + 1 - this.attendWindow) : 0;
     let sig = `${this.runs.length}:${this.capacity}:${this.ropeRows > p ? 1 : 0}`;
     for (const r of this.runs) {
+      if (this.window > 0) sig += `@${r.start}`;
       const a = Math.max(lo, r.start);
       const e = Math.min(p + 1, r.start + r.capacity);
       sig += a >= e ? ':-' : `:${Math.floor((a - r.start) / DECODE_CHUNK)}-${Math.ceil((e - r.start) / DECODE_CHUNK)}${p >= r.start && p < r.start + r.capacity ? '*' : ''}`;
@@ -218,6 +319,9 @@ export class KVCacheState implements MixerState {
   /** Forgets the tokens after the first `length` (pages stay allocated). */
   truncate(length: number): void {
     assertArg(Number.isInteger(length) && length >= 0 && length <= this.tokens, 'KVCacheState.truncate', `length must be an integer in [0, ${this.tokens}], got ${length}`);
+    if (length < this.floor) {
+      throw new StatespaceError('KV_OVERWRITTEN', `KVCacheState.truncate: a ring cache of window ${this.window} overwrote the tokens before ${this.floor}; cannot go back to ${length} (clone it to come back later)`);
+    }
     this.tokens = length;
   }
 
@@ -229,15 +333,44 @@ export class KVCacheState implements MixerState {
 
   clone(): KVCacheState {
     const shape = { batch: this.batch, numKeyValueHeads: this.numKeyValueHeads, headDim: this.headDim };
-    const c = new KVCacheState(this.runtime, shape, { pageSize: this.pageSize, maxRunPages: this.maxRunPages });
+    const c = new KVCacheState(this.runtime, shape, this.options());
     for (const r of this.runs) {
       c.allocRun(r.capacity / this.pageSize);
       const n = c.runs[c.runs.length - 1];
+      n.start = r.start;
       this.runtime.copy(r.k, n.k, r.k.byteSize);
       this.runtime.copy(r.v, n.v, r.v.byteSize);
     }
     c.tokens = this.tokens;
+    c.floor = this.floor;
+    c.ropeRows = this.ropeRows;
+    c.attendWindow = this.attendWindow;
     return c;
+  }
+
+  /**
+   * Becomes a copy of `other` (a ring cache of the same shape and window), reusing this cache's
+   * buffers: how {@link ModelState} rolls a ring back to a checkpoint.
+   */
+  copyFrom(other: MixerState): void {
+    const o = other as KVCacheState;
+    if (!(o instanceof KVCacheState) || this.window === 0 || o.window !== this.window || o.pageSize !== this.pageSize || o.batch !== this.batch || o.numKeyValueHeads !== this.numKeyValueHeads || o.headDim !== this.headDim) {
+      throw new StatespaceError('STATE_MISMATCH', 'KVCacheState.copyFrom: expected a ring KV cache of the same batch, heads, head_dim, page size and window');
+    }
+    if (o.runs.length === 0) {
+      this.reset();
+      return;
+    }
+    if (this.runs.length === 0) this.reserve(0);
+    o.runs.forEach((r, i) => {
+      this.runs[i].start = r.start;
+      this.runtime.copy(r.k, this.runs[i].k, r.k.byteSize);
+      this.runtime.copy(r.v, this.runs[i].v, r.v.byteSize);
+    });
+    this.tokens = o.tokens;
+    this.floor = o.floor;
+    this.ropeRows = o.ropeRows;
+    this.attendWindow = o.attendWindow;
   }
 
   /** Forgets every token and frees the pages. */
@@ -248,36 +381,55 @@ export class KVCacheState implements MixerState {
     }
     this.runs = [];
     this.tokens = 0;
+    this.floor = 0;
   }
 
-  /** Serialises the cached tokens compactly: length, then K and V as (B, length, Hkv, D) f32. */
+  /**
+   * Serialises the cached tokens compactly: length, then K and V as (B, n, Hkv, D) f32 of the
+   * last n tokens. A growing cache keeps all of them (n = length); a ring keeps the W − 1 that
+   * the next token's window sees, and a third part with the first position kept.
+   */
   async save(): Promise<Uint8Array> {
     const row = this.rowFloats();
     const L = this.tokens;
-    const K = new Float32Array(this.batch * L * row);
-    const V = new Float32Array(this.batch * L * row);
+    const first = this.window > 0 ? Math.max(0, L - this.window + 1) : 0;
+    const n = L - first;
+    const K = new Float32Array(this.batch * n * row);
+    const V = new Float32Array(this.batch * n * row);
     for (const r of this.kvRuns()) {
+      const a = Math.max(first, r.start);
+      const e = r.start + r.length;
+      if (a >= e) continue;
       const kd = await this.runtime.readFloat(r.k);
       const vd = await this.runtime.readFloat(r.v);
       const cap = r.k.shape[1];
       for (let b = 0; b < this.batch; b++) {
-        K.set(kd.subarray(b * cap * row, (b * cap + r.length) * row), (b * L + r.start) * row);
-        V.set(vd.subarray(b * cap * row, (b * cap + r.length) * row), (b * L + r.start) * row);
+        K.set(kd.subarray((b * cap + a - r.start) * row, (b * cap + e - r.start) * row), (b * n + a - first) * row);
+        V.set(vd.subarray((b * cap + a - r.start) * row, (b * cap + e - r.start) * row), (b * n + a - first) * row);
       }
     }
-    return packState(L, [K.buffer, V.buffer]);
+    return packState(L, this.window > 0 ? [K.buffer, V.buffer, Int32Array.of(first).buffer] : [K.buffer, V.buffer]);
   }
 
   /** Restores what {@link save} wrote (same batch, heads and head_dim). */
   load(bytes: Uint8Array): void {
     const { length: L, parts } = unpackState(bytes);
     const row = this.rowFloats();
-    const want = this.batch * L * row * 4;
-    if (parts.length !== 2 || parts[0].byteLength !== want || parts[1].byteLength !== want) {
-      throw new StatespaceError('STATE_MISMATCH', `KVCacheState.load: expected K and V of ${want} bytes each for batch ${this.batch}, ${L} tokens, ${this.numKeyValueHeads} kv heads x ${this.headDim}`);
+    const ringPart = parts.length === 3 && parts[2].byteLength === 4 ? new Int32Array(parts[2].slice().buffer)[0] : null;
+    const first = ringPart ?? 0;
+    const want = this.batch * (L - first) * row * 4;
+    if ((parts.length !== 2 && ringPart === null) || first < 0 || first > L || parts[0].byteLength !== want || parts[1].byteLength !== want) {
+      throw new StatespaceError('STATE_MISMATCH', `KVCacheState.load: expected K and V of ${want} bytes each for batch ${this.batch}, ${L - first} tokens, ${this.numKeyValueHeads} kv heads x ${this.headDim}`);
     }
     const K = new Float32Array(parts[0].slice().buffer);
     const V = new Float32Array(parts[1].slice().buffer);
+    if (this.window > 0) {
+      this.loadRing(L, first, K, V);
+      return;
+    }
+    if (first !== 0) {
+      throw new StatespaceError('STATE_MISMATCH', `KVCacheState.load: the bytes hold only tokens ${first}..${L - 1} (a ring cache's); a growing cache needs all ${L}`);
+    }
     this.reset();
     this.reserve(L);
     for (const r of this.runs) {
@@ -292,6 +444,33 @@ export class KVCacheState implements MixerState {
       this.runtime.write(r.v, vd);
     }
     this.tokens = L;
+  }
+
+  /** Ring mode: places tokens [first, L) of K, V (B, L − first, Hkv, D) so that the window of position L is held. */
+  private loadRing(L: number, first: number, K: Float32Array, V: Float32Array): void {
+    const row = this.rowFloats();
+    const n = L - first;
+    const keep = Math.max(first, L - this.window + 1);
+    this.reset();
+    this.reserve(0);
+    const C = this.ringCapacity;
+    const S = C * Math.max(1, Math.ceil(L / C) - 1);
+    this.runs[0].start = S - C;
+    this.runs[1].start = S;
+    for (const r of this.runs) {
+      const kd = new Float32Array(r.k.size);
+      const vd = new Float32Array(r.v.size);
+      const a = Math.max(keep, r.start);
+      const e = Math.min(L, r.start + C);
+      for (let b = 0; a < e && b < this.batch; b++) {
+        kd.set(K.subarray((b * n + a - first) * row, (b * n + e - first) * row), (b * C + a - r.start) * row);
+        vd.set(V.subarray((b * n + a - first) * row, (b * n + e - first) * row), (b * C + a - r.start) * row);
+      }
+      this.runtime.write(r.k, kd);
+      this.runtime.write(r.v, vd);
+    }
+    this.tokens = L;
+    this.floor = keep === 0 ? 0 : L;
   }
 
   dispose(): void {

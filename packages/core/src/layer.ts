@@ -46,6 +46,11 @@ export interface MixerState {
   advanceReplayed?(tokens: number): void;
   /** Forgets the tokens after the first `length` (KV caches); recurrent states cannot and leave it out. */
   truncate?(length: number): void;
+  /**
+   * True when the state overwrites old tokens (a sliding-window ring KV cache): {@link truncate}
+   * cannot go back past them, so a checkpoint copies such a state instead of marking its length.
+   */
+  readonly overwrites?: boolean;
 }
 
 /** Name, shape and (optional) dtype of a weight a layer expects, relative to the layer's prefix. */

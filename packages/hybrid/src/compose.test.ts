@@ -29,3 +29,21 @@ describe('composeSpec', () => {
     expect(() => composeSpec({ pattern: 'MMX', hiddenSize: 64, vocabSize: 50 })).toThrow(/layer 2 is 'X'/);
   });
 });
+
+describe('composeSpec sliding windows', () => {
+  it("gives 'S' layers attention.slidingWindow and per-layer windows from slidingWindows", () => {
+    const spec = composeSpec({ pattern: 'mSmSMA', hiddenSize: 64, vocabSize: 50, attention: { numHeads: 2, slidingWindow: 32, kvPageSize: 16 }, slidingWindows: { 3: 8, 5: 100 } });
+    expect(patternOf(spec)).toBe('mSmSMA');
+    const windows = spec.blocks.map((b) => (b.mixers[0].config as { slidingWindow?: number }).slidingWindow ?? null);
+    expect(windows).toEqual([null, 32, null, 8, null, 100]);
+    expect((spec.blocks[1].mixers[0].config as { cache?: unknown }).cache).toEqual({ pageSize: 16 });
+    const full = composeSpec({ pattern: 'SA', hiddenSize: 64, vocabSize: 50, attention: { numHeads: 2, slidingWindow: 4 }, slidingWindows: { 0: null } });
+    expect(full.blocks.map((b) => (b.mixers[0].config as { slidingWindow?: number }).slidingWindow)).toEqual([undefined, undefined]);
+  });
+  it('refuses an S layer without a window and windows on layers that are not attention', () => {
+    expect(() => composeSpec({ pattern: 'MS', hiddenSize: 64, vocabSize: 50 })).toThrow(/layer 1 is 'S'.*attention.slidingWindow/);
+    expect(() => composeSpec({ pattern: 'MA', hiddenSize: 64, vocabSize: 50, slidingWindows: { 0: 8 } })).toThrow(/layer 0, which is 'M', not attention/);
+    expect(() => composeSpec({ pattern: 'MA', hiddenSize: 64, vocabSize: 50, slidingWindows: { 7: 8 } })).toThrow(/not in the pattern/);
+    expect(() => composeSpec({ pattern: 'MA', hiddenSize: 64, vocabSize: 50, slidingWindows: { 1: 2.5 } })).toThrow(/positive integer or null/);
+  });
+});

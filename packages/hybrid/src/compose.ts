@@ -13,10 +13,28 @@ import { randomWeights } from './weights.js';
 export interface HybridComposition {
   /**
    * One character per layer: `M` Mamba-2, `m` Mamba-1, `A` or `*` attention,
-   * `D` Gated DeltaNet, `-` MLP only. Every layer except `-` also gets the MLP
-   * when `mlp` is set. Give either `pattern` or `ratio`.
+   * `S` sliding-window attention (window `attention.slidingWindow`), `D` Gated DeltaNet,
+   * `-` MLP only. Every layer except `-` also gets the MLP when `mlp` is set. Give either
+   * `pattern` or `ratio`.
+   *
+   * @example
+   * ```ts
+   * // Samba-like: Mamba, sliding-window attention, each followed by an MLP
+   * composeSpec({ pattern: 'mSmS', hiddenSize: 256, vocabSize: 1000, attention: { numHeads: 4, slidingWindow: 128 }, mlp: { intermediateSize: 512 } });
+   * ```
    */
   pattern?: string;
+  /**
+   * Per-layer sliding windows of attention layers, by layer index (0-based): a number gives that
+   * layer a window, null makes it full attention. Overrides `attention.slidingWindow`; an index
+   * that is not an attention layer is refused.
+   *
+   * @example
+   * ```ts
+   * { pattern: 'MAMAMA', slidingWindows: { 1: 256, 3: 1024 } } // layer 5 stays full attention
+   * ```
+   */
+  slidingWindows?: Record<number, number | null>;
   /** attention : SSM layers, e.g. `{ attention: 1, ssm: 7 }`, repeated to fill `layers`. */
   ratio?: { attention: number; ssm: number };
   /** Number of layers when composing from a ratio. */
@@ -31,8 +49,13 @@ export interface HybridComposition {
   mamba2?: { numHeads: number; headDim: number; stateSize: number; nGroups?: number; chunkSize?: number; convKernel?: number };
   /** Mamba-1 layers (default: state 16, expand 2, conv 4). */
   mamba1?: { stateSize: number; expand?: number; convKernel?: number };
-  /** Attention layers (default: hidden/64 heads, as many KV heads, head dim hidden/heads, RoPE theta 10000). */
-  attention?: { numHeads: number; numKeyValueHeads?: number; headDim?: number; ropeTheta?: number };
+  /**
+   * Attention layers (default: hidden/64 heads, as many KV heads, head dim hidden/heads, RoPE theta 10000).
+   * `slidingWindow` is the window of `S` layers (tokens a query sees, itself included); a layer with a
+   * window keeps a ring KV cache of about 2·window tokens that never grows (`boundedCache: false`
+   * keeps a growing one instead); `kvPageSize` is the KV cache's page size (default 256).
+   */
+  attention?: { numHeads: number; numKeyValueHeads?: number; headDim?: number; ropeTheta?: number; slidingWindow?: number; boundedCache?: boolean; kvPageSize?: number };
   /** Gated DeltaNet layers (default: hidden/128 key heads, hidden/64 value heads, head dims 128). */
   deltanet?: { numKeyHeads: number; numValueHeads: number; headKDim: number; headVDim: number };
   /** A SwiGLU MLP after each mixer. */
@@ -83,6 +106,12 @@ export function composeSpec(c: HybridComposition): ModelSpec {
   if (!pattern) throw new StatespaceError('INVALID_ARGUMENT', 'composeSpec: give a pattern or a ratio');
   const D = c.hiddenSize;
   const eps = c.normEps ?? 1e-5;
+  for (const key of Object.keys(c.slidingWindows ?? {})) {
+    const ch = pattern[Number(key)];
+    if (ch !== 'A' && ch !== '*' && ch !== 'S') {
+      throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: slidingWindows names layer ${key}, which is ${ch === undefined ? 'not in the pattern' : `'${ch}', not attention`}`);
+    }
+  }
   const blocks: BlockSpec[] = [...pattern].map((ch, i) => {
     const p = `layers.${i}.`;
     let mixer: MixerSpec | undefined;
@@ -100,19 +129,35 @@ export function composeSpec(c: HybridComposition): ModelSpec {
         prefix: `${p}mixer.`,
         config: { hiddenSize: D, intermediateSize: (m.expand ?? 2) * D, stateSize: m.stateSize, convKernel: m.convKernel ?? 4, timeStepRank: Math.ceil(D / 16), useBias: false, useConvBias: true, bcdtNorm: 'none', normEps: eps },
       };
-    } else if (ch === 'A' || ch === '*') {
+    } else if (ch === 'A' || ch === '*' || ch === 'S') {
       const a = c.attention ?? { numHeads: D / 64 };
       const headDim = a.headDim ?? D / a.numHeads;
+      if (ch === 'S' && !(Number.isInteger(a.slidingWindow) && a.slidingWindow! > 0) && !(i in (c.slidingWindows ?? {}))) {
+        throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: layer ${i} is 'S' (sliding-window attention); set attention.slidingWindow to a positive integer, got ${a.slidingWindow}`);
+      }
+      const window = c.slidingWindows && i in c.slidingWindows ? c.slidingWindows[i] : ch === 'S' ? a.slidingWindow : null;
+      if (window != null && !(Number.isInteger(window) && window > 0)) {
+        throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: the sliding window of layer ${i} must be a positive integer or null, got ${window}`);
+      }
       mixer = {
         kind: 'attention',
         prefix: `${p}mixer.`,
-        config: { hiddenSize: D, numHeads: a.numHeads, numKeyValueHeads: a.numKeyValueHeads ?? a.numHeads, headDim, rope: { theta: a.ropeTheta ?? 10000, rotaryDim: headDim } },
+        config: {
+          hiddenSize: D,
+          numHeads: a.numHeads,
+          numKeyValueHeads: a.numKeyValueHeads ?? a.numHeads,
+          headDim,
+          rope: { theta: a.ropeTheta ?? 10000, rotaryDim: headDim },
+          ...(window != null ? { slidingWindow: window } : {}),
+          ...(a.boundedCache === false ? { boundedCache: false } : {}),
+          ...(a.kvPageSize ? { cache: { pageSize: a.kvPageSize } } : {}),
+        },
       };
     } else if (ch === 'D') {
       const d = c.deltanet ?? { numKeyHeads: D / 128, numValueHeads: D / 64, headKDim: 128, headVDim: 128 };
       mixer = { kind: 'gated_deltanet', prefix: `${p}mixer.`, config: { hiddenSize: D, ...d, convKernel: 4, normEps: eps } };
     } else if (ch !== '-') {
-      throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: layer ${i} is '${ch}'; use M, m, A, *, D or -`);
+      throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: layer ${i} is '${ch}'; use M, m, A, *, S, D or -`);
     }
     const mlp = c.mlp;
     return {

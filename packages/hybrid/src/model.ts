@@ -79,11 +79,12 @@ export class ModelState {
   }
 
   /**
-   * A mark to come back to with {@link rollback}: a GPU copy of every recurrent state and the
-   * length of every KV cache (tokens after the mark are simply forgotten there).
+   * A mark to come back to with {@link rollback}: a GPU copy of every recurrent state and of every
+   * sliding-window ring KV cache (it overwrites old tokens), and the length of every growing KV
+   * cache (tokens after the mark are simply forgotten there).
    */
   checkpoint(): ModelStateCheckpoint {
-    const layers = this.layers.map((s) => (s.truncate ? { length: s.length, copy: null } : { length: s.length, copy: s.clone() }));
+    const layers = this.layers.map((s) => (s.truncate && !s.overwrites ? { length: s.length, copy: null } : { length: s.length, copy: s.clone() }));
     return { length: this.length, layers, dispose: () => layers.forEach((l) => l.copy?.dispose()) };
   }
 
