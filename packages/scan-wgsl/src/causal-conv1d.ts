@@ -254,6 +254,30 @@ export function causalConv1d(
   if (xs.tensor.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: x must be f32, got ${xs.tensor.dtype}`);
   if (xs.shape.length !== 3) throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape ${describe(xs.shape)}, expected [batch, seqlen, channels]`);
   const [batch, seqlen, channels] = xs.shape;
+  const shape: CausalConv1dShape = { batch, seqlen, channels, xStride: xs.rowStride, xOffset: xs.offset };
+  const activation = options.activation ?? 'none';
+  return runConvKernels(runtime, op, shape, xs.tensor, weight, bias, state, options, (mode, attrs) => createCausalConv1dKernel(shape, { ...attrs, activation, mode }));
+}
+
+/**
+ * @internal What a depthwise causal conv call checks and runs, shared with LFM2's gated short
+ * conv: weight (channels, 1, k) or (channels, k), bias (channels), state (batch, channels, k-1)
+ * and the output are checked against `dims`, then the `sequential` kernel runs (up to
+ * {@link CONV_SEQUENTIAL_MAX_SEQLEN} tokens) or `parallel` then `state`. `build` makes the kernel
+ * of a mode, whose bindings are (input, weight, [bias,] state, y), or (input, state) for `state`.
+ */
+export function runConvKernels(
+  runtime: Runtime,
+  op: string,
+  dims: { batch: number; seqlen: number; channels: number },
+  input: TensorLike,
+  weight: TensorLike,
+  bias: TensorLike | undefined,
+  state: TensorLike,
+  options: { path?: 'parallel' | 'sequential'; out?: Tensor },
+  build: (mode: CausalConv1dMode, attrs: { kernelSize: number; weightDtype: DType; biasDtype?: DType }) => KernelDescriptor,
+): Tensor {
+  const { batch, seqlen, channels } = dims;
   const wShape = weight.shape;
   const okWeight = (wShape.length === 3 && wShape[0] === channels && wShape[1] === 1) || (wShape.length === 2 && wShape[0] === channels);
   if (!okWeight) {
@@ -268,20 +292,19 @@ export function causalConv1d(
     throw new StatespaceError('SHAPE_MISMATCH', `${op}: state has shape ${describe(sShape)}, expected [batch=${batch}, channels=${channels}, k-1=${K - 1}]`);
   }
   if (state.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: state must be f32, got ${state.dtype}`);
-  const y = options.out ?? runtime.empty([batch, seqlen, channels], 'f32', 'causalConv1d.y');
+  const y = options.out ?? runtime.empty([batch, seqlen, channels], 'f32', `${op}.y`);
   if (y.size !== batch * seqlen * channels || y.dtype !== 'f32') {
     throw new StatespaceError('SHAPE_MISMATCH', `${op}: out has shape ${describe(y.shape)} (${y.dtype}), expected f32 [batch=${batch}, seqlen=${seqlen}, channels=${channels}]`);
   }
   if (batch * seqlen * channels === 0) return y;
-  const shape: CausalConv1dShape = { batch, seqlen, channels, xStride: xs.rowStride, xOffset: xs.offset };
-  const attrs = { kernelSize: K, activation: options.activation ?? 'none', weightDtype: weight.dtype, biasDtype: bias?.dtype };
+  const attrs = { kernelSize: K, weightDtype: weight.dtype, biasDtype: bias?.dtype };
   const path = options.path ?? (seqlen <= CONV_SEQUENTIAL_MAX_SEQLEN ? 'sequential' : 'parallel');
   const withBias = (...ts: TensorLike[]) => (bias ? [ts[0], ts[1], bias, ...ts.slice(2)] : ts);
   if (path === 'sequential') {
-    runtime.run(createCausalConv1dKernel(shape, { ...attrs, mode: 'sequential' }), withBias(xs.tensor, weight, state, y));
+    runtime.run(build('sequential', attrs), withBias(input, weight, state, y));
   } else {
-    runtime.run(createCausalConv1dKernel(shape, { ...attrs, mode: 'parallel' }), withBias(xs.tensor, weight, state, y));
-    if (K > 1) runtime.run(createCausalConv1dKernel(shape, { ...attrs, mode: 'state' }), [xs.tensor, state]);
+    runtime.run(build('parallel', attrs), withBias(input, weight, state, y));
+    if (K > 1) runtime.run(build('state', attrs), [input, state]);
   }
   return y;
 }

@@ -33,7 +33,7 @@ import {
   wgslLoadFloat,
   wgslStorageType,
 } from '@statespace/core';
-import { CONV_SEQUENTIAL_MAX_SEQLEN, type CausalConv1dMode, causalConvBody } from './causal-conv1d.js';
+import { type CausalConv1dMode, causalConvBody, runConvKernels } from './causal-conv1d.js';
 
 /** Attributes of a gated short conv kernel (everything that changes its WGSL). */
 export interface GatedShortConvAttrs {
@@ -148,37 +148,8 @@ export function gatedShortConv(
     throw new StatespaceError('SHAPE_MISMATCH', `${op}: bcx has shape ${describe(bcx.shape)}, expected [batch, seqlen, 3·channels]`);
   }
   const [batch, seqlen, three] = bcx.shape;
-  const channels = three / 3;
-  const wShape = weight.shape;
-  const okWeight = (wShape.length === 3 && wShape[0] === channels && wShape[1] === 1) || (wShape.length === 2 && wShape[0] === channels);
-  if (!okWeight) {
-    throw new StatespaceError('SHAPE_MISMATCH', `${op}: weight has shape ${describe(wShape)}, expected [channels=${channels}, 1, k] or [channels=${channels}, k]`);
-  }
-  const K = wShape[wShape.length - 1];
-  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== channels)) {
-    throw new StatespaceError('SHAPE_MISMATCH', `${op}: bias has shape ${describe(bias.shape)}, expected [channels=${channels}]`);
-  }
-  const sShape = state.shape;
-  if (sShape.length !== 3 || sShape[0] !== batch || sShape[1] !== channels || sShape[2] !== K - 1) {
-    throw new StatespaceError('SHAPE_MISMATCH', `${op}: state has shape ${describe(sShape)}, expected [batch=${batch}, channels=${channels}, k-1=${K - 1}]`);
-  }
-  if (state.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: state must be f32, got ${state.dtype}`);
-  const y = options.out ?? runtime.empty([batch, seqlen, channels], 'f32', 'gatedShortConv.y');
-  if (y.size !== batch * seqlen * channels || y.dtype !== 'f32') {
-    throw new StatespaceError('SHAPE_MISMATCH', `${op}: out has shape ${describe(y.shape)} (${y.dtype}), expected f32 [batch=${batch}, seqlen=${seqlen}, channels=${channels}]`);
-  }
-  if (batch * seqlen * channels === 0) return y;
-  const shape = { batch, seqlen, channels };
-  const attrs = { kernelSize: K, weightDtype: weight.dtype, biasDtype: bias?.dtype };
-  const path = options.path ?? (seqlen <= CONV_SEQUENTIAL_MAX_SEQLEN ? 'sequential' : 'parallel');
-  const withBias = (...ts: TensorLike[]) => (bias ? [ts[0], ts[1], bias, ...ts.slice(2)] : ts);
-  if (path === 'sequential') {
-    runtime.run(createGatedShortConvKernel(shape, { ...attrs, mode: 'sequential' }), withBias(bcx, weight, state, y));
-  } else {
-    runtime.run(createGatedShortConvKernel(shape, { ...attrs, mode: 'parallel' }), withBias(bcx, weight, state, y));
-    if (K > 1) runtime.run(createGatedShortConvKernel(shape, { ...attrs, mode: 'state' }), [bcx, state]);
-  }
-  return y;
+  const shape = { batch, seqlen, channels: three / 3 };
+  return runConvKernels(runtime, op, shape, bcx, weight, bias, state, options, (mode, attrs) => createGatedShortConvKernel(shape, { ...attrs, mode }));
 }
 
 /**
