@@ -128,13 +128,15 @@ fn main(${WGSL_BUILTINS}) {
     pml[slot * 2u + 1u] = l;
   }
 }`);
+  return { ...decodeRunData(shape, options), cacheKey: 'g', wgsl, bindings };
+}
+
+/** What both pass-1 kernels share: name, workgroup, dispatch (chunks, H, B) and uniforms. */
+function decodeRunData(shape: FlashDecodeShape, options: AttentionOptions) {
   return {
     name: 'flash_decode',
-    cacheKey: 'g',
-    wgsl,
-    workgroupSize: [DECODE_CHUNK, 1, 1],
-    dispatch: [shape.chunks, shape.H, shape.B],
-    bindings,
+    workgroupSize: [DECODE_CHUNK, 1, 1] as const,
+    dispatch: [shape.chunks, shape.H, shape.B] as const,
     uniformLayout: decodeLayout,
     uniforms: {
       H: shape.H, Hkv: shape.Hkv, D: shape.D, qpos: shape.qpos, segStart: shape.segStart, segLen: shape.segLen, segCap: shape.segCap,
@@ -157,7 +159,6 @@ fn main(${WGSL_BUILTINS}) {
  */
 export function createFlashDecodeVec4Kernel(shape: FlashDecodeShape, options: AttentionOptions = {}): KernelDescriptor {
   assertArg(shape.D % 4 === 0, 'createFlashDecodeVec4Kernel', `head_dim ${shape.D} must be a multiple of 4`);
-  const base = createFlashDecodeKernel(shape, options);
   const bindings = [
     { name: 'q', type: 'f32', access: 'read' }, // (B, 1, H, D)
     { name: 'k', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
@@ -229,7 +230,7 @@ fn main(${WGSL_BUILTINS}) {
     pml[slot * 2u + 1u] = l;
   }
 }`);
-  return { ...base, cacheKey: 'v4', wgsl, bindings };
+  return { ...decodeRunData(shape, options), cacheKey: 'v4', wgsl, bindings };
 }
 
 const combineLayout = { rows: 'u32', D: 'u32', N: 'u32' } as const satisfies UniformLayout;

@@ -151,9 +151,9 @@ export class DecodeEngine {
     const rt = this.runtime;
     const logits = this.model.forward(this.ids, this.state, 'last');
     if (select === 'logits') return logits;
-    const out = rt.empty([this.state.batch, 1], 'i32', 'decode.chosen');
-    const chosen = select === 'argmax' ? argmax(rt, logits, { out }) : out;
-    if (select !== 'argmax') select.choose(logits, out);
+    const chosen = rt.empty([this.state.batch, 1], 'i32', 'decode.chosen');
+    if (select === 'argmax') argmax(rt, logits, { out: chosen });
+    else select.choose(logits, chosen);
     logits.dispose();
     rt.copy(chosen, this.ids, this.state.batch * 4);
     return chosen;

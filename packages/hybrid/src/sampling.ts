@@ -5,7 +5,7 @@
  * with a seeded generator so a run can be repeated exactly.
  */
 
-import { sampleTokenReference } from '@statespace/core';
+import { type TokenSamplingParams, sampleTokenReference } from '@statespace/core';
 
 /** Sampling settings of {@link Session.generate}. */
 export interface SamplingOptions {
@@ -71,6 +71,19 @@ export function argmaxHost(logits: ArrayLike<number>): number {
  * ```
  */
 export function sampleToken(logits: Float32Array, options: SamplingOptions, history: readonly number[], random: () => number): number {
-  const params = { temperature: options.greedy ? 0 : (options.temperature ?? 0), topK: options.topK ?? 0, topP: options.topP ?? 1, penalty: options.repetitionPenalty ?? 1 };
+  const params = samplerSettings(options);
   return sampleTokenReference(logits, params, new Set(history), params.temperature > 0 ? random() : 0).token;
+}
+
+/**
+ * The GPU sampler's settings for {@link SamplingOptions} (the seed aside): greedy is temperature 0,
+ * unset top-k 0, top-p 1, penalty 1.
+ *
+ * @example
+ * ```ts
+ * samplerSettings({ temperature: 0.8, topP: 0.95 }); // { temperature: 0.8, topK: 0, topP: 0.95, penalty: 1 }
+ * ```
+ */
+export function samplerSettings(options: SamplingOptions): Omit<TokenSamplingParams, 'seed'> {
+  return { temperature: options.greedy ? 0 : (options.temperature ?? 0), topK: options.topK ?? 0, topP: options.topP ?? 1, penalty: options.repetitionPenalty ?? 1 };
 }

@@ -4,11 +4,11 @@
  * exposes prefill / step / streaming generate, and the state as a first-class
  * object: snapshot, restore, reset, fork and serialisation to bytes.
  */
-import { type Runtime, StatespaceError, type StateMemory, type Tensor, argmax } from '@statespace/core';
+import { type Runtime, StatespaceError, type StateMemory, type Tensor, type TokenSamplingParams, argmax } from '@statespace/core';
 import { DecodeEngine, type DecodeEngineStats, GpuSampler } from './decode-engine.js';
 import type { HybridModel, ModelState } from './model.js';
 import { fnv1a } from './hash.js';
-import { type SamplingOptions, argmaxHost } from './sampling.js';
+import { type SamplingOptions, argmaxHost, samplerSettings } from './sampling.js';
 
 /** Options of {@link Session.generate}. */
 export interface GenerateOptions extends SamplingOptions {
@@ -240,19 +240,10 @@ export class Session {
     // Tokens the previous generate call produced but did not feed come first.
     const input = this.takeCarried(prompts ? this.toBatch(prompts) : null);
     if (!input && !this.lastLogits) throw new StatespaceError('INVALID_ARGUMENT', 'Session.generate: no prompt given and nothing prefilled yet');
-    const V = this.model.spec.vocabSize;
-    const select =
-      greedy
-        ? ('argmax' as const)
-        : () =>
-            new GpuSampler(
-              this.runtime,
-              this.batch,
-              V,
-              { temperature: options.greedy ? 0 : (options.temperature ?? 0), topK: options.topK ?? 0, topP: options.topP ?? 1, penalty: options.repetitionPenalty ?? 1, seed: options.seed ?? randomSeed() },
-              this.history,
-            );
-    yield* this.generateOnDevice(input, max, stops, options, select);
+    const sampling = greedy
+      ? null
+      : { ...samplerSettings(options), seed: options.seed ?? randomSeed() };
+    yield* this.generateOnDevice(input, max, stops, options, sampling);
   }
 
   /** The decode engine of the current state (made on first use, dropped when the state is replaced). */
@@ -294,16 +285,23 @@ export class Session {
     max: number,
     stops: Set<number>,
     options: GenerateOptions,
-    selectFor: 'argmax' | (() => GpuSampler),
+    sampling: TokenSamplingParams | null,
   ): AsyncGenerator<number[], void, undefined> {
     const rt = this.runtime;
     const engine = this.decodeEngine();
     const depth = options.inFlight ?? 3;
     const chosen: Promise<number[]>[] = [];
-    const logits = input ? this.run(input, 'last') : null;
+    let logits = input ? this.run(input, 'last') : null;
     // A sampler is made after the prompt is fed, so its repetition penalty sees the prompt.
-    const select = selectFor === 'argmax' ? selectFor : selectFor();
+    const select = sampling ? new GpuSampler(rt, this.batch, this.model.spec.vocabSize, sampling, this.history) : ('argmax' as const);
     try {
+      if (!logits && select !== 'argmax') {
+        // Continuing from host logits (after prefill or step): the sampler draws from them on the GPU too.
+        const V = this.model.spec.vocabSize;
+        const host = new Float32Array(this.batch * V);
+        this.lastLogits!.forEach((r, b) => host.set(r.subarray(0, V), b * V));
+        logits = rt.upload(host, [this.batch, V], 'f32', 'decode.lastLogits');
+      }
       if (logits) {
         const first = rt.empty([this.batch, 1], 'i32', 'decode.first');
         if (select === 'argmax') argmax(rt, logits, { out: first });
@@ -312,21 +310,10 @@ export class Session {
         rt.copy(first, engine.ids, this.batch * 4);
         chosen.push(this.readIds(first));
         first.dispose();
-      } else if (select === 'argmax') {
+      } else {
         const ids = this.lastLogits!.map((row) => argmaxHost(row));
         rt.write(engine.ids, Int32Array.from(ids));
         chosen.push(Promise.resolve(ids));
-      } else {
-        const V = this.model.spec.vocabSize;
-        const host = new Float32Array(this.batch * V);
-        this.lastLogits!.forEach((r, b) => host.set(r.subarray(0, V), b * V));
-        const rows = rt.upload(host, [this.batch, V], 'f32', 'decode.lastLogits');
-        const first = rt.empty([this.batch, 1], 'i32', 'decode.first');
-        select.choose(rows, first);
-        rows.dispose();
-        rt.copy(first, engine.ids, this.batch * 4);
-        chosen.push(this.readIds(first));
-        first.dispose();
       }
       this.lastLogits = null;
       yield* this.decodeInFlight(engine, select, chosen, depth, max, stops, options);
