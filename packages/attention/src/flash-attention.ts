@@ -1,14 +1,30 @@
 /**
  * Causal attention with online softmax, FlashAttention-2 algorithm 1
- * (Dao, 2023): each workgroup owns a tile of Br queries of one head, streams
- * the keys and values in tiles of Bc through workgroup memory, and keeps the
- * running row max m, row sum l and the unnormalised output O in registers.
- * The L × L score matrix never exists in global memory; only a Br × Bc tile
- * lives in workgroup memory.
+ * (Dao, 2023): each workgroup owns a tile of queries, streams the keys and
+ * values in tiles of Bc through workgroup memory, and keeps the running row
+ * max m, row sum l and the unnormalised output O in registers. The L × L
+ * score matrix never exists in global memory; only a tile of it lives in
+ * workgroup memory.
  *
  * Shape glossary:
  *   B  batch           Lq  queries              H  query heads        Hkv  key/value heads (H % Hkv = 0)
- *   D  head_dim        Lk  keys in a buffer     Br, Bc  query / key tile (32, 32)    Dc  head_dim chunk (32)
+ *   D  head_dim        Lk  keys in a buffer     G  query heads per key/value head (H / Hkv)
+ *   Br, Bc  query-row / key tile                Dc  head_dim chunk (32, simple kernel)     Dp  D rounded up to 32 (tiled kernel)
+ *
+ * Two kernels compute the same thing:
+ * - the tiled kernel ({@link createTiledFlashAttentionKernel}): a tile row is
+ *   a (query, head) pair of the G heads that share one key/value head, so one
+ *   K/V tile load serves all of them (GQA); Br = 64, 32 or 16 rows by what
+ *   fits the workgroup memory, Bc = 32 keys, 2·Br threads, each owning a
+ *   4 × 4 block of the score tile and 4 rows × Dp/8 features of O in
+ *   registers (register tiling as in a GEMM micro-kernel, Q·Kᵀ and P·V read
+ *   as vec4 from workgroup memory). Key tiles above the diagonal (or outside
+ *   the window) are never visited and only the tiles the diagonal or the
+ *   window edge crosses pay for the mask. Needs D % 4 = 0 and D ≤ 128.
+ * - the simple kernel ({@link createFlashAttentionKernel}): Br = Bc = 32, one
+ *   head per workgroup, head_dim in chunks of 32: any D up to 256. The
+ *   fallback for what the tiled one does not take, and the default on
+ *   software adapters (see {@link attendRuns}).
  *
  * Keys may live in several buffers ("runs" of KV cache pages, see kv-cache.ts):
  * the kernel runs once per run, carrying (O, m, l) between runs in global
@@ -69,6 +85,8 @@ const prefillLayout = {
   Lq: 'u32', H: 'u32', Hkv: 'u32', qOffset: 'u32', segStart: 'u32', segLen: 'u32', segCap: 'u32', window: 'u32',
   scale: 'f32', softcap: 'f32', first: 'u32', last: 'u32',
 } as const satisfies UniformLayout;
+
+const tiledLayout = { ...prefillLayout, D4: 'u32' } as const satisfies UniformLayout;
 
 /** Sizes of one prefill dispatch (one KV run). */
 export interface FlashAttentionShape {
@@ -234,11 +252,238 @@ ${perChunk((c) => lanes.map((j) => `  if (feat(${c}u, g, ${j}u) < D) { out[orow 
     dispatch: [Math.ceil(shape.Lq / FLASH_BR), shape.H, shape.B],
     bindings,
     uniformLayout: prefillLayout,
-    uniforms: {
-      Lq: shape.Lq, H: shape.H, Hkv: shape.Hkv, qOffset: shape.qOffset, segStart: shape.segStart, segLen: shape.segLen, segCap: shape.segCap,
-      window: options.slidingWindow ?? 0, scale: options.scale ?? 1 / Math.sqrt(D), softcap: options.softcap ?? 0,
-      first: shape.first ? 1 : 0, last: shape.last ? 1 : 0,
-    },
+    uniforms: prefillUniforms(shape, options),
+  };
+}
+
+function prefillUniforms(shape: FlashAttentionShape, options: AttentionOptions): Record<keyof typeof prefillLayout, number> {
+  return {
+    Lq: shape.Lq, H: shape.H, Hkv: shape.Hkv, qOffset: shape.qOffset, segStart: shape.segStart, segLen: shape.segLen, segCap: shape.segCap,
+    window: options.slidingWindow ?? 0, scale: options.scale ?? 1 / Math.sqrt(shape.D), softcap: options.softcap ?? 0,
+    first: shape.first ? 1 : 0, last: shape.last ? 1 : 0,
+  };
+}
+
+/** Key tile of the tiled kernel. */
+export const TILED_BC = 32;
+/** Threads along a score-tile row (each owns 4 keys): Bc / 4. */
+const TX = TILED_BC / 4;
+/** Query-row tiles the tiled kernel tries, largest first. */
+const TILED_ROWS = [64, 32, 16] as const;
+/** Largest head_dim the tiled kernel takes (O is 4 rows × D/8 features per thread). */
+export const TILED_MAX_HEAD_DIM = 128;
+
+/** Workgroup memory of the tiled kernel in bytes: Q (Br, Dp), K or V (Bc, Dp), P (Br, Bc). */
+function tiledBytes(rows: number, D: number): number {
+  const DP = Math.ceil(D / 32) * 32;
+  return 4 * (rows * DP + TILED_BC * DP + rows * TILED_BC);
+}
+
+/**
+ * The query-row tile Br the tiled kernel uses for head_dim D and G query heads
+ * per key/value head on a device with these limits, or null when it does not
+ * apply (D % 4 ≠ 0, D > 128, G > 64, or no tile fits): the largest of 64, 32,
+ * 16 rows whose Q, K/V and P tiles fit the workgroup memory. 64 rows at D ≤ 64
+ * take 32 KiB; D = 128 takes 32 rows (36 KiB) or 16 (26 KiB).
+ *
+ * @example
+ * ```ts
+ * tiledFlashRows(64, 4, rt.limits); // 64 (16 queries × 4 heads per workgroup)
+ * tiledFlashRows(128, 1, { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 }); // 16
+ * ```
+ */
+export function tiledFlashRows(
+  D: number,
+  G: number,
+  limits: { readonly maxComputeWorkgroupStorageSize: number; readonly maxComputeInvocationsPerWorkgroup: number },
+): number | null {
+  if (D % 4 !== 0 || D < 4 || D > TILED_MAX_HEAD_DIM) return null;
+  for (const rows of TILED_ROWS) {
+    if (G <= rows && tiledBytes(rows, D) <= limits.maxComputeWorkgroupStorageSize && 2 * rows <= limits.maxComputeInvocationsPerWorkgroup) return rows;
+  }
+  return null;
+}
+
+/**
+ * Builds the register-tiled prefill kernel for one KV run (see the file
+ * header): `rows` = Br (query, head) pairs per workgroup, from
+ * {@link tiledFlashRows}. A workgroup takes ⌊Br / G⌋ consecutive queries of
+ * the G query heads of one key/value head. Dp (head_dim rounded up to 32)
+ * and Br are compile-time constants; everything else, head_dim included, is a uniform.
+ *
+ * @example
+ * ```ts
+ * const k = createTiledFlashAttentionKernel({ B: 1, Lq: 4096, H: 16, Hkv: 4, D: 64, qOffset: 0, segStart: 0, segLen: 4096, segCap: 4096, first: true, last: true }, {}, 64);
+ * console.log(k.dispatch); // [256, 4, 1]: 16 queries × 4 heads per workgroup
+ * ```
+ */
+export function createTiledFlashAttentionKernel(shape: FlashAttentionShape, options: AttentionOptions, rows: number): KernelDescriptor {
+  const { D } = shape;
+  const G = shape.H / shape.Hkv;
+  if (D % 4 !== 0 || D > TILED_MAX_HEAD_DIM || !TILED_ROWS.includes(rows as 64) || G > rows || !Number.isInteger(G)) {
+    throw new StatespaceError('INVALID_ARGUMENT', `tiled flash attention: head_dim ${D} (needs a multiple of 4 up to ${TILED_MAX_HEAD_DIM}), ${G} heads per KV head, ${rows} rows (64, 32 or 16, at least G)`);
+  }
+  const BR = rows;
+  const NT = 2 * BR; // (Br/4) x (Bc/4) threads
+  const DP = Math.ceil(D / 32) * 32;
+  const DP4 = DP / 4;
+  const NK = DP / 32; // vec4s of O per row per thread: features 4·(tx + 8k)
+  const bindings = [
+    { name: 'q', type: 'vec4<f32>', access: 'read' }, // (B, Lq, H, D/4)
+    { name: 'k', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
+    { name: 'v', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
+    { name: 'out', type: 'vec4<f32>', access: 'read_write' }, // (B, Lq, H, D/4)
+    { name: 'ml', type: 'f32', access: 'read_write' }, // (B, Lq, H, 2): running max (log2 units) and sum between runs
+  ] as const;
+  const I = [0, 1, 2, 3];
+  const K = Array.from({ length: NK }, (_, k) => k);
+  const each = (xs: number[], f: (x: number) => string, sep = '\n') => xs.map(f).join(sep);
+  const comp = ['x', 'y', 'z', 'w'];
+  const sum4 = (v: string) => `(${v}.x + ${v}.y + ${v}.z + ${v}.w)`;
+  const max4 = (v: string) => `max(max(${v}.x, ${v}.y), max(${v}.z, ${v}.w))`;
+  const kvLoad = (buf: 'k' | 'v') => `fn load_${buf}(kt: u32, kHi: u32, b: u32, hk: u32, li: u32) {
+  for (var i = 0u; i < ${(TILED_BC * DP4) / NT}u; i++) {
+    let s = li + NT * i;
+    let c = s / DP4;
+    let d4 = s % DP4;
+    let t = kt + c;
+    var x = vec4<f32>(0.0);
+    if (t < kHi && d4 < u.D4) { x = ${buf}[((b * u.segCap + t - u.segStart) * u.Hkv + hk) * u.D4 + d4]; }
+    ${buf === 'k' ? 'kvs[c * DP4 + (d4 ^ ((c >> 2u) & 7u))] = x; // swizzled: the 8 key rows a quarter-warp reads sit in 8 bank groups' : 'kvs[c * DP4 + d4] = x;'}
+  }
+}`;
+  const wgsl = `${wgslBindings(tiledLayout, bindings)}
+const BR = ${BR}u;
+const BC = ${TILED_BC}u;
+const TX = ${TX}u;
+const NT = ${NT}u;
+const DP4 = ${DP4}u;
+const SENT = -3.0e38;
+const LOG2E = 1.4426950408889634;
+var<workgroup> qs: array<vec4<f32>, ${BR * DP4}>; // (Br, Dp/4) query rows (query, head), pre-scaled
+var<workgroup> kvs: array<vec4<f32>, ${TILED_BC * DP4}>; // (Bc, Dp/4) key tile (swizzled), then value tile
+var<workgroup> ps: array<vec4<f32>, ${(BR * TILED_BC) / 4}>; // (Br, Bc/4) probabilities; before them the row-max partials (NT vec4)
+${kvLoad('k')}
+${kvLoad('v')}
+@compute @workgroup_size(${NT})
+fn main(${WGSL_BUILTINS}) {
+  let hk = wid.y;
+  let b = wid.z;
+  let G = u.H / u.Hkv;
+  let QT = BR / G; // queries per workgroup
+  let q0 = wid.x * QT;
+  if (q0 >= u.Lq) { return; }
+  let qEnd = min(q0 + QT, u.Lq);
+  let ty = li / TX;
+  let tx = li % TX;
+  // Scores in log2 units: s2 = log2(e) · s, so that p = exp2(s2 − m2). With a soft-cap, Q carries
+  // scale / cap and the cap is applied after the dot product.
+  let capL = u.softcap * LOG2E;
+  let qmul = select(u.scale * LOG2E, u.scale / u.softcap, u.softcap > 0.0);
+  for (var i = 0u; i < ${(BR * DP4) / NT}u; i++) {
+    let s = li + NT * i;
+    let r = s / DP4;
+    let d4 = s % DP4;
+    let qi = q0 + r / G;
+    var x = vec4<f32>(0.0);
+    if (r < QT * G && qi < u.Lq && d4 < u.D4) { x = q[((b * u.Lq + qi) * u.H + hk * G + r % G) * u.D4 + d4] * qmul; }
+    qs[s] = x;
+  }
+  // This thread's rows ty*4 + i: query q0 + row / G of head hk*G + row % G.
+${each(I, (i) => `  let row${i} = ty * 4u + ${i}u;
+  let ok${i} = row${i} < QT * G && q0 + row${i} / G < u.Lq;
+  let qp${i} = u.qOffset + q0 + row${i} / G;
+  let orow${i} = (b * u.Lq + q0 + row${i} / G) * u.H + hk * G + row${i} % G;`)}
+  var m = vec4<f32>(SENT);
+  var lp = vec4<f32>(0.0); // partial row sums over this thread's keys
+${each(I, (i) => each(K, (k) => `  var o${i}_${k} = vec4<f32>(0.0);`))}
+  if (u.first == 0u) {
+${each(I, (i) => `    if (ok${i}) {
+      m[${i}] = ml[orow${i} * 2u];
+      if (tx == 0u) { lp[${i}] = ml[orow${i} * 2u + 1u]; }
+${each(K, (k) => `      if (tx + ${8 * k}u < u.D4) { o${i}_${k} = out[orow${i} * u.D4 + tx + ${8 * k}u]; }`)}
+    }`)}
+  }
+  // Keys this tile of queries can see inside the run, in absolute positions; tiles past the
+  // last query's diagonal (and before the first query's window) are never visited.
+  let qposMin = u.qOffset + q0;
+  let qposMax = u.qOffset + qEnd - 1u;
+  let kHi = min(u.segStart + u.segLen, qposMax + 1u);
+  var kLo = u.segStart;
+  if (u.window > 0u && qposMin + 1u > u.window) { kLo = max(kLo, qposMin + 1u - u.window); }
+  for (var kt = kLo; kt < kHi; kt += BC) {
+    workgroupBarrier(); // the previous tile's reads of kvs and ps are done (and qs is written)
+    load_k(kt, kHi, b, hk, li);
+    workgroupBarrier();
+    // S = Q Kᵀ: s<i>[j] is row ty*4+i against key kt + tx*4 + j.
+${each(I, (i) => `    var s${i} = vec4<f32>(0.0);`)}
+    for (var d4 = 0u; d4 < DP4; d4++) {
+      let kd = d4 ^ tx;
+${each(I, (j) => `      let k${j} = kvs[(tx * 4u + ${j}u) * DP4 + kd];`)}
+${each(I, (i) => `      let q${i} = qs[row${i} * DP4 + d4];
+      s${i} += vec4<f32>(dot(q${i}, k0), dot(q${i}, k1), dot(q${i}, k2), dot(q${i}, k3));`)}
+    }
+    if (u.softcap > 0.0) {
+${each(I, (i) => `      s${i} = capL * tanh(clamp(s${i}, vec4<f32>(-15.0), vec4<f32>(15.0)));`)}
+    }
+    // Only tiles that the diagonal, the run's end or the window edge crosses are masked.
+    let full = kt + BC <= kHi && kt + BC <= qposMin + 1u && (u.window == 0u || qposMax < kt + u.window);
+    let t4 = vec4<u32>(kt + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+${each(I, (i) => `    var vis${i} = vec4<bool>(true);`)}
+    if (!full) {
+${each(I, (i) => `      vis${i} = (t4 < vec4<u32>(kHi)) & (t4 <= vec4<u32>(qp${i}));
+      if (u.window > 0u) { vis${i} = vis${i} & (vec4<u32>(qp${i}) - t4 < vec4<u32>(u.window)); }
+      s${i} = select(vec4<f32>(SENT), s${i}, vis${i});`)}
+    }
+    // Online softmax: the tile's row max over the 8 threads of a row, through ps.
+    ps[li] = vec4<f32>(${each(I, (i) => max4(`s${i}`), ', ')});
+    workgroupBarrier(); // the key tile is consumed and the partial maxima are visible
+    load_v(kt, kHi, b, hk, li);
+    var mt = ps[ty * TX];
+    for (var t = 1u; t < TX; t++) { mt = max(mt, ps[ty * TX + t]); }
+    let mNew = max(m, mt);
+    let alpha = exp2(m - mNew);
+    m = mNew;
+${each(I, (i) => `    let p${i} = select(vec4<f32>(0.0), exp2(s${i} - vec4<f32>(mNew[${i}])), vis${i});`)}
+    lp = lp * alpha + vec4<f32>(${each(I, (i) => sum4(`p${i}`), ', ')});
+${each(I, (i) => each(K, (k) => `    o${i}_${k} *= alpha[${i}];`))}
+    workgroupBarrier(); // the partial maxima are read before P overwrites them
+${each(I, (i) => `    ps[row${i} * TX + tx] = p${i};`)}
+    workgroupBarrier(); // P and the value tile are visible
+    // O += P V: four keys per step, the probabilities read as vec4.
+    for (var c4 = 0u; c4 < TX; c4++) {
+${each(I, (i) => `      let pv${i} = ps[row${i} * TX + c4];`)}
+${each(I, (e) => `      {
+${each(K, (k) => `        let v${k} = kvs[(c4 * 4u + ${e}u) * DP4 + tx + ${8 * k}u];`)}
+${each(I, (i) => each(K, (k) => `        o${i}_${k} += pv${i}.${comp[e]} * v${k};`))}
+      }`)}
+    }
+  }
+  // Row sums: the 8 partials of each row, through ps.
+  workgroupBarrier();
+  ps[li] = lp;
+  workgroupBarrier();
+  var l = ps[ty * TX];
+  for (var t = 1u; t < TX; t++) { l += ps[ty * TX + t]; }
+${each(I, (i) => `  if (ok${i}) {
+    let inv = select(1.0, select(0.0, 1.0 / l[${i}], l[${i}] > 0.0), u.last == 1u);
+${each(K, (k) => `    if (tx + ${8 * k}u < u.D4) { out[orow${i} * u.D4 + tx + ${8 * k}u] = o${i}_${k} * inv; }`)}
+    if (u.last == 0u && tx == 0u) {
+      ml[orow${i} * 2u] = m[${i}];
+      ml[orow${i} * 2u + 1u] = l[${i}];
+    }
+  }`)}
+}`;
+  const QT = Math.floor(BR / G);
+  return {
+    name: 'flash_attention_tiled',
+    cacheKey: `dp${DP}r${BR}`,
+    wgsl,
+    workgroupSize: [NT, 1, 1],
+    dispatch: [Math.ceil(shape.Lq / QT), shape.Hkv, shape.B],
+    bindings,
+    uniformLayout: tiledLayout,
+    uniforms: { ...prefillUniforms(shape, options), D4: D / 4 },
   };
 }
 
@@ -250,6 +495,12 @@ export interface FlashAttentionOptions extends AttentionOptions {
   path?: 'auto' | 'prefill' | 'decode';
   /** Shape of the returned tensor (default (B, Lq, H, D)); same element count, e.g. (B, Lq, H·D) for o_proj. */
   outShape?: readonly number[];
+  /**
+   * Prefill kernel: 'tiled' (register-tiled, GQA heads share K/V tiles; D % 4 = 0, D ≤ 128),
+   * 'simple' (any D up to 256), or 'auto' (default): tiled where it applies, except on a software
+   * adapter without `runtime.fastKernels`, where the simple one is faster.
+   */
+  prefillKernel?: 'auto' | 'tiled' | 'simple';
 }
 
 /**
@@ -282,7 +533,6 @@ export function attendRuns(runtime: Runtime, q: TensorLike, runs: readonly KVRun
   assertArg(Number.isInteger(queryOffset) && queryOffset >= 0, op, `queryOffset must be a non-negative integer, got ${queryOffset}`);
   const window = options.slidingWindow ?? 0;
   assertArg(Number.isInteger(window) && window >= 0, op, `slidingWindow must be a non-negative integer, got ${window}`);
-  assertArg(Math.ceil(Lq / FLASH_BR) <= 65535 && H <= 65535 && B <= 65535, op, `${Lq} queries x ${H} heads x ${B} batch exceed the dispatch limits`);
   const path = options.path ?? 'auto';
   assertArg(path !== 'decode' || Lq === 1, op, `the decode path takes one query, got ${Lq}`);
   const outShape = options.outShape ?? [B, Lq, H, D];
@@ -299,16 +549,32 @@ export function attendRuns(runtime: Runtime, q: TensorLike, runs: readonly KVRun
     runtime.clear(out);
     return out;
   }
+  const rows = prefillRows(runtime, op, options.prefillKernel ?? 'auto', B, Lq, H, Hkv, D);
   const ml = visible.length > 1 ? runtime.empty([B, Lq, H, 2], 'f32', 'attention.ml') : runtime.empty([1], 'f32', 'attention.ml');
   visible.forEach((run, i) => {
-    const kernel = createFlashAttentionKernel(
-      { B, Lq, H, Hkv, D, qOffset: queryOffset, segStart: run.start, segLen: run.length, segCap: run.k.shape[1], first: i === 0, last: i === visible.length - 1 },
-      options,
-    );
+    const shape = { B, Lq, H, Hkv, D, qOffset: queryOffset, segStart: run.start, segLen: run.length, segCap: run.k.shape[1], first: i === 0, last: i === visible.length - 1 };
+    const kernel = rows ? createTiledFlashAttentionKernel(shape, options, rows) : createFlashAttentionKernel(shape, options);
     runtime.run(kernel, [q, run.k, run.v, out, ml]);
   });
   ml.dispose();
   return out;
+}
+
+/** Query-row tile of the tiled kernel for this call, or null for the simple kernel. */
+function prefillRows(runtime: Runtime, op: string, choice: 'auto' | 'tiled' | 'simple', B: number, Lq: number, H: number, Hkv: number, D: number): number | null {
+  const G = H / Hkv;
+  let rows = choice === 'simple' ? null : tiledFlashRows(D, G, runtime.limits);
+  if (rows !== null && Math.ceil(Lq / Math.floor(rows / G)) > 65535) rows = null;
+  if (choice === 'tiled' && rows === null) {
+    throw new StatespaceError('INVALID_ARGUMENT', `${op}: the tiled prefill kernel does not take head_dim ${D} with ${G} query heads per KV head and ${Lq} queries (needs head_dim % 4 = 0, ≤ ${TILED_MAX_HEAD_DIM}, ≤ 64 heads per KV head, and a tile in ${runtime.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory)`);
+  }
+  if (choice === 'auto' && runtime.info.isSoftware && !runtime.fastKernels) rows = null;
+  if (rows === null) {
+    assertArg(Math.ceil(Lq / FLASH_BR) <= 65535 && H <= 65535 && B <= 65535, op, `${Lq} queries x ${H} heads x ${B} batch exceed the dispatch limits`);
+  } else {
+    assertArg(Hkv <= 65535 && B <= 65535, op, `${Hkv} key/value heads x ${B} batch exceed the dispatch limits`);
+  }
+  return rows;
 }
 
 /**
