@@ -1,0 +1,11 @@
+/**
+ * CPU references of the S4D kernels and layer (sequential, f64), for tests: `@statespace/s4d/testing`.
+ *
+ * @example
+ * ```ts
+ * import { s4dRecurrenceReference } from '@statespace/s4d/testing';
+ * const { y, state } = s4dRecurrenceReference(u, host, 1, 37);
+ * ```
+ * @packageDocumentation
+ */
+export * from './s4d-reference.js';
