@@ -36,7 +36,8 @@ function upload(p: S4DHostParams): S4DParams {
 }
 
 // The recurrence rounds dt·Im(A) (up to ~130 rad a step under S4D-Inv) to f32 once and compounds it over L steps,
-// while the kernel rounds dt·Im(A)·l afresh for each l: over hundreds of steps the two differ by ~1e-5 relative.
+// the Vandermonde forms round dt·Im(A)·l (up to ~2e4 rad) to f32 for each l, the f64 references round neither:
+// over a hundred steps and more they differ by ~1e-5 relative (a state's response, undamped by dt, the most).
 const recurrenceTol = (L: number) => (L > 100 ? 1e-4 : 2e-5);
 
 async function read(t: Tensor): Promise<Float32Array> {
@@ -126,7 +127,7 @@ describe('convolution mode == recurrent mode', () => {
 
       const state0 = randn(B * H * (N / 2) * 2, 33, 0.5);
       const y0 = s4dStateOutput(rt, params, rt.upload(state0, [B, H, N / 2, 2]), L);
-      expect(relError(await read(y0), s4dStateOutputReference(p, state0, B, L))).toBeLessThan(2e-5);
+      expect(relError(await read(y0), s4dStateOutputReference(p, state0, B, L))).toBeLessThan(recurrenceTol(L));
       const fromState = await read(s4dConv(rt, u, K, { D, add: y0, activation: 'gelu' }));
       const recFromState = await read(s4dStep(rt, u, params, rt.upload(state0, [B, H, N / 2, 2]), { D, activation: 'gelu' }));
       expect(relError(fromState, recFromState)).toBeLessThan(recurrenceTol(L));
