@@ -130,7 +130,7 @@ export class Runtime {
   private destroyed = false;
   // Limits read once: `device.limits` is a getter that crosses into Dawn on every read.
   /** Device limits kernels choose variants by (read once). */
-  readonly limits: { readonly maxComputeWorkgroupStorageSize: number; readonly maxStorageBufferBindingSize: number; readonly maxComputeInvocationsPerWorkgroup: number };
+  readonly limits: { readonly maxComputeWorkgroupStorageSize: number; readonly maxStorageBufferBindingSize: number; readonly maxComputeInvocationsPerWorkgroup: number; readonly maxStorageBuffersPerShaderStage: number };
   private readonly maxBufferSize: number;
   private readonly maxWorkgroupsPerDim: number;
   /** The capture in progress, if any (see {@link beginCapture}). */
@@ -158,6 +158,7 @@ export class Runtime {
       maxComputeWorkgroupStorageSize: this.device.limits.maxComputeWorkgroupStorageSize,
       maxStorageBufferBindingSize: this.device.limits.maxStorageBufferBindingSize,
       maxComputeInvocationsPerWorkgroup: this.device.limits.maxComputeInvocationsPerWorkgroup,
+      maxStorageBuffersPerShaderStage: this.device.limits.maxStorageBuffersPerShaderStage,
     };
     this.debugWgsl = options.debugWgsl ?? envFlag('STATESPACE_DEBUG_WGSL');
     this.uniformBuffer = this.device.createBuffer({

@@ -37,7 +37,7 @@ import {
   matmul,
   normGemv,
   normedTensor,
-  type PendingNorm,
+  PendingNorm,
   RecurrentState,
 } from '@statespace/core';
 import { causalConv1d, columns, copyColumns } from '@statespace/scan-wgsl';
@@ -370,15 +370,19 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
 
   private step(x: TensorLike | PendingNorm, state: Mamba2State, out: Tensor): void {
     const rt = this.runtime;
-    const { I, G, N, H, P, convDim, proj, dtStart } = this.d;
+    const { I, G, N, H, P, convDim, proj, dtStart, xbcStart } = this.d;
     const b = x.shape[0];
-    const { zxbcdt, xbc } = this.project(x, state);
+    // Fast path: the conv runs in in_proj's epilogue (norm + in_proj + conv in one dispatch) and
+    // leaves the activated xBC in place in zxbcdt; else in_proj, then the conv kernel.
+    const fused = this.fusedProject(x, state);
+    const { zxbcdt, xbc } = fused ? { zxbcdt: fused, xbc: fused } : this.project(x, state);
+    const [xb, stride] = fused ? [xbcStart, proj] : [0, convDim];
     const y = ssdDecodeStep(
       rt,
       {
-        x: { tensor: xbc, offset: 0, stride: convDim },
-        B: { tensor: xbc, offset: I, stride: convDim },
-        C: { tensor: xbc, offset: I + G * N, stride: convDim },
+        x: { tensor: xbc, offset: xb, stride },
+        B: { tensor: xbc, offset: xb + I, stride },
+        C: { tensor: xbc, offset: xb + I + G * N, stride },
         dt: { tensor: zxbcdt, offset: dtStart, stride: proj },
         aLog: this.w.A_log,
         dtBias: this.w.dt_bias,
@@ -388,8 +392,19 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
       { batch: b, heads: H, headDim: P, dState: N, groups: G },
       { dtLimit: this.config.timeStepLimit },
     );
-    xbc.dispose();
+    if (!fused) xbc.dispose();
     this.finish(y, zxbcdt, out);
     for (const t of [y, zxbcdt]) t.dispose();
   }
+
+  /** norm + in_proj + the causal conv of xBC as one fused dispatch at one token per sequence, or null. */
+  private fusedProject(x: TensorLike | PendingNorm, state: Mamba2State): Tensor | null {
+    if (!(x instanceof PendingNorm) || !this.runtime.fastKernels) return null;
+    return x.fusedConv(
+      this.w['in_proj.weight'],
+      { weight: this.w['conv1d.weight'], bias: this.w['conv1d.bias'], state: state.conv, start: this.d.xbcStart, activation: this.config.convActivation ?? 'silu' },
+      { bias: this.w['in_proj.bias'] },
+    );
+  }
+
 }

@@ -89,6 +89,43 @@ describe('norm + gemv fused', () => {
       }
     }
   }
+  // The conv epilogue (Mamba-2 decode): conv rows in the middle of N, awkward channel counts, k 2..4,
+  // bias on and off, silu and none, and two tokens in a row so the rolled state is checked too.
+  for (const { M, N, K, start, C, taps, bias, act, dtype } of [
+    { M: 1, N: 45, K: 24, start: 7, C: 29, taps: 4, bias: true, act: 'silu', dtype: 'f32' },
+    { M: 2, N: 4103, K: 40, start: 1000, C: 3001, taps: 2, bias: false, act: 'none', dtype: 'f32' },
+    { M: 1, N: 37, K: 32, start: 0, C: 37, taps: 3, bias: true, act: 'silu', dtype: 'bf16' },
+  ] as const) {
+    it(`conv epilogue ${dtype} M=${M} N=${N} K=${K} rows ${start}..${start + C} k=${taps} ${bias ? 'bias ' : ''}${act}: conv and rolled state equal the reference over two tokens`, async () => {
+      const seed = 31 * N + C + taps;
+      const normWeight = randn(K, seed);
+      const weight = roundTo(randn(N * K, seed + 1), dtype);
+      const inBias = randn(N, seed + 2);
+      const convW = randn(C * taps, seed + 3);
+      const convB = bias ? randn(C, seed + 4) : undefined;
+      const state = randn(M * C * (taps - 1), seed + 5);
+      const gpuState = rt.upload(state, [M, C, taps - 1]);
+      const conv = { weight: rt.upload(convW, [C, 1, taps]), bias: convB ? rt.upload(convB, [C]) : undefined, state: gpuState, start, activation: act };
+      for (let token = 0; token < 2; token++) {
+        const x = randn(M * K, seed + 10 + token);
+        const want = normGemvReference({ kind: 'add_rms', M, K, N, x, normWeight, eps: 1e-5, weight, bias: inBias, conv: { weight: convW, bias: convB, state, taps, start, activation: act } });
+        const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: rt.upload(weight, [N, K], dtype), bias: rt.upload(inBias, [N]), conv });
+        const got = await rt.read(y);
+        expect(relError(got, want.y)).toBeLessThan(1e-5);
+        // rows outside the conv are the plain product: a conv applied to them would move them far
+        expect(Math.abs(got[start + C - 1] - want.y[start + C - 1])).toBeLessThan(1e-4 * Math.max(1, Math.abs(want.y[start + C - 1])));
+        expect(maxAbsError(await rt.read(gpuState), state)).toBeLessThan(1e-5);
+      }
+    });
+  }
+  it('the conv epilogue refuses a state of the wrong shape and rows past N', () => {
+    const w = rt.upload(randn(6 * 16, 1), [6, 16]);
+    const x = rt.upload(randn(16, 2), [1, 16]);
+    const nw = rt.upload(randn(16, 3), [16]);
+    const cw = rt.upload(randn(4 * 4, 4), [4, 4]);
+    expect(() => normGemv(rt, { kind: 'add_rms', x, normWeight: nw, weight: w, conv: { weight: cw, state: rt.zeros([2, 4, 3]), start: 0, activation: 'silu' } })).toThrow(/conv state/);
+    expect(() => normGemv(rt, { kind: 'add_rms', x, normWeight: nw, weight: w, conv: { weight: cw, state: rt.zeros([1, 4, 3]), start: 3, activation: 'silu' } })).toThrow(/exceed N=6/);
+  });
   it('is off on software adapters unless asked for', () => {
     const w = rt.upload(randn(6 * 16, 1), [6, 16]);
     rt.fastKernels = false;

@@ -15,6 +15,12 @@
  *   gate        x̂ = y · silu(z)                          (no norm)
  * z is read from columns of a wider tensor (offset, row stride), so the gate of a Mamba-2
  * in_proj output needs no copy.
+ *
+ * Epilogue `conv` (Mamba-2 decode): the output rows n = convStart .. convStart + C − 1 are the
+ * channels of a depthwise causal conv of width k with a rolling state (M, C, k−1). A conv at one
+ * token touches only its own channel, so the thread that finishes row n also runs channel
+ * c = n − convStart: y = act(Σⱼ w[c, j]·state[c, j] + w[c, k−1]·x̂W[n] + b[c]), and rolls the state.
+ * That removes the conv's own dispatch (and its barrier) from every decode step.
  */
 import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
 import { assertArg } from '../errors.js';
@@ -39,7 +45,19 @@ const CAPS = [1024, 2048, 4096, 8192];
 
 const layout = {
   M: 'u32', N: 'u32', K: 'u32', G: 'u32', NG: 'u32', eps: 'f32', alpha: 'f32', zOff: 'u32', zStride: 'u32', writeSum: 'u32',
+  convStart: 'u32', convC: 'u32',
 } as const satisfies UniformLayout;
+
+/** Static choices of the causal conv epilogue of a {@link createNormGemvKernel}. */
+export interface NormGemvConvAttrs {
+  /** Taps k (the conv kernel width, ≥ 2). */
+  taps: number;
+  /** Storage type of the conv weight (C, k). */
+  weightDtype: DType;
+  /** Storage type of the conv bias, or null without one. */
+  biasDtype: DType | null;
+  activation: 'silu' | 'none';
+}
 
 /** Static choices of a {@link createNormGemvKernel}. */
 export interface NormGemvAttrs {
@@ -57,6 +75,8 @@ export interface NormGemvAttrs {
   capacity: number;
   /** A second weight W₂ (same shape): y = act(x̂·Wᵀ) · (x̂·W₂ᵀ), a gated MLP's gate and up in one pass. */
   glu?: 'silu' | 'gelu' | 'gelu_tanh';
+  /** A causal conv over output rows convStart .. convStart + C − 1 (see the file comment). */
+  conv?: NormGemvConvAttrs;
 }
 
 /**
@@ -84,7 +104,8 @@ export function normGemvCapacity(M: number, K: number, weightDtype: DType, stora
  * ```
  */
 export function createNormGemvKernel(shape: { M: number; N: number; K: number; G: number }, attrs: NormGemvAttrs): KernelDescriptor {
-  const { kind, weightDtype, capacity } = attrs;
+  const { kind, weightDtype, capacity, conv } = attrs;
+  assertArg(!conv || (conv.taps >= 2 && !attrs.glu), 'createNormGemvKernel', 'the conv epilogue needs at least 2 taps and no glu');
   const packed = weightDtype !== 'f32';
   const norm = kind !== 'gate';
   // Every workgroup pays the prologue (reading and normalising M·K inputs), so it takes many
@@ -107,9 +128,17 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
     ...(attrs.glu ? [{ name: 'w2', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' } as const] : []), // (N, K/4) or (N, K/8)
     ...(attrs.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
+    ...(conv
+      ? [
+          { name: 'cw', type: wgslStorageType(conv.weightDtype), access: 'read' } as const, // (C, k)
+          ...(conv.biasDtype ? [{ name: 'cb', type: wgslStorageType(conv.biasDtype), access: 'read' } as const] : []), // (C)
+          { name: 'cs', type: 'f32', access: 'read_write' } as const, // (M, C, k-1) rolling conv state
+        ]
+      : []),
   ] as const;
   const glu = attrs.glu;
-  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}`;
+  const convKey = conv ? `c${conv.taps}${conv.weightDtype}${conv.biasDtype ?? ''}${conv.activation}` : '';
+  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}|${convKey}`;
   const silu = (v: string) => `(${v} / (1.0 + exp(-${v})))`;
   const zAt = 'z[u.zOff + (i / u.K) * u.zStride + i % u.K]';
   const load =
@@ -133,6 +162,23 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
 ${norm ? wgslLoadFloat('loadNW', 'nw', attrs.normDtype ?? 'f32') : ''}
 ${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
 ${glu ? wgslActivations() : ''}
+${conv ? `${wgslLoadFloat('loadCW', 'cw', conv.weightDtype)}
+${conv.biasDtype ? wgslLoadFloat('loadCB', 'cb', conv.biasDtype) : ''}
+const KT = ${conv.taps}u;
+// Channel c of the causal conv at one token: its k−1 previous inputs from the state, then the new one;
+// the state rolls by one (only this thread touches channel c of row m).
+fn convChannel(m: u32, c: u32, xv: f32) -> f32 {
+  let sb = (m * u.convC + c) * (KT - 1u);
+  var acc = ${conv.biasDtype ? 'loadCB(c)' : '0.0'} + loadCW(c * KT + KT - 1u) * xv;
+  var prev = xv;
+  for (var j = KT - 1u; j > 0u; j--) {
+    let old = cs[sb + j - 1u];
+    acc += loadCW(c * KT + j - 1u) * old;
+    cs[sb + j - 1u] = prev;
+    prev = old;
+  }
+  return ${conv.activation === 'silu' ? silu('acc') : 'acc'};
+}` : ''}
 const LANES = ${lanes}u;
 const ROWS = ${rows}u;
 const T = ${THREADS}u;
@@ -192,7 +238,7 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
   if (lid.x < u.M && n < u.N) {
     let g = part[lid.x * T + lid.y * LANES]${attrs.bias ? ' + bias[n]' : ''};
     ${glu ? `let up = part[(u.M + lid.x) * T + lid.y * LANES];
-    y[lid.x * u.N + n] = ${glu}_(g) * up;` : 'y[lid.x * u.N + n] = g;'}
+    y[lid.x * u.N + n] = ${glu}_(g) * up;` : conv ? `if (n >= u.convStart && n < u.convStart + u.convC) { y[lid.x * u.N + n] = convChannel(lid.x, n - u.convStart, g); } else { y[lid.x * u.N + n] = g; }` : 'y[lid.x * u.N + n] = g;'}
   }
 }`);
   return {
@@ -203,7 +249,7 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
     dispatch: linearDispatch(shape.N / rows),
     bindings,
     uniformLayout: layout,
-    uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0 },
+    uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0, convStart: 0, convC: 0 },
   };
 }
 
@@ -234,6 +280,20 @@ export interface NormGemvInputs {
   sumWritten?: boolean;
   /** A gated MLP: y = act(x̂·Wᵀ) · (x̂·upᵀ) (no bias). */
   glu?: { up: TensorLike; act: 'silu' | 'gelu' | 'gelu_tanh' };
+  /** A causal conv epilogue over output rows `start .. start + C − 1` (Mamba-2's xBC at decode). */
+  conv?: NormGemvConv;
+}
+
+/** The causal conv a {@link normGemv} runs on some of its output rows, one token per row of x. */
+export interface NormGemvConv {
+  /** Depthwise conv weight (C, k) or (C, 1, k) as nn.Conv1d stores it. */
+  weight: TensorLike;
+  bias?: TensorLike;
+  /** Rolling state (M, C, k−1): the previous k−1 inputs of each channel, oldest first; updated in place. */
+  state: TensorLike;
+  /** First output row of the conv's channels. */
+  start: number;
+  activation: 'silu' | 'none';
 }
 
 /**
@@ -280,9 +340,19 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   const capacity = normGemvCapacity(M, K, weight.dtype, runtime.limits.maxComputeWorkgroupStorageSize);
   const glu = inputs.glu;
   assertArg(!glu || (M <= MAX_R / 2 && !inputs.bias && glu.up.dtype === weight.dtype && glu.up.shape.join() === weight.shape.join()), 'normGemv', 'glu needs an up weight like W, no bias and at most 4 rows');
+  const conv = inputs.conv;
+  const C = conv ? conv.state.shape[1] : 0;
+  if (conv) {
+    const taps = conv.state.shape[2] + 1;
+    assertArg(conv.state.shape.length === 3 && conv.state.shape[0] === M && taps >= 2, 'normGemv', `conv state has shape [${conv.state.shape.join(',')}], expected [M=${M}, channels, k-1]`);
+    assertArg(conv.weight.size === C * taps && (!conv.bias || conv.bias.size === C), 'normGemv', `conv weight [${conv.weight.shape.join(',')}] must hold (C=${C}, k=${taps})${conv.bias ? `, bias [${conv.bias.shape.join(',')}] (C)` : ''}`);
+    assertArg(Number.isInteger(conv.start) && conv.start >= 0 && conv.start + C <= N, 'normGemv', `conv rows [${conv.start}, ${conv.start + C}) exceed N=${N}`);
+  }
   const k = createNormGemvKernel({ M, N, K, G }, {
     kind, weightDtype: weight.dtype, normDtype: inputs.normWeight?.dtype, branch: !!inputs.branch, unitOffset: inputs.unitOffset, bias: !!inputs.bias, capacity, glu: glu?.act,
+    conv: conv ? { taps: conv.state.shape[2] + 1, weightDtype: conv.weight.dtype, biasDtype: conv.bias?.dtype ?? null, activation: conv.activation } : undefined,
   });
+  assertArg(k.bindings.length <= runtime.limits.maxStorageBuffersPerShaderStage, 'normGemv', `${k.bindings.length} storage buffers exceed the device's ${runtime.limits.maxStorageBuffersPerShaderStage}`);
   const y = inputs.out ?? runtime.empty([...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');
   const z = inputs.z;
   const uniforms = {
@@ -292,6 +362,8 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
     zOff: inputs.zOffset ?? 0,
     zStride: z ? z.shape[z.shape.length - 1] : K,
     writeSum: inputs.sum && !inputs.sumWritten ? 1 : 0,
+    convStart: conv?.start ?? 0,
+    convC: C,
   };
   const tensors: TensorLike[] = [];
   if (kind === 'add_rms') {
@@ -308,6 +380,11 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   if (glu) tensors.push(glu.up);
   if (inputs.bias) tensors.push(inputs.bias);
   tensors.push(y);
+  if (conv) {
+    tensors.push(conv.weight);
+    if (conv.bias) tensors.push(conv.bias);
+    tensors.push(conv.state);
+  }
   runtime.run({ ...k, uniforms }, tensors);
   return y;
 }
@@ -338,6 +415,8 @@ export function normGemvReference(a: {
   groupSize?: number;
   weight: Float32Array;
   bias?: Float32Array;
+  /** The conv epilogue: weight (C, k), bias (C), state (M, C, k−1) (updated in place), first row, activation. */
+  conv?: { weight: Float32Array; bias?: Float32Array; state: Float32Array; taps: number; start: number; activation: 'silu' | 'none' };
 }): { y: Float32Array; sum: Float32Array } {
   const { kind, M, K, N } = a;
   const G = a.groupSize ?? K;
@@ -372,6 +451,22 @@ export function normGemvReference(a: {
       let acc = a.bias ? a.bias[n] : 0;
       for (let k = 0; k < K; k++) acc += xh[m * K + k] * a.weight[n * K + k];
       y[m * N + n] = acc;
+    }
+  }
+  const cv = a.conv;
+  if (cv) {
+    // causal_conv1d_update at one token per row (transformers' Mamba-2 torch_forward, seq_len 1)
+    const kt = cv.taps;
+    const C = cv.weight.length / kt;
+    for (let m = 0; m < M; m++) {
+      for (let c = 0; c < C; c++) {
+        const s = cv.state.subarray((m * C + c) * (kt - 1), (m * C + c + 1) * (kt - 1));
+        const window = [...s, y[m * N + cv.start + c]];
+        let acc = cv.bias ? cv.bias[c] : 0;
+        for (let j = 0; j < kt; j++) acc += cv.weight[c * kt + j] * window[j];
+        s.set(window.slice(1));
+        y[m * N + cv.start + c] = cv.activation === 'silu' ? silu(acc) : acc;
+      }
     }
   }
   return { y, sum };
@@ -437,7 +532,17 @@ export class PendingNorm {
     return this.fused(gate, { glu: { up, act } });
   }
 
-  private fused(weight: TensorLike, extra: Pick<NormGemvInputs, 'bias' | 'out' | 'glu'>): Tensor | null {
+  /**
+   * norm(x)·Wᵀ + b with a causal conv run on output rows `conv.start ..` (one token per row), in
+   * one fused dispatch; null when the shapes or the device's storage-buffer limit do not fit it.
+   */
+  fusedConv(weight: TensorLike, conv: NormGemvConv, options: { bias?: TensorLike; out?: Tensor } = {}): Tensor | null {
+    const buffers = 2 + (this.spec.branch ? 2 : 0) + 2 + (options.bias ? 1 : 0) + 2 + (conv.bias ? 1 : 0); // h, nw, [b, s], w, y, [bias], cw, cs, [cb]
+    if (buffers > this.runtime.limits.maxStorageBuffersPerShaderStage || conv.state.shape[0] !== this.spec.h.size / this.shape[this.shape.length - 1]) return null;
+    return this.fused(weight, { ...options, conv });
+  }
+
+  private fused(weight: TensorLike, extra: Pick<NormGemvInputs, 'bias' | 'out' | 'glu' | 'conv'>): Tensor | null {
     const K = this.shape[this.shape.length - 1];
     if (this.normed || weight.shape.length !== 2 || !canNormGemv(this.runtime, this.spec.h.size / K, K, weight)) return null;
     const { h, branch, alpha, sum, weight: normWeight, eps, unitOffset } = this.spec;
