@@ -19,8 +19,8 @@ export type PlanCommand =
       readonly name: string;
       readonly pipeline: GPUComputePipeline;
       readonly bindGroup: GPUBindGroup;
-      /** The dynamic offset of this dispatch's uniform block in the plan's uniform buffer. */
-      readonly offsets: readonly number[];
+      /** The dynamic offset of this dispatch's uniform block in the plan's uniform buffer (typed: Dawn's bindings take it without walking a JS array, ~1 us per dispatch). */
+      readonly offsets: Uint32Array;
       readonly x: number;
       readonly y: number;
       readonly z: number;

@@ -493,7 +493,7 @@ export class Runtime {
       if (c.kind === 'dispatch') {
         if (!this.pass) this.pass = this.getEncoder().beginComputePass({ label: 'statespace.pass' });
         this.pass.setPipeline(c.pipeline);
-        this.pass.setBindGroup(0, c.bindGroup, c.offsets);
+        this.pass.setBindGroup(0, c.bindGroup, c.offsets, 0, 1);
         this.pass.dispatchWorkgroups(c.x, c.y, c.z);
         this.dispatchCount++;
       } else {
@@ -539,7 +539,7 @@ export class Runtime {
     });
     const bindGroup = this.device.createBindGroup({ label: kernel.name, layout, entries });
     const [x, y, z] = kernel.dispatch;
-    cap.commands.push({ kind: 'dispatch', name: kernel.name, pipeline, bindGroup, offsets: [offset], x, y, z, key });
+    cap.commands.push({ kind: 'dispatch', name: kernel.name, pipeline, bindGroup, offsets: new Uint32Array([offset]), x, y, z, key });
   }
 
   // ---------------------------------------------------------------- recording
