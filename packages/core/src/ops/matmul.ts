@@ -5,15 +5,18 @@
  * Shape glossary:
  *   M  rows of x (tokens)        K  input features        N  output features
  *
- * Two kernels: a 64×64-tiled matmul with K-tiles in workgroup memory for
- * prefill, and a matrix-vector kernel (one workgroup per output feature,
- * a tree reduction over K) for M ≤ 4, the decode case.
+ * Two kernels: a register-blocked tiled matmul for prefill (matmul-tiled.ts: 128×128 or
+ * smaller tiles by adapter and shape, 16-byte loads, double-buffered K-tiles in workgroup
+ * memory), and a matrix-vector kernel (one workgroup per output feature, a tree reduction
+ * over K) for M ≤ 8, the decode case. The first 64×64 tiled kernel stays as `tile: 'basic'`,
+ * the benchmark's baseline.
  */
 import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
 import { StatespaceError, assertArg } from '../errors.js';
 import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
+import { type TiledMatmulConfig, chooseTiledMatmulConfig, createTiledMatmulKernel } from './matmul-tiled.js';
 
 /** Attributes of a matmul. */
 export interface MatmulAttrs {
@@ -31,6 +34,12 @@ export interface MatmulAttrs {
    * is the default there; GPUs get the tiled and reduction kernels.
    */
   simple?: boolean;
+  /**
+   * Blocking of the tiled (prefill) kernel: a {@link TiledMatmulConfig}, or 'basic' for the first
+   * 64×64 kernel (scalar loads, single-buffered; kept as a baseline). Default: chosen by
+   * `chooseTiledMatmulConfig` for an unknown adapter; `matmul` chooses for its runtime's adapter.
+   */
+  tile?: TiledMatmulConfig | 'basic';
 }
 
 const TILE = 64;
@@ -209,6 +218,9 @@ fn main(${WGSL_BUILTINS}) {
 }`);
     return { name: 'matmul_gemv', cacheKey, wgsl, workgroupSize: [32, GEMV_ROWS, 1], dispatch: linearDispatch(shape.N / GEMV_ROWS), bindings, uniformLayout: layout, uniforms };
   }
+  if (attrs.tile !== 'basic') {
+    return createTiledMatmulKernel(shape, attrs.tile ?? chooseTiledMatmulConfig(shape), { transposeB, weightDtype: wDtype, bias });
+  }
   const loadB = transposeB
     ? `let nn = idx / TK; let kk = idx % TK;`
     : `let nn = idx % TS; let kk = idx / TS;`;
@@ -300,7 +312,8 @@ export function matmul(
   // Software adapters take the plain loop (their barriers are slow), except for decode-sized products
   // when fastKernels asks for the fast variants (tests run the gemv inside the models that way).
   const simple = options.simple ?? (options.gemv === undefined && runtime.info.isSoftware && !(runtime.fastKernels && M <= VEC_MAX_M));
-  const kernel = createMatmulKernel({ M, N, K }, { transposeB, weightDtype: w.dtype, bias: !!options.bias, gemv: options.gemv, simple });
+  const tile = simple || (options.gemv ?? M <= VEC_MAX_M) ? undefined : chooseTiledMatmulConfig({ M, N }, runtime);
+  const kernel = createMatmulKernel({ M, N, K }, { transposeB, weightDtype: w.dtype, bias: !!options.bias, gemv: options.gemv, simple, tile });
   runtime.run(kernel, options.bias ? [x, w, options.bias, y] : [x, w, y]);
   return y;
 }

@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { type DType, roundTo } from '../dtype.js';
+import { getTestRuntime, randn } from '../testing.js';
+import { createMatmulKernel, matmulReference } from './matmul.js';
+import {
+  TILED_MATMUL_CONFIGS,
+  type TiledMatmulConfig,
+  type TiledMatmulTile,
+  chooseTiledMatmulConfig,
+  createTiledMatmulKernel,
+  tiledMatmulProfile,
+  tiledMatmulStorageBytes,
+  tiledMatmulThreads,
+} from './matmul-tiled.js';
+
+const rt = await getTestRuntime(); // poisons every new buffer with NaN
+rt.fastKernels = true;
+
+/** Largest |y − ref| of each row relative to that row's largest |ref| (the row's scale). */
+function worstRowError(y: Float32Array, ref: Float32Array, M: number, N: number): number {
+  let worst = 0;
+  for (let m = 0; m < M; m++) {
+    let scale = 1e-30;
+    let err = 0;
+    for (let n = 0; n < N; n++) {
+      scale = Math.max(scale, Math.abs(ref[m * N + n]));
+      const d = Math.abs(y[m * N + n] - ref[m * N + n]);
+      err = Number.isNaN(d) ? Infinity : Math.max(err, d);
+    }
+    worst = Math.max(worst, err / scale);
+  }
+  return worst;
+}
+
+async function check(config: TiledMatmulConfig | 'basic', M: number, N: number, K: number, transposeB: boolean, dtype: DType, bias: boolean): Promise<number> {
+  const seed = M * 7919 + N * 31 + K;
+  const x = randn(M * K, seed);
+  const w = roundTo(randn(N * K, seed + 1), dtype);
+  const b = randn(N, seed + 2);
+  const ref = matmulReference(x, w, M, N, K, bias ? b : undefined, transposeB);
+  const attrs = { transposeB, weightDtype: dtype, bias };
+  const kernel = config === 'basic' ? createMatmulKernel({ M, N, K }, { ...attrs, gemv: false, tile: 'basic' }) : createTiledMatmulKernel({ M, N, K }, config, attrs);
+  const y = rt.empty([M, N]); // NaN until written
+  const inputs = [rt.upload(x, [M, K]), rt.upload(w, transposeB ? [N, K] : [K, N], dtype), ...(bias ? [rt.upload(b, [N])] : [])];
+  rt.run(kernel, [...inputs, y]);
+  const out = (await rt.read(y)) as Float32Array;
+  for (const t of [...inputs, y]) t.dispose();
+  return worstRowError(out, ref, M, N);
+}
+
+// Awkward sizes: partial tiles in every dimension; K % 4 != 0 (scalar x), K % 8 != 0 with K % 4 == 0
+// (vec4 x, scalar packed W), K % 8 == 0 (16-byte packed W); N % 4 != 0 (scalar y), N % 8 == 0 (packed W (K, N)).
+const cases: { M: number; N: number; K: number; transposeB: boolean; dtype: DType; bias: boolean }[] = [
+  { M: 1, N: 3, K: 5, transposeB: true, dtype: 'f32', bias: true },
+  { M: 7, N: 129, K: 67, transposeB: true, dtype: 'f16', bias: false },
+  { M: 130, N: 260, K: 132, transposeB: true, dtype: 'f32', bias: true },
+  { M: 257, N: 129, K: 40, transposeB: true, dtype: 'bf16', bias: true },
+  { M: 130, N: 264, K: 40, transposeB: false, dtype: 'f16', bias: true },
+  { M: 7, N: 260, K: 132, transposeB: false, dtype: 'f32', bias: false },
+  { M: 257, N: 3, K: 67, transposeB: false, dtype: 'bf16', bias: true },
+  { M: 130, N: 129, K: 5, transposeB: false, dtype: 'f32', bias: false },
+];
+
+// SwiftShader compiles a blocking in ~1-7 s (the unrolled multiply), so every layout path runs on the
+// cheapest table tile, and each larger tile runs the layouts that reach its own load rounds and unrolls.
+const perTile: Record<TiledMatmulTile, number[]> = {
+  '32x64': [0, 1, 2, 3, 4, 5, 6, 7],
+  '64x64': [2, 6],
+  '128x64': [3],
+  '128x128': [2],
+};
+
+describe('register-blocked tiled matmul', () => {
+  for (const tile of Object.keys(TILED_MATMUL_CONFIGS) as TiledMatmulTile[]) {
+    const mine = perTile[tile].map((i) => cases[i]);
+    it(`${tile}: agrees with matmulReference on ${mine.map((c) => `${c.M}x${c.N}x${c.K} ${c.transposeB ? 'nk' : 'kn'} ${c.dtype}${c.bias ? '+b' : ''}`).join(', ')}`, async () => {
+      for (const c of mine) {
+        const err = await check(TILED_MATMUL_CONFIGS[tile], c.M, c.N, c.K, c.transposeB, c.dtype, c.bias);
+        expect(err, `${tile} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
+      }
+    });
+  }
+
+  it('a custom blocking (tileK 8, 4×8 per thread, packed loads fewer than threads) and the basic 64×64 kernel agree too', async () => {
+    const custom = { tileM: 64, tileN: 32, tileK: 8, threadM: 4, threadN: 8 };
+    expect(await check(custom, 33, 40, 24, true, 'bf16', true)).toBeLessThan(1e-5);
+    expect(await check('basic', 70, 37, 67, true, 'f16', true)).toBeLessThan(1e-5);
+  });
+
+  it('dispatch and cache key follow the config; sizes are uniforms', () => {
+    const c = TILED_MATMUL_CONFIGS['128x128'];
+    const a = createTiledMatmulKernel({ M: 4096, N: 1000, K: 1024 }, c);
+    const b = createTiledMatmulKernel({ M: 300, N: 2000, K: 2048 }, c);
+    expect(a.dispatch).toEqual([32, 8, 1]);
+    expect(b.dispatch).toEqual([3, 16, 1]);
+    expect(a.workgroupSize).toEqual([16, 16, 1]);
+    expect(a.cacheKey).toBe(b.cacheKey);
+    expect(a.wgsl).toBe(b.wgsl);
+    expect(b.uniforms).toEqual({ M: 300, N: 2000, K: 2048 });
+    expect(createTiledMatmulKernel({ M: 4096, N: 1000, K: 1022 }, c).cacheKey).not.toBe(a.cacheKey); // scalar loads of x
+  });
+
+  it('rejects a blocking it cannot run and a non-float weight', () => {
+    expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, { tileM: 64, tileN: 64, tileK: 12, threadM: 4, threadN: 4 })).toThrow(/tileK a multiple of 8/);
+    expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, { tileM: 64, tileN: 64, tileK: 16, threadM: 6, threadN: 4 })).toThrow(/not a valid blocking/);
+    expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, TILED_MATMUL_CONFIGS['64x64'], { weightDtype: 'i32' })).toThrow(/f32, f16 or bf16/);
+  });
+
+  it('the config table: big tiles for big products on NVIDIA, smaller ones to fill the GPU, limits respected', () => {
+    const nvidia = { info: { adapterInfo: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' }, isSoftware: false }, limits: { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 } };
+    expect(tiledMatmulProfile(nvidia.info).name).toBe('nvidia');
+    expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['128x128']);
+    expect(chooseTiledMatmulConfig({ M: 512, N: 50280 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['128x128']);
+    expect(chooseTiledMatmulConfig({ M: 4096, N: 256 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['64x64']); // 128 of 128x64 would leave SMs idle
+    expect(chooseTiledMatmulConfig({ M: 16, N: 256 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['32x64']);
+    const small = { ...nvidia, limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 } };
+    expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, small)).toBe(TILED_MATMUL_CONFIGS['64x64']); // 16 KiB of workgroup memory
+    if (rt.info.isSoftware) expect(tiledMatmulProfile(rt.info).name).toBe('software');
+    expect(tiledMatmulProfile().name).toBe('default');
+    for (const c of Object.values(TILED_MATMUL_CONFIGS)) {
+      expect(tiledMatmulStorageBytes(c)).toBeLessThanOrEqual(32768);
+      expect(tiledMatmulThreads(c)).toBeLessThanOrEqual(256);
+    }
+  });
+});

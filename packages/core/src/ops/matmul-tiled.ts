@@ -1,0 +1,407 @@
+/**
+ * A register-blocked matmul for prefill: y = x · Wᵀ + b (W stored (N, K), `transposeB`) or
+ * y = x · W + b (W stored (K, N)), W in f32 or f16/bf16 packed two per u32 word, computed in f32.
+ *
+ * Shape glossary (the project glossary, packages/core/README.md):
+ *   M  rows of x (tokens)        K  input features        N  output features
+ *
+ * The classic SGEMM blocking (Volkov & Demmel 2008, "Benchmarking GPUs to tune dense linear
+ * algebra"; the same scheme as CUTLASS's SIMT kernels): a workgroup computes a (tileM, tileN)
+ * block of y; each of its (tileN / threadN) × (tileM / threadM) threads keeps a
+ * (threadM, threadN) block of accumulators in registers. K advances in steps of tileK: the
+ * (tileM, tileK) slice of x and the (tileK, tileN) slice of W are staged in workgroup memory,
+ * both stored k-major so that the inner loop reads vec4s of 4 consecutive rows (x) and 4
+ * consecutive columns (W) and does 16 FMAs per pair of reads.
+ *
+ * Double buffering: two workgroup tiles, and the next tile's global loads held in registers. While
+ * the threads multiply out tile t from one buffer, tile t + 1's loads are in flight (issued before
+ * the multiply, so their latency hides behind it); they go into the other buffer at the top of the
+ * next step; one barrier per K-step.
+ *
+ * Global loads are 16 bytes (4 f32 or 8 packed 16-bit weights) where the row stride allows it
+ * (K % 4 for x; K % 4 or % 8 for W (N, K); N % 4 or % 8 for W (K, N)), else scalar. Every load is
+ * guarded, so any M, N, K works; y is written as vec4s when N % 4 == 0.
+ */
+import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
+import { StatespaceError } from '../errors.js';
+import type { DeviceInfo } from '../device.js';
+import { type BindingDecl, type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, memoWgsl, wgslBindings } from '../kernel.js';
+
+/** The blocking of one {@link createTiledMatmulKernel} variant. */
+export interface TiledMatmulConfig {
+  /** Rows of y (and of x) per workgroup. */
+  readonly tileM: number;
+  /** Columns of y (output features) per workgroup. */
+  readonly tileN: number;
+  /** Input features per step through workgroup memory (a multiple of 8). */
+  readonly tileK: number;
+  /** Rows of y per thread (a multiple of 4). */
+  readonly threadM: number;
+  /** Columns of y per thread (a multiple of 4). */
+  readonly threadN: number;
+}
+
+/** Names of the built-in tile variants (`tileM`x`tileN`). */
+export type TiledMatmulTile = '128x128' | '128x64' | '64x64' | '32x64';
+
+/**
+ * The built-in tile variants. 128x128 is the big-GEMM tile (256 threads, 8×8 outputs each,
+ * 64 FMAs per 4 vec4 reads of workgroup memory); the smaller ones keep a 132-SM GPU full when
+ * M or N is small (N = 256 k/v projections, short prompts).
+ *
+ * @example
+ * ```ts
+ * const k = createTiledMatmulKernel({ M: 4096, N: 1024, K: 1024 }, TILED_MATMUL_CONFIGS['128x128']);
+ * ```
+ */
+export const TILED_MATMUL_CONFIGS: Readonly<Record<TiledMatmulTile, TiledMatmulConfig>> = {
+  '128x128': { tileM: 128, tileN: 128, tileK: 16, threadM: 8, threadN: 8 }, // 256 threads, 32 KiB
+  '128x64': { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8 }, // 128 threads, 24 KiB
+  '64x64': { tileM: 64, tileN: 64, tileK: 16, threadM: 8, threadN: 4 }, // 128 threads, 16 KiB
+  '32x64': { tileM: 32, tileN: 64, tileK: 16, threadM: 4, threadN: 4 }, // 128 threads, 12 KiB
+};
+
+/**
+ * Which tiles an adapter family prefers, largest first, and how many workgroups a product needs
+ * before the largest tile that reaches that count is taken (a GPU with S cores and r resident
+ * workgroups per core wants at least ~S·r of them; below that, smaller tiles fill it better).
+ */
+export interface TiledMatmulProfile {
+  /** Short name (printed by the benchmark). */
+  readonly name: string;
+  /** Matched against `vendor architecture description` of the adapter, lower case; undefined matches every adapter. */
+  readonly match?: RegExp;
+  /** Only for software adapters. */
+  readonly software?: boolean;
+  /** Tile variants in order of preference. */
+  readonly tiles: readonly TiledMatmulTile[];
+  /** Fewest workgroups a product should have with the chosen tile. */
+  readonly minWorkgroups: number;
+}
+
+/**
+ * The config table, first match wins; the last entry is the default for unknown adapters.
+ * NVIDIA: H200 (132 SMs, 2 resident 256-thread workgroups of the 128x128 tile per SM).
+ * The default is conservative: no 32 KiB tile unless the adapter allows it (checked at choice).
+ *
+ * @example
+ * ```ts
+ * const profile = tiledMatmulProfile(runtime.info); // e.g. { name: 'nvidia', ... }
+ * ```
+ */
+export const TILED_MATMUL_PROFILES: readonly TiledMatmulProfile[] = [
+  { name: 'software', software: true, tiles: ['32x64'], minWorkgroups: 1 },
+  { name: 'nvidia', match: /nvidia/, tiles: ['128x128', '128x64', '64x64', '32x64'], minWorkgroups: 240 },
+  { name: 'default', tiles: ['128x64', '64x64', '32x64'], minWorkgroups: 128 },
+];
+
+/** What {@link chooseTiledMatmulConfig} reads of an adapter; a `Runtime` has both fields. */
+export interface TiledMatmulTarget {
+  readonly info?: Pick<DeviceInfo, 'adapterInfo' | 'isSoftware'>;
+  readonly limits?: { readonly maxComputeWorkgroupStorageSize: number; readonly maxComputeInvocationsPerWorkgroup: number };
+}
+
+/** WebGPU's default limits, assumed when no adapter is given. */
+const DEFAULT_LIMITS = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 } as const;
+
+const profileMemo = new WeakMap<object, TiledMatmulProfile>();
+
+/**
+ * The {@link TILED_MATMUL_PROFILES} entry of an adapter (the default one for none).
+ *
+ * @example
+ * ```ts
+ * tiledMatmulProfile(rt.info).name; // 'nvidia' on an H200, 'software' on SwiftShader
+ * ```
+ */
+export function tiledMatmulProfile(info?: Pick<DeviceInfo, 'adapterInfo' | 'isSoftware'>): TiledMatmulProfile {
+  const fallback = TILED_MATMUL_PROFILES[TILED_MATMUL_PROFILES.length - 1];
+  if (!info) return fallback;
+  let p = profileMemo.get(info);
+  if (!p) {
+    const a = info.adapterInfo;
+    const text = `${a.vendor} ${a.architecture} ${a.description}`.toLowerCase();
+    p = TILED_MATMUL_PROFILES.find((e) => (e.software === undefined || e.software === info.isSoftware) && (!e.match || e.match.test(text))) ?? fallback;
+    profileMemo.set(info, p);
+  }
+  return p;
+}
+
+/**
+ * Bytes of workgroup memory a config needs (two K-tiles of x and of W, f32).
+ *
+ * @example
+ * ```ts
+ * tiledMatmulStorageBytes(TILED_MATMUL_CONFIGS['128x128']); // 32768
+ * ```
+ */
+export function tiledMatmulStorageBytes(config: TiledMatmulConfig): number {
+  return 2 * (config.tileM + config.tileN) * config.tileK * 4;
+}
+
+/**
+ * Threads per workgroup of a config.
+ *
+ * @example
+ * ```ts
+ * tiledMatmulThreads(TILED_MATMUL_CONFIGS['128x128']); // 256
+ * ```
+ */
+export function tiledMatmulThreads(config: TiledMatmulConfig): number {
+  return (config.tileM / config.threadM) * (config.tileN / config.threadN);
+}
+
+/**
+ * Picks the tile of a product on an adapter: the first tile of the adapter's profile that fits its
+ * limits and still gives `minWorkgroups` workgroups, else the fitting tile with the most workgroups.
+ *
+ * @example
+ * ```ts
+ * chooseTiledMatmulConfig({ M: 4096, N: 2816, K: 1024 }, rt); // 128x128 on an NVIDIA GPU
+ * chooseTiledMatmulConfig({ M: 4096, N: 256, K: 1024 }, rt);  // a smaller tile: 64 of 128x128 would leave SMs idle
+ * ```
+ */
+export function chooseTiledMatmulConfig(shape: { M: number; N: number }, target: TiledMatmulTarget = {}): TiledMatmulConfig {
+  const profile = tiledMatmulProfile(target.info);
+  const limits = target.limits ?? DEFAULT_LIMITS;
+  let best: TiledMatmulConfig | undefined;
+  let bestCount = -1;
+  for (const name of profile.tiles) {
+    const c = TILED_MATMUL_CONFIGS[name];
+    if (tiledMatmulStorageBytes(c) > limits.maxComputeWorkgroupStorageSize || tiledMatmulThreads(c) > limits.maxComputeInvocationsPerWorkgroup) continue;
+    const count = Math.ceil(shape.M / c.tileM) * Math.ceil(shape.N / c.tileN);
+    if (count >= profile.minWorkgroups) return c;
+    if (count >= bestCount) [best, bestCount] = [c, count]; // ties: the later, smaller tile pads less
+  }
+  return best ?? TILED_MATMUL_CONFIGS['32x64'];
+}
+
+/**
+ * Short name of a config, `tileM`x`tileN`x`tileK` `threadM`x`threadN` (cache keys, benchmark tables).
+ *
+ * @example
+ * ```ts
+ * tiledMatmulConfigName(TILED_MATMUL_CONFIGS['64x64']); // '64x64x16/8x4'
+ * ```
+ */
+export function tiledMatmulConfigName(c: TiledMatmulConfig): string {
+  return `${c.tileM}x${c.tileN}x${c.tileK}/${c.threadM}x${c.threadN}`;
+}
+
+function validateConfig(c: TiledMatmulConfig): void {
+  const ok =
+    [c.tileM, c.tileN, c.tileK, c.threadM, c.threadN].every((v) => Number.isInteger(v) && v > 0) &&
+    c.threadM % 4 === 0 &&
+    c.threadN % 4 === 0 &&
+    c.tileK % 8 === 0 &&
+    c.tileM % c.threadM === 0 &&
+    c.tileN % c.threadN === 0;
+  if (!ok) {
+    throw new StatespaceError(
+      'INVALID_ARGUMENT',
+      `createTiledMatmulKernel: config ${JSON.stringify(c)} is not a valid blocking (threadM, threadN multiples of 4; tileK a multiple of 8; tileM, tileN multiples of threadM, threadN)`,
+    );
+  }
+}
+
+const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
+
+/** Attributes of a {@link createTiledMatmulKernel}. */
+export interface TiledMatmulAttrs {
+  /** W is stored (N, K) as in `nn.Linear` (default true); else (K, N). */
+  transposeB?: boolean;
+  /** Storage type of W ('f32', 'f16' or 'bf16'; 16-bit ones packed two per u32). */
+  weightDtype?: DType;
+  /** A bias of length N is added. */
+  bias?: boolean;
+}
+
+/** `count` loads spread over `threads` threads: lines of code, guarded when they do not divide evenly. */
+function perThread(count: number, threads: number, body: (r: number) => string): string {
+  const rounds = Math.ceil(count / threads);
+  const exact = count % threads === 0;
+  return Array.from({ length: rounds }, (_, r) => {
+    const guard = !exact && r === rounds - 1 ? `if (li + ${r * threads}u < ${count}u) ` : '';
+    return `  ${guard}{ let idx = li + ${r * threads}u; ${body(r)} }`;
+  }).join('\n');
+}
+
+/**
+ * Builds the register-blocked matmul for x (M, K) and W ((N, K) or (K, N)) with one tile config.
+ * Bindings: x, w, (bias), y. Dispatch: (⌈M / tileM⌉, ⌈N / tileN⌉, 1); M tiles vary fastest so that
+ * consecutive workgroups share W's column block (the lm_head streams W once).
+ *
+ * @example
+ * ```ts
+ * const kernel = createTiledMatmulKernel({ M: 4096, N: 1024, K: 1024 }, TILED_MATMUL_CONFIGS['128x128'], { weightDtype: 'bf16' });
+ * runtime.run(kernel, [x, w, y]);
+ * ```
+ */
+export function createTiledMatmulKernel(shape: { M: number; N: number; K: number }, config: TiledMatmulConfig, attrs: TiledMatmulAttrs = {}): KernelDescriptor {
+  validateConfig(config);
+  const transposeB = attrs.transposeB ?? true;
+  const wDtype = attrs.weightDtype ?? 'f32';
+  const bias = attrs.bias ?? false;
+  if (wDtype !== 'f32' && wDtype !== 'f16' && wDtype !== 'bf16') {
+    throw new StatespaceError('DTYPE_MISMATCH', `createTiledMatmulKernel: W must be f32, f16 or bf16, got ${wDtype}`);
+  }
+  const packed = wDtype !== 'f32';
+  const perWord = packed ? 8 : 4; // weights per 16-byte load
+  const vecX = shape.K % 4 === 0;
+  const vecW = (transposeB ? shape.K : shape.N) % perWord === 0;
+  const vecY = shape.N % 4 === 0;
+  const { tileM: BM, tileN: BN, tileK: BK, threadM: TM, threadN: TN } = config;
+  const TX = BN / TN;
+  const TY = BM / TM;
+  const T = TX * TY;
+  const bindings: BindingDecl[] = [
+    { name: 'x', type: vecX ? 'vec4<f32>' : 'f32', access: 'read' }, // (M, K) (as (M, K/4) vec4s when K % 4 == 0)
+    { name: 'w', type: vecW ? (packed ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wDtype), access: 'read' }, // (N, K) or (K, N), f32 or packed pairs
+    ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
+    { name: 'y', type: vecY ? 'vec4<f32>' : 'f32', access: 'read_write' }, // (M, N)
+  ];
+  const cacheKey = `${tiledMatmulConfigName(config)}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}|${vecX ? 'vx' : 'sx'}${vecW ? 'vw' : 'sw'}${vecY ? 'vy' : 'sy'}`;
+  const wgsl = memoWgsl('matmul_tiled_rb', cacheKey, () => {
+    const BM4 = BM / 4;
+    const BN4 = BN / 4;
+    const G = TM / 4; // vec4 groups of rows per thread
+    const H = TN / 4; // vec4 groups of columns per thread
+    const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
+    const comp = ['x', 'y', 'z', 'w'];
+    const decls: string[] = [];
+    const loads: string[] = [];
+    const stores: string[] = [];
+    // x tile: (tileM, tileK) of x, stored k-major: As[buf][k][m / 4][m % 4].
+    if (vecX) {
+      const count = (BM * BK) / 4;
+      for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var px${r} = vec4<f32>(0.0);`);
+      loads.push(perThread(count, T, (r) => `let gm = m0 + idx / ${BK / 4}u; let gk = k0 + 4u * (idx % ${BK / 4}u);
+    px${r} = vec4<f32>(0.0); if (gm < u.M && gk < u.K) { px${r} = x[(gm * u.K + gk) / 4u]; }`));
+      stores.push(perThread(count, T, (r) => `let mm = idx / ${BK / 4}u; let s = ab + 4u * (idx % ${BK / 4}u) * ${BM4}u + mm / 4u; let c = mm % 4u;
+    ${comp.map((q, i) => `As[s + ${i * BM4}u][c] = px${r}.${q};`).join(' ')}`));
+    } else {
+      const count = BM * BK;
+      for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var px${r} = 0.0;`);
+      loads.push(perThread(count, T, (r) => `let gm = m0 + idx / ${BK}u; let gk = k0 + idx % ${BK}u;
+    px${r} = 0.0; if (gm < u.M && gk < u.K) { px${r} = x[gm * u.K + gk]; }`));
+      stores.push(perThread(count, T, (r) => `let mm = idx / ${BK}u; As[ab + (idx % ${BK}u) * ${BM4}u + mm / 4u][mm % 4u] = px${r};`));
+    }
+    // W tile: (tileK, tileN) of W (or of Wᵀ), stored k-major: Bs[buf][k][n / 4][n % 4].
+    if (transposeB && vecW) {
+      // rows of W (N, K): each load is 4 (f32) or 8 (packed) consecutive k of one n
+      const count = (BN * BK) / perWord;
+      const kq = BK / perWord;
+      for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'});`);
+      loads.push(perThread(count, T, (r) => `let gn = n0 + idx / ${kq}u; let gk = k0 + ${perWord}u * (idx % ${kq}u);
+    pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'}); if (gn < u.N && gk < u.K) { pw${r} = w[(gn * u.K + gk) / ${perWord}u]; }`));
+      stores.push(perThread(count, T, (r) => {
+        const vals = packed
+          ? comp.flatMap((q) => [`un(pw${r}.${q}).x`, `un(pw${r}.${q}).y`])
+          : comp.map((q) => `pw${r}.${q}`);
+        return `let nn = idx / ${kq}u; let s = bb + ${perWord}u * (idx % ${kq}u) * ${BN4}u + nn / 4u; let c = nn % 4u;
+    ${vals.map((v, i) => `Bs[s + ${i * BN4}u][c] = ${v};`).join(' ')}`;
+      }));
+    } else if (transposeB) {
+      const count = BN * BK;
+      for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = 0.0;`);
+      loads.push(perThread(count, T, (r) => `let gn = n0 + idx / ${BK}u; let gk = k0 + idx % ${BK}u;
+    pw${r} = 0.0; if (gn < u.N && gk < u.K) { pw${r} = loadW(gn * u.K + gk); }`));
+      stores.push(perThread(count, T, (r) => `let nn = idx / ${BK}u; Bs[bb + (idx % ${BK}u) * ${BN4}u + nn / 4u][nn % 4u] = pw${r};`));
+    } else if (vecW) {
+      // rows of W (K, N): each load is 4 (f32) or 8 (packed) consecutive n of one k, stored as 1 or 2 vec4s
+      const count = (BK * BN) / perWord;
+      const nq = BN / perWord;
+      for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'});`);
+      loads.push(perThread(count, T, (r) => `let gk = k0 + idx / ${nq}u; let gn = n0 + ${perWord}u * (idx % ${nq}u);
+    pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'}); if (gk < u.K && gn < u.N) { pw${r} = w[(gk * u.N + gn) / ${perWord}u]; }`));
+      stores.push(perThread(count, T, (r) => {
+        const s = `bb + (idx / ${nq}u) * ${BN4}u + ${perWord / 4}u * (idx % ${nq}u)`;
+        return packed
+          ? `let s = ${s}; Bs[s] = vec4<f32>(un(pw${r}.x), un(pw${r}.y)); Bs[s + 1u] = vec4<f32>(un(pw${r}.z), un(pw${r}.w));`
+          : `Bs[${s}] = pw${r};`;
+      }));
+    } else {
+      const count = BK * BN;
+      for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = 0.0;`);
+      loads.push(perThread(count, T, (r) => `let gk = k0 + idx / ${BN}u; let gn = n0 + idx % ${BN}u;
+    pw${r} = 0.0; if (gk < u.K && gn < u.N) { pw${r} = loadW(gk * u.N + gn); }`));
+      stores.push(perThread(count, T, (r) => `let nn = idx % ${BN}u; Bs[bb + (idx / ${BN}u) * ${BN4}u + nn / 4u][nn % 4u] = pw${r};`));
+    }
+    // Thread (tx, ty) owns rows 4·(g·TY + ty) + c and columns 4·(h·TX + tx) + j: its vec4 reads of a
+    // k-row are TY (TX) apart, so a warp's reads of Bs are consecutive 16-byte words.
+    const acc = (g: number, c: number, h: number) => `acc${g * 4 + c}_${h}`;
+    const accDecls: string[] = [];
+    const fmas: string[] = [];
+    for (let g = 0; g < G; g++) for (let c = 0; c < 4; c++) for (let h = 0; h < H; h++) accDecls.push(`var ${acc(g, c, h)} = vec4<f32>(0.0);`);
+    for (let g = 0; g < G; g++) fmas.push(`let a${g} = As[ak + ${g * TY}u];`);
+    for (let h = 0; h < H; h++) fmas.push(`let b${h} = Bs[bk + ${h * TX}u];`);
+    for (let g = 0; g < G; g++) for (let c = 0; c < 4; c++) for (let h = 0; h < H; h++) fmas.push(`${acc(g, c, h)} = fma(b${h}, vec4<f32>(a${g}.${comp[c]}), ${acc(g, c, h)});`);
+    const writes: string[] = [];
+    for (let g = 0; g < G; g++) {
+      for (let c = 0; c < 4; c++) {
+        const row: string[] = [];
+        for (let h = 0; h < H; h++) {
+          const a = acc(g, c, h);
+          if (vecY) {
+            const b = bias ? ` + vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u])` : '';
+            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; if (n < u.N) { y[(m * u.N + n) / 4u] = ${a}${b}; } }`);
+          } else {
+            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; ${comp.map((q, j) => `if (n + ${j}u < u.N) { y[m * u.N + n + ${j}u] = ${a}.${q}${bias ? ` + bias[n + ${j}u]` : ''}; }`).join(' ')} }`);
+          }
+        }
+        writes.push(`  { let m = m0 + ${4 * g * TY + c}u + 4u * ty; if (m < u.M) {\n    ${row.join('\n    ')}\n  } }`);
+      }
+    }
+    return `${wgslBindings(layout, bindings)}
+${!vecW ? wgslLoadFloat('loadW', 'w', wDtype) : ''}
+${packed && vecW ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+const BK = ${BK}u;
+var<workgroup> As: array<vec4<f32>, ${2 * BK * BM4}>; // two (tileK, tileM) tiles of x, k-major
+var<workgroup> Bs: array<vec4<f32>, ${2 * BK * BN4}>; // two (tileK, tileN) tiles of W, k-major
+@compute @workgroup_size(${TX}, ${TY}, 1)
+fn main(${WGSL_BUILTINS}) {
+  let tx = lid.x;
+  let ty = lid.y;
+  let m0 = wid.x * ${BM}u;
+  let n0 = wid.y * ${BN}u;
+  let steps = (u.K + BK - 1u) / BK;
+  ${decls.join('\n  ')}
+  ${accDecls.join('\n  ')}
+  var k0 = 0u;
+${loads.join('\n')}
+  for (var t = 0u; t < steps; t++) {
+    // Tile t goes into buffer t % 2, last read by the multiply of tile t − 2, which every thread
+    // finished before the barrier of step t − 1: one barrier per step suffices.
+    let cur = t & 1u;
+    {
+      let ab = cur * ${BK * BM4}u;
+      let bb = cur * ${BK * BN4}u;
+${stores.join('\n')}
+    }
+    workgroupBarrier();
+    if (t + 1u < steps) {
+      k0 = (t + 1u) * BK; // tile t + 1's global loads are in flight during tile t's multiply
+${loads.join('\n')}
+    }
+    let ar = cur * ${BK * BM4}u + ty;
+    let br = cur * ${BK * BN4}u + tx;
+    for (var k = 0u; k < BK; k++) {
+      let ak = ar + k * ${BM4}u;
+      let bk = br + k * ${BN4}u;
+      ${fmas.join('\n      ')}
+    }
+  }
+${writes.join('\n')}
+}`;
+  });
+  return {
+    name: 'matmul_tiled_rb',
+    cacheKey,
+    wgsl,
+    workgroupSize: [TX, TY, 1],
+    dispatch: [Math.ceil(shape.M / BM), Math.ceil(shape.N / BN), 1],
+    bindings,
+    uniformLayout: layout,
+    uniforms: { M: shape.M, N: shape.N, K: shape.K },
+  };
+}
