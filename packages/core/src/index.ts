@@ -20,6 +20,7 @@ export { CapturedPlan, type CaptureOptions, type CapturedPlanParts, type PlanCom
 export * from './layer.js';
 export * from './recurrent-state.js';
 export * from './ops/matmul.js';
+export * from './ops/matmul-tiled.js';
 export * from './ops/norm.js';
 export * from './ops/elementwise.js';
 export * from './ops/embedding.js';
