@@ -5,6 +5,7 @@
  * demo compare 0:1, 1:7, 1:3, 1:1 and pure attention at the same size this way.
  */
 import { type DType, type Runtime, StatespaceError } from '@statespace/core';
+import { type S4DInit, s4dInitWeights } from '@statespace/s4d';
 import { HybridModel } from './model.js';
 import type { BlockSpec, MixerSpec, ModelSpec } from './spec.js';
 import { randomWeights } from './weights.js';
@@ -14,7 +15,7 @@ export interface HybridComposition {
   /**
    * One character per layer: `M` Mamba-2, `m` Mamba-1, `A` or `*` attention,
    * `S` sliding-window attention (window `attention.slidingWindow`), `D` Gated DeltaNet,
-   * `-` MLP only. Every layer except `-` also gets the MLP when `mlp` is set. Give either
+   * `L` S4D (the linear time-invariant diagonal SSM, settings in `s4d`), `-` MLP only. Every layer except `-` also gets the MLP when `mlp` is set. Give either
    * `pattern` or `ratio`.
    *
    * @example
@@ -58,6 +59,16 @@ export interface HybridComposition {
   attention?: { numHeads: number; numKeyValueHeads?: number; headDim?: number; ropeTheta?: number; slidingWindow?: number; boundedCache?: boolean; kvPageSize?: number };
   /** Gated DeltaNet layers (default: hidden/128 key heads, hidden/64 value heads, head dims 128). */
   deltanet?: { numKeyHeads: number; numValueHeads: number; headKDim: number; headVDim: number };
+  /**
+   * S4D layers (`L`; default: d_state 64, S4D-Lin, dt in [0.001, 0.1], causal). `bidirectional` layers read the
+   * whole sequence at once: such a model prefills but refuses to decode (`S4D_BIDIRECTIONAL`).
+   *
+   * @example
+   * ```ts
+   * composeModel(rt, { pattern: 'LALL', hiddenSize: 256, vocabSize: 1000, s4d: { stateSize: 64, init: 'inv' }, mlp: { intermediateSize: 512 } });
+   * ```
+   */
+  s4d?: { stateSize: number; init?: 'lin' | 'inv'; dtMin?: number; dtMax?: number; bidirectional?: boolean };
   /** A SwiGLU MLP after each mixer. */
   mlp?: { intermediateSize: number };
   /** The LM head is the embedding table (default true). */
@@ -156,8 +167,15 @@ export function composeSpec(c: HybridComposition): ModelSpec {
     } else if (ch === 'D') {
       const d = c.deltanet ?? { numKeyHeads: D / 128, numValueHeads: D / 64, headKDim: 128, headVDim: 128 };
       mixer = { kind: 'gated_deltanet', prefix: `${p}mixer.`, config: { hiddenSize: D, ...d, convKernel: 4, normEps: eps } };
+    } else if (ch === 'L') {
+      const s = c.s4d ?? { stateSize: 64 };
+      mixer = {
+        kind: 's4d',
+        prefix: `${p}mixer.`,
+        config: { hiddenSize: D, stateSize: s.stateSize, init: s.init ?? 'lin', dtMin: s.dtMin ?? 0.001, dtMax: s.dtMax ?? 0.1, bidirectional: s.bidirectional ?? false },
+      };
     } else if (ch !== '-') {
-      throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: layer ${i} is '${ch}'; use M, m, A, *, S, D or -`);
+      throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: layer ${i} is '${ch}'; use M, m, A, *, S, D, L or -`);
     }
     const mlp = c.mlp;
     return {
@@ -194,7 +212,19 @@ export function composeSpec(c: HybridComposition): ModelSpec {
  */
 export function composeModel(runtime: Runtime, composition: HybridComposition, options: { seed?: number; dtype?: DType } = {}): HybridModel {
   const spec = composeSpec(composition);
-  const model = new HybridModel(runtime, spec, randomWeights(runtime, spec, options));
+  const weights = randomWeights(runtime, spec, options);
+  // S4D layers start from S4D-Lin / S4D-Inv and log-uniform dt (randomWeights' generic init knows nothing of them)
+  spec.blocks.forEach((block, i) => {
+    for (const m of block.mixers) {
+      if (m.kind !== 's4d') continue;
+      for (const [name, values] of Object.entries(s4dInitWeights(m.config as unknown as S4DInit, (options.seed ?? 0) * 1009 + i + 1))) {
+        const old = weights[m.prefix + name];
+        weights[m.prefix + name] = runtime.upload(values, old.shape, old.dtype, m.prefix + name);
+        old.dispose();
+      }
+    }
+  });
+  const model = new HybridModel(runtime, spec, weights);
   model.fingerprint = `random:${options.seed ?? 0}:${options.dtype ?? 'f32'}`;
   return model;
 }

@@ -8,6 +8,7 @@ import type { LayerWeights, Runtime, SequenceMixer, Tensor, WeightSpec } from '@
 import { AttentionMixer } from '@statespace/attention';
 import { GatedDeltaNetMixer } from '@statespace/deltanet';
 import { Mamba1Mixer, ShortConvMixer } from '@statespace/scan-wgsl';
+import { S4DMixer } from '@statespace/s4d';
 import { Mamba2Mixer } from '@statespace/ssd';
 import type { MixerKind } from './spec.js';
 
@@ -65,5 +66,9 @@ export const mixerFactories: Record<MixerKind, MixerFactory> = {
   short_conv: renaming({
     create: (rt, c, w) => new ShortConvMixer(rt, c as AnyConfig, w),
     expectedWeights: (c) => ShortConvMixer.expectedWeights(c as AnyConfig),
+  }),
+  s4d: renaming({
+    create: (rt, c, w) => new S4DMixer(rt, c as AnyConfig, w),
+    expectedWeights: (c) => S4DMixer.expectedWeights(c as AnyConfig),
   }),
 };

@@ -119,15 +119,15 @@ const fixtureDir = join(dirname(fileURLToPath(import.meta.url)), '../../../fixtu
 function readSafetensors(path: string): { tensors: Record<string, { shape: number[]; data: Float32Array }>; metadata: Record<string, string> } {
   const bytes = readFileSync(path);
   const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> & { __metadata__: Record<string, string> };
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const [name, t] of Object.entries(header)) {
+  for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const start = 8 + n + t.data_offsets[0];
-    const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + 8 + n + t.data_offsets[1]));
-    tensors[name] = { shape: t.shape, data };
+    const t = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    const start = bytes.byteOffset + 8 + n;
+    tensors[name] = { shape: t.shape, data: new Float32Array(bytes.buffer.slice(start + t.data_offsets[0], start + t.data_offsets[1])) };
   }
-  return { tensors, metadata: header.__metadata__ };
+  return { tensors, metadata: header.__metadata__ as Record<string, string> };
 }
 
 /** Largest error of a row of H outputs, over 1e-4 of the row's largest value when that is < 1 (absolute otherwise). */
