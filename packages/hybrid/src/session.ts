@@ -28,6 +28,50 @@ export interface GenerateOptions extends SamplingOptions {
    * the tokens actually returned.
    */
   inFlight?: number;
+  /** Prompt tokens per forward pass (default: the session's {@link SessionOptions.prefillChunk}). */
+  prefillChunk?: number;
+  /** Called after each forward pass of the prompt (see {@link PrefillOptions.onProgress}). */
+  onProgress?: (progress: PrefillProgress) => void;
+}
+
+/** Progress of a prompt fed in passes: `done` of `total` tokens (per sequence) are in the state. */
+export interface PrefillProgress {
+  done: number;
+  total: number;
+}
+
+/** Options of {@link Session.prefill}. */
+export interface PrefillOptions {
+  /**
+   * Prompt tokens per forward pass (default: the session's {@link SessionOptions.prefillChunk});
+   * 0 runs the whole prompt in one pass.
+   */
+  prefillChunk?: number;
+  /** Called after each forward pass with the tokens fed so far, in order; the last call has done = total. */
+  onProgress?: (progress: PrefillProgress) => void;
+}
+
+/** Options of the {@link Session} constructor. */
+export interface SessionOptions {
+  /** Independent sequences run together (default 1). */
+  batch?: number;
+  /**
+   * Prompt tokens per forward pass (default {@link DEFAULT_PREFILL_CHUNK}; 0 = the whole prompt
+   * in one pass). A long prompt runs as passes of this many tokens, each continuing from the
+   * state the previous one left (SSM and conv states, KV caches), so activations stay
+   * O(chunk) however long the prompt: nothing of size prompt × d_inner or prompt² exists at once.
+   */
+  prefillChunk?: number;
+}
+
+/** Tokens per prefill pass when {@link SessionOptions.prefillChunk} is not given. */
+export const DEFAULT_PREFILL_CHUNK = 8192;
+
+function checkChunk(op: string, chunk: unknown): number {
+  if (!(typeof chunk === 'number' && Number.isInteger(chunk) && chunk >= 0)) {
+    throw new StatespaceError('INVALID_ARGUMENT', `${op}: prefillChunk must be an integer >= 0 (0 = one pass), got ${String(chunk)}`);
+  }
+  return chunk;
 }
 
 /** A random 32-bit seed (crypto where available), the default of {@link SamplingOptions.seed}. */
@@ -53,6 +97,8 @@ function validateGenerateOptions(o: GenerateOptions): void {
   if (o.inFlight !== undefined && !(Number.isInteger(o.inFlight) && o.inFlight >= 1 && o.inFlight <= 8)) invalid('inFlight', 'an integer in [1, 8]', o.inFlight);
   if (o.stopTokens !== undefined && (!Array.isArray(o.stopTokens) || o.stopTokens.some((t) => !Number.isInteger(t) || t < 0))) invalid('stopTokens', 'an array of token ids', o.stopTokens);
   if (o.signal !== undefined && (typeof o.signal !== 'object' || o.signal === null || typeof o.signal.aborted !== 'boolean')) invalid('signal', 'an AbortSignal', o.signal);
+  if (o.prefillChunk !== undefined) checkChunk('Session.generate', o.prefillChunk);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') invalid('onProgress', 'a function', o.onProgress);
 }
 
 /** Memory a session holds, in bytes. */
@@ -101,20 +147,24 @@ export class Session {
   private lastLogits: Float32Array[] | null = null;
   private history: number[][];
   private disposed = false;
+  /** Prompt tokens per forward pass of prefill and generate (0 = one pass). */
+  readonly prefillChunk: number;
 
   /**
    * Starts from an empty state. Several sessions can share one model.
    *
    * @param model - A loaded ({@link loadModel}) or composed ({@link composeModel}) model.
-   * @param options - `batch`: independent sequences run together (default 1).
+   * @param options - `batch`: independent sequences run together (default 1); `prefillChunk`:
+   *   prompt tokens per forward pass (default {@link DEFAULT_PREFILL_CHUNK}, 0 = one pass).
    */
   constructor(
     /** The model this session runs. */
     readonly model: HybridModel,
-    options: { batch?: number } = {},
+    options: SessionOptions = {},
   ) {
     this.batch = options.batch ?? 1;
     if (!Number.isInteger(this.batch) || this.batch < 1) throw new StatespaceError('INVALID_ARGUMENT', `Session: batch must be a positive integer, got ${options.batch}`);
+    this.prefillChunk = checkChunk('Session', options.prefillChunk ?? DEFAULT_PREFILL_CHUNK);
     this.state = model.createState(this.batch);
     this.history = Array.from({ length: this.batch }, () => []);
   }
@@ -176,6 +226,30 @@ export class Session {
     return logits;
   }
 
+  /**
+   * Feeds a prompt in forward passes of `chunk` tokens (0: one pass), each continuing from the
+   * state the previous one left; only the last pass computes logits (batch, 1, vocab), returned
+   * recorded but not read. Each pass but the last is waited for, which bounds the work in
+   * flight to one pass and lets `onProgress` report tokens the GPU has actually fed.
+   */
+  private async runPrompt(rows: number[][], chunk: number, onProgress?: (progress: PrefillProgress) => void): Promise<Tensor> {
+    const T = rows[0].length;
+    const step = chunk > 0 ? chunk : T;
+    for (let done = 0; done < T; done += step) {
+      const end = Math.min(T, done + step);
+      const part = end - done === T ? rows : rows.map((r) => r.slice(done, end));
+      const logits = this.run(part, 'last');
+      if (end === T) {
+        onProgress?.({ done: end, total: T });
+        return logits;
+      }
+      logits.dispose();
+      await this.runtime.sync();
+      onProgress?.({ done: end, total: T });
+    }
+    throw new StatespaceError('INVALID_ARGUMENT', 'Session: a prompt needs at least one token');
+  }
+
   /** Reads the last logits (batch, 1, vocab) into lastLogits; `keep` leaves the tensor (the decode engine owns it). */
   private async readLast(logits: Tensor, keep = false): Promise<Float32Array[]> {
     const V = this.model.spec.vocabSize;
@@ -187,10 +261,21 @@ export class Session {
 
   /**
    * Feeds a prompt (one sequence, or one per batch entry) and returns the logits
-   * of the last position of each sequence. Continues from the current state.
+   * of the last position of each sequence. Continues from the current state. A
+   * prompt longer than `prefillChunk` runs in passes of that many tokens (the
+   * same logits as one pass, activations bounded by the chunk).
+   *
+   * @example
+   * ```ts
+   * const session = new Session(model, { prefillChunk: 4096 });
+   * const [logits] = await session.prefill(longPrompt, { onProgress: ({ done, total }) => console.log(`${done}/${total}`) });
+   * ```
    */
-  async prefill(ids: readonly number[] | readonly (readonly number[])[]): Promise<Float32Array[]> {
-    return this.readLast(this.run(this.takeCarried(this.toBatch(ids))!, 'last'));
+  async prefill(ids: readonly number[] | readonly (readonly number[])[], options: PrefillOptions = {}): Promise<Float32Array[]> {
+    const chunk = checkChunk('Session.prefill', options.prefillChunk ?? this.prefillChunk);
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new StatespaceError('INVALID_ARGUMENT', 'Session.prefill: onProgress must be a function');
+    const rows = this.takeCarried(this.toBatch(ids))!;
+    return this.readLast(await this.runPrompt(rows, chunk, options.onProgress));
   }
 
   /** Feeds one token per sequence (decode step) and returns the next logits. */
@@ -291,7 +376,7 @@ export class Session {
     const engine = this.decodeEngine();
     const depth = options.inFlight ?? 3;
     const chosen: Promise<number[]>[] = [];
-    let logits = input ? this.run(input, 'last') : null;
+    let logits = input ? await this.runPrompt(input, options.prefillChunk ?? this.prefillChunk, options.onProgress) : null;
     // A sampler is made after the prompt is fed, so its repetition penalty sees the prompt.
     const select = sampling ? new GpuSampler(rt, this.batch, this.model.spec.vocabSize, sampling, this.history) : ('argmax' as const);
     try {
@@ -447,7 +532,7 @@ export class Session {
   /** A second, independent session that starts from this one's current state. */
   fork(): Session {
     this.check();
-    const s = new Session(this.model, { batch: this.batch });
+    const s = new Session(this.model, { batch: this.batch, prefillChunk: this.prefillChunk });
     s.state.dispose();
     s.state = this.state.clone();
     s.lastLogits = this.lastLogits ? this.lastLogits.map((r) => r.slice()) : null;
