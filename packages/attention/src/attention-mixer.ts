@@ -230,18 +230,21 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     const qNorm = norm ? { weight: this.weights['q_norm.weight'], eps: norm.eps, unitOffset: norm.unitOffset } : undefined;
     const kNorm = norm ? { weight: this.weights['k_norm.weight'], eps: norm.eps, unitOffset: norm.unitOffset } : undefined;
     const q4 = reshaped(q, [B, L, H, qRow]);
-    const qh = applyRope(rt, q4, { table: rope?.table, position: rope?.position, headDim: D, norm: qNorm });
     const k4 = reshaped(k, [B, L, Hkv, D]);
     const v4 = reshaped(v, [B, L, Hkv, D]);
     const appendOptions = { rope: rope ?? undefined, kNorm };
     const opts = { scale: this.dims.scale, softcap: this.dims.softcap, slidingWindow: this.dims.window };
+    // Decode: rope(q), rope(k) into the cache and the copy of v in one dispatch where the kernel takes them.
+    const fusedQ = L === 1 && rt.fastKernels ? state.appendDecodeToken(q4, k4, v4, appendOptions, qNorm) : null;
+    const qh = fusedQ ?? applyRope(rt, q4, { table: rope?.table, position: rope?.position, headDim: D, norm: qNorm });
+    const attendFor = (options: typeof opts & { outShape?: number[] }) => (fusedQ ? state.attend(qh, options) : state.appendAndAttend(qh, k4, v4, appendOptions, options));
     let o: Tensor;
     if (gate) {
-      const raw = state.appendAndAttend(qh, k4, v4, appendOptions, opts);
+      const raw = attendFor(opts);
       o = sigmoidGate(rt, raw, q);
       raw.dispose();
     } else {
-      o = state.appendAndAttend(qh, k4, v4, appendOptions, { ...opts, outShape: [B, L, H * D] });
+      o = attendFor({ ...opts, outShape: [B, L, H * D] });
     }
     if (rope?.temporary) rope.table.dispose();
     qh.dispose();

@@ -14,6 +14,7 @@
  * @packageDocumentation
  */
 export * from './rope.js';
+export { type DecodeQkvAttrs, type DecodeQkvInputs, type DecodeQkvShape, canDecodeQkv, createDecodeQkvKernel, decodeQkv } from './decode-qkv.js';
 export * from './flash-attention.js';
 export * from './flash-decoding.js';
 export * from './kv-cache.js';

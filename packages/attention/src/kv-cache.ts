@@ -35,6 +35,7 @@ import {
 } from '@statespace/core';
 import { type FlashAttentionOptions, type KVRun, attendRuns } from './flash-attention.js';
 import { applyRope } from './rope.js';
+import { canDecodeQkv, decodeQkv } from './decode-qkv.js';
 import { DECODE_CHUNK } from './flash-decoding.js';
 
 /** Page and run sizes of a {@link KVCacheState}. */
@@ -211,7 +212,32 @@ export class KVCacheState implements MixerState {
     this.appendRange(k, v, options, 0, k.shape[1]);
   }
 
-  private appendRange(k: TensorLike, v: TensorLike, options: KVAppendOptions, from: number, L: number): void {
+  /**
+   * One decode token (k and v of 1 token): its keys and values into their cache slot and its
+   * queries q (B, 1, H, ≥D) rotated (and normalised with `qNorm`), in one fused dispatch
+   * ({@link decodeQkv}). Returns the rotated queries (B, 1, H, D), or null when the fused
+   * kernel does not take these inputs (then rotate q and {@link append} as usual).
+   *
+   * @example
+   * ```ts
+   * const qh = cache.appendDecodeToken(q, k, v, { rope }) ?? fallback();
+   * const o = cache.attend(qh);
+   * ```
+   */
+  appendDecodeToken(q: TensorLike, k: TensorLike, v: TensorLike, options: KVAppendOptions = {}, qNorm?: { weight: TensorLike; eps: number; unitOffset?: boolean }): Tensor | null {
+    const rope = options.rope;
+    if (k.shape[1] !== 1 || !canDecodeQkv(this.runtime, { qNorm, kNorm: options.kNorm, rope })) return null;
+    this.checkAppend(k, v);
+    this.ropeRows = rope ? rope.table.shape[0] - rope.position + this.tokens : 0;
+    this.reserve(1);
+    const p = this.tokens;
+    const run = this.runs.find((r) => p >= r.start && p < r.start + r.capacity)!;
+    const qh = decodeQkv(this.runtime, { q, k, v, headDim: this.headDim, rope, qNorm, kNorm: options.kNorm, cache: { k: run.k, v: run.v, slot: p - run.start } });
+    this.tokens += 1;
+    return qh;
+  }
+
+  private checkAppend(k: TensorLike, v: TensorLike): void {
     const op = 'KVCacheState.append';
     const { batch: B, numKeyValueHeads: Hkv, headDim: D } = this;
     for (const [name, t] of [['k', k], ['v', v]] as const) {
@@ -220,6 +246,11 @@ export class KVCacheState implements MixerState {
       }
     }
     assertArg(v.shape[1] === k.shape[1], op, `k holds ${k.shape[1]} tokens, v ${v.shape[1]}`);
+  }
+
+  private appendRange(k: TensorLike, v: TensorLike, options: KVAppendOptions, from: number, L: number): void {
+    const { headDim: D } = this;
+    this.checkAppend(k, v);
     this.ropeRows = options.rope ? options.rope.table.shape[0] - options.rope.position + this.tokens - from : 0;
     this.reserve(L);
     const first = this.tokens;
