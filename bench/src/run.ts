@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { Runtime, type Tensor } from '@statespace/core';
 import { Session, composeModel } from '@statespace/hybrid';
 import { lineChartSvg } from './chart.js';
+import { prefillMatmulLine } from './matmul.js';
 import { BENCH_MODELS, type BenchModel, CHART_MODELS } from './models.js';
 
 const { values } = parseArgs({
@@ -206,6 +207,7 @@ if (!values['chart-only']) {
         `  decode ms/token at context ${contexts.map((C) => `${C}: ${r.decodeMsAtContext[C].toFixed(2)} (ssm ${mib(r.stateBytesAtContext[C].ssm)}, kv ${mib(r.stateBytesAtContext[C].kv)})`).join('; ')}`,
       ].join('\n'),
     );
+    console.log(await prefillMatmulLine(rt, m.composition, Math.min(4096, Math.max(...prefillLengths)), dtype, quick));
   }
 }
 let chart: { name: string; points: [number, number][] }[] | undefined;
