@@ -146,6 +146,82 @@ function decodeRunData(shape: FlashDecodeShape, options: AttentionOptions) {
   };
 }
 
+/** Uniform and buffer names of one KV run inside a pass-1 kernel. */
+interface RunNames { k: string; v: string; segStart: string; segLen: string; segCap: string; chunkLo: string; chunkBase: string }
+const RUN0: RunNames = { k: 'k', v: 'v', segStart: 'u.segStart', segLen: 'u.segLen', segCap: 'u.segCap', chunkLo: 'u.chunkLo', chunkBase: 'u.chunkBase' };
+const RUN1: RunNames = { k: 'k1', v: 'v1', segStart: 'u.segStart1', segLen: 'u.segLen1', segCap: 'u.segCap1', chunkLo: 'u.chunkLo1', chunkBase: 'u.chunkBase1' };
+
+/** The vec4 pass-1 body for chunk `ci` of run `r` (one workgroup's work). */
+function vec4Pass1Body(r: RunNames, ci: string): string {
+  return `let ci = ${ci};
+  let h = wid.y;
+  let b = wid.z;
+  let hk = h / (u.H / u.Hkv);
+  let D4 = u.D / 4u;
+  let chunkStart = ${r.segStart} + (${r.chunkLo} + ci) * C;
+  let kEnd = min(min(chunkStart + C, ${r.segStart} + ${r.segLen}), u.qpos + 1u);
+  var kStart = chunkStart;
+  if (u.window > 0u && u.qpos + 1u > u.window) { kStart = max(kStart, u.qpos + 1u - u.window); }
+  let qb = (b * u.H + h) * u.D;
+  for (var d = li; d < D4; d += C) { qv[d] = vec4<f32>(q[qb + 4u * d], q[qb + 4u * d + 1u], q[qb + 4u * d + 2u], q[qb + 4u * d + 3u]); }
+  workgroupBarrier();
+  let t = chunkStart + li;
+  let ok = t >= kStart && t < kEnd;
+  var s = SENT;
+  if (ok) {
+    let kb = ((b * ${r.segCap} + t - ${r.segStart}) * u.Hkv + hk) * D4;
+    var acc4 = vec4<f32>(0.0);
+    for (var d = 0u; d < D4; d++) { acc4 += qv[d] * ${r.k}[kb + d]; }
+    // four running sums (features d ≡ 0..3 mod 4) added at the end: another rounding order than the scalar kernel's
+    s = (acc4.x + acc4.y + acc4.z + acc4.w) * u.scale;
+    if (u.softcap > 0.0) { s = u.softcap * tanh(clamp(s / u.softcap, -15.0, 15.0)); }
+  }
+  let m = wgMax(s, li);
+  var p = 0.0;
+  if (ok) { p = exp(s - m); }
+  let l = wgSum(p, li);
+  ps[li] = p;
+  workgroupBarrier();
+  let slot = (b * u.H + h) * u.N + ${r.chunkBase} + ci;
+  let G = max(1u, C / D4);
+  let g = li / D4;
+  let d = li % D4;
+  var acc = vec4<f32>(0.0);
+  if (g < G) {
+    for (var c = kStart + g; c < kEnd; c += G) {
+      acc += ps[c - chunkStart] * ${r.v}[((b * ${r.segCap} + c - ${r.segStart}) * u.Hkv + hk) * D4 + d];
+    }
+  }
+  pv[li] = acc;
+  workgroupBarrier();
+  if (li < D4) {
+    var sum = vec4<f32>(0.0);
+    for (var j = 0u; j < G; j++) { sum += pv[j * D4 + li]; }
+    let o = slot * u.D + 4u * li;
+    po[o] = sum.x;
+    po[o + 1u] = sum.y;
+    po[o + 2u] = sum.z;
+    po[o + 3u] = sum.w;
+  }
+  if (li == 0u) {
+    pml[slot * 2u] = m;
+    pml[slot * 2u + 1u] = l;
+  }
+`;
+}
+
+/** Bindings, constants and workgroup arrays of the vec4 pass-1 kernels. */
+function vec4Pass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout = decodeLayout): string {
+  return `${wgslBindings(layout, bindings)}
+${wgslRowReduce()}
+const C = ${DECODE_CHUNK}u;
+const SENT = -3.0e38;
+var<workgroup> qv: array<vec4<f32>, ${DECODE_CHUNK / 4}>; // (D/4) the query
+var<workgroup> ps: array<f32, ${DECODE_CHUNK}>; // (C) probabilities
+var<workgroup> pv: array<vec4<f32>, ${DECODE_CHUNK}>; // (G, D/4) the groups' P·V sums
+`;
+}
+
 /**
  * Pass 1 with 16-byte loads, for head_dim a multiple of 4: a thread's dot product over its key
  * reads D/4 vec4 words instead of D floats, and P·V runs C / (D/4) groups of D/4 threads, each
@@ -166,71 +242,69 @@ export function createFlashDecodeVec4Kernel(shape: FlashDecodeShape, options: At
     { name: 'po', type: 'f32', access: 'read_write' }, // (B, H, N, D)
     { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2)
   ] as const;
-  const wgsl = memoWgsl('flash_decode', 'v4', () => `${wgslBindings(decodeLayout, bindings)}
-${wgslRowReduce()}
-const C = ${DECODE_CHUNK}u;
-const SENT = -3.0e38;
-var<workgroup> qv: array<vec4<f32>, ${DECODE_CHUNK / 4}>; // (D/4) the query
-var<workgroup> ps: array<f32, ${DECODE_CHUNK}>; // (C) probabilities
-var<workgroup> pv: array<vec4<f32>, ${DECODE_CHUNK}>; // (G, D/4) the groups' P·V sums
+  const wgsl = memoWgsl('flash_decode', 'v4', () => `${vec4Pass1Head(bindings)}
 @compute @workgroup_size(${DECODE_CHUNK})
 fn main(${WGSL_BUILTINS}) {
-  let ci = wid.x;
-  let h = wid.y;
-  let b = wid.z;
-  let hk = h / (u.H / u.Hkv);
-  let D4 = u.D / 4u;
-  let chunkStart = u.segStart + (u.chunkLo + ci) * C;
-  let kEnd = min(min(chunkStart + C, u.segStart + u.segLen), u.qpos + 1u);
-  var kStart = chunkStart;
-  if (u.window > 0u && u.qpos + 1u > u.window) { kStart = max(kStart, u.qpos + 1u - u.window); }
-  let qb = (b * u.H + h) * u.D;
-  for (var d = li; d < D4; d += C) { qv[d] = vec4<f32>(q[qb + 4u * d], q[qb + 4u * d + 1u], q[qb + 4u * d + 2u], q[qb + 4u * d + 3u]); }
-  workgroupBarrier();
-  let t = chunkStart + li;
-  let ok = t >= kStart && t < kEnd;
-  var s = SENT;
-  if (ok) {
-    let kb = ((b * u.segCap + t - u.segStart) * u.Hkv + hk) * D4;
-    var acc4 = vec4<f32>(0.0);
-    for (var d = 0u; d < D4; d++) { acc4 += qv[d] * k[kb + d]; }
-    // four running sums (features d ≡ 0..3 mod 4) added at the end: another rounding order than the scalar kernel's
-    s = (acc4.x + acc4.y + acc4.z + acc4.w) * u.scale;
-    if (u.softcap > 0.0) { s = u.softcap * tanh(clamp(s / u.softcap, -15.0, 15.0)); }
-  }
-  let m = wgMax(s, li);
-  var p = 0.0;
-  if (ok) { p = exp(s - m); }
-  let l = wgSum(p, li);
-  ps[li] = p;
-  workgroupBarrier();
-  let slot = (b * u.H + h) * u.N + u.chunkBase + ci;
-  let G = max(1u, C / D4);
-  let g = li / D4;
-  let d = li % D4;
-  var acc = vec4<f32>(0.0);
-  if (g < G) {
-    for (var c = kStart + g; c < kEnd; c += G) {
-      acc += ps[c - chunkStart] * v[((b * u.segCap + c - u.segStart) * u.Hkv + hk) * D4 + d];
-    }
-  }
-  pv[li] = acc;
-  workgroupBarrier();
-  if (li < D4) {
-    var sum = vec4<f32>(0.0);
-    for (var j = 0u; j < G; j++) { sum += pv[j * D4 + li]; }
-    let o = slot * u.D + 4u * li;
-    po[o] = sum.x;
-    po[o + 1u] = sum.y;
-    po[o + 2u] = sum.z;
-    po[o + 3u] = sum.w;
-  }
-  if (li == 0u) {
-    pml[slot * 2u] = m;
-    pml[slot * 2u + 1u] = l;
-  }
+  ${vec4Pass1Body(RUN0, 'wid.x')}
 }`);
   return { ...decodeRunData(shape, options), cacheKey: 'v4', wgsl, bindings };
+}
+
+const pairLayout = {
+  ...decodeLayout, segStart1: 'u32', segLen1: 'u32', segCap1: 'u32', chunkLo1: 'u32', chunkBase1: 'u32', chunks0: 'u32',
+} as const satisfies UniformLayout;
+
+/** The second KV run of a {@link createFlashDecodePairKernel} dispatch. */
+export type FlashDecodeRun = Pick<FlashDecodeShape, 'segStart' | 'segLen' | 'segCap' | 'chunkLo' | 'chunks' | 'chunkBase'>;
+
+/**
+ * Pass 1 over two KV runs in one dispatch (7 storage buffers, within WebGPU's default 8): the
+ * first `shape.chunks` workgroups of each (batch, head) take chunks of the first run, the rest
+ * chunks of `second`. A paged cache usually holds its tokens in two or more runs, so this halves
+ * the pass-1 dispatches (and their barriers) of a decode step. head_dim a multiple of 4.
+ *
+ * @example
+ * ```ts
+ * const k = createFlashDecodePairKernel(
+ *   { B: 1, H: 16, Hkv: 4, D: 64, qpos: 700, segStart: 0, segLen: 512, segCap: 512, chunkLo: 0, chunks: 2, chunkBase: 0, N: 4 },
+ *   { segStart: 512, segLen: 189, segCap: 512, chunkLo: 0, chunks: 1, chunkBase: 2 },
+ * );
+ * console.log(k.dispatch); // [3, 16, 1]
+ * ```
+ */
+export function createFlashDecodePairKernel(shape: FlashDecodeShape, second: FlashDecodeRun, options: AttentionOptions = {}): KernelDescriptor {
+  assertArg(shape.D % 4 === 0, 'createFlashDecodePairKernel', `head_dim ${shape.D} must be a multiple of 4`);
+  const bindings = [
+    { name: 'q', type: 'f32', access: 'read' }, // (B, 1, H, D)
+    { name: 'k', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4) run 0
+    { name: 'v', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
+    { name: 'k1', type: 'vec4<f32>', access: 'read' }, // (B, segCap1, Hkv, D/4) run 1
+    { name: 'v1', type: 'vec4<f32>', access: 'read' }, // (B, segCap1, Hkv, D/4)
+    { name: 'po', type: 'f32', access: 'read_write' }, // (B, H, N, D)
+    { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2)
+  ] as const;
+  const wgsl = memoWgsl('flash_decode', 'pair', () => `${vec4Pass1Head(bindings, pairLayout)}
+@compute @workgroup_size(${DECODE_CHUNK})
+fn main(${WGSL_BUILTINS}) {
+  if (wid.x < u.chunks0) {
+    ${vec4Pass1Body(RUN0, 'wid.x')}
+  } else {
+    ${vec4Pass1Body(RUN1, 'wid.x - u.chunks0')}
+  }
+}`);
+  const run = decodeRunData(shape, options);
+  return {
+    ...run,
+    cacheKey: 'pair',
+    wgsl,
+    bindings,
+    dispatch: [shape.chunks + second.chunks, shape.H, shape.B],
+    uniformLayout: pairLayout,
+    uniforms: {
+      ...run.uniforms,
+      segStart1: second.segStart, segLen1: second.segLen, segCap1: second.segCap, chunkLo1: second.chunkLo, chunkBase1: second.chunkBase, chunks0: shape.chunks,
+    },
+  };
 }
 
 const combineLayout = { rows: 'u32', D: 'u32', N: 'u32' } as const satisfies UniformLayout;
@@ -312,13 +386,16 @@ export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KV
   }
   const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
   const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
-  const build = D % 4 === 0 ? createFlashDecodeVec4Kernel : createFlashDecodeKernel;
-  for (const p of plan) {
-    const kernel = build(
-      { B, H, Hkv: options.Hkv, D, qpos, segStart: p.run.start, segLen: p.run.length, segCap: p.run.k.shape[1], chunkLo: p.chunkLo, chunks: p.chunks, chunkBase: p.base, N },
-      options,
-    );
-    runtime.run(kernel, [q, p.run.k, p.run.v, po, pml]);
+  const vec4 = D % 4 === 0;
+  const build = vec4 ? createFlashDecodeVec4Kernel : createFlashDecodeKernel;
+  const shapeOf = (p: (typeof plan)[number]) => ({ segStart: p.run.start, segLen: p.run.length, segCap: p.run.k.shape[1], chunkLo: p.chunkLo, chunks: p.chunks, chunkBase: p.base });
+  // With 16-byte loads, runs go two per dispatch; an odd one out takes the one-run kernel.
+  for (let i = 0; i < plan.length; i += vec4 ? 2 : 1) {
+    const p = plan[i];
+    const shape = { B, H, Hkv: options.Hkv, D, qpos, N, ...shapeOf(p) };
+    const next = vec4 ? plan[i + 1] : undefined;
+    if (next) runtime.run(createFlashDecodePairKernel(shape, shapeOf(next), options), [q, p.run.k, p.run.v, next.run.k, next.run.v, po, pml]);
+    else runtime.run(build(shape, options), [q, p.run.k, p.run.v, po, pml]);
   }
   runtime.run(createDecodeCombineKernel({ B, H, D, N }), [po, pml, out]);
   po.dispose();

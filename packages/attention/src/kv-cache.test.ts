@@ -52,6 +52,14 @@ describe('paged KV cache', () => {
     const { worst } = await run(2, 3, 3, 64, [5, 50, 17, 2], { softcap: 4, slidingWindow: 40 });
     expect(worst).toBeLessThan(1e-5);
   });
+  it('decode over three runs of several 256-key chunks (pass 1 two runs per dispatch, then one), window and soft-cap, head_dim 20', async () => {
+    const { worst, cache } = await run(1, 6, 2, 20, [300, 1, 500, 1, 1, 300, 1], { slidingWindow: 700, softcap: 3 }, { pageSize: 256, maxRunPages: 32 });
+    expect(worst).toBeLessThan(1e-5);
+    expect(cache.runCount).toBe(3);
+    const unwindowed = await run(2, 4, 4, 20, [600, 1, 500, 1, 1], {}, { pageSize: 256, maxRunPages: 32 });
+    expect(unwindowed.worst).toBeLessThan(1e-5);
+    expect(unwindowed.cache.runCount).toBe(2);
+  });
   it('a long prompt gets one run; decode continues with 256-token pages', async () => {
     const { worst, cache } = await run(1, 2, 2, 16, [300, 1, 1, 250], {}, { pageSize: 256, maxRunPages: 32 });
     expect(worst).toBeLessThan(1e-5);
