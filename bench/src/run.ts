@@ -5,6 +5,7 @@
  * with --chart, the decode-vs-context SVG).
  *
  *   pnpm bench [--quick] [--models mamba2-130m,llama-350m] [--dtype f32|f16] [--out file.json] [--chart file.svg]
+ *   pnpm bench --moonshot [--moonshot-length 1048576] [--chunk 8192]   (one long prompt in passes, bench/src/moonshot.ts)
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,7 @@ import { Session, composeModel } from '@statespace/hybrid';
 import { lineChartSvg } from './chart.js';
 import { prefillMatmulLine } from './matmul.js';
 import { BENCH_MODELS, type BenchModel, CHART_MODELS } from './models.js';
+import { attentionFlops } from './attention-flops.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +26,9 @@ const { values } = parseArgs({
     'chart-only': { type: 'boolean' },
     prefill: { type: 'string' },
     contexts: { type: 'string' },
+    moonshot: { type: 'boolean' },
+    'moonshot-length': { type: 'string' },
+    chunk: { type: 'string' },
   },
 });
 const quick = !!values.quick;
@@ -33,6 +38,14 @@ const contexts = (values.contexts ?? (quick ? '64,256' : '1024,8192,32768')).spl
 
 const rt = await Runtime.create();
 const now = () => performance.now();
+if (values.moonshot) {
+  // A line of its own: one long prompt in passes (bench/src/moonshot.ts).
+  const { moonshot } = await import('./moonshot.js');
+  const r = await moonshot(rt, { length: Number(values['moonshot-length'] ?? 1048576), chunk: Number(values.chunk ?? 8192) });
+  if (values.out) writeFileSync(values.out, JSON.stringify({ adapter: rt.adapterName, moonshot: r, date: new Date().toISOString() }, null, 1));
+  rt.destroy();
+  process.exit(0);
+}
 
 function randomIds(n: number, vocab: number, seed: number): number[] {
   let s = seed >>> 0;
@@ -203,7 +216,7 @@ if (!values['chart-only']) {
         `${r.model}: decode ${fmt(r.decodeTokS)} tok/s (runs ${r.decodeRuns.map((x) => fmt(x)).join(', ')}; batch 8: ${fmt(r.decodeTokSBatch8)} tok/s), floor ${fmt(r.floorTokS)} tok/s -> ${((100 * r.decodeTokS) / r.floorTokS).toFixed(0)}% of the weight-bytes floor`,
         `  sampled (temperature 0.7, top-p 0.9, on the GPU): ${fmt(r.decodeTokSSampled)} tok/s`,
         `  per token: wall ${r.wallMsPerToken.toFixed(3)} ms, host recording ${r.hostMsPerToken.toFixed(3)} ms, ${r.dispatchesPerToken} dispatches+copies per replay`,
-        `  prefill ${prefillLengths.map((L) => `${L}: ${fmt(r.prefillTokS[L])} tok/s, peak ${mib(r.prefillPeakBytes[L])}`).join('; ')}`,
+        `  prefill ${prefillLengths.map((L) => `${L}: ${fmt(r.prefillTokS[L])} tok/s${attentionFlops(m.composition, L) ? ` (attention ≥ ${((attentionFlops(m.composition, L) * r.prefillTokS[L]) / L / 1e12).toFixed(1)} TFLOP/s)` : ''}, peak ${mib(r.prefillPeakBytes[L])}`).join('; ')}`,
         `  decode ms/token at context ${contexts.map((C) => `${C}: ${r.decodeMsAtContext[C].toFixed(2)} (ssm ${mib(r.stateBytesAtContext[C].ssm)}, kv ${mib(r.stateBytesAtContext[C].kv)})`).join('; ')}`,
       ].join('\n'),
     );
