@@ -1,6 +1,6 @@
 /**
  * @statespace/s4d: S4D, the diagonal linear time-invariant state space model (Gu, Gupta, Goel & Ré 2022), in
- * WGSL: the Vandermonde kernel, a tiled long convolution for prefill, the complex recurrence for decode, and the
+ * WGSL: the Vandermonde kernel, a chunked long convolution for prefill (O(L·Q)), the complex recurrence for decode, and the
  * layer of state-spaces/s4 `models/s4/s4d.py` as a sequence mixer.
  *
  * @example
@@ -19,6 +19,8 @@ export * from './s4d-kernel.js';
 export * from './s4d-conv.js';
 export * from './s4d-step.js';
 export * from './s4d-state-output.js';
+export * from './s4d-chunk-states.js';
+export * from './s4d-prefill.js';
 export * from './sigmoid-glu.js';
 export * from './s4d-init.js';
 export * from './s4d-mixer.js';

@@ -2,14 +2,17 @@
  * The S4D layer of state-spaces/s4 `models/s4/s4d.py` (`S4D` with `transposed=False`, eval mode) as a
  * {@link SequenceMixer}:
  *
- *   y = conv(x, K) + D·x            K from the diagonal SSM (s4dKernel); prefill: tiled long convolution
- *                                   (s4dConv, plus the starting state's response after earlier tokens); decode:
- *                                   the complex recurrence (s4dStep), O(1) state per channel
+ *   y = conv(x, K) + D·x            K from the diagonal SSM (s4dKernel); prefill: the chunked long convolution
+ *                                   (s4dPrefill: chunks of Q tokens, O(L·Q), K of Q taps; a prompt of L ≤ Q in one
+ *                                   tiled convolution plus the starting state's response); decode: the complex
+ *                                   recurrence (s4dStep), O(1) state per channel
  *   y = GELU(y)
  *   out = GLU(W·y + bias)           Conv1d(H, 2H, 1) + GLU over the channels: first half · sigmoid(second half)
  *
  * Bidirectional (state-spaces/s4 `FFTConv`'s option): a second C reads the sequence backwards; such a layer sees
- * the whole sequence at once, so it refuses to continue from earlier tokens (no decode).
+ * the whole sequence at once, so it refuses to continue from earlier tokens (no decode), and its prefill is the
+ * two-sided direct convolution over all of L (O(L²), K of L taps): the backward half needs the future, so it
+ * cannot be chunked.
  *
  * Shape glossary (packages/core/README.md, and s4d-params.ts): B batch, L seqlen, H channels (hidden size),
  * N d_state, modes = N/2.
@@ -31,8 +34,8 @@ import type { S4DInit } from './s4d-init.js';
 import { s4dKernel } from './s4d-kernel.js';
 import type { S4DParams } from './s4d-params.js';
 import { sigmoidGlu } from './sigmoid-glu.js';
-import { s4dStateOutput } from './s4d-state-output.js';
-import { s4dAdvanceState, s4dStep } from './s4d-step.js';
+import { S4D_PREFILL_CHUNK, s4dPrefill } from './s4d-prefill.js';
+import { s4dStep } from './s4d-step.js';
 
 /** Configuration of one S4D layer. `init`, `dtMin` and `dtMax` only matter to {@link s4dInitWeights}. */
 export interface S4DConfig extends S4DInit {
@@ -41,6 +44,11 @@ export interface S4DConfig extends S4DInit {
    * or 'recurrent' (the recurrence, token by token on the GPU). One-token calls always take the recurrence.
    */
   prefill?: 'conv' | 'recurrent';
+  /**
+   * Q of the chunked convolution prefill, a positive multiple of 16 (default {@link S4D_PREFILL_CHUNK} = 256):
+   * prompts of more than Q tokens go through chunks of Q, shorter ones through one direct convolution.
+   */
+  prefillChunk?: number;
 }
 
 /**
@@ -85,6 +93,8 @@ export class S4DMixer implements SequenceMixer<S4DState> {
     assertArg(Number.isInteger(H) && H >= 1, op, `hiddenSize=${H} must be a positive integer`);
     assertArg(Number.isInteger(N) && N >= 2 && N % 2 === 0, op, `stateSize=${N} must be a positive even integer (N/2 complex modes)`);
     assertArg(config.prefill === undefined || config.prefill === 'conv' || config.prefill === 'recurrent', op, `prefill must be 'conv' or 'recurrent', got ${config.prefill}`);
+    const Q = config.prefillChunk;
+    assertArg(Q === undefined || (Number.isInteger(Q) && Q >= 16 && Q % 16 === 0), op, `prefillChunk=${Q} must be a positive multiple of 16`);
     for (const spec of S4DMixer.expectedWeights(config)) {
       const w = weights[spec.name];
       if (!w) throw new StatespaceError('MISSING_WEIGHT', `${op}: weight ${spec.name} [${spec.shape.join(',')}] is missing`);
@@ -131,11 +141,14 @@ export class S4DMixer implements SequenceMixer<S4DState> {
     return new S4DState(this.runtime, batch, { conv: [batch, 0], ssm: this.config.bidirectional ? [batch, 0] : [batch, H, N / 2, 2] }, 's4d');
   }
 
-  /** The kernel K of at least L rows, kept between calls (grown to the next power of two ≥ 64). */
-  private kernelOf(L: number): Tensor {
+  /**
+   * The kernel K of at least L rows, kept between calls (grown to the next power of two ≥ 64, at most `cap`: the
+   * chunk Q of a causal layer, so K never has more than Q taps).
+   */
+  private kernelOf(L: number, cap = Infinity): Tensor {
     if (!this.K || this.K.shape[1] < L) {
       this.K?.dispose();
-      this.K = s4dKernel(this.runtime, this.params, Math.max(64, 2 ** Math.ceil(Math.log2(L))));
+      this.K = s4dKernel(this.runtime, this.params, Math.max(L, Math.min(cap, Math.max(64, 2 ** Math.ceil(Math.log2(L))))));
     }
     return this.K;
   }
@@ -158,11 +171,12 @@ export class S4DMixer implements SequenceMixer<S4DState> {
     let y: Tensor;
     if (!bidirectional && (L === 1 || this.config.prefill === 'recurrent')) {
       y = s4dStep(rt, x, this.params, state.ssm, { D: this.D, activation: 'gelu' });
+    } else if (bidirectional) {
+      y = s4dConv(rt, x, this.kernelOf(L), { D: this.D, activation: 'gelu' });
     } else {
-      const add = state.length > 0 ? s4dStateOutput(rt, this.params, state.ssm, L) : undefined;
-      y = s4dConv(rt, x, this.kernelOf(L), { D: this.D, add, activation: 'gelu' });
-      add?.dispose();
-      if (!bidirectional) s4dAdvanceState(rt, x, this.params, state.ssm);
+      const Q = this.config.prefillChunk ?? S4D_PREFILL_CHUNK;
+      const K = this.kernelOf(Math.min(L, Q), Q);
+      y = s4dPrefill(rt, x, this.params, state.ssm, { K, D: this.D, activation: 'gelu', chunk: Q, stateIsZero: state.length === 0 });
     }
     const z = matmul(rt, y, this.W, { bias: this.bias });
     y.dispose();
