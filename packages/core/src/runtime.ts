@@ -4,7 +4,7 @@
  * {@link Runtime.flush}, pools buffers, and uploads / reads back tensors.
  */
 import { type DeviceInfo, type RequestDeviceOptions, requestDevice } from './device.js';
-import { type DType, f16ToF32, f32To16, storageBytes } from './dtype.js';
+import { type DType, dequantizeQ8, f16ToF32, f32To16, quantizeQ8, storageBytes } from './dtype.js';
 import { StatespaceError } from './errors.js';
 import { type KernelDescriptor, packUniforms, uniformByteSize } from './kernel.js';
 import { Tensor, type TensorLike, numel, validateShape } from './tensor.js';
@@ -302,11 +302,13 @@ export class Runtime {
   /**
    * Uploads host data into a new tensor. Float32Array data given with dtype
    * 'f16' or 'bf16' is converted; Uint16Array data is taken as 16-bit words already.
+   * Float32Array data given with 'q8' is quantised ({@link quantizeQ8}); a Uint32Array for a
+   * q8 tensor is taken as its packed words already (`storageBytes('q8', n) / 4` of them).
    */
   upload(data: TypedData | readonly number[], shape: readonly number[], dtype?: DType, label = 'upload'): Tensor {
     const arr: TypedData = Array.isArray(data) ? new Float32Array(data as number[]) : (data as TypedData);
     const dt: DType = dtype ?? (arr instanceof Int32Array ? 'i32' : arr instanceof Uint32Array ? 'u32' : arr instanceof Uint16Array ? 'f16' : 'f32');
-    if (arr.length !== numel(shape)) {
+    if (arr.length !== numel(shape) && !(dt === 'q8' && arr instanceof Uint32Array && arr.length === storageBytes('q8', numel(shape)) / 4)) {
       throw new StatespaceError('SHAPE_MISMATCH', `upload ${label}: ${arr.length} values cannot fill shape [${shape.join(',')}]`);
     }
     const t = this.empty(shape, dt, label);
@@ -318,8 +320,13 @@ export class Runtime {
   write(t: TensorLike, data: TypedData): void {
     let bytes: ArrayBufferView;
     if ((t.dtype === 'f16' || t.dtype === 'bf16') && data instanceof Float32Array) bytes = f32To16(data, t.dtype);
+    else if (t.dtype === 'q8' && data instanceof Float32Array) bytes = quantizeQ8(data);
     else bytes = data;
-    if (data.length !== t.size) {
+    if (t.dtype === 'q8' && !(data instanceof Float32Array || data instanceof Uint32Array)) {
+      throw new StatespaceError('DTYPE_MISMATCH', `write ${t.label}: a q8 tensor takes f32 values (quantised here) or its packed u32 words, got ${data.constructor.name}`);
+    }
+    const packedQ8 = t.dtype === 'q8' && data instanceof Uint32Array;
+    if (packedQ8 ? data.length !== storageBytes('q8', t.size) / 4 : data.length !== t.size) {
       throw new StatespaceError('SHAPE_MISMATCH', `write ${t.label}: ${data.length} values for ${t.size} elements`);
     }
     // writeBuffer runs before commands not yet submitted: submit them first so a reused buffer is not clobbered.
@@ -333,7 +340,7 @@ export class Runtime {
     this.device.queue.writeBuffer(t.buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
   }
 
-  /** Reads a tensor back: f32/f16/bf16 as Float32Array, i32 as Int32Array, u32 as Uint32Array. */
+  /** Reads a tensor back: f32/f16/bf16 as Float32Array, q8 dequantised to a Float32Array, i32 as Int32Array, u32 as Uint32Array. */
   async read(t: TensorLike): Promise<Float32Array | Int32Array | Uint32Array> {
     const raw = await this.readBytes(t.buffer, t.byteSize);
     const n = t.size;
@@ -344,6 +351,8 @@ export class Runtime {
         return new Int32Array(raw, 0, n);
       case 'u32':
         return new Uint32Array(raw, 0, n);
+      case 'q8':
+        return dequantizeQ8(new Uint32Array(raw, 0, t.byteSize / 4), n);
       default:
         return f16ToF32(new Uint16Array(raw, 0, n), t.dtype);
     }

@@ -19,10 +19,12 @@
  * next step; one barrier per K-step.
  *
  * Global loads are 16 bytes (4 f32 or 8 packed 16-bit weights) where the row stride allows it
- * (K % 4 for x; K % 4 or % 8 for W (N, K); N % 4 or % 8 for W (K, N)), else scalar. Every load is
- * guarded, so any M, N, K works; y is written as vec4s when N % 4 == 0.
+ * (K % 4 for x; K % 4 or % 8 for W (N, K); N % 4 or % 8 for W (K, N)), else scalar. q8 weights
+ * (dtype.ts) are read 16 per 16-byte word plus their group's scale for W (N, K) with K % 16 == 0
+ * and tileK % 16 == 0, else element by element. Every load is guarded, so any M, N, K works; y
+ * is written as vec4s when N % 4 == 0.
  */
-import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
+import { type DType, wgslLoadFloat, wgslLoadQ8x16, wgslStorageType } from '../dtype.js';
 import { StatespaceError } from '../errors.js';
 import type { DeviceInfo } from '../device.js';
 import { type BindingDecl, type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, memoWgsl, wgslBindings } from '../kernel.js';
@@ -210,7 +212,7 @@ const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout
 export interface TiledMatmulAttrs {
   /** W is stored (N, K) as in `nn.Linear` (default true); else (K, N). */
   transposeB?: boolean;
-  /** Storage type of W ('f32', 'f16' or 'bf16'; 16-bit ones packed two per u32). */
+  /** Storage type of W ('f32', 'f16', 'bf16' (packed two per u32) or 'q8'). */
   weightDtype?: DType;
   /** A bias of length N is added. */
   bias?: boolean;
@@ -242,13 +244,15 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
   const transposeB = attrs.transposeB ?? true;
   const wDtype = attrs.weightDtype ?? 'f32';
   const bias = attrs.bias ?? false;
-  if (wDtype !== 'f32' && wDtype !== 'f16' && wDtype !== 'bf16') {
-    throw new StatespaceError('DTYPE_MISMATCH', `createTiledMatmulKernel: W must be f32, f16 or bf16, got ${wDtype}`);
+  if (wDtype !== 'f32' && wDtype !== 'f16' && wDtype !== 'bf16' && wDtype !== 'q8') {
+    throw new StatespaceError('DTYPE_MISMATCH', `createTiledMatmulKernel: W must be f32, f16, bf16 or q8, got ${wDtype}`);
   }
-  const packed = wDtype !== 'f32';
-  const perWord = packed ? 8 : 4; // weights per 16-byte load
+  const q8 = wDtype === 'q8';
+  const packed = wDtype !== 'f32' && !q8;
+  const perWord = q8 ? 16 : packed ? 8 : 4; // weights per 16-byte load
   const vecX = shape.K % 4 === 0;
-  const vecW = (transposeB ? shape.K : shape.N) % perWord === 0;
+  // q8 words hold 16 consecutive elements of a row of W (N, K) only; W (K, N) in q8 is read element by element
+  const vecW = q8 ? transposeB && shape.K % 16 === 0 && config.tileK % 16 === 0 : (transposeB ? shape.K : shape.N) % perWord === 0;
   const vecY = shape.N % 4 === 0;
   const { tileM: BM, tileN: BN, tileK: BK, threadM: TM, threadN: TN } = config;
   const TX = BN / TN;
@@ -256,7 +260,7 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
   const T = TX * TY;
   const bindings: BindingDecl[] = [
     { name: 'x', type: vecX ? 'vec4<f32>' : 'f32', access: 'read' }, // (M, K) (as (M, K/4) vec4s when K % 4 == 0)
-    { name: 'w', type: vecW ? (packed ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wDtype), access: 'read' }, // (N, K) or (K, N), f32 or packed pairs
+    { name: 'w', type: vecW ? (packed || q8 ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wDtype), access: 'read' }, // (N, K) or (K, N), f32, packed pairs or q8 blocks
     ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
     { name: 'y', type: vecY ? 'vec4<f32>' : 'f32', access: 'read_write' }, // (M, N)
   ];
@@ -287,7 +291,17 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
       stores.push(perThread(count, T, (r) => `let mm = idx / ${BK}u; As[ab + (idx % ${BK}u) * ${BM4}u + mm / 4u][mm % 4u] = px${r};`));
     }
     // W tile: (tileK, tileN) of W (or of Wᵀ), stored k-major: Bs[buf][k][n / 4][n % 4].
-    if (transposeB && vecW) {
+    if (q8 && vecW) {
+      // rows of W (N, K): each load is 16 consecutive k of one n, dequantised (16 floats in registers)
+      const count = (BN * BK) / 16;
+      const kq = BK / 16;
+      // the raw word and scale wait in registers (the loads stay in flight); they are dequantised at the store
+      for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = vec4<u32>(0u); var ps${r} = 0.0;`);
+      loads.push(perThread(count, T, (r) => `let gn = n0 + idx / ${kq}u; let gk = k0 + 16u * (idx % ${kq}u);
+    pw${r} = vec4<u32>(0u); ps${r} = 0.0; if (gn < u.N && gk < u.K) { let e = gn * u.K + gk; pw${r} = loadW16Word(e); ps${r} = loadW16Scale(e); }`));
+      stores.push(perThread(count, T, (r) => `let nn = idx / ${kq}u; let s = bb + 16u * (idx % ${kq}u) * ${BN4}u + nn / 4u; let c = nn % 4u; let q = loadW16Dequant(pw${r}, ps${r});
+    ${Array.from({ length: 16 }, (_, i) => `Bs[s + ${i * BN4}u][c] = q[${i >> 2}].${comp[i & 3]};`).join(' ')}`));
+    } else if (transposeB && vecW) {
       // rows of W (N, K): each load is 4 (f32) or 8 (packed) consecutive k of one n
       const count = (BN * BK) / perWord;
       const kq = BK / perWord;
@@ -354,6 +368,7 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
     }
     return `${wgslBindings(layout, bindings)}
 ${!vecW ? wgslLoadFloat('loadW', 'w', wDtype) : ''}
+${q8 && vecW ? wgslLoadQ8x16('loadW16', 'w') : ''}
 ${packed && vecW ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
 const BK = ${BK}u;
 var<workgroup> As: array<vec4<f32>, ${2 * BK * BM4}>; // two (tileK, tileM) tiles of x, k-major

@@ -11,7 +11,7 @@
  * over K) for M ≤ 8, the decode case. The first 64×64 tiled kernel stays as `tile: 'basic'`,
  * the benchmark's baseline.
  */
-import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
+import { type DType, wgslLoadFloat, wgslLoadQ8x16, wgslStorageType } from '../dtype.js';
 import { StatespaceError, assertArg } from '../errors.js';
 import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
@@ -22,7 +22,7 @@ import { type TiledMatmulConfig, chooseTiledMatmulConfig, createTiledMatmulKerne
 export interface MatmulAttrs {
   /** W is stored (N, K) as in `nn.Linear` (default true). */
   transposeB?: boolean;
-  /** Storage type of W ('f32', 'f16' or 'bf16'). */
+  /** Storage type of W ('f32', 'f16', 'bf16' or 'q8'). */
   weightDtype?: DType;
   /** A bias of length N is added. */
   bias?: boolean;
@@ -55,9 +55,10 @@ const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout
 
 /**
  * Matrix-vector product for decode, y (M ≤ 8, N) = x · Wᵀ + b, reading W in 16-byte words
- * (4 f32 or 8 packed f16/bf16 weights per load, both halves of each u32 used) with four
- * independent loads in flight per lane, `lanes` lanes per output row striding over K, and a
- * tree reduction of the lanes in workgroup memory. Needs K a multiple of 4 (f32) or 8 (16-bit).
+ * (4 f32, 8 packed f16/bf16 or 16 q8 weights per load, the q8 group's scale from the block's
+ * scale word) with four independent loads in flight per lane, `lanes` lanes per output row
+ * striding over K, and a tree reduction of the lanes in workgroup memory. Needs K a multiple
+ * of 4 (f32), 8 (16-bit) or 16 (q8: {@link gemvVecWidth}).
  *
  * @example
  * ```ts
@@ -65,19 +66,27 @@ const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout
  * ```
  */
 export function createGemvVec4Kernel(shape: { M: number; N: number; K: number }, wDtype: DType, bias: boolean): KernelDescriptor {
-  const packed = wDtype !== 'f32';
+  const q8 = wDtype === 'q8';
+  const packed = wDtype !== 'f32' && !q8;
+  if (shape.K % gemvVecWidth(wDtype) !== 0) {
+    throw new StatespaceError('SHAPE_MISMATCH', `createGemvVec4Kernel: K=${shape.K} must be a multiple of ${gemvVecWidth(wDtype)} for ${wDtype} weights`);
+  }
   const { lanes, rows } = shape.N >= 4096 ? VEC_WIDE : VEC_NARROW;
   const bindings = [
     { name: 'x', type: 'vec4<f32>', access: 'read' }, // (M, K/4)
-    { name: 'w', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' }, // (N, K/4) f32 or (N, K/8) packed pairs
+    { name: 'w', type: packed || q8 ? 'vec4<u32>' : 'vec4<f32>', access: 'read' }, // (N, K/4) f32, (N, K/8) packed pairs or q8 blocks (9 words per 128 weights)
     ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
   ] as const;
   const cacheKey = `vec4|${wDtype}|${bias ? 'b' : ''}|${lanes}x${rows}`;
+  // q8: k counts 16-weight words of the row; `wv` is the word's dequantised mat4x4 (4 x vec4s).
+  const useQ8 = (wv: string, k: string) => `{ for (var j = 0u; j < mc; j++) { let xb = (m0 + j) * K4 + 4u * (${k}); acc[j] += dot(${wv}[0], x[xb]) + dot(${wv}[1], x[xb + 1u]) + dot(${wv}[2], x[xb + 2u]) + dot(${wv}[3], x[xb + 3u]); } }`;
   const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
   // One step of the K loop for load `wv` at vec index `k` (16-bit: two x vec4s per word vec4).
   const use = (wv: string, k: string) =>
-    packed
+    q8
+      ? useQ8(wv, k)
+      : packed
       ? `{ let a = vec4<f32>(un(${wv}.x), un(${wv}.y)); let b = vec4<f32>(un(${wv}.z), un(${wv}.w));
           for (var j = 0u; j < mc; j++) { let xb = (m0 + j) * K4 + 2u * (${k}); acc[j] += dot(a, x[xb]) + dot(b, x[xb + 1u]); } }`
       : `{ for (var j = 0u; j < mc; j++) { acc[j] += dot(${wv}, x[(m0 + j) * K4 + ${k}]); } }`;
@@ -87,30 +96,31 @@ const ROWS = ${rows}u;
 const MAXM = ${VEC_MAX_M}u;
 var<workgroup> part: array<f32, ${lanes * rows * VEC_MAX_M}>;
 ${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+${q8 ? wgslLoadQ8x16('loadW16', 'w') : ''}
 @compute @workgroup_size(${lanes}, ${rows}, 1)
 fn main(${WGSL_BUILTINS}) {
   let n = ${WGSL_LINEAR_WORKGROUP} * ROWS + lid.y;
   let K4 = u.K / 4u;
-  let KW = ${packed ? 'u.K / 8u' : 'K4'}; // 16-byte words per row of W
+  let KW = ${q8 ? 'u.K / 16u' : packed ? 'u.K / 8u' : 'K4'}; // 16-byte words (of weights) per row of W
   let T = LANES * ROWS;
   for (var m0 = 0u; m0 < u.M; m0 += MAXM) {
     let mc = min(MAXM, u.M - m0);
     var acc = array<f32, ${VEC_MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     if (n < u.N) {
-      let row = n * KW;
+      let row = ${q8 ? 'n * u.K' : 'n * KW'};
       var k = lid.x;
       for (; k + 3u * LANES < KW; k += 4u * LANES) {
-        let w0 = w[row + k];
-        let w1 = w[row + k + LANES];
-        let w2 = w[row + k + 2u * LANES];
-        let w3 = w[row + k + 3u * LANES];
+        let w0 = ${q8 ? 'loadW16(row + 16u * k)' : 'w[row + k]'};
+        let w1 = ${q8 ? 'loadW16(row + 16u * (k + LANES))' : 'w[row + k + LANES]'};
+        let w2 = ${q8 ? 'loadW16(row + 16u * (k + 2u * LANES))' : 'w[row + k + 2u * LANES]'};
+        let w3 = ${q8 ? 'loadW16(row + 16u * (k + 3u * LANES))' : 'w[row + k + 3u * LANES]'};
         ${use('w0', 'k')}
         ${use('w1', 'k + LANES')}
         ${use('w2', 'k + 2u * LANES')}
         ${use('w3', 'k + 3u * LANES')}
       }
       for (; k < KW; k += LANES) {
-        let w0 = w[row + k];
+        let w0 = ${q8 ? 'loadW16(row + 16u * k)' : 'w[row + k]'};
         ${use('w0', 'k')}
       }
     }
@@ -130,6 +140,19 @@ fn main(${WGSL_BUILTINS}) {
 }
 
 /**
+ * Weights per 16-byte load of the vec4 gemv for a W dtype: the K the fast decode path needs a
+ * multiple of (4 for f32, 8 for packed 16-bit, 16 for q8); other K take the element-load gemv.
+ *
+ * @example
+ * ```ts
+ * gemvVecWidth('q8'); // 16
+ * ```
+ */
+export function gemvVecWidth(wDtype: DType): number {
+  return wDtype === 'f32' ? 4 : wDtype === 'q8' ? 16 : 8;
+}
+
+/**
  * Builds the matmul kernel for x (M, K) and W ((N, K) or (K, N)).
  *
  * @example
@@ -143,8 +166,7 @@ export function createMatmulKernel(shape: { M: number; N: number; K: number }, a
   const wDtype = attrs.weightDtype ?? 'f32';
   const bias = attrs.bias ?? false;
   const gemv = attrs.gemv ?? shape.M <= VEC_MAX_M;
-  const vecWidth = wDtype === 'f32' ? 4 : 8; // weights per 16-byte load
-  if (gemv && transposeB && !attrs.simple && shape.K % vecWidth === 0) {
+  if (gemv && transposeB && !attrs.simple && shape.K % gemvVecWidth(wDtype) === 0) {
     return createGemvVec4Kernel(shape, wDtype, bias);
   }
   const bindings = [
