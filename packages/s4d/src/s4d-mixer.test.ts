@@ -84,6 +84,30 @@ describe('S4DMixer', () => {
     });
   }
 
+  it('chunked prefill (prefillChunk 16: 37 tokens in 3 chunks) == the f64 layer reference; its state == the state after token-by-token decode', async () => {
+    const config: S4DConfig = { hiddenSize: 5, stateSize: 10, init: 'inv', prefillChunk: 16 };
+    const values = s4dInitWeights(config, 8);
+    const x = randn(B * L * 5, 9);
+    const { p, w } = hostOf(config, values);
+    const mixer = new S4DMixer(rt, config, weightsOf(config, values));
+    const state = mixer.createState(B);
+    const whole = await rt.readFloat(mixer.forward(rt.upload(x, [B, L, 5]), state));
+    expect(relError(whole, s4dLayerReference(x, p, w, B, L))).toBeLessThan(2e-5);
+    const stepState = mixer.createState(B);
+    for (let t = 0; t < L; t++) {
+      const y = await rt.readFloat(mixer.forward(rt.upload(rows(x, B, L, 5, t, t + 1), [B, 1, 5]), stepState));
+      expect(relError(y, rows(whole, B, L, 5, t, t + 1)), `token ${t}`).toBeLessThan(2e-5);
+    }
+    expect(relError(await rt.readFloat(state.ssm), await rt.readFloat(stepState.ssm))).toBeLessThan(2e-5);
+    // 3 tokens, then 34 from that state through 3 chunks (the first chunk starts from a non-zero state)
+    const split = mixer.createState(B);
+    mixer.forward(rt.upload(rows(x, B, L, 5, 0, 3), [B, 3, 5]), split);
+    const rest = await rt.readFloat(mixer.forward(rt.upload(rows(x, B, L, 5, 3, L), [B, L - 3, 5]), split));
+    expect(relError(rest, rows(whole, B, L, 5, 3, L))).toBeLessThan(2e-5);
+    expect(relError(await rt.readFloat(split.ssm), await rt.readFloat(stepState.ssm))).toBeLessThan(2e-5);
+    expect(() => new S4DMixer(rt, { ...config, prefillChunk: 20 }, weightsOf(config, values))).toThrowError(/prefillChunk=20 must be a positive multiple of 16/);
+  });
+
   it('bidirectional: prefill == the f64 reference; a further call is refused with S4D_BIDIRECTIONAL', async () => {
     const config: S4DConfig = { hiddenSize: 5, stateSize: 10, bidirectional: true };
     const values = s4dInitWeights(config, 5);
@@ -148,15 +172,24 @@ function worstRowError(actual: Float32Array, expected: Float32Array, H: number):
 
 describe('parity with the PyTorch S4D (fixtures/s4d)', () => {
   for (const name of ['s4d_lin', 's4d_inv', 's4d_bidirectional']) {
-    it(`${name}: kernels and the 2-layer stack, convolution and recurrent modes, within 1e-4`, async () => {
+    it(`${name}: kernels and the 2-layer stack, convolution (one pass and chunked) and recurrent modes, within 1e-4`, async () => {
       const { tensors, metadata } = readSafetensors(join(fixtureDir, `${name}.safetensors`));
       const meta = JSON.parse(metadata.config) as { H: number; N: number; B: number; L: number; layers: Array<{ init: 'lin' | 'inv'; bidirectional: boolean }> };
       const { H, N, B, L } = meta;
-      const modes: Array<'conv' | 'recurrent' | 'split'> = meta.layers[0].bidirectional ? ['conv'] : ['conv', 'recurrent', 'split'];
+      // 'chunked': prefillChunk 16, so the 37 tokens run through 3 chunks (and 'chunked split''s last 17 through 2,
+      // from a non-zero state); the others with the default chunk, a single direct convolution at L 37
+      type Mode = 'conv' | 'recurrent' | 'split' | 'chunked' | 'chunked split';
+      const modes: Mode[] = meta.layers[0].bidirectional ? ['conv'] : ['conv', 'recurrent', 'split', 'chunked', 'chunked split'];
       for (const mode of modes) {
         let h = rt.upload(tensors.input.data, [B, L, H]);
         for (let i = 0; i < meta.layers.length; i++) {
-          const config: S4DConfig = { hiddenSize: H, stateSize: N, bidirectional: meta.layers[i].bidirectional, prefill: mode === 'recurrent' ? 'recurrent' : 'conv' };
+          const config: S4DConfig = {
+            hiddenSize: H,
+            stateSize: N,
+            bidirectional: meta.layers[i].bidirectional,
+            prefill: mode === 'recurrent' ? 'recurrent' : 'conv',
+            prefillChunk: mode.startsWith('chunked') ? 16 : undefined,
+          };
           const weights = Object.fromEntries(S4DMixer.expectedWeights(config).map((s) => [s.name, rt.upload(tensors[`layers.${i}.${s.name}`].data, s.shape)]));
           const mixer = new S4DMixer(rt, config, weights);
           if (mode === 'conv') {
@@ -170,7 +203,7 @@ describe('parity with the PyTorch S4D (fixtures/s4d)', () => {
           }
           const state = mixer.createState(B);
           let y: Tensor;
-          if (mode === 'split') {
+          if (mode === 'split' || mode === 'chunked split') {
             // 17 tokens by convolution, 3 single steps, the rest by convolution from the state
             const host = await rt.readFloat(h);
             const out = new Float32Array(B * L * H);
