@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { type Tensor, roundTo } from '@statespace/core';
+import { PendingNorm, type Tensor, rmsNorm, roundTo } from '@statespace/core';
 import { getTestRuntime, randn, relError } from '@statespace/core/testing';
 import { AttentionMixer, type AttentionMixerConfig, attentionMixerReference } from './attention-mixer.js';
 
@@ -150,6 +150,49 @@ describe('AttentionMixer options', () => {
   for (const [name, config, B, L] of cases) {
     it(name, async () => {
       await checkLayer(config, randomWeights(config, L), B, L);
+    });
+  }
+  // The fast decode path: norm + q/k/v in one stacked dispatch, rope + the cache write in one more,
+  // flash decoding (one run: pass 1 + combine), o_proj: 5 dispatches a token, values as the reference.
+  for (const [name, config] of [
+    ['fast decode, GQA 6:2, partial rotary', { ...base, rope: { theta: 10000, rotaryDim: 16 } }],
+    ['fast decode, Qwen3 q/k norm (1 + w), multi-query, a ring of window 5', { ...base, numKeyValueHeads: 1, rope: { theta: 10000, rotaryDim: 32 }, qkNorm: { eps: 1e-6, unitOffset: true }, slidingWindow: 5, cache: { pageSize: 4 } }],
+  ] as [string, AttentionMixerConfig][]) {
+    it(`${name}: 5 dispatches per token, equal to the reference`, async () => {
+      const before = rt.fastKernels;
+      rt.fastKernels = true;
+      try {
+        const B = 2, P = 7, steps = 4, E = base.hiddenSize;
+        const host = randomWeights(config, 9);
+        const mixer = new AttentionMixer(rt, config, upload(host));
+        const state = mixer.createState(B);
+        const prompt = randn(B * P * E, 11);
+        mixer.forward(rt.upload(prompt, [B, P, E]), state).dispose();
+        const normWeight = randn(E, 12, 0.3);
+        const all = new Float32Array(B * (P + steps) * E);
+        for (let b = 0; b < B; b++) all.set(prompt.subarray(b * P * E, (b + 1) * P * E), b * (P + steps) * E);
+        const got: Float32Array[] = [];
+        for (let t = 0; t < steps; t++) {
+          const h = randn(B * E, 20 + t);
+          const normed = await rt.read(rmsNorm(rt, rt.upload(h, [B, 1, E]), rt.upload(normWeight, [E]), 1e-5));
+          for (let b = 0; b < B; b++) all.set(normed.subarray(b * E, (b + 1) * E), (b * (P + steps) + P + t) * E);
+          const pn = new PendingNorm(rt, { h: rt.upload(h, [B, 1, E]), weight: rt.upload(normWeight, [E]), eps: 1e-5 });
+          const d0 = rt.dispatchCount;
+          const y = mixer.forward(pn, state);
+          expect(rt.dispatchCount - d0).toBe(5);
+          pn.dispose();
+          got.push(await rt.read(y));
+        }
+        const ref = attentionMixerReference(config, hostOf(host), all, B, P + steps);
+        for (let t = 0; t < steps; t++) {
+          for (let b = 0; b < B; b++) {
+            const at = (b * (P + steps) + P + t) * E;
+            expect(relError(got[t].subarray(b * E, (b + 1) * E), ref.subarray(at, at + E)), `step ${t} sequence ${b}`).toBeLessThan(1e-5);
+          }
+        }
+      } finally {
+        rt.fastKernels = before;
+      }
     });
   }
   it('createState: a ring KV cache exactly when the layer has a sliding window (unless boundedCache is false)', () => {

@@ -24,8 +24,9 @@ import {
   matmul,
   matmulReference,
   linear,
-  type PendingNorm,
+  PendingNorm,
 } from '@statespace/core';
+import { canDecodeQkv } from './decode-qkv.js';
 import { MAX_HEAD_DIM, attentionReference } from './flash-attention.js';
 import { type KVCacheOptions, KVCacheState } from './kv-cache.js';
 import { type RopeConfig, applyRope, ropeIsDynamic, ropeReference, ropeTable } from './rope.js';
@@ -192,16 +193,50 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     }
     const w = this.weights;
     const rt = this.runtime;
-    const q = linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] });
-    const k = linear(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] });
-    const v = linear(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] });
-    const o = this.attend(q, k, v, state);
-    q.dispose();
-    k.dispose();
-    v.dispose();
+    let o = this.decodeStacked(x, state);
+    if (!o) {
+      const q = linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] });
+      const k = linear(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] });
+      const v = linear(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] });
+      o = this.attend(q, k, v, state);
+      q.dispose();
+      k.dispose();
+      v.dispose();
+    }
     const y = matmul(rt, o, w['o_proj.weight'], { bias: w['o_proj.bias'] });
     o.dispose();
     return y;
+  }
+
+  /**
+   * A decode token with the fast kernels: norm + q, k, v projections in one stacked dispatch, rope and
+   * the cache write in one more, then attention: (B, 1, H·D); null where that does not apply (prefill,
+   * no pending norm, biases, the output gate, shapes the stacked kernel does not take).
+   */
+  private decodeStacked(x: Tensor | PendingNorm, state: KVCacheState): Tensor | null {
+    const w = this.weights;
+    const rt = this.runtime;
+    if (!(x instanceof PendingNorm) || x.shape[1] !== 1 || !rt.fastKernels || this.config.outputGate) return null;
+    if (w['q_proj.bias'] || w['k_proj.bias'] || w['v_proj.bias']) return null;
+    const { H, D } = this.dims;
+    const norm = this.config.qkNorm;
+    const qNorm = norm ? { weight: w['q_norm.weight'], eps: norm.eps, unitOffset: norm.unitOffset } : undefined;
+    const kNorm = norm ? { weight: w['k_norm.weight'], eps: norm.eps, unitOffset: norm.unitOffset } : undefined;
+    const rope = this.ropeRows(state.length, 1);
+    const release = () => {
+      if (rope?.temporary) rope.table.dispose();
+    };
+    const qkv = canDecodeQkv(rt, { qNorm, kNorm, rope: rope ?? undefined }) ? x.fusedStack([w['q_proj.weight'], w['k_proj.weight'], w['v_proj.weight']]) : null;
+    if (!qkv) {
+      release();
+      return null;
+    }
+    const qh = state.appendDecodeTokenPacked(qkv, H, { rope: rope ?? undefined, kNorm }, qNorm);
+    qkv.dispose();
+    const o = state.attend(qh, { scale: this.dims.scale, softcap: this.dims.softcap, slidingWindow: this.dims.window, outShape: [x.shape[0], 1, H * D] });
+    qh.dispose();
+    release();
+    return o;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { roundTo } from '@statespace/core';
 import { getTestRuntime, randn, relError } from '@statespace/core/testing';
-import { canDecodeQkv, decodeQkv } from './decode-qkv.js';
+import { canDecodeQkv, decodeQkv, decodeQkvPacked } from './decode-qkv.js';
 import { KVCacheState } from './kv-cache.js';
 import { applyRope, ropeReference, ropeTable } from './rope.js';
 
@@ -65,6 +65,40 @@ describe('decodeQkv: one token q, k, v rotated and written into the cache in one
       }
     });
   }
+
+  it('decodeQkvPacked reads q, k, v side by side in one row (a stacked projection) and equals decodeQkv', async () => {
+    const B = 2, H = 6, Hkv = 2, D = 20, R = 12, T = 9, slot = 4, position = 17;
+    const W = (H + 2 * Hkv) * D;
+    const qkv = randn(B * W, 5);
+    const part = (from: number, n: number) => {
+      const out = new Float32Array(B * n);
+      for (let b = 0; b < B; b++) out.set(qkv.subarray(b * W + from, b * W + from + n), b * n);
+      return out;
+    };
+    const table = rt.upload(ropeTable({ theta: 10000, rotaryDim: R }, 0, 20), [20, R]);
+    const nw = { weight: rt.upload(randn(D, 6), [D]), eps: 1e-6 };
+    const caches = [0, 1].map(() => ({ k: rt.empty([B, T, Hkv, D]), v: rt.empty([B, T, Hkv, D]), slot }));
+    const common = { headDim: D, rope: { table, position }, qNorm: nw, kNorm: nw };
+    const packed = decodeQkvPacked(rt, { ...common, qkv: rt.upload(qkv, [B, 1, W]), numHeads: H, numKeyValueHeads: Hkv, cache: caches[0] });
+    const split = decodeQkv(rt, {
+      ...common,
+      q: rt.upload(part(0, H * D), [B, 1, H, D]),
+      k: rt.upload(part(H * D, Hkv * D), [B, 1, Hkv, D]),
+      v: rt.upload(part((H + Hkv) * D, Hkv * D), [B, 1, Hkv, D]),
+      cache: caches[1],
+    });
+    expect(Array.from(await rt.read(packed))).toEqual(Array.from(await rt.read(split)));
+    for (const key of ['k', 'v'] as const) {
+      const a = await rt.read(caches[0][key]);
+      const b = await rt.read(caches[1][key]);
+      for (let b0 = 0; b0 < B; b0++) {
+        const at = (b0 * T + slot) * Hkv * D;
+        expect(Array.from(a.subarray(at, at + Hkv * D))).toEqual(Array.from(b.subarray(at, at + Hkv * D)));
+        expect(a.subarray(at, at + Hkv * D).some(Number.isNaN)).toBe(false);
+      }
+    }
+    expect(() => decodeQkvPacked(rt, { ...common, qkv: rt.upload(qkv.subarray(0, B * (W - D)), [B, 1, W - D]), numHeads: H, numKeyValueHeads: Hkv, cache: caches[0] })).toThrow(/expected \[B, 1/);
+  });
 
   it('takes q and k norms only together and alike', () => {
     const w = rt.upload(randn(8, 1), [8]);

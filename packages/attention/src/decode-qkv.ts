@@ -33,6 +33,7 @@ import {
 const THREADS = 64;
 const layout = {
   H: 'u32', Hkv: 'u32', D: 'u32', R: 'u32', Sq: 'u32', Sk: 'u32', Sv: 'u32', T: 'u32', slot: 'u32', posRow: 'u32', rows: 'u32', qEps: 'f32', kEps: 'f32',
+  qOff: 'u32', kOff: 'u32', vOff: 'u32', qB: 'u32', kB: 'u32', vB: 'u32',
 } as const satisfies UniformLayout;
 
 /** Static choices of {@link createDecodeQkvKernel}. */
@@ -57,6 +58,9 @@ export interface DecodeQkvShape {
   slot: number;
   /** Table row of the token's position. */
   posRow: number;
+  /** Where q, k and v start in their buffers and their row stride per sequence (default 0 and heads · stride). */
+  offsets?: { q: number; k: number; v: number };
+  batchStrides?: { q: number; k: number; v: number };
 }
 
 /**
@@ -111,9 +115,9 @@ fn main(${WGSL_BUILTINS}) {
   let s = row % heads;
   var kind = 0u;
   var h = s;
-  var base = (b * u.H + s) * u.Sq;
-  if (s >= u.H + u.Hkv) { kind = 2u; h = s - u.H - u.Hkv; base = (b * u.Hkv + h) * u.Sv; }
-  else if (s >= u.H) { kind = 1u; h = s - u.H; base = (b * u.Hkv + h) * u.Sk; }
+  var base = u.qOff + b * u.qB + s * u.Sq;
+  if (s >= u.H + u.Hkv) { kind = 2u; h = s - u.H - u.Hkv; base = u.vOff + b * u.vB + h * u.Sv; }
+  else if (s >= u.H) { kind = 1u; h = s - u.H; base = u.kOff + b * u.kB + h * u.Sk; }
   var inv = 1.0;
   ${norm ? `var ss = 0.0;
   for (var d = li; d < u.D; d += WG) { let x = src(kind, base, d); ss += x * x; }
@@ -146,7 +150,12 @@ fn main(${WGSL_BUILTINS}) {
     dispatch: linearDispatch(shape.B * (shape.H + 2 * shape.Hkv)),
     bindings,
     uniformLayout: layout,
-    uniforms: { ...shape, rows: shape.B * (shape.H + 2 * shape.Hkv), qEps: 0, kEps: 0 },
+    uniforms: {
+      H: shape.H, Hkv: shape.Hkv, D: shape.D, R: shape.R, Sq: shape.Sq, Sk: shape.Sk, Sv: shape.Sv, T: shape.T, slot: shape.slot, posRow: shape.posRow,
+      rows: shape.B * (shape.H + 2 * shape.Hkv), qEps: 0, kEps: 0,
+      qOff: shape.offsets?.q ?? 0, kOff: shape.offsets?.k ?? 0, vOff: shape.offsets?.v ?? 0,
+      qB: shape.batchStrides?.q ?? shape.H * shape.Sq, kB: shape.batchStrides?.k ?? shape.Hkv * shape.Sk, vB: shape.batchStrides?.v ?? shape.Hkv * shape.Sv,
+    },
   };
 }
 
@@ -193,13 +202,58 @@ export function canDecodeQkv(runtime: Runtime, inputs: Pick<DecodeQkvInputs, 'qN
  */
 export function decodeQkv(runtime: Runtime, inputs: DecodeQkvInputs): Tensor {
   const op = 'decodeQkv';
-  const { q, k, v, headDim: D, rope, qNorm, kNorm, cache } = inputs;
+  const { q, k, v, headDim: D } = inputs;
   assertArg(q.shape.length === 4 && q.shape[1] === 1 && q.shape[3] >= D, op, `q has shape [${q.shape.join(',')}], expected [B, 1, H, ≥${D}]`);
   const [B, , H, Sq] = q.shape;
   const Hkv = k.shape[2];
   for (const [name, t] of [['k', k], ['v', v]] as const) {
     assertArg(t.shape.length === 4 && t.shape[0] === B && t.shape[1] === 1 && t.shape[2] === Hkv && t.shape[3] >= D, op, `${name} has shape [${t.shape.join(',')}], expected [B=${B}, 1, Hkv=${Hkv}, ≥${D}]`);
   }
+  return runDecodeQkv(runtime, op, inputs, [q, k, v], { B, H, Hkv, Sq, Sk: k.shape[3], Sv: v.shape[3] });
+}
+
+/** Inputs of {@link decodeQkvPacked}: q, k and v side by side in one row, as one stacked projection writes them. */
+export interface DecodeQkvPackedInputs extends Omit<DecodeQkvInputs, 'q' | 'k' | 'v'> {
+  /** (B, 1, H·Sq + 2·Hkv·D): H query rows of Sq (≥ D: [query | gate] rows), then Hkv key rows, then Hkv value rows of D. */
+  qkv: TensorLike;
+  numHeads: number;
+  numKeyValueHeads: number;
+  /** Query row stride per head (default D). */
+  queryStride?: number;
+}
+
+/**
+ * {@link decodeQkv} reading q, k and v from one buffer (the output of a q/k/v projection stacked
+ * into one fused norm + gemv), so the three need no copies or separate projections.
+ *
+ * @example
+ * ```ts
+ * const qkv = pending.fusedStack([wq, wk, wv]); // (1, 1, H·D + 2·Hkv·D)
+ * const qh = decodeQkvPacked(rt, { qkv, numHeads: 16, numKeyValueHeads: 4, headDim: 64, rope, cache });
+ * ```
+ */
+export function decodeQkvPacked(runtime: Runtime, inputs: DecodeQkvPackedInputs): Tensor {
+  const op = 'decodeQkvPacked';
+  const { qkv, numHeads: H, numKeyValueHeads: Hkv, headDim: D } = inputs;
+  const Sq = inputs.queryStride ?? D;
+  const W = H * Sq + 2 * Hkv * D;
+  assertArg(Sq >= D && qkv.shape[qkv.shape.length - 1] === W && qkv.size % W === 0 && qkv.size / W === inputs.cache.k.shape[0], op, `qkv has shape [${qkv.shape.join(',')}], expected [B, 1, ${H}·${Sq} + 2·${Hkv}·${D} = ${W}]`);
+  const B = qkv.size / W;
+  return runDecodeQkv(runtime, op, inputs, [qkv, qkv, qkv], {
+    B, H, Hkv, Sq, Sk: D, Sv: D, offsets: { q: 0, k: H * Sq, v: H * Sq + Hkv * D }, batchStrides: { q: W, k: W, v: W },
+  });
+}
+
+/** Checks the cache, rope and norms of either entry point, then records the kernel. */
+function runDecodeQkv(
+  runtime: Runtime,
+  op: string,
+  inputs: Omit<DecodeQkvInputs, 'q' | 'k' | 'v'>,
+  sources: readonly [TensorLike, TensorLike, TensorLike],
+  layout: Pick<DecodeQkvShape, 'B' | 'H' | 'Hkv' | 'Sq' | 'Sk' | 'Sv' | 'offsets' | 'batchStrides'>,
+): Tensor {
+  const { headDim: D, rope, qNorm, kNorm, cache } = inputs;
+  const { B, H, Hkv } = layout;
   for (const [name, t] of [['cache k', cache.k], ['cache v', cache.v]] as const) {
     assertArg(t.shape.length === 4 && t.shape[0] === B && t.shape[2] === Hkv && t.shape[3] === D, op, `${name} has shape [${t.shape.join(',')}], expected [B=${B}, T, Hkv=${Hkv}, D=${D}]`);
   }
@@ -213,11 +267,11 @@ export function decodeQkv(runtime: Runtime, inputs: DecodeQkvInputs): Tensor {
   }
   for (const n of [qNorm, kNorm]) if (n) assertArg(n.weight.size === D, op, `norm weight has shape [${n.weight.shape.join(',')}], expected [D=${D}]`);
   const kernel = createDecodeQkvKernel(
-    { B, H, Hkv, D, R, Sq, Sk: k.shape[3], Sv: v.shape[3], T, slot: cache.slot, posRow: rope?.position ?? 0 },
+    { ...layout, D, R, T, slot: cache.slot, posRow: rope?.position ?? 0 },
     { rope: !!rope, norm: qNorm ? { weightDtype: qNorm.weight.dtype, unitOffset: qNorm.unitOffset } : undefined },
   );
   const qh = runtime.empty([B, 1, H, D], 'f32', 'decodeQkv.q');
-  const tensors: TensorLike[] = [q, k, v];
+  const tensors: TensorLike[] = [...sources];
   if (rope) tensors.push(rope.table);
   if (qNorm && kNorm) tensors.push(qNorm.weight, kNorm.weight);
   tensors.push(qh, cache.k, cache.v);

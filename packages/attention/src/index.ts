@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 export * from './rope.js';
-export { type DecodeQkvAttrs, type DecodeQkvInputs, type DecodeQkvShape, canDecodeQkv, createDecodeQkvKernel, decodeQkv } from './decode-qkv.js';
+export { type DecodeQkvAttrs, type DecodeQkvInputs, type DecodeQkvPackedInputs, type DecodeQkvShape, canDecodeQkv, createDecodeQkvKernel, decodeQkv, decodeQkvPacked } from './decode-qkv.js';
 export * from './flash-attention.js';
 export * from './flash-decoding.js';
 export * from './kv-cache.js';

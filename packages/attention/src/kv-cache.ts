@@ -35,7 +35,10 @@ import {
 } from '@statespace/core';
 import { type FlashAttentionOptions, type KVRun, attendRuns } from './flash-attention.js';
 import { applyRope } from './rope.js';
-import { canDecodeQkv, decodeQkv } from './decode-qkv.js';
+import { canDecodeQkv, decodeQkv, decodeQkvPacked } from './decode-qkv.js';
+
+/** A per-head RMSNorm of the queries (Qwen3 q_norm). */
+type QueryNorm = { weight: TensorLike; eps: number; unitOffset?: boolean };
 import { DECODE_CHUNK } from './flash-decoding.js';
 
 /** Page and run sizes of a {@link KVCacheState}. */
@@ -224,15 +227,36 @@ export class KVCacheState implements MixerState {
    * const o = cache.attend(qh);
    * ```
    */
-  appendDecodeToken(q: TensorLike, k: TensorLike, v: TensorLike, options: KVAppendOptions = {}, qNorm?: { weight: TensorLike; eps: number; unitOffset?: boolean }): Tensor | null {
-    const rope = options.rope;
-    if (k.shape[1] !== 1 || !canDecodeQkv(this.runtime, { qNorm, kNorm: options.kNorm, rope })) return null;
+  appendDecodeToken(q: TensorLike, k: TensorLike, v: TensorLike, options: KVAppendOptions = {}, qNorm?: QueryNorm): Tensor | null {
+    if (k.shape[1] !== 1 || !canDecodeQkv(this.runtime, { qNorm, kNorm: options.kNorm, rope: options.rope })) return null;
     this.checkAppend(k, v);
+    return this.decodeToken(options, (cache) => decodeQkv(this.runtime, { q, k, v, headDim: this.headDim, rope: options.rope, qNorm, kNorm: options.kNorm, cache }));
+  }
+
+  /**
+   * {@link appendDecodeToken} for q, k and v side by side in one buffer qkv (B, 1, H·D + 2·Hkv·D), as
+   * a stacked q/k/v projection writes them ({@link decodeQkvPacked}). Check {@link canDecodeQkv} first.
+   *
+   * @example
+   * ```ts
+   * const qh = cache.appendDecodeTokenPacked(qkv, 16, { rope }); // (B, 1, 16, D)
+   * ```
+   */
+  appendDecodeTokenPacked(qkv: TensorLike, numHeads: number, options: KVAppendOptions = {}, qNorm?: QueryNorm): Tensor {
+    assertArg(qkv.size === this.batch * (numHeads + 2 * this.numKeyValueHeads) * this.headDim, 'KVCacheState.appendDecodeTokenPacked', `qkv has shape [${qkv.shape.join(',')}], expected [batch=${this.batch}, 1, ${(numHeads + 2 * this.numKeyValueHeads) * this.headDim}]`);
+    return this.decodeToken(options, (cache) =>
+      decodeQkvPacked(this.runtime, { qkv, numHeads, numKeyValueHeads: this.numKeyValueHeads, headDim: this.headDim, rope: options.rope, qNorm, kNorm: options.kNorm, cache }),
+    );
+  }
+
+  /** Reserves the slot of one decode token, lets `write` fill it (and make the queries), counts the token. */
+  private decodeToken(options: KVAppendOptions, write: (cache: { k: TensorLike; v: TensorLike; slot: number }) => Tensor): Tensor {
+    const rope = options.rope;
     this.ropeRows = rope ? rope.table.shape[0] - rope.position + this.tokens : 0;
     this.reserve(1);
     const p = this.tokens;
     const run = this.runs.find((r) => p >= r.start && p < r.start + r.capacity)!;
-    const qh = decodeQkv(this.runtime, { q, k, v, headDim: this.headDim, rope, qNorm, kNorm: options.kNorm, cache: { k: run.k, v: run.v, slot: p - run.start } });
+    const qh = write({ k: run.k, v: run.v, slot: p - run.start });
     this.tokens += 1;
     return qh;
   }

@@ -118,6 +118,42 @@ describe('norm + gemv fused', () => {
       }
     });
   }
+  // Stacked weights (q, k, v of one input): row counts that are multiples of the rows per workgroup
+  // (4 below N = 2048, 8 above), the last weight ragged, two and three weights, f32 and packed.
+  for (const { M, rows, K, dtype } of [
+    { M: 1, rows: [24, 8, 8], K: 32, dtype: 'f32' },
+    { M: 2, rows: [1536, 512, 509], K: 40, dtype: 'f32' },
+    { M: 1, rows: [12, 7], K: 48, dtype: 'bf16' },
+  ] as const) {
+    it(`stack of ${rows.length} ${dtype} weights (${rows.join(' + ')}) x K=${K}, M=${M}: one dispatch, the outputs side by side`, async () => {
+      const seed = rows.reduce((a, b) => a + b, 0) + K;
+      const x = randn(M * K, seed);
+      const branch = randn(M * K, seed + 1);
+      const normWeight = randn(K, seed + 2);
+      const ws = rows.map((n, i) => roundTo(randn(n * K, seed + 3 + i), dtype));
+      const N = rows.reduce((a, b) => a + b, 0);
+      const all = new Float32Array(N * K);
+      let at = 0;
+      for (const w of ws) { all.set(w, at); at += w.length; }
+      const ref = normGemvReference({ kind: 'add_rms', M, K, N, x, branch, normWeight, eps: 1e-5, weight: all });
+      const sum = rt.empty([M, K]);
+      const [first, ...rest] = ws.map((w, i) => rt.upload(w, [rows[i], K], dtype));
+      const d0 = rt.dispatchCount;
+      const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), branch: rt.upload(branch, [M, K]), sum, normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: first, stack: rest });
+      expect(rt.dispatchCount - d0).toBe(1);
+      expect(y.shape).toEqual([M, N]);
+      expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
+      expect(maxAbsError(await rt.read(sum), ref.sum)).toBeLessThan(1e-6);
+    });
+  }
+  it('refuses stacked weights that would straddle a workgroup, or of another K or dtype', () => {
+    const x = rt.upload(randn(16, 2), [1, 16]);
+    const nw = rt.upload(randn(16, 3), [16]);
+    const w = (n: number, k = 16, dtype: 'f32' | 'bf16' = 'f32') => rt.upload(randn(n * k, n), [n, k], dtype);
+    expect(() => normGemv(rt, { kind: 'add_rms', x, normWeight: nw, weight: w(6), stack: [w(4)] })).toThrow(/not a multiple/);
+    expect(() => normGemv(rt, { kind: 'add_rms', x, normWeight: nw, weight: w(8), stack: [w(4, 24)] })).toThrow(/must be \(rows, K=16\)/);
+    expect(() => normGemv(rt, { kind: 'add_rms', x, normWeight: nw, weight: w(8), stack: [w(4, 16, 'bf16')] })).toThrow(/like W/);
+  });
   it('the conv epilogue refuses a state of the wrong shape and rows past N', () => {
     const w = rt.upload(randn(6 * 16, 1), [6, 16]);
     const x = rt.upload(randn(16, 2), [1, 16]);

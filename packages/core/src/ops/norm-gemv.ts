@@ -45,7 +45,7 @@ const CAPS = [1024, 2048, 4096, 8192];
 
 const layout = {
   M: 'u32', N: 'u32', K: 'u32', G: 'u32', NG: 'u32', eps: 'f32', alpha: 'f32', zOff: 'u32', zStride: 'u32', writeSum: 'u32',
-  convStart: 'u32', convC: 'u32',
+  convStart: 'u32', convC: 'u32', N1: 'u32', N2: 'u32',
 } as const satisfies UniformLayout;
 
 /** Static choices of the causal conv epilogue of a {@link createNormGemvKernel}. */
@@ -77,6 +77,21 @@ export interface NormGemvAttrs {
   glu?: 'silu' | 'gelu' | 'gelu_tanh';
   /** A causal conv over output rows convStart .. convStart + C − 1 (see the file comment). */
   conv?: NormGemvConvAttrs;
+  /** Weights stacked along N (2 or 3: e.g. q, k and v projections of one input): rows of W, then W₂, then W₃. */
+  stack?: 2 | 3;
+}
+
+/**
+ * Output rows per workgroup of a fused norm + gemv over N rows (a stacked weight's row counts
+ * must be multiples of it, so that no workgroup straddles two weights).
+ *
+ * @example
+ * ```ts
+ * normGemvRows(1536); // 4
+ * ```
+ */
+export function normGemvRows(N: number): number {
+  return N >= 2048 ? 8 : 4;
 }
 
 /**
@@ -110,7 +125,9 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   const norm = kind !== 'gate';
   // Every workgroup pays the prologue (reading and normalising M·K inputs), so it takes many
   // rows: 8 rows of 32 lanes, or 4 of 64 when N is too small to fill the GPU with 8-row groups.
-  const rows = shape.N >= 2048 ? 8 : 4;
+  const rows = normGemvRows(shape.N);
+  const stack = attrs.stack ?? 1;
+  assertArg(stack === 1 || (!attrs.glu && !attrs.bias && !conv), 'createNormGemvKernel', 'stacked weights take no glu, bias or conv');
   const lanes = THREADS / rows;
   const bindings = [
     ...(kind === 'add_rms'
@@ -126,6 +143,8 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
     ...(kind === 'add_rms' && attrs.branch ? [{ name: 's', type: 'f32', access: 'read_write' } as const] : []), // (M, K) new residual
     { name: 'w', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' }, // (N, K/4) or (N, K/8)
     ...(attrs.glu ? [{ name: 'w2', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' } as const] : []), // (N, K/4) or (N, K/8)
+    ...(stack >= 2 ? [{ name: 'wb', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' } as const] : []), // (N2, K/4) or (N2, K/8)
+    ...(stack >= 3 ? [{ name: 'wc', type: packed ? 'vec4<u32>' : 'vec4<f32>', access: 'read' } as const] : []), // (N − N1 − N2, K/4 or K/8)
     ...(attrs.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
     ...(conv
@@ -138,7 +157,7 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   ] as const;
   const glu = attrs.glu;
   const convKey = conv ? `c${conv.taps}${conv.weightDtype}${conv.biasDtype ?? ''}${conv.activation}` : '';
-  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}|${convKey}`;
+  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}|${convKey}|${stack}`;
   const silu = (v: string) => `(${v} / (1.0 + exp(-${v})))`;
   const zAt = 'z[u.zOff + (i / u.K) * u.zStride + i % u.K]';
   const load =
@@ -155,9 +174,19 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
       ? `{ let a = vec4<f32>(un(${wv}.x), un(${wv}.y)); let c2 = vec4<f32>(un(${wv}.z), un(${wv}.w));
           for (var j = 0u; j < u.M; j++) { let e = j * u.K + 8u * (${k}); ${acc}[j] += dot(a, ${xAt('e')}) + dot(c2, ${xAt('e + 4u')}); } }`
       : `{ for (var j = 0u; j < u.M; j++) { let e = j * u.K + 4u * (${k}); ${acc}[j] += dot(${wv}, ${xAt('e')}); } }`;
-  const step = (k: string, i: string) => `let w${i} = w[row + ${k}];${glu ? ` let v${i} = w2[row + ${k}];` : ''}
+  const step = (k: string, i: string, wb = 'w') => `let w${i} = ${wb}[row + ${k}];${glu ? ` let v${i} = w2[row + ${k}];` : ''}
       ${use(`w${i}`, k)}${glu ? `
       ${use(`v${i}`, k, 'acc2')}` : ''}`;
+  // One output row's dot products: 16-byte weight words, two independent chains per lane.
+  const rowLoop = (r: string, wb: string) => `let row = (${r}) * KW;
+    var k = lid.x;
+    for (; k + LANES < KW; k += 2u * LANES) {
+      ${step('k', '0', wb)}
+      ${step('k + LANES', '1', wb)}
+    }
+    for (; k < KW; k += LANES) {
+      ${step('k', '0', wb)}
+    }`;
   const wgsl = memoWgsl('norm_gemv', cacheKey, () => `${wgslBindings(layout, bindings)}
 ${norm ? wgslLoadFloat('loadNW', 'nw', attrs.normDtype ?? 'f32') : ''}
 ${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
@@ -217,15 +246,13 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
   ${glu ? `var acc2 = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);` : ''}
   if (n < u.N) {
     let KW = ${packed ? 'u.K / 8u' : 'u.K / 4u'};
-    let row = n * KW;
-    var k = lid.x;
-    for (; k + LANES < KW; k += 2u * LANES) {
-      ${step('k', '0')}
-      ${step('k + LANES', '1')}
-    }
-    for (; k < KW; k += LANES) {
-      ${step('k', '0')}
-    }
+    ${stack === 1 ? rowLoop('n', 'w') : `if (n < u.N1) {
+      ${rowLoop('n', 'w')}
+    } else ${stack === 2 ? '' : `if (n < u.N1 + u.N2) {
+      ${rowLoop('n - u.N1', 'wb')}
+    } else `}{
+      ${stack === 2 ? rowLoop('n - u.N1', 'wb') : rowLoop('n - u.N1 - u.N2', 'wc')}
+    }`}
   }
   // ${glu ? 'gate sums in rows 0..M-1 of part, up sums in rows M..2M-1' : 'one row of partial sums per token'}
   for (var j = 0u; j < u.M; j++) { part[j * T + li] = acc[j];${glu ? ' part[(u.M + j) * T + li] = acc2[j];' : ''} }
@@ -249,7 +276,7 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
     dispatch: linearDispatch(shape.N / rows),
     bindings,
     uniformLayout: layout,
-    uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0, convStart: 0, convC: 0 },
+    uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0, convStart: 0, convC: 0, N1: shape.N, N2: 0 },
   };
 }
 
@@ -282,6 +309,8 @@ export interface NormGemvInputs {
   glu?: { up: TensorLike; act: 'silu' | 'gelu' | 'gelu_tanh' };
   /** A causal conv epilogue over output rows `start .. start + C − 1` (Mamba-2's xBC at decode). */
   conv?: NormGemvConv;
+  /** More weights (N₂, K), (N₃, K) like W, stacked after W's rows in y (e.g. k and v after q); no bias, glu or conv. */
+  stack?: readonly TensorLike[];
 }
 
 /** The causal conv a {@link normGemv} runs on some of its output rows, one token per row of x. */
@@ -333,8 +362,17 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   const { kind, x, weight } = inputs;
   const K = x.shape[x.shape.length - 1];
   const M = x.size / K;
-  const N = weight.shape[0];
+  const stacked = inputs.stack ?? [];
+  const N = weight.shape[0] + stacked.reduce((a, w) => a + w.shape[0], 0);
   const G = inputs.groupSize ?? K;
+  if (stacked.length) {
+    assertArg(stacked.length <= 2 && !inputs.bias && !inputs.glu && !inputs.conv, 'normGemv', 'stack takes one or two more weights, without bias, glu or conv');
+    const rows = normGemvRows(N);
+    for (const [i, w] of [weight, ...stacked].entries()) {
+      assertArg(w.shape.length === 2 && w.shape[1] === K && w.dtype === weight.dtype, 'normGemv', `stacked weight ${i} [${w.shape.join(',')}] (${w.dtype}) must be (rows, K=${K}) like W (${weight.dtype})`);
+      assertArg(i === stacked.length || w.shape[0] % rows === 0, 'normGemv', `stacked weight ${i} has ${w.shape[0]} rows, not a multiple of the ${rows} rows per workgroup`);
+    }
+  }
   assertArg(K % G === 0, 'normGemv', `groupSize ${G} must divide K=${K}`);
   assertArg(fitsNormGemv(runtime, M, K, weight, K / G), 'normGemv', `x (${M}, ${K}) with W [${weight.shape.join(',')}] (${weight.dtype}) does not fit the fused kernel`);
   const capacity = normGemvCapacity(M, K, weight.dtype, runtime.limits.maxComputeWorkgroupStorageSize);
@@ -351,6 +389,7 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   const k = createNormGemvKernel({ M, N, K, G }, {
     kind, weightDtype: weight.dtype, normDtype: inputs.normWeight?.dtype, branch: !!inputs.branch, unitOffset: inputs.unitOffset, bias: !!inputs.bias, capacity, glu: glu?.act,
     conv: conv ? { taps: conv.state.shape[2] + 1, weightDtype: conv.weight.dtype, biasDtype: conv.bias?.dtype ?? null, activation: conv.activation } : undefined,
+    stack: stacked.length ? ((stacked.length + 1) as 2 | 3) : undefined,
   });
   assertArg(k.bindings.length <= runtime.limits.maxStorageBuffersPerShaderStage, 'normGemv', `${k.bindings.length} storage buffers exceed the device's ${runtime.limits.maxStorageBuffersPerShaderStage}`);
   const y = inputs.out ?? runtime.empty([...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');
@@ -364,6 +403,8 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
     writeSum: inputs.sum && !inputs.sumWritten ? 1 : 0,
     convStart: conv?.start ?? 0,
     convC: C,
+    N1: weight.shape[0],
+    N2: stacked[0]?.shape[0] ?? 0,
   };
   const tensors: TensorLike[] = [];
   if (kind === 'add_rms') {
@@ -378,6 +419,7 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   if (kind === 'add_rms' && inputs.branch) tensors.push(inputs.sum!);
   tensors.push(weight);
   if (glu) tensors.push(glu.up);
+  tensors.push(...stacked);
   if (inputs.bias) tensors.push(inputs.bias);
   tensors.push(y);
   if (conv) {
@@ -542,7 +584,23 @@ export class PendingNorm {
     return this.fused(weight, { ...options, conv });
   }
 
-  private fused(weight: TensorLike, extra: Pick<NormGemvInputs, 'bias' | 'out' | 'glu' | 'conv'>): Tensor | null {
+  /**
+   * norm(x)·[W₁; W₂; W₃]ᵀ, projections of one input with their outputs side by side in one row
+   * (e.g. q, k and v: (M, N₁ + N₂ + N₃)), in one fused dispatch; null when the shapes do not fit
+   * it (row counts not multiples of the rows per workgroup, unlike dtypes, biases elsewhere).
+   */
+  fusedStack(weights: readonly TensorLike[]): Tensor | null {
+    const [first, ...rest] = weights;
+    if (!first || rest.length < 1 || rest.length > 2) return null;
+    const K = this.shape[this.shape.length - 1];
+    const rows = normGemvRows(weights.reduce((a, w) => a + w.shape[0], 0));
+    const buffers = 2 + (this.spec.branch ? 2 : 0) + weights.length + 1;
+    if (buffers > this.runtime.limits.maxStorageBuffersPerShaderStage) return null;
+    if (weights.some((w, i) => w.shape.length !== 2 || w.shape[1] !== K || w.dtype !== first.dtype || (i < weights.length - 1 && w.shape[0] % rows !== 0))) return null;
+    return this.fused(first, { stack: rest });
+  }
+
+  private fused(weight: TensorLike, extra: Pick<NormGemvInputs, 'bias' | 'out' | 'glu' | 'conv' | 'stack'>): Tensor | null {
     const K = this.shape[this.shape.length - 1];
     if (this.normed || weight.shape.length !== 2 || !canNormGemv(this.runtime, this.spec.h.size / K, K, weight)) return null;
     const { h, branch, alpha, sum, weight: normWeight, eps, unitOffset } = this.spec;
