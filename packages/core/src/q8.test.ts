@@ -3,7 +3,8 @@ import { Q8_BLOCK_WORDS, Q8_GROUP, bytesPerElement, dequantizeQ8, quantizeQ8, ro
 import { createGemvVec4Kernel, createMatmulKernel, matmul, matmulReference } from './ops/matmul.js';
 import { TILED_MATMUL_CONFIGS, createTiledMatmulKernel } from './ops/matmul-tiled.js';
 import { embedding, embeddingReference } from './ops/embedding.js';
-import { getTestRuntime, randn } from './testing.js';
+import { canNormGemv, normGemv, normGemvReference } from './ops/norm-gemv.js';
+import { getTestRuntime, maxAbsError, randn, relError } from './testing.js';
 import type { KernelDescriptor } from './kernel.js';
 
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
@@ -185,6 +186,79 @@ describe('kernels reading q8 weights agree with their references on the dequanti
       const ids = new Int32Array([3, 49, 0, 3, 17]);
       const y = embedding(rt, rt.upload(ids, [5]), rt.upload(table, [V, D], 'q8'), { scale: 1.5 });
       expect(await rt.readFloat(y)).toEqual(embeddingReference(ids, roundTo(table, 'q8'), D, 1.5));
+    }
+  });
+});
+
+describe('fused norm + gemv with q8 weights', () => {
+  // N not a multiple of the rows per workgroup (4 below N = 2048, 8 above), K = 128, 256, 384 and
+  // 48 (16-weight words, groups across rows), M = 1 and 2, plain, gated with groups, glu, conv, stack.
+  it('add_rms with bias (1x37x128, 2x4099x256) and gated_rms in groups (2x19x48, G = 12)', async () => {
+    for (const { kind, M, N, K, G } of [
+      { kind: 'add_rms', M: 1, N: 37, K: 128 },
+      { kind: 'add_rms', M: 2, N: 4099, K: 256 },
+      { kind: 'gated_rms', M: 2, N: 19, K: 48, G: 12 },
+    ] as const) {
+      const seed = M * 1000 + N + K;
+      const x = randn(M * K, seed);
+      const branch = randn(M * K, seed + 1);
+      const z = randn(M * K, seed + 2, 2);
+      const normWeight = randn(K, seed + 3);
+      const weight = randn(N * K, seed + 4);
+      const bias = randn(N, seed + 5);
+      const ref = normGemvReference({ kind, M, K, N, x, branch: kind === 'add_rms' ? branch : undefined, alpha: 0.7, z, zOffset: 0, zStride: K, normWeight, eps: 1e-5, groupSize: G, weight: roundTo(weight, 'q8'), bias });
+      const wt = rt.upload(weight, [N, K], 'q8');
+      expect(canNormGemv(rt, M, K, wt, G ? K / G : 1)).toBe(true);
+      const sum = rt.empty([M, K]);
+      const y = normGemv(rt, {
+        kind, x: rt.upload(x, [M, K]), branch: kind === 'add_rms' ? rt.upload(branch, [M, K]) : undefined, alpha: 0.7, sum: kind === 'add_rms' ? sum : undefined,
+        z: rt.upload(z, [M, K]), normWeight: rt.upload(normWeight, [K]), eps: 1e-5, groupSize: G, weight: wt, bias: rt.upload(bias, [N]),
+      });
+      expect(relError(await rt.read(y), ref.y), `${kind} ${M}x${N}x${K}`).toBeLessThan(1e-5);
+      if (kind === 'add_rms') expect(maxAbsError(await rt.read(sum), ref.sum)).toBeLessThan(1e-6);
+    }
+    expect(canNormGemv(rt, 1, 40, rt.upload(randn(4 * 40, 1), [4, 40], 'q8'))).toBe(false); // K not a multiple of 16
+  });
+
+  it('glu (1x13x384), conv epilogue (2x45x128) and a stack of three (1x(24+8+7)x128)', async () => {
+    const silu = (v: number) => v / (1 + Math.exp(-v));
+    {
+      const [M, N, K] = [1, 13, 384];
+      const x = randn(M * K, 1);
+      const normWeight = randn(K, 2);
+      const gate = randn(N * K, 3);
+      const up = randn(N * K, 4);
+      const common = { kind: 'add_rms' as const, M, K, N, x, normWeight, eps: 1e-6 };
+      const g = normGemvReference({ ...common, weight: roundTo(gate, 'q8') }).y;
+      const u = normGemvReference({ ...common, weight: roundTo(up, 'q8') }).y;
+      const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), normWeight: rt.upload(normWeight, [K]), eps: 1e-6, weight: rt.upload(gate, [N, K], 'q8'), glu: { up: rt.upload(up, [N, K], 'q8'), act: 'silu' } });
+      expect(relError(await rt.read(y), g.map((v, i) => silu(v) * u[i])), 'glu').toBeLessThan(1e-5);
+    }
+    {
+      const [M, N, K, start, C, taps] = [2, 45, 128, 7, 29, 4];
+      const normWeight = randn(K, 5);
+      const weight = randn(N * K, 6);
+      const convW = randn(C * taps, 7);
+      const state = randn(M * C * (taps - 1), 8);
+      const x = randn(M * K, 9);
+      const gpuState = rt.upload(state, [M, C, taps - 1]);
+      const want = normGemvReference({ kind: 'add_rms', M, K, N, x, normWeight, eps: 1e-5, weight: roundTo(weight, 'q8'), conv: { weight: convW, state, taps, start, activation: 'silu' } });
+      const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: rt.upload(weight, [N, K], 'q8'), conv: { weight: rt.upload(convW, [C, 1, taps]), state: gpuState, start, activation: 'silu' } });
+      expect(relError(await rt.read(y), want.y), 'conv').toBeLessThan(1e-5);
+      expect(maxAbsError(await rt.read(gpuState), state)).toBeLessThan(1e-5);
+    }
+    {
+      const [M, K, rows] = [1, 128, [24, 8, 7]];
+      const x = randn(M * K, 10);
+      const normWeight = randn(K, 11);
+      const ws = rows.map((n, i) => randn(n * K, 12 + i));
+      const N = rows.reduce((a, b) => a + b, 0);
+      const all = new Float32Array(N * K);
+      ws.forEach((w, i) => all.set(roundTo(w, 'q8'), rows.slice(0, i).reduce((a, b) => a + b, 0) * K));
+      const ref = normGemvReference({ kind: 'add_rms', M, K, N, x, normWeight, eps: 1e-5, weight: all });
+      const [first, ...rest] = ws.map((w, i) => rt.upload(w, [rows[i], K], 'q8'));
+      const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: first, stack: rest });
+      expect(relError(await rt.read(y), ref.y), 'stack').toBeLessThan(1e-5);
     }
   });
 });

@@ -22,13 +22,13 @@
  * c = n − convStart: y = act(Σⱼ w[c, j]·state[c, j] + w[c, k−1]·x̂W[n] + b[c]), and rolls the state.
  * That removes the conv's own dispatch (and its barrier) from every decode step.
  */
-import { type DType, wgslLoadFloat, wgslStorageType } from '../dtype.js';
+import { type DType, wgslLoadFloat, wgslLoadQ8x16, wgslStorageType } from '../dtype.js';
 import { assertArg } from '../errors.js';
 import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { createAddRmsNormKernel } from './add-rms-norm.js';
-import { matmul } from './matmul.js';
+import { gemvVecWidth, matmul } from './matmul.js';
 import { rmsNorm } from './norm.js';
 import { wgslActivations } from './elementwise.js';
 
@@ -104,7 +104,7 @@ export function normGemvRows(N: number): number {
  * ```
  */
 export function normGemvCapacity(M: number, K: number, weightDtype: DType, storageLimit: number): number {
-  if (M < 1 || M > MAX_M || K % (weightDtype === 'f32' ? 4 : 8) !== 0) return 0;
+  if (M < 1 || M > MAX_M || K % gemvVecWidth(weightDtype) !== 0) return 0;
   const cap = CAPS.find((c) => c >= M * K);
   if (cap === undefined || (cap + THREADS * MAX_R) * 4 > storageLimit) return 0;
   return cap;
@@ -122,6 +122,8 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   const { kind, weightDtype, capacity, conv } = attrs;
   assertArg(!conv || (conv.taps >= 2 && !attrs.glu), 'createNormGemvKernel', 'the conv epilogue needs at least 2 taps and no glu');
   const packed = weightDtype !== 'f32';
+  // q8 weights are bound as vec4<u32> words too, 16 weights each; the scale comes from the block's scale word (dtype.ts)
+  const q8 = weightDtype === 'q8';
   const norm = kind !== 'gate';
   // Every workgroup pays the prologue (reading and normalising M·K inputs), so it takes many
   // rows: 8 rows of 32 lanes, or 4 of 64 when N is too small to fill the GPU with 8-row groups.
@@ -170,11 +172,15 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   const unpack = weightDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
   const xAt = (e: string) => `vec4<f32>(xs[${e}], xs[${e} + 1u], xs[${e} + 2u], xs[${e} + 3u])`;
   const use = (wv: string, k: string, acc = 'acc') =>
-    packed
+    q8
+      ? `{ for (var j = 0u; j < u.M; j++) { let e = j * u.K + 16u * (${k}); ${acc}[j] += dot(${wv}[0], ${xAt('e')}) + dot(${wv}[1], ${xAt('e + 4u')}) + dot(${wv}[2], ${xAt('e + 8u')}) + dot(${wv}[3], ${xAt('e + 12u')}); } }`
+      : packed
       ? `{ let a = vec4<f32>(un(${wv}.x), un(${wv}.y)); let c2 = vec4<f32>(un(${wv}.z), un(${wv}.w));
           for (var j = 0u; j < u.M; j++) { let e = j * u.K + 8u * (${k}); ${acc}[j] += dot(a, ${xAt('e')}) + dot(c2, ${xAt('e + 4u')}); } }`
       : `{ for (var j = 0u; j < u.M; j++) { let e = j * u.K + 4u * (${k}); ${acc}[j] += dot(${wv}, ${xAt('e')}); } }`;
-  const step = (k: string, i: string, wb = 'w') => `let w${i} = ${wb}[row + ${k}];${glu ? ` let v${i} = w2[row + ${k}];` : ''}
+  // q8: word k of a row is its elements 16·(row + k) .. + 15 (KW = K / 16 words per row)
+  const wordAt = (b: string, k: string) => (q8 ? `${b}Q8(16u * (row + ${k}))` : `${b}[row + ${k}]`);
+  const step = (k: string, i: string, wb = 'w') => `let w${i} = ${wordAt(wb, k)};${glu ? ` let v${i} = ${wordAt('w2', k)};` : ''}
       ${use(`w${i}`, k)}${glu ? `
       ${use(`v${i}`, k, 'acc2')}` : ''}`;
   // One output row's dot products: 16-byte weight words, two independent chains per lane.
@@ -189,7 +195,8 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
     }`;
   const wgsl = memoWgsl('norm_gemv', cacheKey, () => `${wgslBindings(layout, bindings)}
 ${norm ? wgslLoadFloat('loadNW', 'nw', attrs.normDtype ?? 'f32') : ''}
-${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+${packed && !q8 ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+${q8 ? ['w', 'w2', 'wb', 'wc'].filter((b) => bindings.some((d) => d.name === b)).map((b) => wgslLoadQ8x16(`${b}Q8`, b)).join('\n') : ''}
 ${glu ? wgslActivations() : ''}
 ${conv ? `${wgslLoadFloat('loadCW', 'cw', conv.weightDtype)}
 ${conv.biasDtype ? wgslLoadFloat('loadCB', 'cb', conv.biasDtype) : ''}
@@ -245,7 +252,7 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
   var acc = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
   ${glu ? `var acc2 = array<f32, ${MAX_M}>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);` : ''}
   if (n < u.N) {
-    let KW = ${packed ? 'u.K / 8u' : 'u.K / 4u'};
+    let KW = ${q8 ? 'u.K / 16u' : packed ? 'u.K / 8u' : 'u.K / 4u'};
     ${stack === 1 ? rowLoop('n', 'w') : `if (n < u.N1) {
       ${rowLoop('n', 'w')}
     } else ${stack === 2 ? '' : `if (n < u.N1 + u.N2) {
@@ -345,7 +352,7 @@ export function canNormGemv(runtime: Runtime, M: number, K: number, weight: Tens
 /** Whether the fused kernel can hold x (M, K) at all (the limits of the kernel, not the policy of {@link canNormGemv}). */
 function fitsNormGemv(runtime: Runtime, M: number, K: number, weight: TensorLike, groups: number): boolean {
   if (weight.shape.length !== 2 || weight.shape[1] !== K || M * groups > MAX_R) return false;
-  if (weight.dtype !== 'f32' && weight.dtype !== 'f16' && weight.dtype !== 'bf16') return false;
+  if (weight.dtype !== 'f32' && weight.dtype !== 'f16' && weight.dtype !== 'bf16' && weight.dtype !== 'q8') return false;
   return normGemvCapacity(M, K, weight.dtype, runtime.limits.maxComputeWorkgroupStorageSize) > 0;
 }
 
