@@ -71,6 +71,10 @@ describe('convXProj', () => {
       { batch: 2, D: 520, R: 33, N: 16, K: 2, dtype, bias: true }, // more than one column step per lane
     );
   }
+  cases.push(
+    { batch: 2, D: 256, R: 7, N: 16, K: 4, dtype: 'q8', bias: true }, // q8: 16-weight words, W = 39 rows (a partial row block)
+    { batch: 1, D: 40, R: 3, N: 16, K: 3, dtype: 'q8', bias: false }, // q8, D % 16 != 0: element loads
+  );
   for (const c of cases) {
     it(`b=${c.batch} D=${c.D} R=${c.R} N=${c.N} k=${c.K} ${c.dtype}${c.bias ? '' : ' no bias'}: silu(conv) · x_projᵀ, conv state untouched`, async () => {
       const { batch, D, R, N, K, dtype } = c;
@@ -105,6 +109,7 @@ describe('convXProj', () => {
     expect(createConvXProjKernel(shape, { kernelSize: 4, weightDtype: 'f32', vec4: true }).wgsl).toContain('array<vec4<f32>>');
     expect(createConvXProjKernel(shape, { kernelSize: 4, weightDtype: 'bf16', vec4: true }).wgsl).toContain('array<vec4<u32>>');
     expect(createConvXProjKernel(shape, { kernelSize: 4, weightDtype: 'f16', vec4: false }).wgsl).toContain('fn loadW');
+    expect(createConvXProjKernel({ ...shape, dInner: 256 }, { kernelSize: 4, weightDtype: 'q8', vec4: true }).wgsl).toContain('loadW16((r0 + r) * u.D + c)');
   });
 
   it('names a misshapen input', () => {

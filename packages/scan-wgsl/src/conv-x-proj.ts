@@ -28,11 +28,13 @@ import {
   StatespaceError,
   WGSL_BUILTINS,
   WGSL_LINEAR_WORKGROUP,
+  gemvVecWidth,
   linearDispatch,
   matmulReference,
   memoWgsl,
   wgslBindings,
   wgslLoadFloat,
+  wgslLoadQ8x16,
   wgslStorageType,
 } from '@statespace/core';
 import { causalConv1dReference } from './causal-conv1d.js';
@@ -66,9 +68,10 @@ export function createConvXProjKernel(
 ): KernelDescriptor {
   const K = attrs.kernelSize;
   const wd = attrs.weightDtype;
-  const packed = wd !== 'f32';
+  const q8 = wd === 'q8'; // 16 weights per 16-byte word, with their group's scale (core dtype.ts)
+  const packed = wd !== 'f32' && !q8;
   const vec = attrs.vec4;
-  const wType = vec ? (packed ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wd);
+  const wType = vec ? (packed || q8 ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wd);
   const bindings = [
     { name: 'xz', type: 'f32', access: 'read' }, // (b, xStride): x at xOffset
     { name: 'params', type: 'f32', access: 'read' }, // (D, PS) packed per-channel weights
@@ -77,9 +80,24 @@ export function createConvXProjKernel(
     { name: 'xdbl', type: 'f32', access: 'read_write' }, // (b, W)
   ] as const;
   const unpack = wd === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
-  const load = vec ? (packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : '') : wgslLoadFloat('loadW', 'w', wd);
+  const load = vec ? (packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : q8 ? wgslLoadQ8x16('loadW16', 'w') : '') : wgslLoadFloat('loadW', 'w', wd);
   const loop = vec
-    ? packed
+    ? q8
+      ? `let D16 = u.D / 16u;
+  for (var c16 = li; c16 < D16; c16 += LANES) {
+    let c = c16 * 16u;
+    let v0 = vec4<f32>(xc(b, c), xc(b, c + 1u), xc(b, c + 2u), xc(b, c + 3u));
+    let v1 = vec4<f32>(xc(b, c + 4u), xc(b, c + 5u), xc(b, c + 6u), xc(b, c + 7u));
+    let v2 = vec4<f32>(xc(b, c + 8u), xc(b, c + 9u), xc(b, c + 10u), xc(b, c + 11u));
+    let v3 = vec4<f32>(xc(b, c + 12u), xc(b, c + 13u), xc(b, c + 14u), xc(b, c + 15u));
+    for (var r = 0u; r < RB; r++) {
+      if (r0 + r < u.W) {
+        let q = loadW16((r0 + r) * u.D + c);
+        acc[r] += dot(q[0], v0) + dot(q[1], v1) + dot(q[2], v2) + dot(q[3], v3);
+      }
+    }
+  }`
+      : packed
       ? `let D8 = u.D / 8u;
   for (var c8 = li; c8 < D8; c8 += LANES) {
     let c = c8 * 8u;
@@ -162,7 +180,7 @@ export interface ConvXProjInputs {
   params: TensorLike;
   /** (batch, D, k-1), f32: the conv state (read, not updated). */
   convState: TensorLike;
-  /** (R + 2N, D): x_proj.weight, f32, f16 or bf16. */
+  /** (R + 2N, D): x_proj.weight, f32, f16, bf16 or q8. */
   weight: TensorLike;
   /** d_state N (the packed buffer's stride depends on it). */
   dState: number;
@@ -197,7 +215,7 @@ export function convXProj(runtime: Runtime, inputs: ConvXProjInputs): Tensor {
   if (batch * rows === 0) return xdbl;
   const kernel = createConvXProjKernel(
     { batch, dInner: D, rows, xStride: xs.rowStride, xOffset: xs.offset, paramStride: PS },
-    { kernelSize: K, weightDtype: weight.dtype, vec4: D % (weight.dtype === 'f32' ? 4 : 8) === 0 },
+    { kernelSize: K, weightDtype: weight.dtype, vec4: D % gemvVecWidth(weight.dtype) === 0 },
   );
   runtime.run(kernel, [xs.tensor, params, convState, weight, xdbl]);
   return xdbl;

@@ -198,7 +198,7 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
       if (!convAlt && (t.shape.length !== spec.shape.length || t.shape.some((v, i) => v !== spec.shape[i]))) {
         throw new StatespaceError('SHAPE_MISMATCH', `Mamba2Mixer: ${spec.name} has shape [${t.shape.join(',')}], expected [${spec.shape.join(',')}]`);
       }
-      const floatOk = t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16';
+      const floatOk = t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16' || t.dtype === 'q8';
       if (!floatOk || (spec.name.endsWith('proj.bias') && t.dtype !== 'f32')) {
         throw new StatespaceError('DTYPE_MISMATCH', `Mamba2Mixer: ${spec.name} is ${t.dtype}, expected ${spec.name.endsWith('proj.bias') ? 'f32' : 'a float type'}`);
       }
