@@ -36,10 +36,10 @@ async function floatFile() {
 
 describe('uploadTensor', () => {
   for (const chunkBytes of [undefined, 16]) {
-    it(`every float conversion gives exactly the rounded values${chunkBytes ? ' (streamed in 16-byte chunks)' : ''}`, async () => {
+    it(`every float conversion (q8 too) gives exactly the rounded values${chunkBytes ? ' (streamed in 16-byte chunks; q8 in whole 128-element blocks)' : ''}`, async () => {
       const { checkpoint, values } = await floatFile();
       for (const dtype of FILE_DTYPES) {
-        for (const target of ['keep', 'f32', 'f16', 'bf16'] as const) {
+        for (const target of ['keep', 'f32', 'f16', 'bf16', 'q8'] as const) {
           for (const n of SIZES) {
             const name = `${dtype}.${n}`;
             const t = await uploadTensor(rt, checkpoint, name, { dtype: target, chunkBytes });

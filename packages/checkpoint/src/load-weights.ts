@@ -9,13 +9,13 @@
  * request for many tensors from a URL) and large ones are streamed in chunks,
  * so no more than `chunkBytes` (plus one converted chunk) is held on the host.
  */
-import { type DType, type Runtime, type Tensor, f32ToBf16Bits, f32ToF16Bits } from '@statespace/core';
+import { type DType, Q8_BLOCK, type Runtime, type Tensor, f32ToBf16Bits, f32ToF16Bits, quantizeQ8 } from '@statespace/core';
 import { type SafetensorsDType, f16Lookup, viewAs } from './dtypes.js';
 import { CheckpointError, where } from './errors.js';
 import type { Checkpoint, TensorFile, TensorInfo } from './safetensors.js';
 
-/** A float dtype a tensor can be stored as on the GPU. */
-export type FloatDType = 'f32' | 'f16' | 'bf16';
+/** A float dtype a tensor can be stored as on the GPU (q8: int8 with per-32 scales, core's dtype.ts). */
+export type FloatDType = 'f32' | 'f16' | 'bf16' | 'q8';
 
 /** `keep` stores a float tensor as it is in the file; a {@link FloatDType} converts it. */
 export type DTypeChoice = 'keep' | FloatDType;
@@ -24,7 +24,7 @@ export type DTypeChoice = 'keep' | FloatDType;
 export interface UploadOptions {
   /**
    * GPU dtype of float tensors (F32, F16, BF16): `'keep'` (default), `'f32'`,
-   * `'f16'`, `'bf16'`, or a choice per tensor. Integer tensors (I32, U32) are
+   * `'f16'`, `'bf16'`, `'q8'` (quantised on the host), or a choice per tensor. Integer tensors (I32, U32) are
    * always uploaded as they are.
    */
   dtype?: DTypeChoice | ((info: TensorInfo) => DTypeChoice);
@@ -63,7 +63,7 @@ export interface LoadWeightsOptions extends UploadOptions {
 
 const DEFAULT_CHUNK = 64 * 1024 * 1024;
 
-const SOURCE_FLOAT: Partial<Record<SafetensorsDType, FloatDType>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+const SOURCE_FLOAT: Partial<Record<SafetensorsDType, 'f32' | 'f16' | 'bf16'>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 const SOURCE_INT: Partial<Record<SafetensorsDType, DType>> = { I32: 'i32', U32: 'u32' };
 
 /**
@@ -91,7 +91,7 @@ export function gpuDType(info: TensorInfo, choice: UploadOptions['dtype'] = 'kee
   }
   const picked = typeof choice === 'function' ? choice(info) : choice;
   if (picked === 'keep') return own;
-  if (picked !== 'f32' && picked !== 'f16' && picked !== 'bf16') {
+  if (picked !== 'f32' && picked !== 'f16' && picked !== 'bf16' && picked !== 'q8') {
     throw new CheckpointError('CHECKPOINT_UNSUPPORTED_DTYPE', `${where(info.file, info.name)}: cannot convert ${info.dtype} to ${String(picked)}`, { file: info.file, tensor: info.name });
   }
   return picked;
@@ -128,6 +128,7 @@ function convertChunk(bytes: Uint8Array, from: SafetensorsDType, target: DType, 
     for (let i = 0; i < n; i++) values[i] = table[bits[i]];
   }
   if (target === 'f32') return values;
+  if (target === 'q8') return quantizeQ8(values); // whole 128-element blocks: chunks are cut on block boundaries
   const out = new Uint16Array(n);
   const round = target === 'f16' ? f32ToF16Bits : f32ToBf16Bits;
   const narrow = target as 'f16' | 'bf16';
@@ -163,9 +164,10 @@ async function uploadInfo(
       runtime.write(tensor, convertChunk(bytesInHand, info.dtype, target, overflow));
       progress(info.byteLength);
     } else {
-      // Chunks of an even number of elements keep every 16-bit output chunk 4-byte aligned.
+      // Chunks of an even number of elements keep every 16-bit output chunk 4-byte aligned; q8 chunks are whole blocks.
       const sourceSize = info.byteLength / tensor.size;
-      const step = Math.max(2, Math.floor(chunkSize(options) / sourceSize / 2) * 2) * sourceSize;
+      const align = target === 'q8' ? Q8_BLOCK : 2;
+      const step = Math.max(align, Math.floor(chunkSize(options) / sourceSize / align) * align) * sourceSize;
       // writeBuffer is queued ahead of unsubmitted commands: submit them first (as runtime.write does).
       runtime.flush();
       let targetOffset = 0;

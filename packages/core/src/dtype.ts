@@ -33,11 +33,11 @@ export const Q8_BLOCK_WORDS = 36;
  *
  * @example
  * ```ts
- * isFloatDType('q8');  // true
- * isFloatDType('i32'); // false
+ * isFloatWeightDType('q8');  // true
+ * isFloatWeightDType('i32'); // false
  * ```
  */
-export function isFloatDType(dtype: DType): boolean {
+export function isFloatWeightDType(dtype: DType): boolean {
   return dtype === 'f32' || dtype === 'f16' || dtype === 'bf16' || dtype === 'q8';
 }
 

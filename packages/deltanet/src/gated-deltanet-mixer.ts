@@ -17,7 +17,7 @@ import {
   type Tensor,
   type WeightSpec,
   StatespaceError,
-  isFloatDType,
+  isFloatWeightDType,
   assertArg,
   matmul,
   RecurrentState,
@@ -101,7 +101,7 @@ export class GatedDeltaNetMixer implements SequenceMixer<GatedDeltaNetState> {
       if (!w) throw new StatespaceError('MISSING_WEIGHT', `${op}: weight ${spec.name} [${spec.shape.join(',')}] is missing`);
       const same = w.shape.length === spec.shape.length && w.shape.every((d, i) => d === spec.shape[i]);
       if (!same) throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${spec.name} has shape [${w.shape.join(',')}], expected [${spec.shape.join(',')}]`);
-      if (!isFloatDType(w.dtype)) {
+      if (!isFloatWeightDType(w.dtype)) {
         throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${spec.name} is ${w.dtype}, expected a float type`);
       }
     }

@@ -29,7 +29,7 @@ import {
   type Tensor,
   type WeightSpec,
   StatespaceError,
-  isFloatDType,
+  isFloatWeightDType,
   linear,
   matmul,
   matmulReference,
@@ -150,7 +150,7 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
       const same = (s: readonly number[]) => s.length === t.shape.length && s.every((d, i) => d === t.shape[i]);
       const ok = same(spec.shape) || (spec.name === 'conv1d.weight' && same([spec.shape[0], spec.shape[2]]));
       if (!ok) throw new StatespaceError('SHAPE_MISMATCH', `Mamba1Mixer: ${spec.name} has shape [${t.shape.join(',')}], expected [${spec.shape.join(',')}]`);
-      if (!isFloatDType(t.dtype)) throw new StatespaceError('DTYPE_MISMATCH', `Mamba1Mixer: ${spec.name} is ${t.dtype}, expected a float type`);
+      if (!isFloatWeightDType(t.dtype)) throw new StatespaceError('DTYPE_MISMATCH', `Mamba1Mixer: ${spec.name} is ${t.dtype}, expected a float type`);
     }
     this.runtime = runtime;
     this.config = { ...config };

@@ -19,7 +19,7 @@ import {
   type Runtime,
   type SequenceMixer,
   StatespaceError,
-  isFloatDType,
+  isFloatWeightDType,
   type Tensor,
   type WeightSpec,
   linear,
@@ -95,7 +95,7 @@ export class ShortConvMixer implements SequenceMixer<ShortConvState> {
       const same = (s: readonly number[]) => s.length === t.shape.length && s.every((d, i) => d === t.shape[i]);
       const ok = same(spec.shape) || (spec.name === 'conv.weight' && same([spec.shape[0], spec.shape[2]]));
       if (!ok) throw new StatespaceError('SHAPE_MISMATCH', `ShortConvMixer: ${spec.name} has shape [${t.shape.join(',')}], expected [${spec.shape.join(',')}]`);
-      if (!isFloatDType(t.dtype)) throw new StatespaceError('DTYPE_MISMATCH', `ShortConvMixer: ${spec.name} is ${t.dtype}, expected a float type`);
+      if (!isFloatWeightDType(t.dtype)) throw new StatespaceError('DTYPE_MISMATCH', `ShortConvMixer: ${spec.name} is ${t.dtype}, expected a float type`);
     }
     this.runtime = runtime;
     this.config = { ...config };
