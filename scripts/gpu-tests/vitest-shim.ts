@@ -44,10 +44,26 @@ function deepEqual(a: unknown, b: unknown): boolean {
 }
 // vitest's toMatchObject: every property of `expected` (recursively) is in `actual`; arrays match element by element.
 function matchesObject(actual: unknown, expected: unknown): boolean {
+  if (isContaining(expected)) return matchesObject(actual, expected.objectContaining);
   if (expected === null || typeof expected !== 'object') return Object.is(actual, expected) || deepEqual(actual, expected);
   if (actual === null || typeof actual !== 'object') return false;
   if (Array.isArray(expected)) return Array.isArray(actual) && actual.length === expected.length && expected.every((e, i) => matchesObject(actual[i], e));
   return Object.entries(expected).every(([k, e]) => matchesObject((actual as Record<string, unknown>)[k], e));
+}
+// vitest's expect.objectContaining(e): an asymmetric matcher, here a tagged object.
+type Containing = { objectContaining: unknown; [containingTag]: true };
+const containingTag = Symbol('objectContaining');
+function isContaining(e: unknown): e is Containing {
+  return typeof e === 'object' && e !== null && containingTag in e;
+}
+/** Whether a thrown error satisfies toThrow's argument: a message pattern, an error class or expect.objectContaining. */
+function errorMatches(err: unknown, r: unknown): boolean {
+  if (r === undefined) return true;
+  const msg = (err as Error)?.message ?? String(err);
+  if (typeof r === 'string') return msg.includes(r);
+  if (r instanceof RegExp) return r.test(msg);
+  if (typeof r === 'function') return err instanceof (r as new () => unknown);
+  return matchesObject(err, r);
 }
 function matchers(actual: unknown, negate: boolean, label?: string) {
   const check = (ok: boolean, msg: string) => {
@@ -75,19 +91,21 @@ function matchers(actual: unknown, negate: boolean, label?: string) {
     toContain: (x: unknown) => check((actual as { includes(v: unknown): boolean }).includes(x), `expected to contain ${String(x)}`),
     toMatch: (r: RegExp | string) => check(typeof r === 'string' ? String(actual).includes(r) : r.test(String(actual)), `expected ${String(actual).slice(0, 200)} to match ${String(r)}`),
     toSatisfy: (f: (v: unknown) => boolean) => check(f(actual), 'expected to satisfy predicate'),
-    toThrow: (r?: RegExp | string) => {
-      let threw = false;
-      let msg = '';
-      try {
-        (actual as () => unknown)();
-      } catch (e) {
-        threw = true;
-        msg = (e as Error)?.message ?? String(e);
-      }
-      const ok = threw && (!r || (typeof r === 'string' ? msg.includes(r) : r.test(msg)));
-      check(ok, `expected to throw ${String(r ?? '')}, got ${threw ? msg : 'no error'}`);
-    },
+    toThrow: (r?: unknown) => throws(actual, r, check),
+    toThrowError: (r?: unknown) => throws(actual, r, check),
   };
+}
+function throws(actual: unknown, r: unknown, check: (ok: boolean, msg: string) => void): void {
+  let threw = false;
+  let err: unknown;
+  try {
+    (actual as () => unknown)();
+  } catch (e) {
+    threw = true;
+    err = e;
+  }
+  const msg = threw ? ((err as Error)?.message ?? String(err)) : 'no error';
+  check(threw && errorMatches(err, r), `expected to throw ${isContaining(r) ? JSON.stringify(r.objectContaining) : String(r ?? '')}, got ${msg}`);
 }
 export function expect(actual: unknown, label?: string) {
   const m = matchers(actual, false, label);
@@ -97,9 +115,9 @@ export function expect(actual: unknown, label?: string) {
         await (actual as Promise<unknown>);
       } catch (e) {
         const r = args[0];
-        if (key === 'toThrow') {
+        if (key === 'toThrow' || key === 'toThrowError') {
           const msg = (e as Error)?.message ?? String(e);
-          if (r && !(typeof r === 'string' ? msg.includes(r) : (r as RegExp).test(msg))) fail(`rejected with ${msg}, expected ${String(r)}`);
+          if (!errorMatches(e, r)) fail(`rejected with ${msg}, expected ${isContaining(r) ? JSON.stringify(r.objectContaining) : String(r)}`);
           return;
         }
         return (matchers(e, false, label) as Record<string, (...a: unknown[]) => void>)[key](...args);
@@ -109,6 +127,7 @@ export function expect(actual: unknown, label?: string) {
   });
   return { ...m, not: matchers(actual, true, label), rejects, resolves: m };
 }
+expect.objectContaining = (e: unknown): Containing => ({ objectContaining: e, [containingTag]: true });
 
 /** Runs every registered case; prints one line each and a closing `N passed, N failed` line. */
 export async function runAll(file: string): Promise<{ passed: number; failed: number }> {
