@@ -4,7 +4,7 @@
  * reports every missing, mis-shaped or unused tensor at once, then upload.
  */
 import { type Checkpoint, type ConfigReader, type LoadProgress, type ModelFolder, type ModelSource, checkWeights, loadWeights, openModel } from '@statespace/checkpoint';
-import { type Runtime, type Tensor } from '@statespace/core';
+import { Q8_BLOCK, type Runtime, StatespaceError, type Tensor } from '@statespace/core';
 import { type Family, familyOf } from './families/index.js';
 import { HybridModel } from './model.js';
 import type { ModelSpec } from './spec.js';
@@ -12,8 +12,12 @@ import { modelWeights } from './weights.js';
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
-  /** Storage of weight matrices: 'f32' (default), 'f16', 'bf16' or 'keep' (as in the file). SSM parameters and norms stay f32. */
-  weightDtype?: 'f32' | 'f16' | 'bf16' | 'keep';
+  /**
+   * Storage of weight matrices: 'f32' (default), 'f16', 'bf16', 'q8' (int8 with one scale per 32
+   * weights, quantised while loading) or 'keep' (as in the file). SSM parameters, conv kernels,
+   * norms and biases stay f32.
+   */
+  weightDtype?: 'f32' | 'f16' | 'bf16' | 'q8' | 'keep';
   /** Called after each tensor (and each chunk of a large one) is uploaded. */
   onProgress?: (progress: LoadProgress) => void;
 }
@@ -79,11 +83,18 @@ export async function loadModel(runtime: Runtime, source: ModelSource | ModelFol
 
     const f32Names = new Set(expected.filter((w) => w.f32).map((w) => w.name));
     const choice = options.weightDtype ?? 'f32';
+    // q8 only for matrices (2-D, or the 3-D expert stacks split into 2-D experts below): a 1-D weight no f32Names caught stays f32
+    const splitSources = new Set(splits.map((s) => s.source));
+    const dtypeOf = (name: string, shape: readonly number[]): typeof choice => {
+      if (f32Names.has(name)) return 'f32';
+      if (choice === 'q8' && shape.length !== 2 && !splitSources.has(name)) return 'f32';
+      return choice;
+    };
     const scaled = new Map<string, { factor: number; rows?: [number, number] }[]>();
     for (const s of spec.weightScales ?? []) scaled.set(s.name, [...(scaled.get(s.name) ?? []), s]);
     const loaded = await loadWeights(runtime, checkpoint, {
       names: declared.map((d) => d.name).filter((n) => !scaled.has(n)),
-      dtype: (info) => (f32Names.has(info.name) ? 'f32' : choice),
+      dtype: (info) => dtypeOf(info.name, info.shape),
       onProgress: options.onProgress,
     });
     const weights: Record<string, Tensor> = Object.fromEntries(loaded);
@@ -96,7 +107,8 @@ export async function loadModel(runtime: Runtime, source: ModelSource | ModelFol
         const [r0, r1] = s.rows ?? [0, info.shape[0]];
         for (let i = r0 * cols; i < r1 * cols; i++) data[i] *= s.factor;
       }
-      weights[name] = runtime.upload(data, [...info.shape], choice === 'keep' || f32Names.has(name) ? 'f32' : choice, name);
+      const dtype = dtypeOf(name, info.shape);
+      weights[name] = runtime.upload(data, [...info.shape], dtype === 'keep' ? 'f32' : dtype, name);
     }
     // 3-D expert tensors split into per-expert 2-D tensors with GPU copies.
     for (const s of splits) {
@@ -104,6 +116,9 @@ export async function loadModel(runtime: Runtime, source: ModelSource | ModelFol
       if (!src) continue;
       const per = src.shape.slice(1);
       const bytes = src.byteSize / s.count;
+      if (src.dtype === 'q8' && per.reduce((a, b) => a * b, 1) % Q8_BLOCK !== 0) {
+        throw new StatespaceError('DTYPE_MISMATCH', `loadModel: ${s.source} splits into experts of ${per.join('x')} weights, not whole q8 blocks of ${Q8_BLOCK}; load it with another weightDtype`);
+      }
       for (let e = 0; e < s.count; e++) {
         const t = runtime.empty(per, src.dtype, s.target.replace('{e}', String(e)));
         runtime.copy(src, t, bytes, e * bytes, 0);
