@@ -4,7 +4,7 @@
  * on whatever WebGPU adapter core finds. Prints a table and writes JSON (and,
  * with --chart, the decode-vs-context SVG).
  *
- *   pnpm bench [--quick] [--models mamba2-130m,llama-350m] [--dtype f32|f16] [--out file.json] [--chart file.svg]
+ *   pnpm bench [--quick] [--models mamba2-130m,llama-350m] [--dtype f32|f16|bf16|q8] [--out file.json] [--chart file.svg]
  *   pnpm bench --moonshot [--moonshot-length 1048576] [--chunk 8192]   (one long prompt in passes, bench/src/moonshot.ts)
  */
 import { writeFileSync } from 'node:fs';
@@ -32,7 +32,8 @@ const { values } = parseArgs({
   },
 });
 const quick = !!values.quick;
-const dtype = (values.dtype ?? 'f32') as 'f32' | 'f16';
+const dtype = (values.dtype ?? 'f32') as 'f32' | 'f16' | 'bf16' | 'q8';
+if (!['f32', 'f16', 'bf16', 'q8'].includes(dtype)) throw new Error(`--dtype must be f32, f16, bf16 or q8, got ${values.dtype}`);
 const prefillLengths = (values.prefill ?? (quick ? '64,256' : '512,4096,32768')).split(',').map(Number);
 const contexts = (values.contexts ?? (quick ? '64,256' : '1024,8192,32768')).split(',').map(Number);
 

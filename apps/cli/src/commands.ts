@@ -11,7 +11,7 @@ import type { CliIO } from './io.js';
 
 /** Flags shared by the model commands. */
 export interface ModelFlags {
-  /** `--dtype`: weight storage, `f32` (default), `f16`, `bf16` or `keep`. */
+  /** `--dtype`: weight storage, `f32` (default), `f16`, `bf16`, `q8` (int8 with per-32 scales) or `keep`. */
   dtype?: string;
   /** `--json`: one JSON object on stdout instead of text. */
   json?: boolean;
@@ -75,8 +75,8 @@ function progressBar(io: CliIO, label: string): (p: LoadProgress) => void {
 export async function openCliModel(dir: string, flags: ModelFlags, io: CliIO): Promise<LoadedModel> {
   if (!dir) throw new StatespaceError('CLI_USAGE', 'missing <modelDir>');
   const rt = await getRuntime();
-  const dtype = (flags.dtype ?? 'f32') as 'f32' | 'f16' | 'bf16' | 'keep';
-  if (!['f32', 'f16', 'bf16', 'keep'].includes(dtype)) throw new StatespaceError('CLI_USAGE', `--dtype must be f32, f16, bf16 or keep, got ${flags.dtype}`);
+  const dtype = (flags.dtype ?? 'f32') as 'f32' | 'f16' | 'bf16' | 'q8' | 'keep';
+  if (!['f32', 'f16', 'bf16', 'q8', 'keep'].includes(dtype)) throw new StatespaceError('CLI_USAGE', `--dtype must be f32, f16, bf16, q8 or keep, got ${flags.dtype}`);
   return loadModel(rt, dir, { weightDtype: dtype, onProgress: progressBar(io, 'loading') });
 }
 

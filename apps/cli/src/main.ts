@@ -33,7 +33,7 @@ const samplingOptions = {
 export const commands: Record<string, CommandDef> = {
   logits: {
     summary: 'print logits of a prompt given as token ids',
-    usage: 'statespace logits <modelDir> --ids 3,1,4,1 [--positions all|0,5,-1] [--dtype f32|f16|bf16|keep] [--json]',
+    usage: 'statespace logits <modelDir> --ids 3,1,4,1 [--positions all|0,5,-1] [--dtype f32|f16|bf16|q8|keep] [--json]',
     options: { ...modelOptions, ids: { type: 'string' }, positions: { type: 'string' } },
     run: (p, v, io) => logitsCommand(p[0], v, io),
   },

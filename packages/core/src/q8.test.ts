@@ -31,7 +31,7 @@ describe('q8 quantiser (CPU)', () => {
         expect(Math.abs(back[i] - w[i]), `n=${n} i=${i}`).toBeLessThanOrEqual(s / 2 + 1e-7 * Math.abs(w[i]));
       }
       expect(roundTo(w, 'q8')).toEqual(back);
-      expect(roundTo(back, 'q8')).toEqual(back); // the rounding is a projection: re-quantising changes nothing
+      expect(roundTo(back, 'q8')).toEqual(back); // re-quantising dequantised values gives them back (tests may upload roundTo'd weights)
     }
     expect(bytesPerElement('q8')).toBe(1.125);
     expect(storageBytes('q8', 129)).toBe(288);
