@@ -103,7 +103,7 @@ describe('register-blocked tiled matmul', () => {
   it('rejects a blocking it cannot run and a non-float weight', () => {
     expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, { tileM: 64, tileN: 64, tileK: 12, threadM: 4, threadN: 4 })).toThrow(/tileK a multiple of 8/);
     expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, { tileM: 64, tileN: 64, tileK: 16, threadM: 6, threadN: 4 })).toThrow(/not a valid blocking/);
-    expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, TILED_MATMUL_CONFIGS['64x64'], { weightDtype: 'i32' })).toThrow(/f32, f16 or bf16/);
+    expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, TILED_MATMUL_CONFIGS['64x64'], { weightDtype: 'i32' })).toThrow(/f32, f16, bf16 or q8/);
   });
 
   it('the config table: big tiles for big products on NVIDIA, smaller ones to fill the GPU, limits respected', () => {
