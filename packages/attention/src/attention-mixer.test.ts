@@ -174,14 +174,14 @@ describe('AttentionMixer options', () => {
         const got: Float32Array[] = [];
         for (let t = 0; t < steps; t++) {
           const h = randn(B * E, 20 + t);
-          const normed = await rt.read(rmsNorm(rt, rt.upload(h, [B, 1, E]), rt.upload(normWeight, [E]), 1e-5));
+          const normed = (await rt.read(rmsNorm(rt, rt.upload(h, [B, 1, E]), rt.upload(normWeight, [E]), 1e-5))) as Float32Array;
           for (let b = 0; b < B; b++) all.set(normed.subarray(b * E, (b + 1) * E), (b * (P + steps) + P + t) * E);
           const pn = new PendingNorm(rt, { h: rt.upload(h, [B, 1, E]), weight: rt.upload(normWeight, [E]), eps: 1e-5 });
           const d0 = rt.dispatchCount;
           const y = mixer.forward(pn, state);
           expect(rt.dispatchCount - d0).toBe(5);
           pn.dispose();
-          got.push(await rt.read(y));
+          got.push((await rt.read(y)) as Float32Array);
         }
         const ref = attentionMixerReference(config, hostOf(host), all, B, P + steps);
         for (let t = 0; t < steps; t++) {
