@@ -28,6 +28,8 @@ import type { AttentionOptions, KVRun } from './flash-attention.js';
 
 /** Keys per flash-decoding chunk (one per thread of a workgroup). */
 export const DECODE_CHUNK = 256;
+/** Largest head_dim of the GQA pass-1 kernel (its queries sit in workgroup memory). */
+const MAX_DECODE_D = 256;
 const COMBINE_THREADS = 64;
 
 const decodeLayout = {
@@ -254,6 +256,171 @@ const pairLayout = {
   ...decodeLayout, segStart1: 'u32', segLen1: 'u32', segCap1: 'u32', chunkLo1: 'u32', chunkBase1: 'u32', chunks0: 'u32',
 } as const satisfies UniformLayout;
 
+/** Most query heads per KV head that {@link createFlashDecodeGqaKernel} serves (one vec4 lane each). */
+export const DECODE_GQA_MAX = 4;
+
+/**
+ * The GQA pass-1 body for chunk `ci` of run `r`: one workgroup per (chunk, KV head, batch) scores its
+ * C keys against the G query heads that share the KV head, so each key and value row is read once for
+ * G heads instead of G times. The G heads ride in the lanes of vec4 values (G ≤ 4): one reduction tree
+ * for all of them.
+ */
+function gqaPass1Body(r: RunNames, ci: string, G: number): string {
+  const lanes = ['x', 'y', 'z', 'w'].slice(0, G);
+  return `let ci = ${ci};
+  let hk = wid.y;
+  let b = wid.z;
+  let D4 = u.D / 4u;
+  let chunkStart = ${r.segStart} + (${r.chunkLo} + ci) * C;
+  let kEnd = min(min(chunkStart + C, ${r.segStart} + ${r.segLen}), u.qpos + 1u);
+  var kStart = chunkStart;
+  if (u.window > 0u && u.qpos + 1u > u.window) { kStart = max(kStart, u.qpos + 1u - u.window); }
+  // the G query heads of this KV head, (G, D/4)
+  for (var i = li; i < GQ * D4; i += C) {
+    let qb = (b * u.H + hk * GQ + i / D4) * u.D + 4u * (i % D4);
+    qv[i] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]);
+  }
+  workgroupBarrier();
+  let t = chunkStart + li;
+  let ok = t >= kStart && t < kEnd;
+  var s = vec4<f32>(SENT);
+  if (ok) {
+    let kb = ((b * ${r.segCap} + t - ${r.segStart}) * u.Hkv + hk) * D4;
+    var acc = array<vec4<f32>, ${G}>();
+    for (var d = 0u; d < D4; d++) {
+      let kv = ${r.k}[kb + d];
+      for (var g = 0u; g < GQ; g++) { acc[g] += qv[g * D4 + d] * kv; }
+    }
+    ${lanes.map((l, g) => `s.${l} = (acc[${g}].x + acc[${g}].y + acc[${g}].z + acc[${g}].w) * u.scale;`).join('\n    ')}
+    if (u.softcap > 0.0) { s = u.softcap * tanh(clamp(s / u.softcap, vec4<f32>(-15.0), vec4<f32>(15.0))); }
+  }
+  let m = wgMax4(s, li);
+  var p = vec4<f32>(0.0);
+  if (ok) { p = exp(s - m); }
+  let l = wgSum4(p, li);
+  ps[li] = p;
+  workgroupBarrier();
+  let GP = max(1u, C / D4);
+  let grp = li / D4;
+  let d = li % D4;
+  var o = array<vec4<f32>, ${G}>();
+  if (grp < GP) {
+    for (var c = kStart + grp; c < kEnd; c += GP) {
+      let vv = ${r.v}[((b * ${r.segCap} + c - ${r.segStart}) * u.Hkv + hk) * D4 + d];
+      let pc = ps[c - chunkStart];
+      ${lanes.map((l, g) => `o[${g}] += pc.${l} * vv;`).join('\n      ')}
+    }
+  }
+  for (var g = 0u; g < GQ; g++) {
+    pv[li] = o[g];
+    workgroupBarrier();
+    if (li < D4) {
+      var sum = vec4<f32>(0.0);
+      for (var j = 0u; j < GP; j++) { sum += pv[j * D4 + li]; }
+      let slot = (b * u.H + hk * GQ + g) * u.N + ${r.chunkBase} + ci;
+      let at = slot * u.D + 4u * li;
+      po[at] = sum.x;
+      po[at + 1u] = sum.y;
+      po[at + 2u] = sum.z;
+      po[at + 3u] = sum.w;
+    }
+    workgroupBarrier();
+  }
+  if (li < GQ) {
+    let slot = (b * u.H + hk * GQ + li) * u.N + ${r.chunkBase} + ci;
+    pml[slot * 2u] = m[li];
+    pml[slot * 2u + 1u] = l[li];
+  }
+`;
+}
+
+/** Bindings, constants and workgroup arrays of the GQA pass-1 kernels (G query heads per workgroup). */
+function gqaPass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout, G: number): string {
+  return `${wgslBindings(layout, bindings)}
+const C = ${DECODE_CHUNK}u;
+const GQ = ${G}u;
+const SENT = -3.0e38;
+var<workgroup> qv: array<vec4<f32>, ${(G * MAX_DECODE_D) / 4}>; // (G, D/4) the queries
+var<workgroup> ps: array<vec4<f32>, ${DECODE_CHUNK}>; // (C) probabilities, one lane per head
+var<workgroup> pv: array<vec4<f32>, ${DECODE_CHUNK}>; // (groups, D/4) one head's P·V sums
+var<workgroup> red4: array<vec4<f32>, ${DECODE_CHUNK}>;
+fn wgSum4(v: vec4<f32>, li: u32) -> vec4<f32> {
+  red4[li] = v;
+  workgroupBarrier();
+  for (var st = C / 2u; st > 0u; st >>= 1u) {
+    if (li < st) { red4[li] += red4[li + st]; }
+    workgroupBarrier();
+  }
+  let r = red4[0];
+  workgroupBarrier();
+  return r;
+}
+fn wgMax4(v: vec4<f32>, li: u32) -> vec4<f32> {
+  red4[li] = v;
+  workgroupBarrier();
+  for (var st = C / 2u; st > 0u; st >>= 1u) {
+    if (li < st) { red4[li] = max(red4[li], red4[li + st]); }
+    workgroupBarrier();
+  }
+  let r = red4[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+}
+
+/**
+ * Pass 1 with the query heads of one KV head in one workgroup (GQA, 2 ≤ H/Hkv ≤ {@link DECODE_GQA_MAX},
+ * head_dim a multiple of 4 and at most 256): K and V are read once per KV head instead of once per query
+ * head. Over one KV run, or two when `second` is given (7 storage buffers).
+ *
+ * @example
+ * ```ts
+ * const k = createFlashDecodeGqaKernel({ B: 1, H: 16, Hkv: 4, D: 64, qpos: 999, segStart: 0, segLen: 1000, segCap: 1024, chunkLo: 0, chunks: 4, chunkBase: 0, N: 4 });
+ * console.log(k.dispatch); // [4, 4, 1]: chunks, KV heads, batch
+ * ```
+ */
+export function createFlashDecodeGqaKernel(shape: FlashDecodeShape, options: AttentionOptions = {}, second?: FlashDecodeRun): KernelDescriptor {
+  const G = shape.H / shape.Hkv;
+  assertArg(Number.isInteger(G) && G >= 2 && G <= DECODE_GQA_MAX && shape.D % 4 === 0 && shape.D <= MAX_DECODE_D, 'createFlashDecodeGqaKernel', `needs 2..${DECODE_GQA_MAX} query heads per KV head and head_dim a multiple of 4 up to ${MAX_DECODE_D}, got H=${shape.H}, Hkv=${shape.Hkv}, D=${shape.D}`);
+  const bindings = [
+    { name: 'q', type: 'f32', access: 'read' }, // (B, 1, H, D)
+    { name: 'k', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
+    { name: 'v', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
+    ...(second
+      ? [
+          { name: 'k1', type: 'vec4<f32>', access: 'read' } as const, // (B, segCap1, Hkv, D/4)
+          { name: 'v1', type: 'vec4<f32>', access: 'read' } as const, // (B, segCap1, Hkv, D/4)
+        ]
+      : []),
+    { name: 'po', type: 'f32', access: 'read_write' }, // (B, H, N, D)
+    { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2)
+  ] as const;
+  const layout = second ? pairLayout : decodeLayout;
+  const cacheKey = `gqa${G}${second ? 'pair' : ''}`;
+  const wgsl = memoWgsl('flash_decode', cacheKey, () => `${gqaPass1Head(bindings, layout, G)}
+@compute @workgroup_size(${DECODE_CHUNK})
+fn main(${WGSL_BUILTINS}) {
+  ${second ? `if (wid.x < u.chunks0) {
+    ${gqaPass1Body(RUN0, 'wid.x', G)}
+  } else {
+    ${gqaPass1Body(RUN1, 'wid.x - u.chunks0', G)}
+  }` : gqaPass1Body(RUN0, 'wid.x', G)}
+}`);
+  const run = decodeRunData(shape, options);
+  return {
+    ...run,
+    cacheKey,
+    wgsl,
+    bindings,
+    dispatch: [shape.chunks + (second?.chunks ?? 0), shape.Hkv, shape.B],
+    uniformLayout: layout,
+    uniforms: second
+      ? { ...run.uniforms, segStart1: second.segStart, segLen1: second.segLen, segCap1: second.segCap, chunkLo1: second.chunkLo, chunkBase1: second.chunkBase, chunks0: shape.chunks }
+      : run.uniforms,
+  };
+}
+
 /** The second KV run of a {@link createFlashDecodePairKernel} dispatch. */
 export type FlashDecodeRun = Pick<FlashDecodeShape, 'segStart' | 'segLen' | 'segCap' | 'chunkLo' | 'chunks' | 'chunkBase'>;
 
@@ -362,7 +529,7 @@ fn main(${WGSL_BUILTINS}) {
  * const o = flashDecoding(rt, q1, cache.kvRuns(), cache.length - 1, { Hkv: 2 }); // q1 (B, 1, H, D)
  * ```
  */
-export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], qpos: number, options: AttentionOptions & { Hkv: number; outShape?: readonly number[] }): Tensor {
+export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], qpos: number, options: AttentionOptions & { Hkv: number; outShape?: readonly number[]; gqa?: boolean }): Tensor {
   const [B, one, H, D] = q.shape;
   assertArg(one === 1, 'flashDecoding', `q must hold one token per sequence, got ${one}`);
   const window = options.slidingWindow ?? 0;
@@ -387,6 +554,9 @@ export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KV
   const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
   const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
   const vec4 = D % 4 === 0;
+  // GQA: one workgroup per KV head serves its query heads (K and V read once for all of them).
+  const G = H / options.Hkv;
+  const gqa = vec4 && D <= MAX_DECODE_D && Number.isInteger(G) && G >= 2 && G <= DECODE_GQA_MAX && options.gqa !== false;
   const build = vec4 ? createFlashDecodeVec4Kernel : createFlashDecodeKernel;
   const shapeOf = (p: (typeof plan)[number]) => ({ segStart: p.run.start, segLen: p.run.length, segCap: p.run.k.shape[1], chunkLo: p.chunkLo, chunks: p.chunks, chunkBase: p.base });
   // With 16-byte loads, runs go two per dispatch; an odd one out takes the one-run kernel.
@@ -394,8 +564,11 @@ export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KV
     const p = plan[i];
     const shape = { B, H, Hkv: options.Hkv, D, qpos, N, ...shapeOf(p) };
     const next = vec4 ? plan[i + 1] : undefined;
-    if (next) runtime.run(createFlashDecodePairKernel(shape, shapeOf(next), options), [q, p.run.k, p.run.v, next.run.k, next.run.v, po, pml]);
-    else runtime.run(build(shape, options), [q, p.run.k, p.run.v, po, pml]);
+    const second = next ? shapeOf(next) : undefined;
+    const tensors = next ? [q, p.run.k, p.run.v, next.run.k, next.run.v, po, pml] : [q, p.run.k, p.run.v, po, pml];
+    if (gqa) runtime.run(createFlashDecodeGqaKernel(shape, options, second), tensors);
+    else if (second) runtime.run(createFlashDecodePairKernel(shape, second, options), tensors);
+    else runtime.run(build(shape, options), tensors);
   }
   runtime.run(createDecodeCombineKernel({ B, H, D, N }), [po, pml, out]);
   po.dispose();

@@ -52,10 +52,13 @@ describe('paged KV cache', () => {
     const { worst } = await run(2, 3, 3, 64, [5, 50, 17, 2], { softcap: 4, slidingWindow: 40 });
     expect(worst).toBeLessThan(1e-5);
   });
-  it('decode over three runs of several 256-key chunks (pass 1 two runs per dispatch, then one), window and soft-cap, head_dim 20', async () => {
+  it('decode over three runs of several 256-key chunks (pass 1 two runs per dispatch, then one; GQA 3:1 and 4:1 heads per workgroup), window and soft-cap, head_dim 20 and 64', async () => {
     const { worst, cache } = await run(1, 6, 2, 20, [300, 1, 500, 1, 1, 300, 1], { slidingWindow: 700, softcap: 3 }, { pageSize: 256, maxRunPages: 32 });
     expect(worst).toBeLessThan(1e-5);
     expect(cache.runCount).toBe(3);
+    // GQA 4:1 (one workgroup serves 4 query heads), head_dim 64, two runs; and 1:1 (no sharing)
+    const gqa4 = await run(2, 8, 2, 64, [300, 1, 400, 1], { softcap: 5, slidingWindow: 600 }, { pageSize: 256, maxRunPages: 32 });
+    expect(gqa4.worst).toBeLessThan(1e-5);
     const unwindowed = await run(2, 4, 4, 20, [600, 1, 500, 1, 1], {}, { pageSize: 256, maxRunPages: 32 });
     expect(unwindowed.worst).toBeLessThan(1e-5);
     expect(unwindowed.cache.runCount).toBe(2);
