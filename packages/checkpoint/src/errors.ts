@@ -24,12 +24,14 @@ export type CheckpointErrorCode =
   | 'SAFETENSORS_DUPLICATE_TENSOR'
   /** The header holds more than `MAX_TENSORS` tensors. */
   | 'SAFETENSORS_TOO_MANY_TENSORS'
-  /** `model.safetensors.index.json` is not JSON, has no `weight_map`, is too large, or names a shard that is not a plain file name. */
+  /** `model.safetensors.index.json` or `pytorch_model.bin.index.json` is not JSON, has no `weight_map`, is too large, or names a shard that is not a plain file name. */
   | 'CHECKPOINT_INDEX_INVALID'
   /** A shard named in the index cannot be found. */
   | 'CHECKPOINT_SHARD_MISSING'
   /** The index says a tensor lives in a shard that does not hold it. */
   | 'CHECKPOINT_INDEX_MISMATCH'
+  /** A shard holds a tensor that the index puts in another shard (the tensor is in two shards, or in one the index does not name for it). */
+  | 'CHECKPOINT_DUPLICATE_TENSOR'
   /** A file (config.json, a checkpoint, ...) cannot be found. */
   | 'CHECKPOINT_FILE_NOT_FOUND'
   /** A file name that is not a plain name inside the model folder, or a path (symlink) that resolves outside it. */
@@ -127,6 +129,7 @@ const CHECKPOINT_CODES: ReadonlySet<string> = new Set<CheckpointErrorCode>([
   'CHECKPOINT_INDEX_INVALID',
   'CHECKPOINT_SHARD_MISSING',
   'CHECKPOINT_INDEX_MISMATCH',
+  'CHECKPOINT_DUPLICATE_TENSOR',
   'CHECKPOINT_FILE_NOT_FOUND',
   'CHECKPOINT_OUTSIDE_FOLDER',
   'CHECKPOINT_TENSOR_NOT_FOUND',

@@ -688,6 +688,14 @@ export function validateFolder(dir: string): { valid: true; tensors: Map<string,
     const bytes = (expected as Expected & { bytes: Uint8Array }).bytes;
     tensors.set(tensor, bytes.subarray(expected.dataStart + info.begin, expected.dataStart + info.end));
   }
+  // A shard may not hold a tensor that the weight_map puts in another shard.
+  const assigned = map as Record<string, unknown>;
+  for (const [shard, expected] of shards) {
+    if (!expected.valid) continue;
+    for (const tensor of expected.tensors.keys()) {
+      if (Object.hasOwn(assigned, tensor) && assigned[tensor] !== shard) return no(`tensor ${tensor} in ${shard} and in ${String(assigned[tensor])}`);
+    }
+  }
   return { valid: true, tensors };
 }
 

@@ -1,7 +1,8 @@
 /**
- * @statespace/checkpoint: load Hugging Face checkpoints (safetensors, sharded
- * indexes, config.json, tokenizer files) from a path, a URL or browser Files,
- * safely, straight into statespace GPU tensors.
+ * @statespace/checkpoint: load Hugging Face checkpoints (safetensors,
+ * pytorch_model.bin, either one sharded behind an index, config.json,
+ * tokenizer files) from a path, a URL or browser Files, safely, straight into
+ * statespace GPU tensors.
  *
  * @example
  * ```ts
@@ -51,7 +52,7 @@ export {
   parseSafetensorsHeader,
   openSafetensors,
 } from './safetensors.js';
-export { type SafetensorsIndex, ShardedCheckpoint, parseSafetensorsIndex, openShardedCheckpoint } from './sharded-checkpoint.js';
+export { type SafetensorsIndex, type ShardOpener, ShardedCheckpoint, parseSafetensorsIndex, openShardedCheckpoint, openShardedTorchCheckpoint } from './sharded-checkpoint.js';
 export { type TensorToWrite, writeSafetensors } from './write-safetensors.js';
 export { TorchCheckpoint, openTorchCheckpoint } from './torch-checkpoint.js';
 export { MAX_PICKLE_BYTES, type PickleValue, type PickledStorage, type PickledTensor, type AllowedGlobal, readPickle } from './pickle-reader.js';

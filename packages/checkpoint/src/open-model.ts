@@ -2,12 +2,13 @@
  * A model folder, wherever it is: a directory on disk (Node), a URL base
  * (e.g. `https://huggingface.co/<repo>/resolve/main/`) or the files a browser
  * user picked. It reads `config.json`, tokenizer files and the weights
- * (`model.safetensors`, or `model.safetensors.index.json` and its shards).
+ * (`model.safetensors`, `model.safetensors.index.json` and its shards,
+ * `pytorch_model.bin`, or `pytorch_model.bin.index.json` and its shards).
  */
 import { type ConfigReader, configReader, parseJson } from './config-reader.js';
 import { CheckpointError } from './errors.js';
 import { type Checkpoint, openSafetensors } from './safetensors.js';
-import { openShardedCheckpoint } from './sharded-checkpoint.js';
+import { openShardedCheckpoint, openShardedTorchCheckpoint } from './sharded-checkpoint.js';
 import { openTorchCheckpoint } from './torch-checkpoint.js';
 import { type ByteSource, type UrlSourceOptions, blobSource, fsError, isHttpUrl, isPlainFileName, lazyFileSource, nodeFs, urlSource } from './sources.js';
 
@@ -337,10 +338,16 @@ export class ModelFolder {
   }
 
   /**
-   * The weights: `model.safetensors` when present, otherwise
-   * `model.safetensors.index.json` with its shards (opened lazily), otherwise
-   * `pytorch_model.bin` (PyTorch's zip + pickle, read by a restricted reader: no code runs).
-   * Throws `CHECKPOINT_FILE_NOT_FOUND` naming all three when none exists.
+   * The weights, from the first of these the folder holds (transformers' order):
+   *
+   * 1. `model.safetensors`;
+   * 2. `model.safetensors.index.json` with its safetensors shards;
+   * 3. `pytorch_model.bin` (PyTorch's zip + pickle, read by a restricted reader: no code runs);
+   * 4. `pytorch_model.bin.index.json` with its `torch.save` shards (each read like `pytorch_model.bin`).
+   *
+   * Shards are opened lazily (only those whose tensors are read) and closed by
+   * the checkpoint's `close()`; their names must be plain file names inside the
+   * folder. Throws `CHECKPOINT_FILE_NOT_FOUND` naming all four when none exists.
    */
   async weights(): Promise<Checkpoint> {
     try {
@@ -354,7 +361,12 @@ export class ModelFolder {
       return openShardedCheckpoint(text, (shard) => this.files.source(shard), this.fileName(indexFile));
     }
     if (await this.files.exists('pytorch_model.bin')) return openTorchCheckpoint(this.files.source('pytorch_model.bin'));
-    throw new CheckpointError('CHECKPOINT_FILE_NOT_FOUND', `${this.name}: none of model.safetensors, model.safetensors.index.json and pytorch_model.bin was found`, { file: this.name });
+    const torchIndex = 'pytorch_model.bin.index.json';
+    if (await this.files.exists(torchIndex)) {
+      const text = await this.files.readText(torchIndex);
+      return openShardedTorchCheckpoint(text, (shard) => this.files.source(shard), this.fileName(torchIndex));
+    }
+    throw new CheckpointError('CHECKPOINT_FILE_NOT_FOUND', `${this.name}: none of model.safetensors, model.safetensors.index.json, pytorch_model.bin and pytorch_model.bin.index.json was found`, { file: this.name });
   }
 
   private fileName(file: string): string {

@@ -1,13 +1,16 @@
 /**
- * Sharded checkpoints: `model.safetensors.index.json` maps each tensor name to
- * the shard file holding it (`{"metadata": {...}, "weight_map": {name: file}}`).
- * Shards are opened lazily, the first time one of their tensors is asked for.
+ * Sharded checkpoints: `model.safetensors.index.json` (safetensors shards) or
+ * `pytorch_model.bin.index.json` (`torch.save` shards) maps each tensor name to
+ * the shard file holding it (`{"metadata": {...}, "weight_map": {name: file}}`;
+ * both indexes have this one shape). Shards are opened lazily, the first time
+ * one of their tensors is asked for.
  */
 import { CheckpointError, where } from './errors.js';
 import { type Checkpoint, type HostTensor, type SafetensorsFile, type TensorInfo, openSafetensors } from './safetensors.js';
 import { type ByteSource, isPlainFileName } from './sources.js';
+import { type TorchCheckpoint, openTorchCheckpoint } from './torch-checkpoint.js';
 
-/** A parsed `model.safetensors.index.json`. */
+/** A parsed `model.safetensors.index.json` or `pytorch_model.bin.index.json` (the same JSON shape). */
 export interface SafetensorsIndex {
   /** The index's `metadata` object (e.g. `total_size`). */
   readonly metadata: Readonly<Record<string, unknown>>;
@@ -27,8 +30,8 @@ const MAX_SHARDS = 65_536;
 const MAX_WEIGHT_MAP_ENTRIES = 4 * 262_144;
 
 /**
- * Parses and validates a `model.safetensors.index.json` (given as text or as
- * parsed JSON).
+ * Parses and validates a `model.safetensors.index.json` or a
+ * `pytorch_model.bin.index.json` (given as text or as parsed JSON).
  *
  * @throws CheckpointError `CHECKPOINT_INDEX_INVALID` when it is not JSON, has no
  *   `weight_map` object of strings, or names a shard outside its folder.
@@ -83,8 +86,27 @@ export function parseSafetensorsIndex(input: string | unknown, file: string): Sa
 }
 
 /**
- * A checkpoint split over several safetensors shards. Open it with
- * {@link openShardedCheckpoint} or through {@link openModel}.
+ * Opens one shard file of a {@link ShardedCheckpoint}: {@link openSafetensors},
+ * {@link openTorchCheckpoint}, or a reader of your own.
+ *
+ * @example
+ * ```ts
+ * const open: ShardOpener<TorchCheckpoint> = (source) => openTorchCheckpoint(source);
+ * const checkpoint = new ShardedCheckpoint(parseSafetensorsIndex(text, 'pytorch_model.bin.index.json'), (shard) => fileSource(`./model/${shard}`), 'pytorch_model.bin.index.json', open);
+ * ```
+ */
+export type ShardOpener<F extends Checkpoint> = (source: ByteSource) => Promise<F>;
+
+/**
+ * A checkpoint split over several shards: safetensors files (the default,
+ * `F` = {@link SafetensorsFile}) or `torch.save` files (`F` = {@link TorchCheckpoint},
+ * see {@link openShardedTorchCheckpoint}). Open it with {@link openShardedCheckpoint},
+ * {@link openShardedTorchCheckpoint} or through {@link openModel}.
+ *
+ * A shard is opened the first time one of its tensors is asked for; when it
+ * opens, every tensor it holds is checked against the index: one that the
+ * `weight_map` puts in another shard is refused (`CHECKPOINT_DUPLICATE_TENSOR`),
+ * since which copy is meant would be a guess.
  *
  * @example
  * ```ts
@@ -92,22 +114,25 @@ export function parseSafetensorsIndex(input: string | unknown, file: string): Sa
  * const w = await checkpoint.readFloat32('model.norm.weight');        // opens one shard only
  * ```
  */
-export class ShardedCheckpoint implements Checkpoint {
+export class ShardedCheckpoint<F extends Checkpoint = SafetensorsFile> implements Checkpoint {
   readonly name: string;
   /** The parsed index: which shard holds which tensor. */
   readonly index: SafetensorsIndex;
   private readonly resolve: (shard: string) => ByteSource;
-  private readonly opened = new Map<string, Promise<SafetensorsFile>>();
+  private readonly open: ShardOpener<F>;
+  private readonly opened = new Map<string, Promise<F>>();
 
   /**
    * @param index   the parsed index
    * @param resolve gives the byte source of a shard file named in the index
    * @param name    the index file's name, for messages
+   * @param open    opens one shard (default: {@link openSafetensors})
    */
-  constructor(index: SafetensorsIndex, resolve: (shard: string) => ByteSource, name: string) {
+  constructor(index: SafetensorsIndex, resolve: (shard: string) => ByteSource, name: string, open: ShardOpener<F> = openSafetensors as unknown as ShardOpener<F>) {
     this.index = index;
     this.resolve = resolve;
     this.name = name;
+    this.open = open;
   }
 
   get metadata(): Readonly<Record<string, unknown>> {
@@ -122,14 +147,20 @@ export class ShardedCheckpoint implements Checkpoint {
     return this.index.weightMap.has(name);
   }
 
-  /** Opens (once) the shard file `shard`. Throws `CHECKPOINT_SHARD_MISSING` when it cannot be found. */
-  shard(shard: string, forTensor?: string): Promise<SafetensorsFile> {
+  /**
+   * Opens (once) the shard file `shard`. Throws `CHECKPOINT_SHARD_MISSING` when
+   * it cannot be found, `CHECKPOINT_DUPLICATE_TENSOR` when it holds a tensor the
+   * index puts in another shard, and the shard reader's own errors
+   * (`SAFETENSORS_*`, `TORCH_INVALID`, `UNSAFE_PICKLE`, ...) when it is malformed.
+   */
+  shard(shard: string, forTensor?: string): Promise<F> {
     let file = this.opened.get(shard);
     if (!file) {
       file = (async () => {
         const source = this.resolve(shard);
+        let opened: F;
         try {
-          return await openSafetensors(source);
+          opened = await this.open(source);
         } catch (error) {
           if (CheckpointError.isCheckpointError(error) && error.code === 'CHECKPOINT_FILE_NOT_FOUND') {
             const needed = forTensor === undefined ? '' : ` (it should hold "${forTensor}")`;
@@ -137,6 +168,19 @@ export class ShardedCheckpoint implements Checkpoint {
           }
           throw error;
         }
+        const weightMap = this.index.weightMap;
+        for (const held of opened.names()) {
+          const home = weightMap.get(held);
+          if (home !== undefined && home !== shard) {
+            await opened.close().catch(() => {});
+            throw new CheckpointError(
+              'CHECKPOINT_DUPLICATE_TENSOR',
+              `${this.name}: tensor "${held}" is in shard "${shard}" too, but the weight_map puts it in "${home}"; a tensor must be in one shard only`,
+              { file: source.name, tensor: held },
+            );
+          }
+        }
+        return opened;
       })();
       this.opened.set(shard, file);
       // A failed open is not cached: the next call tries again.
@@ -145,7 +189,8 @@ export class ShardedCheckpoint implements Checkpoint {
     return file;
   }
 
-  async fileOf(name: string): Promise<SafetensorsFile> {
+  /** The opened shard that holds `name`, checked to hold it. */
+  private async holder(name: string): Promise<F> {
     const shard = this.index.weightMap.get(name);
     if (shard === undefined) throw new CheckpointError('CHECKPOINT_TENSOR_NOT_FOUND', `${where(this.name, name)} is not in the weight_map`, { file: this.name, tensor: name });
     const file = await this.shard(shard, name);
@@ -155,8 +200,12 @@ export class ShardedCheckpoint implements Checkpoint {
     return file;
   }
 
+  async fileOf(name: string): Promise<Awaited<ReturnType<F['fileOf']>>> {
+    return (await this.holder(name)).fileOf(name) as Awaited<ReturnType<F['fileOf']>>;
+  }
+
   async info(name: string): Promise<TensorInfo> {
-    return (await this.fileOf(name)).tensor(name);
+    return (await this.holder(name)).info(name);
   }
 
   async infos(): Promise<TensorInfo[]> {
@@ -169,15 +218,15 @@ export class ShardedCheckpoint implements Checkpoint {
   }
 
   async readBytes(name: string): Promise<Uint8Array> {
-    return (await this.fileOf(name)).readBytes(name);
+    return (await this.holder(name)).readBytes(name);
   }
 
   async read(name: string): Promise<HostTensor> {
-    return (await this.fileOf(name)).read(name);
+    return (await this.holder(name)).read(name);
   }
 
   async readFloat32(name: string): Promise<Float32Array> {
-    return (await this.fileOf(name)).readFloat32(name);
+    return (await this.holder(name)).readFloat32(name);
   }
 
   async close(): Promise<void> {
@@ -188,8 +237,8 @@ export class ShardedCheckpoint implements Checkpoint {
 }
 
 /**
- * Opens a sharded checkpoint from its index. No shard is opened until one of
- * its tensors is asked for.
+ * Opens a sharded safetensors checkpoint from its index. No shard is opened
+ * until one of its tensors is asked for.
  *
  * @example
  * ```ts
@@ -203,4 +252,27 @@ export class ShardedCheckpoint implements Checkpoint {
  */
 export function openShardedCheckpoint(index: string | unknown, resolve: (shard: string) => ByteSource, name = 'model.safetensors.index.json'): ShardedCheckpoint {
   return new ShardedCheckpoint(parseSafetensorsIndex(index, name), resolve, name);
+}
+
+/**
+ * Opens a sharded PyTorch checkpoint from its `pytorch_model.bin.index.json`:
+ * each shard (`pytorch_model-00001-of-00002.bin`, ...) is a `torch.save` file,
+ * read by the same restricted zip + pickle reader as {@link openTorchCheckpoint}
+ * (no code runs; anything but tensor storages is refused with `UNSAFE_PICKLE`).
+ * No shard is opened until one of its tensors is asked for. Prefer
+ * {@link openModel}, which also keeps shard names inside the model folder.
+ *
+ * @example
+ * ```ts
+ * const base = './mamba-2.8b';
+ * const checkpoint = openShardedTorchCheckpoint(
+ *   await fs.readFile(`${base}/pytorch_model.bin.index.json`, 'utf8'),
+ *   (shard) => fileSource(`${base}/${shard}`), // the index has been checked: plain file names only
+ * );
+ * const w = await checkpoint.readFloat32('backbone.norm_f.weight'); // opens one shard only
+ * await checkpoint.close();
+ * ```
+ */
+export function openShardedTorchCheckpoint(index: string | unknown, resolve: (shard: string) => ByteSource, name = 'pytorch_model.bin.index.json'): ShardedCheckpoint<TorchCheckpoint> {
+  return new ShardedCheckpoint<TorchCheckpoint>(parseSafetensorsIndex(index, name), resolve, name, (source) => openTorchCheckpoint(source));
 }

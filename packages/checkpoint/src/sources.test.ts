@@ -131,7 +131,7 @@ describe('openModel', () => {
     Object.defineProperty(file, 'webkitRelativePath', { value: 'mamba2/config.json' });
     const model = await openModel([file]);
     expect((await model.config()).positiveInt('num_heads')).toBe(8);
-    await expect(model.weights()).rejects.toMatchObject({ code: 'CHECKPOINT_FILE_NOT_FOUND', message: expect.stringMatching(/none of model.safetensors, model.safetensors.index.json and pytorch_model.bin/) });
+    await expect(model.weights()).rejects.toMatchObject({ code: 'CHECKPOINT_FILE_NOT_FOUND', message: expect.stringMatching(/none of model.safetensors, model.safetensors.index.json, pytorch_model.bin and pytorch_model.bin.index.json was found/) });
   });
 
   it('a folder without config.json gives CHECKPOINT_FILE_NOT_FOUND naming it', async () => {

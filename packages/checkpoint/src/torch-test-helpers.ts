@@ -242,3 +242,57 @@ export function torchArchive(pickle: Uint8Array, storages: Record<string, Uint8A
 export function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);
 }
+
+/** The torch storage class of each dtype the restricted reader knows. */
+const STORAGE_TYPES: Record<string, [storage: string, bytes: number]> = {
+  F32: ['FloatStorage', 4], F16: ['HalfStorage', 2], BF16: ['BFloat16Storage', 2], F64: ['DoubleStorage', 8], I64: ['LongStorage', 8],
+  I32: ['IntStorage', 4], I16: ['ShortStorage', 2], I8: ['CharStorage', 1], U8: ['ByteStorage', 1], BOOL: ['BoolStorage', 1],
+};
+
+/** One tensor to write into a hand-built `.bin`: dtype (safetensors spelling), shape and raw little-endian bytes. */
+export interface TorchTensorBytes {
+  dtype: string;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+/** A whole `pytorch_model.bin` holding `tensors`, each in its own storage (keys 0, 1, ...), as torch.save lays it out. */
+export function torchFile(tensors: Record<string, TorchTensorBytes>): Uint8Array {
+  const specs: Record<string, TensorSpec> = {};
+  const storages: Record<string, Uint8Array> = {};
+  for (const [i, [name, t]] of Object.entries(tensors).entries()) {
+    const type = STORAGE_TYPES[t.dtype];
+    if (!type) throw new Error(`torchFile: no storage type for ${t.dtype}`);
+    specs[name] = { key: String(i), numel: t.bytes.length / type[1], shape: t.shape, storageType: type[0] };
+    storages[String(i)] = t.bytes;
+  }
+  return torchArchive(stateDictPickle(specs, { metadata: true }), storages);
+}
+
+/** transformers' shard file name: `pytorch_model-00001-of-00002.bin`. */
+export function torchShardName(i: number, count: number): string {
+  return `pytorch_model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.bin`;
+}
+
+/**
+ * `tensors` split over `count` torch shards the way transformers' save_pretrained writes them:
+ * the shard files (name -> bytes) and the `pytorch_model.bin.index.json` object.
+ * `assign` picks each tensor's shard (default: round robin).
+ */
+export function shardTorch(
+  tensors: Record<string, TorchTensorBytes>,
+  count: number,
+  assign: (name: string, i: number) => number = (_, i) => i % count,
+): { files: Map<string, Uint8Array>; index: { metadata: { total_size: number }; weight_map: Record<string, string> } } {
+  const parts: Record<string, TorchTensorBytes>[] = Array.from({ length: count }, () => ({}));
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  for (const [i, [name, t]] of Object.entries(tensors).entries()) {
+    const shard = assign(name, i);
+    parts[shard][name] = t;
+    weightMap[name] = torchShardName(shard, count);
+    total += t.bytes.length;
+  }
+  const files = new Map(parts.map((part, i) => [torchShardName(i, count), torchFile(part)]));
+  return { files, index: { metadata: { total_size: total }, weight_map: weightMap } };
+}
