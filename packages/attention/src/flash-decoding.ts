@@ -343,29 +343,8 @@ const SENT = -3.0e38;
 var<workgroup> qv: array<vec4<f32>, ${(G * MAX_DECODE_D) / 4}>; // (G, D/4) the queries
 var<workgroup> ps: array<vec4<f32>, ${DECODE_CHUNK}>; // (C) probabilities, one lane per head
 var<workgroup> pv: array<vec4<f32>, ${DECODE_CHUNK}>; // (groups, D/4) one head's P·V sums
-var<workgroup> red4: array<vec4<f32>, ${DECODE_CHUNK}>;
-fn wgSum4(v: vec4<f32>, li: u32) -> vec4<f32> {
-  red4[li] = v;
-  workgroupBarrier();
-  for (var st = C / 2u; st > 0u; st >>= 1u) {
-    if (li < st) { red4[li] += red4[li + st]; }
-    workgroupBarrier();
-  }
-  let r = red4[0];
-  workgroupBarrier();
-  return r;
-}
-fn wgMax4(v: vec4<f32>, li: u32) -> vec4<f32> {
-  red4[li] = v;
-  workgroupBarrier();
-  for (var st = C / 2u; st > 0u; st >>= 1u) {
-    if (li < st) { red4[li] = max(red4[li], red4[li + st]); }
-    workgroupBarrier();
-  }
-  let r = red4[0];
-  workgroupBarrier();
-  return r;
-}
+const RT = C; // the reductions' threads (ROW_THREADS = DECODE_CHUNK = 256)
+${wgslRowReduce('vec4<f32>', '4')}
 `;
 }
 

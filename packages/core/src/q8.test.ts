@@ -4,7 +4,7 @@ import { createGemvVec4Kernel, createMatmulKernel, matmul, matmulReference } fro
 import { TILED_MATMUL_CONFIGS, createTiledMatmulKernel } from './ops/matmul-tiled.js';
 import { embedding, embeddingReference } from './ops/embedding.js';
 import { canNormGemv, normGemv, normGemvReference } from './ops/norm-gemv.js';
-import { getTestRuntime, maxAbsError, randn, relError } from './testing.js';
+import { getTestRuntime, maxAbsError, randn, relError, worstRowError } from './testing.js';
 import type { KernelDescriptor } from './kernel.js';
 
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
@@ -91,21 +91,6 @@ describe('q8 tensors on the GPU', () => {
   });
 });
 
-/** Largest |y − ref| of each row relative to that row's largest |ref|. */
-function worstRowError(y: Float32Array, ref: Float32Array, M: number, N: number): number {
-  let worst = 0;
-  for (let m = 0; m < M; m++) {
-    let scale = 1e-30;
-    let err = 0;
-    for (let n = 0; n < N; n++) {
-      scale = Math.max(scale, Math.abs(ref[m * N + n]));
-      const d = Math.abs(y[m * N + n] - ref[m * N + n]);
-      err = Number.isNaN(d) ? Infinity : Math.max(err, d);
-    }
-    worst = Math.max(worst, err / scale);
-  }
-  return worst;
-}
 
 /** Runs `kernel` on x (M, K) and q8 W; compares with matmulReference on the dequantised W. */
 async function checkKernel(kernel: KernelDescriptor, M: number, N: number, K: number, transposeB: boolean, bias: boolean): Promise<number> {

@@ -77,6 +77,30 @@ export function randu(n: number, seed: number, lo = 0, hi = 1): Float32Array {
 }
 
 /**
+ * The largest |y − ref| of each of M rows of N relative to that row's largest |ref| (the row's
+ * scale), worst over the rows; NaN anywhere gives Infinity, so a poisoned element fails.
+ *
+ * @example
+ * ```ts
+ * expect(worstRowError(await rt.readFloat(y), matmulReference(x, w, M, N, K), M, N)).toBeLessThan(1e-5);
+ * ```
+ */
+export function worstRowError(y: ArrayLike<number>, ref: ArrayLike<number>, M: number, N: number): number {
+  let worst = 0;
+  for (let m = 0; m < M; m++) {
+    let scale = 1e-30;
+    let err = 0;
+    for (let n = 0; n < N; n++) {
+      scale = Math.max(scale, Math.abs(ref[m * N + n]));
+      const d = Math.abs(y[m * N + n] - ref[m * N + n]);
+      err = Number.isNaN(d) ? Infinity : Math.max(err, d);
+    }
+    worst = Math.max(worst, err / scale);
+  }
+  return worst;
+}
+
+/**
  * ‖a − b‖ / ‖b‖ (NaN anywhere gives Infinity, so a poisoned element fails).
  *
  * @example

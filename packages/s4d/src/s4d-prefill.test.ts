@@ -9,31 +9,14 @@ import type { S4DParams } from './s4d-params.js';
 import { S4D_PREFILL_CHUNK, s4dPrefill } from './s4d-prefill.js';
 import { s4dStateOutput } from './s4d-state-output.js';
 import { s4dStep } from './s4d-step.js';
-import { type S4DHostParams, s4dConvReference, s4dKernelReference, s4dRecurrenceReference, s4dStateOutputReference } from './testing.js';
+import { type S4DHostParams, s4dConvReference, s4dKernelReference, s4dRecurrenceReference, s4dStateOutputReference, randomS4DHostParams, uploadS4DParams } from './testing.js';
 
 let rt: Runtime;
 beforeAll(async () => {
   rt = await getTestRuntime();
 });
 
-function hostParams(H: number, N: number, channels: 1 | 2, init: 'lin' | 'inv', seed: number): S4DHostParams {
-  const modes = N / 2;
-  const logDt = randu(H, seed, Math.log(0.001), Math.log(0.1));
-  const logAReal = randn(H * modes, seed + 1, 0.1).map((v) => v + Math.log(0.5));
-  const AImag = Float32Array.from({ length: H * modes }, (_, i) => s4dImagInit(init, N, i % modes));
-  const C = randn(channels * H * modes * 2, seed + 2, Math.SQRT1_2);
-  return { logDt, logAReal, AImag, C, H, modes, channels };
-}
 
-function upload(p: S4DHostParams): S4DParams {
-  const { H, modes, channels } = p;
-  return {
-    logDt: rt.upload(new Float32Array(p.logDt as Float32Array), [H]),
-    logAReal: rt.upload(new Float32Array(p.logAReal as Float32Array), [H, modes]),
-    AImag: rt.upload(new Float32Array(p.AImag as Float32Array), [H, modes]),
-    C: rt.upload(new Float32Array(p.C as Float32Array), channels === 2 ? [2, H, modes, 2] : [H, modes, 2]),
-  };
-}
 
 // as in s4d.test.ts: f32 phases rounded per step (recurrence) or per lag (Vandermonde) against unrounded f64
 const tol = (L: number) => (L > 100 ? 1e-4 : 2e-5);
@@ -58,8 +41,8 @@ describe('s4dPrefill (chunked convolution) == direct convolution == recurrence =
     it(`Q ${Q}, L ${L}, H ${H}, N ${N}, ${init}: from a zero and from a non-zero state, output and final state`, async () => {
       const B = 2;
       const modes = N / 2;
-      const p = hostParams(H, N, 1, init, Q + L + H + N);
-      const params = upload(p);
+      const p = randomS4DHostParams(H, N, 1, init, Q + L + H + N);
+      const params = uploadS4DParams(rt, p);
       const uHost = randn(B * L * H, 51 + L);
       const DHost = randn(H, 52);
       const u = rt.upload(uHost, [B, L, H]);
@@ -90,8 +73,8 @@ describe('s4dPrefill (chunked convolution) == direct convolution == recurrence =
 
   it('takes the kernel of min(L, Q) taps and no activation; a K given with more rows is read only up to Q', async () => {
     const [B, L, H, N, Q] = [1, 71, 5, 10, 32];
-    const p = hostParams(H, N, 1, 'lin', 9);
-    const params = upload(p);
+    const p = randomS4DHostParams(H, N, 1, 'lin', 9);
+    const params = uploadS4DParams(rt, p);
     const uHost = randn(B * L * H, 61);
     const want = s4dRecurrenceReference(uHost, p, B, L);
     for (const K of [undefined, s4dKernel(rt, params, Q), s4dKernel(rt, params, L + 9)]) {
@@ -107,11 +90,11 @@ describe('s4dChunkStates', () => {
   it('holds the state at the start of every chunk and advances the state over all L tokens', async () => {
     const [B, L, H, N, Q] = [2, 3 * 16 + 7, 3, 10, 16];
     const modes = N / 2;
-    const p = hostParams(H, N, 1, 'inv', 71);
+    const p = randomS4DHostParams(H, N, 1, 'inv', 71);
     const uHost = randn(B * L * H, 72);
     const state0 = randn(B * H * modes * 2, 73, 0.5);
     const state = rt.upload(state0, [B, H, modes, 2]);
-    const starts = await read(s4dChunkStates(rt, rt.upload(uHost, [B, L, H]), upload(p), state, Q));
+    const starts = await read(s4dChunkStates(rt, rt.upload(uHost, [B, L, H]), uploadS4DParams(rt, p), state, Q));
     const chunks = Math.ceil(L / Q);
     expect(starts.length).toBe(B * chunks * H * modes * 2);
     const per = H * modes * 2;
@@ -150,13 +133,13 @@ describe('chunked prefill checks', () => {
   };
 
   it('refuses to chunk a bidirectional layer with S4D_BIDIRECTIONAL', () => {
-    const p = upload(hostParams(3, 10, 2, 'lin', 1));
+    const p = uploadS4DParams(rt, randomS4DHostParams(3, 10, 2, 'lin', 1));
     expect(code(() => s4dPrefill(rt, rt.zeros([1, 40, 3]), p, rt.zeros([1, 3, 5, 2]), { chunk: 16 }))).toBe('S4D_BIDIRECTIONAL');
     expect(code(() => s4dConv(rt, rt.zeros([1, 40, 3]), rt.zeros([2, 40, 3]), { chunk: 16 }))).toBe('S4D_BIDIRECTIONAL');
   });
 
   it('names a chunk that is not a multiple of 16 and a kernel with too few rows', () => {
-    const p = upload(hostParams(3, 10, 1, 'lin', 1));
+    const p = uploadS4DParams(rt, randomS4DHostParams(3, 10, 1, 'lin', 1));
     expect(() => s4dPrefill(rt, rt.zeros([1, 40, 3]), p, rt.zeros([1, 3, 5, 2]), { chunk: 24 })).toThrowError(/s4dPrefill: chunk=24 must be a positive multiple of 16/);
     expect(() => s4dConv(rt, rt.zeros([1, 40, 3]), rt.zeros([1, 16, 3]), { chunk: 8 })).toThrowError(/s4dConv: chunk=8 must be a positive multiple of 16/);
     expect(() => s4dPrefill(rt, rt.zeros([1, 40, 3]), p, rt.zeros([1, 3, 5, 2]), { chunk: 32, K: rt.zeros([1, 31, 3]) })).toThrowError(/s4dPrefill: K has shape \[1,31,3\], expected \[channels=1, kernel rows ≥ 32, channels=3\]/);

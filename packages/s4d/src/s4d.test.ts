@@ -8,32 +8,14 @@ import type { S4DParams } from './s4d-params.js';
 import { s4dStateOutput } from './s4d-state-output.js';
 import { s4dAdvanceState, s4dStep } from './s4d-step.js';
 import { sigmoidGlu } from './sigmoid-glu.js';
-import { type S4DHostParams, s4dConvReference, s4dKernelReference, s4dRecurrenceReference, s4dStateOutputReference } from './testing.js';
+import { type S4DHostParams, s4dConvReference, s4dKernelReference, s4dRecurrenceReference, s4dStateOutputReference, randomS4DHostParams, uploadS4DParams } from './testing.js';
 
 let rt: Runtime;
 beforeAll(async () => {
   rt = await getTestRuntime();
 });
 
-/** Random S4D parameters: dt log-uniform in [0.001, 0.1], Re(A) near −1/2, Im(A) from S4D-Lin or S4D-Inv. */
-function hostParams(H: number, N: number, channels: 1 | 2, init: 'lin' | 'inv', seed: number): S4DHostParams {
-  const modes = N / 2;
-  const logDt = randu(H, seed, Math.log(0.001), Math.log(0.1));
-  const logAReal = randn(H * modes, seed + 1, 0.1).map((v) => v + Math.log(0.5));
-  const AImag = Float32Array.from({ length: H * modes }, (_, i) => s4dImagInit(init, N, i % modes));
-  const C = randn(channels * H * modes * 2, seed + 2, Math.SQRT1_2);
-  return { logDt, logAReal, AImag, C, H, modes, channels };
-}
 
-function upload(p: S4DHostParams): S4DParams {
-  const { H, modes, channels } = p;
-  return {
-    logDt: rt.upload(new Float32Array(p.logDt as Float32Array), [H]),
-    logAReal: rt.upload(new Float32Array(p.logAReal as Float32Array), [H, modes]),
-    AImag: rt.upload(new Float32Array(p.AImag as Float32Array), [H, modes]),
-    C: rt.upload(new Float32Array(p.C as Float32Array), channels === 2 ? [2, H, modes, 2] : [H, modes, 2]),
-  };
-}
 
 // The recurrence rounds dt·Im(A) (up to ~130 rad a step under S4D-Inv) to f32 once and compounds it over L steps,
 // the Vandermonde forms round dt·Im(A)·l (up to ~2e4 rad) to f32 for each l, the f64 references round neither:
@@ -57,8 +39,8 @@ describe('s4dKernel (Vandermonde)', () => {
   for (const { L, H, N, init } of cases) {
     for (const channels of [1, 2] as const) {
       it(`matches the f64 reference: L ${L}, H ${H}, N ${N}, ${init}, channels ${channels}`, async () => {
-        const p = hostParams(H, N, channels, init, L + H + N);
-        const K = s4dKernel(rt, upload(p), L);
+        const p = randomS4DHostParams(H, N, channels, init, L + H + N);
+        const K = s4dKernel(rt, uploadS4DParams(rt, p), L);
         expect(K.shape).toEqual([channels, L, H]);
         expect(relError(await read(K), s4dKernelReference(p, L))).toBeLessThan(2e-5);
       });
@@ -71,7 +53,7 @@ describe('s4dConv (convolution mode)', () => {
     for (const channels of [1, 2] as const) {
       it(`matches the direct f64 convolution with D, add and GELU: L ${L}, H ${H}, channels ${channels}`, async () => {
         const B = 2;
-        const p = hostParams(H, N, channels, init, 7 * L + H);
+        const p = randomS4DHostParams(H, N, channels, init, 7 * L + H);
         const Lk = L + 3; // only the first L rows are read
         const K = s4dKernelReference(p, Lk);
         const u = randn(B * L * H, 11 + L);
@@ -93,8 +75,8 @@ describe('s4dStep (recurrent mode)', () => {
   for (const { L, H, N, init } of cases) {
     it(`matches the f64 recurrence from a non-zero state, output and state: L ${L}, H ${H}, N ${N}`, async () => {
       const B = 2;
-      const p = hostParams(H, N, 1, init, 3 * L + N);
-      const params = upload(p);
+      const p = randomS4DHostParams(H, N, 1, init, 3 * L + N);
+      const params = uploadS4DParams(rt, p);
       const u = randn(B * L * H, 21 + L);
       const D = randn(H, 22);
       const state0 = randn(B * H * (N / 2) * 2, 23, 0.5);
@@ -115,8 +97,8 @@ describe('convolution mode == recurrent mode', () => {
   for (const { L, H, N, init } of cases) {
     it(`from a zero state and from a non-zero state (state response added): L ${L}, H ${H}, N ${N}`, async () => {
       const B = 2;
-      const p = hostParams(H, N, 1, init, 5 * L + N + 1);
-      const params = upload(p);
+      const p = randomS4DHostParams(H, N, 1, init, 5 * L + N + 1);
+      const params = uploadS4DParams(rt, p);
       const uHost = randn(B * L * H, 31 + L);
       const u = rt.upload(uHost, [B, L, H]);
       const D = rt.upload(randn(H, 32), [H]);
@@ -173,7 +155,7 @@ describe('descriptors and checks', () => {
   });
 
   it('refuses the recurrence of a bidirectional layer with S4D_BIDIRECTIONAL', () => {
-    const p = upload(hostParams(3, 10, 2, 'lin', 1));
+    const p = uploadS4DParams(rt, randomS4DHostParams(3, 10, 2, 'lin', 1));
     const run = () => s4dStep(rt, rt.zeros([1, 1, 3]), p, rt.zeros([1, 3, 5, 2]));
     expect(run).toThrowError(StatespaceError);
     try {
@@ -184,7 +166,7 @@ describe('descriptors and checks', () => {
   });
 
   it('names the input and the expected shape', () => {
-    const p = upload(hostParams(3, 10, 1, 'lin', 1));
+    const p = uploadS4DParams(rt, randomS4DHostParams(3, 10, 1, 'lin', 1));
     expect(() => s4dStep(rt, rt.zeros([1, 1, 3]), p, rt.zeros([1, 3, 4, 2]))).toThrowError(/s4dStep: state has shape \[1,3,4,2\], expected \[batch=1, channels=3, modes=5, complex=2\]/);
     expect(() => s4dConv(rt, rt.zeros([1, 9, 3]), rt.zeros([1, 8, 3]))).toThrowError(/s4dConv: K has shape \[1,8,3\]/);
     expect(() => s4dKernel(rt, { ...p, AImag: rt.zeros([3, 4]) }, 5)).toThrowError(/s4dKernel: logAReal has shape \[3,5\], expected \[H=3, modes=4\]/);

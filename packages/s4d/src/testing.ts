@@ -9,3 +9,4 @@
  * @packageDocumentation
  */
 export * from './s4d-reference.js';
+export { randomS4DHostParams, uploadS4DParams } from './s4d-random-params.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type DType, roundTo } from '../dtype.js';
-import { getTestRuntime, randn } from '../testing.js';
+import { getTestRuntime, randn, worstRowError } from '../testing.js';
 import { createMatmulKernel, matmulReference } from './matmul.js';
 import {
   TILED_MATMUL_CONFIGS,
@@ -16,21 +16,6 @@ import {
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
 rt.fastKernels = true;
 
-/** Largest |y − ref| of each row relative to that row's largest |ref| (the row's scale). */
-function worstRowError(y: Float32Array, ref: Float32Array, M: number, N: number): number {
-  let worst = 0;
-  for (let m = 0; m < M; m++) {
-    let scale = 1e-30;
-    let err = 0;
-    for (let n = 0; n < N; n++) {
-      scale = Math.max(scale, Math.abs(ref[m * N + n]));
-      const d = Math.abs(y[m * N + n] - ref[m * N + n]);
-      err = Number.isNaN(d) ? Infinity : Math.max(err, d);
-    }
-    worst = Math.max(worst, err / scale);
-  }
-  return worst;
-}
 
 async function check(config: TiledMatmulConfig | 'basic', M: number, N: number, K: number, transposeB: boolean, dtype: DType, bias: boolean): Promise<number> {
   const seed = M * 7919 + N * 31 + K;
