@@ -25,12 +25,21 @@ import {
   matmulReference,
   linear,
   PendingNorm,
+  canNormGemv,
+  normGemv,
 } from '@statespace/core';
+import { createDecodeCombineKernel } from './flash-decoding.js';
 import { canDecodeQkv } from './decode-qkv.js';
 import { MAX_HEAD_DIM, attentionReference } from './flash-attention.js';
 import { type KVCacheOptions, KVCacheState } from './kv-cache.js';
 import { type RopeConfig, applyRope, ropeIsDynamic, ropeReference, ropeTable } from './rope.js';
 import { sigmoidGate } from './sigmoid-gate.js';
+
+/**
+ * Most flash-decoding chunks (of 256 keys) whose combine runs in o_proj's prologue: every o_proj
+ * workgroup recombines all H·D outputs, so beyond a few chunks (2k tokens) a combine dispatch is cheaper.
+ */
+export const FUSED_COMBINE_CHUNKS = 8;
 
 /** Configuration of an {@link AttentionMixer}. */
 export interface AttentionMixerConfig {
@@ -193,16 +202,15 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     }
     const w = this.weights;
     const rt = this.runtime;
-    let o = this.decodeStacked(x, state);
-    if (!o) {
-      const q = linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] });
-      const k = linear(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] });
-      const v = linear(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] });
-      o = this.attend(q, k, v, state);
-      q.dispose();
-      k.dispose();
-      v.dispose();
-    }
+    const fast = this.decodeStacked(x, state);
+    if (fast) return fast;
+    const q = linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] });
+    const k = linear(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] });
+    const v = linear(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] });
+    const o = this.attend(q, k, v, state);
+    q.dispose();
+    k.dispose();
+    v.dispose();
     const y = matmul(rt, o, w['o_proj.weight'], { bias: w['o_proj.bias'] });
     o.dispose();
     return y;
@@ -210,8 +218,10 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
 
   /**
    * A decode token with the fast kernels: norm + q, k, v projections in one stacked dispatch, rope and
-   * the cache write in one more, then attention: (B, 1, H·D); null where that does not apply (prefill,
-   * no pending norm, biases, the output gate, shapes the stacked kernel does not take).
+   * the cache write in one more, flash decoding's pass 1, then its pass 2 inside o_proj's prologue (up to
+   * {@link FUSED_COMBINE_CHUNKS} chunks; a combine dispatch and o_proj beyond): the layer's output (B, 1, E);
+   * null where that does not apply (prefill, no pending norm, biases, the output gate, shapes the stacked
+   * kernel does not take).
    */
   private decodeStacked(x: Tensor | PendingNorm, state: KVCacheState): Tensor | null {
     const w = this.weights;
@@ -233,10 +243,27 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     }
     const qh = state.appendDecodeTokenPacked(qkv, H, { rope: rope ?? undefined, kNorm }, qNorm);
     qkv.dispose();
-    const o = state.attend(qh, { scale: this.dims.scale, softcap: this.dims.softcap, slidingWindow: this.dims.window, outShape: [x.shape[0], 1, H * D] });
+    const B = x.shape[0];
+    const oW = w['o_proj.weight'];
+    const parts = state.attendPartials(qh, { scale: this.dims.scale, softcap: this.dims.softcap, slidingWindow: this.dims.window });
     qh.dispose();
     release();
-    return o;
+    let y: Tensor;
+    if (!parts) {
+      const o = rt.zeros([B, 1, H * D]);
+      y = matmul(rt, o, oW, { bias: w['o_proj.bias'] });
+      o.dispose();
+    } else if (parts.chunks <= FUSED_COMBINE_CHUNKS && canNormGemv(rt, B, H * D, oW)) {
+      y = normGemv(rt, { kind: 'combine', x: parts.po, z: parts.pml, combine: { heads: H, headDim: D, chunks: parts.chunks }, weight: oW, bias: w['o_proj.bias'] });
+    } else {
+      const o = rt.empty([B, 1, H * D], 'f32', 'attention.o');
+      rt.run(createDecodeCombineKernel({ B, H, D, N: parts.chunks }), [parts.po, parts.pml, o]);
+      y = matmul(rt, o, oW, { bias: w['o_proj.bias'] });
+      o.dispose();
+    }
+    parts?.po.dispose();
+    parts?.pml.dispose();
+    return y;
   }
 
   /**

@@ -509,6 +509,37 @@ fn main(${WGSL_BUILTINS}) {
  * ```
  */
 export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], qpos: number, options: AttentionOptions & { Hkv: number; outShape?: readonly number[]; gqa?: boolean }): Tensor {
+  const [B, , H, D] = q.shape;
+  const parts = flashDecodingPartials(runtime, q, runs, qpos, options);
+  const out = runtime.empty(options.outShape ?? [B, 1, H, D], 'f32', 'flashDecoding.out');
+  if (!parts) {
+    runtime.clear(out);
+    return out;
+  }
+  runtime.run(createDecodeCombineKernel({ B, H, D, N: parts.chunks }), [parts.po, parts.pml, out]);
+  parts.po.dispose();
+  parts.pml.dispose();
+  return out;
+}
+
+/** Flash decoding's pass-1 results: unnormalised O (B, H, N, D) and (m, l) (B, H, N, 2) of N chunks. */
+export interface FlashDecodingPartials {
+  po: Tensor;
+  pml: Tensor;
+  chunks: number;
+}
+
+/**
+ * Pass 1 of {@link flashDecoding} alone: the partials its pass 2 combines, for a consumer that
+ * combines them itself (attention's o_proj: `normGemv` kind 'combine'). Null when no key is visible
+ * (the output is then zero). The caller disposes po and pml.
+ *
+ * @example
+ * ```ts
+ * const parts = flashDecodingPartials(rt, q1, cache.kvRuns(), cache.length - 1, { Hkv: 2 });
+ * ```
+ */
+export function flashDecodingPartials(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], qpos: number, options: AttentionOptions & { Hkv: number; gqa?: boolean }): FlashDecodingPartials | null {
   const [B, one, H, D] = q.shape;
   assertArg(one === 1, 'flashDecoding', `q must hold one token per sequence, got ${one}`);
   const window = options.slidingWindow ?? 0;
@@ -525,11 +556,7 @@ export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KV
     plan.push({ run, chunkLo, chunks: chunkHi - chunkLo, base: N });
     N += chunkHi - chunkLo;
   }
-  const out = runtime.empty(options.outShape ?? [B, 1, H, D], 'f32', 'flashDecoding.out');
-  if (N === 0) {
-    runtime.clear(out);
-    return out;
-  }
+  if (N === 0) return null;
   const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
   const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
   const vec4 = D % 4 === 0;
@@ -549,8 +576,5 @@ export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KV
     else if (second) runtime.run(createFlashDecodePairKernel(shape, second, options), tensors);
     else runtime.run(build(shape, options), tensors);
   }
-  runtime.run(createDecodeCombineKernel({ B, H, D, N }), [po, pml, out]);
-  po.dispose();
-  pml.dispose();
-  return out;
+  return { po, pml, chunks: N };
 }

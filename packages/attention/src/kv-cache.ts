@@ -33,13 +33,13 @@ import {
   packState,
   unpackState,
 } from '@statespace/core';
-import { type FlashAttentionOptions, type KVRun, attendRuns } from './flash-attention.js';
+import { type AttentionOptions, type FlashAttentionOptions, type KVRun, attendRuns } from './flash-attention.js';
 import { applyRope } from './rope.js';
 import { canDecodeQkv, decodeQkv, decodeQkvPacked } from './decode-qkv.js';
 
 /** A per-head RMSNorm of the queries (Qwen3 q_norm). */
 type QueryNorm = { weight: TensorLike; eps: number; unitOffset?: boolean };
-import { DECODE_CHUNK } from './flash-decoding.js';
+import { DECODE_CHUNK, type FlashDecodingPartials, flashDecodingPartials } from './flash-decoding.js';
 
 /** Page and run sizes of a {@link KVCacheState}. */
 export interface KVCacheOptions {
@@ -307,6 +307,25 @@ export class KVCacheState implements MixerState {
     }
     assertArg(Lq <= this.tokens, 'KVCacheState.attend', `${Lq} queries but only ${this.tokens} tokens cached: append their keys first`);
     return attendRuns(this.runtime, q, this.kvRuns(), this.tokens - Lq, options);
+  }
+
+  /**
+   * Flash decoding's pass 1 for the last token's queries q (B, 1, H, D) over everything cached:
+   * the partials a consumer combines itself ({@link flashDecodingPartials}); null when no key is visible.
+   *
+   * @example
+   * ```ts
+   * const parts = cache.attendPartials(qh); // then normGemv({ kind: 'combine', x: parts.po, z: parts.pml, ... })
+   * ```
+   */
+  attendPartials(q: TensorLike, options: AttentionOptions = {}): FlashDecodingPartials | null {
+    assertArg(q.shape.length === 4 && q.shape[0] === this.batch && q.shape[1] === 1 && q.shape[3] === this.headDim, 'KVCacheState.attendPartials', `q has shape [${q.shape.join(',')}], expected [batch=${this.batch}, 1, heads, head_dim=${this.headDim}]`);
+    this.attendWindow = options.slidingWindow ?? 0;
+    if (this.window > 0 && this.attendWindow !== this.window) {
+      throw new StatespaceError('INVALID_ARGUMENT', `KVCacheState.attendPartials: a ring cache of window ${this.window} cannot attend with slidingWindow ${this.attendWindow}`);
+    }
+    assertArg(this.tokens >= 1, 'KVCacheState.attendPartials', 'no token cached: append its key first');
+    return flashDecodingPartials(this.runtime, q, this.kvRuns(), this.tokens - 1, { ...options, Hkv: this.numKeyValueHeads });
   }
 
   /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { roundTo } from '../dtype.js';
-import { getTestRuntime, randn, relError, maxAbsError } from '../testing.js';
+import { getTestRuntime, randn, randu, relError, maxAbsError } from '../testing.js';
 import { type NormGemvKind, canNormGemv, createNormGemvKernel, normGemv, normGemvReference } from './norm-gemv.js';
 
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
@@ -144,6 +144,38 @@ describe('norm + gemv fused', () => {
       expect(y.shape).toEqual([M, N]);
       expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
       expect(maxAbsError(await rt.read(sum), ref.sum)).toBeLessThan(1e-6);
+    });
+  }
+  // combine: flash decoding's pass 2 in o_proj's prologue. Awkward heads and head dims, one to eight
+  // chunks, a chunk that saw no key (m = -3e38, l = 0, O = 0, as pass 1 writes it), bias on and off.
+  for (const { M, H, D, C, N, bias } of [
+    { M: 1, H: 3, D: 20, C: 1, N: 37, bias: true },
+    { M: 2, H: 5, D: 28, C: 3, N: 4099, bias: false },
+    { M: 1, H: 4, D: 16, C: 8, N: 13, bias: true },
+  ]) {
+    it(`combine M=${M} heads ${H} x ${D}, ${C} chunks, N=${N}${bias ? ' +b' : ''}: o_proj of the combined partials`, async () => {
+      const seed = 17 * N + C + H;
+      const po = randn(M * H * C * D, seed);
+      const pml = new Float32Array(M * H * C * 2);
+      const ms = randn(M * H * C, seed + 1, 3);
+      const ls = randu(M * H * C, seed + 2, 0.5, 40);
+      for (let i = 0; i < M * H * C; i++) [pml[2 * i], pml[2 * i + 1]] = [ms[i], ls[i]];
+      if (C > 1) {
+        // the last chunk of row 0, head 0 saw no key
+        pml[2 * (C - 1)] = -3e38;
+        pml[2 * (C - 1) + 1] = 0;
+        po.fill(0, (C - 1) * D, C * D);
+      }
+      const K = H * D;
+      const weight = randn(N * K, seed + 3);
+      const b = randn(N, seed + 4);
+      const ref = normGemvReference({ kind: 'combine', M, K, N, x: po, z: pml, weight, bias: bias ? b : undefined, combine: { heads: H, headDim: D, chunks: C } });
+      const y = normGemv(rt, {
+        kind: 'combine', x: rt.upload(po, [M, H, C, D]), z: rt.upload(pml, [M, H, C, 2]), combine: { heads: H, headDim: D, chunks: C },
+        weight: rt.upload(weight, [N, K]), bias: bias ? rt.upload(b, [N]) : undefined,
+      });
+      expect(y.shape).toEqual([M, 1, N]);
+      expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
     });
   }
   it('refuses stacked weights that would straddle a workgroup, or of another K or dtype', () => {

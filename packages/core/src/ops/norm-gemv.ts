@@ -13,6 +13,8 @@
  *   gated_rms   x̂ = rmsnorm_G(y · silu(z)) · w          (MambaRMSNormGated, Mamba-2 paper section 7)
  *   rms_gate    x̂ = rmsnorm_G(y) · w · silu(z)          (Falcon-H1 norm_before_gate)
  *   gate        x̂ = y · silu(z)                          (no norm)
+ *   combine     x̂ = flash decoding's pass 2 of the (O, m, l) partials of every (row, head) (no norm):
+ *               o = Σₙ Oₙ e^(mₙ − M) / Σₙ lₙ e^(mₙ − M), M = maxₙ mₙ, so attention's o_proj needs no combine dispatch
  * z is read from columns of a wider tensor (offset, row stride), so the gate of a Mamba-2
  * in_proj output needs no copy.
  *
@@ -33,7 +35,7 @@ import { rmsNorm } from './norm.js';
 import { wgslActivations } from './elementwise.js';
 
 /** The norm in front of a {@link normGemv}. */
-export type NormGemvKind = 'add_rms' | 'gated_rms' | 'rms_gate' | 'gate';
+export type NormGemvKind = 'add_rms' | 'gated_rms' | 'rms_gate' | 'gate' | 'combine';
 
 const THREADS = 256;
 /** Most (row, group) pairs one workgroup normalises. */
@@ -45,7 +47,7 @@ const CAPS = [1024, 2048, 4096, 8192];
 
 const layout = {
   M: 'u32', N: 'u32', K: 'u32', G: 'u32', NG: 'u32', eps: 'f32', alpha: 'f32', zOff: 'u32', zStride: 'u32', writeSum: 'u32',
-  convStart: 'u32', convC: 'u32', N1: 'u32', N2: 'u32',
+  convStart: 'u32', convC: 'u32', N1: 'u32', N2: 'u32', cH: 'u32', cD: 'u32', cN: 'u32',
 } as const satisfies UniformLayout;
 
 /** Static choices of the causal conv epilogue of a {@link createNormGemvKernel}. */
@@ -124,7 +126,7 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   const packed = weightDtype !== 'f32';
   // q8 weights are bound as vec4<u32> words too, 16 weights each; the scale comes from the block's scale word (dtype.ts)
   const q8 = weightDtype === 'q8';
-  const norm = kind !== 'gate';
+  const norm = kind !== 'gate' && kind !== 'combine';
   // Every workgroup pays the prologue (reading and normalising M·K inputs), so it takes many
   // rows: 8 rows of 32 lanes, or 4 of 64 when N is too small to fill the GPU with 8-row groups.
   const rows = normGemvRows(shape.N);
@@ -137,6 +139,11 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
           { name: 'h', type: 'f32', access: 'read' } as const, // (M, K) residual stream
           ...(attrs.branch ? [{ name: 'b', type: 'f32', access: 'read' } as const] : []), // (M, K) branch
         ]
+      : kind === 'combine'
+        ? [
+            { name: 'po', type: 'f32', access: 'read' } as const, // (M, cH, cN, cD) partial unnormalised outputs
+            { name: 'pml', type: 'f32', access: 'read' } as const, // (M, cH, cN, 2) partial max and sum
+          ]
       : [
           { name: 'yv', type: 'f32', access: 'read' } as const, // (M, K)
           { name: 'z', type: 'f32', access: 'read' } as const, // (M, zStride), the gate at columns zOff..zOff+K
@@ -165,6 +172,16 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   const load =
     kind === 'add_rms'
       ? `var v = h[i];${attrs.branch ? ' v += u.alpha * b[i]; if (u.writeSum == 1u && wg == 0u) { s[i] = v; }' : ''}`
+      : kind === 'combine'
+        ? `let cr = (i / u.K) * u.cH + (i % u.K) / u.cD; // the (row, head) of element i
+    let cd = (i % u.K) % u.cD;
+    var mx = -3.0e38;
+    for (var c = 0u; c < u.cN; c++) { mx = max(mx, pml[(cr * u.cN + c) * 2u]); }
+    var total = 0.0;
+    for (var c = 0u; c < u.cN; c++) { total += pml[(cr * u.cN + c) * 2u + 1u] * exp(pml[(cr * u.cN + c) * 2u] - mx); }
+    var acc = 0.0;
+    for (var c = 0u; c < u.cN; c++) { acc += po[(cr * u.cN + c) * u.cD + cd] * exp(pml[(cr * u.cN + c) * 2u] - mx); }
+    let v = acc * select(0.0, 1.0 / total, total > 0.0);`
       : kind === 'rms_gate'
         ? 'let v = yv[i];'
         : `let zz = ${zAt}; let v = yv[i] * ${silu('zz')};`;
@@ -283,7 +300,7 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
     dispatch: linearDispatch(shape.N / rows),
     bindings,
     uniformLayout: layout,
-    uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0, convStart: 0, convC: 0, N1: shape.N, N2: 0 },
+    uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0, convStart: 0, convC: 0, N1: shape.N, N2: 0, cH: 1, cD: shape.K, cN: 1 },
   };
 }
 
@@ -318,6 +335,8 @@ export interface NormGemvInputs {
   conv?: NormGemvConv;
   /** More weights (N₂, K), (N₃, K) like W, stacked after W's rows in y (e.g. k and v after q); no bias, glu or conv. */
   stack?: readonly TensorLike[];
+  /** combine: the partials' sizes; `x` is O (M, heads, chunks, headDim) and `z` is (m, l) (M, heads, chunks, 2); K = heads · headDim. */
+  combine?: { heads: number; headDim: number; chunks: number };
 }
 
 /** The causal conv a {@link normGemv} runs on some of its output rows, one token per row of x. */
@@ -367,8 +386,13 @@ function fitsNormGemv(runtime: Runtime, M: number, K: number, weight: TensorLike
  */
 export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
   const { kind, x, weight } = inputs;
-  const K = x.shape[x.shape.length - 1];
-  const M = x.size / K;
+  const cmb = inputs.combine;
+  assertArg((kind === 'combine') === !!cmb, 'normGemv', 'combine takes the partials\' sizes (and only it does)');
+  const K = cmb ? cmb.heads * cmb.headDim : x.shape[x.shape.length - 1];
+  const M = cmb ? x.size / (cmb.heads * cmb.chunks * cmb.headDim) : x.size / K;
+  if (cmb) {
+    assertArg(Number.isInteger(M) && M >= 1 && !!inputs.z && inputs.z.size === M * cmb.heads * cmb.chunks * 2, 'normGemv', `combine partials [${x.shape.join(',')}] and [${inputs.z?.shape.join(',')}] do not hold (rows, ${cmb.heads}, ${cmb.chunks}, ${cmb.headDim}) and (rows, ${cmb.heads}, ${cmb.chunks}, 2)`);
+  }
   const stacked = inputs.stack ?? [];
   const N = weight.shape[0] + stacked.reduce((a, w) => a + w.shape[0], 0);
   const G = inputs.groupSize ?? K;
@@ -399,7 +423,7 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
     stack: stacked.length ? ((stacked.length + 1) as 2 | 3) : undefined,
   });
   assertArg(k.bindings.length <= runtime.limits.maxStorageBuffersPerShaderStage, 'normGemv', `${k.bindings.length} storage buffers exceed the device's ${runtime.limits.maxStorageBuffersPerShaderStage}`);
-  const y = inputs.out ?? runtime.empty([...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');
+  const y = inputs.out ?? runtime.empty(cmb ? [M, 1, N] : [...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');
   const z = inputs.z;
   const uniforms = {
     ...k.uniforms,
@@ -412,6 +436,9 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
     convC: C,
     N1: weight.shape[0],
     N2: stacked[0]?.shape[0] ?? 0,
+    cH: cmb?.heads ?? 1,
+    cD: cmb?.headDim ?? K,
+    cN: cmb?.chunks ?? 1,
   };
   const tensors: TensorLike[] = [];
   if (kind === 'add_rms') {
@@ -422,7 +449,7 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
     assertArg(!!z, 'normGemv', `${kind} needs the gate z`);
     tensors.push(x, z!);
   }
-  if (kind !== 'gate') tensors.push(inputs.normWeight!);
+  if (kind !== 'gate' && kind !== 'combine') tensors.push(inputs.normWeight!);
   if (kind === 'add_rms' && inputs.branch) tensors.push(inputs.sum!);
   tensors.push(weight);
   if (glu) tensors.push(glu.up);
@@ -466,8 +493,35 @@ export function normGemvReference(a: {
   bias?: Float32Array;
   /** The conv epilogue: weight (C, k), bias (C), state (M, C, k−1) (updated in place), first row, activation. */
   conv?: { weight: Float32Array; bias?: Float32Array; state: Float32Array; taps: number; start: number; activation: 'silu' | 'none' };
+  /** combine: x holds O (M, heads, chunks, headDim), z holds (m, l) (M, heads, chunks, 2). */
+  combine?: { heads: number; headDim: number; chunks: number };
 }): { y: Float32Array; sum: Float32Array } {
   const { kind, M, K, N } = a;
+  if (kind === 'combine') {
+    // flash decoding's pass 2 in float64, then the product
+    const { heads: H, headDim: D, chunks: C } = a.combine!;
+    const o = new Float64Array(M * K);
+    for (let r = 0; r < M * H; r++) {
+      let mx = -Infinity;
+      for (let c = 0; c < C; c++) mx = Math.max(mx, a.z![(r * C + c) * 2]);
+      let total = 0;
+      for (let c = 0; c < C; c++) total += a.z![(r * C + c) * 2 + 1] * Math.exp(a.z![(r * C + c) * 2] - mx);
+      for (let d = 0; d < D; d++) {
+        let acc = 0;
+        for (let c = 0; c < C; c++) acc += a.x[(r * C + c) * D + d] * Math.exp(a.z![(r * C + c) * 2] - mx);
+        o[r * D + d] = total > 0 ? acc / total : 0;
+      }
+    }
+    const y = new Float32Array(M * N);
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let acc = a.bias ? a.bias[n] : 0;
+        for (let k = 0; k < K; k++) acc += o[m * K + k] * a.weight[n * K + k];
+        y[m * N + n] = acc;
+      }
+    }
+    return { y, sum: new Float32Array(0) };
+  }
   const G = a.groupSize ?? K;
   const silu = (v: number) => v / (1 + Math.exp(-v));
   const sum = new Float32Array(M * K);
