@@ -57,8 +57,9 @@ describe('paged KV cache', () => {
     expect(worst).toBeLessThan(1e-5);
     expect(cache.runCount).toBe(3);
     // GQA 4:1 (one workgroup serves 4 query heads), head_dim 64, two runs; and 1:1 (no sharing)
-    const gqa4 = await run(2, 8, 2, 64, [300, 1, 400, 1], { softcap: 5, slidingWindow: 600 }, { pageSize: 256, maxRunPages: 32 });
+    const gqa4 = await run(2, 8, 2, 64, [130, 1, 100, 1], { softcap: 5, slidingWindow: 150 }, { pageSize: 64, maxRunPages: 4 });
     expect(gqa4.worst).toBeLessThan(1e-5);
+    expect(gqa4.cache.runCount).toBe(2);
     const unwindowed = await run(2, 4, 4, 20, [600, 1, 500, 1, 1], {}, { pageSize: 256, maxRunPages: 32 });
     expect(unwindowed.worst).toBeLessThan(1e-5);
     expect(unwindowed.cache.runCount).toBe(2);

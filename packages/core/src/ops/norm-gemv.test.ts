@@ -20,6 +20,8 @@ describe('norm + gemv fused', () => {
       for (const { M, N, K, G } of shapes) {
         if (kind === 'add_rms' && G) continue;
         if (dtype !== 'f32' && K % 8) continue;
+        // f16 and bf16 differ only in the unpack: f16 rides with add_rms, bf16 with every prologue
+        if (dtype === 'f16' && kind !== 'add_rms') continue;
         it(`${kind} ${dtype} M=${M} N=${N} K=${K}${G ? ` groups of ${G}` : ''}`, async () => {
           const seed = M * 1000 + N + K;
           const x = randn(M * K, seed);
