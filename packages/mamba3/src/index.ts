@@ -16,3 +16,17 @@
  * @packageDocumentation
  */
 export { MAMBA3_TOKENS_PER_DISPATCH, type Mamba3Config, type Mamba3Dims, mamba3Dims, mamba3RopeAngles } from './mamba3-shape.js';
+export {
+  MAMBA3_LANES,
+  MAMBA3_ROWS,
+  type Mamba3Params,
+  type Mamba3ScanAttrs,
+  createMamba3ScanKernel,
+  mamba3Scan,
+  mamba3ScanTiling,
+  mamba3StateStride,
+  mamba3Tiles,
+} from './mamba3-scan.js';
+export { createMamba3OutNormKernel, mamba3OutNorm } from './mamba3-out-norm.js';
+export { type Mamba3Init, mamba3InitWeights } from './mamba3-init.js';
+export { Mamba3Mixer, Mamba3State } from './mamba3-mixer.js';

@@ -31,7 +31,7 @@ function hostModel(f: Mamba3Fixture, ids: number[], states: (Mamba3HostState | u
   const h = new Float64Array(L * D);
   ids.forEach((id, t) => h.set(emb.subarray(id * D, (id + 1) * D), t * D));
   const res = new Float64Array(L * D);
-  let hidden = h;
+  let hidden: Float64Array = h;
   for (let i = 0; i < f.json.n_layer; i++) {
     for (let j = 0; j < res.length; j++) res[j] += hidden[j];
     const u = rmsRows(res, f.weights[`backbone.layers.${i}.norm.weight`].data, D);

@@ -21,6 +21,7 @@
  * Shape glossary (mamba3-shape.ts): B batch, L seqlen, D d_model, H heads, P head dim, I = H·P, N d_state,
  * G groups, R rank, S angles, W in_proj width.
  */
+import { mamba3StateStride, mamba3Tiles } from './mamba3-scan.js';
 import { type Mamba3Config, type Mamba3Dims, mamba3Dims } from './mamba3-shape.js';
 
 /** Host copies of a Mamba-3 layer's small parameters (mamba_ssm's names in the comments). */
@@ -272,4 +273,57 @@ export function mamba3MixerReference(
   const { y, state } = mamba3ScanReference(zxbcdt, p, d, B, L, { perRank: config.outProjNorm }, start);
   const yn = config.outProjNorm ? mamba3OutNormReference(y, zxbcdt, p, d, B * L) : y;
   return { out: matmulT(yn, w['out_proj.weight'], B * L, d.I, d.D), state };
+}
+
+/**
+ * A host state in the GPU layout (B, H, {@link mamba3StateStride}): S, v_prev, then each P-tile's copy of k_prev
+ * and θ.
+ *
+ * @example
+ * ```ts
+ * rt.write(state.ssm, packMamba3State(d, 1, hostState));
+ * ```
+ */
+export function packMamba3State(d: Mamba3Dims, B: number, st: Mamba3HostState): Float32Array {
+  const { H, P, N, R, S } = d;
+  const stride = mamba3StateStride(d);
+  const out = new Float32Array(B * H * stride);
+  for (let bh = 0; bh < B * H; bh++) {
+    const o = bh * stride;
+    out.set(st.ssm.subarray(bh * P * N, (bh + 1) * P * N), o);
+    out.set(st.vPrev.subarray(bh * R * P, (bh + 1) * R * P), o + P * N);
+    for (let tile = 0; tile < mamba3Tiles(d); tile++) {
+      const to = o + P * N + R * P + tile * (R * N + S);
+      out.set(st.kPrev.subarray(bh * R * N, (bh + 1) * R * N), to);
+      out.set(st.theta.subarray(bh * S, (bh + 1) * S), to + R * N);
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads a GPU-layout state back, one host state per P-tile's copy of k_prev and θ (they must all agree).
+ *
+ * @example
+ * ```ts
+ * const tiles = unpackMamba3State(d, 1, await rt.readFloat(state.ssm)); // tiles[0].ssm, tiles[0].theta, ...
+ * ```
+ */
+export function unpackMamba3State(d: Mamba3Dims, B: number, data: ArrayLike<number>): Mamba3HostState[] {
+  const { H, P, N, R, S } = d;
+  const stride = mamba3StateStride(d);
+  const out: Mamba3HostState[] = [];
+  for (let tile = 0; tile < mamba3Tiles(d); tile++) {
+    const st = mamba3ZeroHostState(d, B);
+    for (let bh = 0; bh < B * H; bh++) {
+      const o = bh * stride;
+      const to = o + P * N + R * P + tile * (R * N + S);
+      for (let i = 0; i < P * N; i++) st.ssm[bh * P * N + i] = data[o + i];
+      for (let i = 0; i < R * P; i++) st.vPrev[bh * R * P + i] = data[o + P * N + i];
+      for (let i = 0; i < R * N; i++) st.kPrev[bh * R * N + i] = data[to + i];
+      for (let i = 0; i < S; i++) st.theta[bh * S + i] = data[to + R * N + i];
+    }
+    out.push(st);
+  }
+  return out;
 }

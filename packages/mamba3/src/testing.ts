@@ -16,4 +16,6 @@ export {
   mamba3OutNormReference,
   mamba3ScanReference,
   mamba3ZeroHostState,
+  packMamba3State,
+  unpackMamba3State,
 } from './mamba3-reference.js';
