@@ -5,6 +5,7 @@
  * demo compare 0:1, 1:7, 1:3, 1:1 and pure attention at the same size this way.
  */
 import { type DType, type Runtime, StatespaceError } from '@statespace/core';
+import { type Mamba3Config, mamba3InitWeights } from '@statespace/mamba3';
 import { type S4DInit, s4dInitWeights } from '@statespace/s4d';
 import { HybridModel } from './model.js';
 import type { BlockSpec, MixerSpec, ModelSpec } from './spec.js';
@@ -15,7 +16,7 @@ export interface HybridComposition {
   /**
    * One character per layer: `M` Mamba-2, `m` Mamba-1, `A` or `*` attention,
    * `S` sliding-window attention (window `attention.slidingWindow`), `D` Gated DeltaNet,
-   * `L` S4D (the linear time-invariant diagonal SSM, settings in `s4d`), `-` MLP only. Every layer except `-` also gets the MLP when `mlp` is set. Give either
+   * `L` S4D (the linear time-invariant diagonal SSM, settings in `s4d`), `3` Mamba-3 (settings in `mamba3`), `-` MLP only. Every layer except `-` also gets the MLP when `mlp` is set. Give either
    * `pattern` or `ratio`.
    *
    * @example
@@ -69,6 +70,16 @@ export interface HybridComposition {
    * ```
    */
   s4d?: { stateSize: number; init?: 'lin' | 'inv'; dtMin?: number; dtMax?: number; bidirectional?: boolean };
+  /**
+   * Mamba-3 layers (`3`; default: 2·hidden/64 heads of 64, d_state 128, 1 group, rope_fraction 0.5, A_floor 1e-4,
+   * SISO, no output norm). `mimoRank` makes them MIMO of that rank.
+   *
+   * @example
+   * ```ts
+   * composeModel(rt, { pattern: '33A3', hiddenSize: 256, vocabSize: 1000, mamba3: { numHeads: 8, headDim: 64, stateSize: 64, mimoRank: 4 } });
+   * ```
+   */
+  mamba3?: { numHeads: number; headDim: number; stateSize: number; nGroups?: number; ropeFraction?: 0.5 | 1; aFloor?: number; mimoRank?: number; outProjNorm?: boolean };
   /** A SwiGLU MLP after each mixer. */
   mlp?: { intermediateSize: number };
   /** The LM head is the embedding table (default true). */
@@ -174,8 +185,24 @@ export function composeSpec(c: HybridComposition): ModelSpec {
         prefix: `${p}mixer.`,
         config: { hiddenSize: D, stateSize: s.stateSize, init: s.init ?? 'lin', dtMin: s.dtMin ?? 0.001, dtMax: s.dtMax ?? 0.1, bidirectional: s.bidirectional ?? false },
       };
+    } else if (ch === '3') {
+      const m = c.mamba3 ?? { numHeads: (2 * D) / 64, headDim: 64, stateSize: 128 };
+      const config: Mamba3Config = {
+        hiddenSize: D,
+        numHeads: m.numHeads,
+        headDim: m.headDim,
+        stateSize: m.stateSize,
+        nGroups: m.nGroups ?? 1,
+        ropeFraction: m.ropeFraction ?? 0.5,
+        aFloor: m.aFloor ?? 1e-4,
+        mimo: m.mimoRank !== undefined,
+        ...(m.mimoRank !== undefined ? { mimoRank: m.mimoRank } : {}),
+        outProjNorm: m.outProjNorm ?? false,
+        normEps: 1e-5,
+      };
+      mixer = { kind: 'mamba3', prefix: `${p}mixer.`, config: { ...config } };
     } else if (ch !== '-') {
-      throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: layer ${i} is '${ch}'; use M, m, A, *, S, D, L or -`);
+      throw new StatespaceError('INVALID_ARGUMENT', `composeSpec: layer ${i} is '${ch}'; use M, m, 3, A, *, S, D, L or -`);
     }
     const mlp = c.mlp;
     return {
@@ -213,11 +240,14 @@ export function composeSpec(c: HybridComposition): ModelSpec {
 export function composeModel(runtime: Runtime, composition: HybridComposition, options: { seed?: number; dtype?: DType } = {}): HybridModel {
   const spec = composeSpec(composition);
   const weights = randomWeights(runtime, spec, options);
-  // S4D layers start from S4D-Lin / S4D-Inv and log-uniform dt (randomWeights' generic init knows nothing of them)
+  // S4D layers start from S4D-Lin / S4D-Inv and log-uniform dt, Mamba-3 layers from mamba3.py's init
+  // (randomWeights' generic init knows nothing of them)
   spec.blocks.forEach((block, i) => {
     for (const m of block.mixers) {
-      if (m.kind !== 's4d') continue;
-      for (const [name, values] of Object.entries(s4dInitWeights(m.config as unknown as S4DInit, (options.seed ?? 0) * 1009 + i + 1))) {
+      if (m.kind !== 's4d' && m.kind !== 'mamba3') continue;
+      const seed = (options.seed ?? 0) * 1009 + i + 1;
+      const init = m.kind === 's4d' ? s4dInitWeights(m.config as unknown as S4DInit, seed) : mamba3InitWeights(m.config as unknown as Mamba3Config, seed);
+      for (const [name, values] of Object.entries(init)) {
         const old = weights[m.prefix + name];
         weights[m.prefix + name] = runtime.upload(values, old.shape, old.dtype, m.prefix + name);
         old.dispose();

@@ -156,7 +156,10 @@ describe('mamba_ssm config.json', () => {
 
   it('refuses what it cannot run with UNSUPPORTED_CONFIG naming the key', () => {
     const refusals: [Record<string, unknown>, string][] = [
-      [{ ssm_cfg: { layer: 'Mamba3' } }, 'ssm_cfg.layer'],
+      [{ ssm_cfg: { layer: 'Mamba4' } }, 'ssm_cfg.layer'],
+      [{ ssm_cfg: { layer: 'Mamba3', rope_fraction: 0.25 } }, 'ssm_cfg.rope_fraction'],
+      [{ ssm_cfg: { layer: 'Mamba3', headdim: 7 } }, 'ssm_cfg.headdim'],
+      [{ ssm_cfg: { layer: 'Mamba3', is_mimo: true, mimo_rnk: 2 } }, 'ssm_cfg.mimo_rnk'],
       [{ ssm_cfg: { layer: 'Mamba2', d_ssm: 64 } }, 'ssm_cfg.d_ssm'],
       [{ ssm_cfg: { layer: 'Mamba2', D_has_hdim: true } }, 'ssm_cfg.D_has_hdim'],
       [{ ssm_cfg: { layer: 'Mamba1', some_new_option: 1 } }, 'ssm_cfg.some_new_option'],

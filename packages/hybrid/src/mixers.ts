@@ -8,6 +8,7 @@ import type { LayerWeights, Runtime, SequenceMixer, Tensor, WeightSpec } from '@
 import { AttentionMixer } from '@statespace/attention';
 import { GatedDeltaNetMixer } from '@statespace/deltanet';
 import { Mamba1Mixer, ShortConvMixer } from '@statespace/scan-wgsl';
+import { Mamba3Mixer } from '@statespace/mamba3';
 import { S4DMixer } from '@statespace/s4d';
 import { Mamba2Mixer } from '@statespace/ssd';
 import type { MixerKind } from './spec.js';
@@ -54,6 +55,10 @@ export const mixerFactories: Record<MixerKind, MixerFactory> = {
   mamba2: renaming({
     create: (rt, c, w) => new Mamba2Mixer(rt, c as AnyConfig, w),
     expectedWeights: (c) => Mamba2Mixer.expectedWeights(c as AnyConfig),
+  }),
+  mamba3: renaming({
+    create: (rt, c, w) => new Mamba3Mixer(rt, c as AnyConfig, w),
+    expectedWeights: (c) => Mamba3Mixer.expectedWeights(c as AnyConfig),
   }),
   attention: renaming({
     create: (rt, c, w) => new AttentionMixer(rt, c as AnyConfig, w),

@@ -35,7 +35,7 @@ describe("composeModel with S4D layers ('L')", () => {
     const spec = composeSpec(composition);
     expect(patternOf(spec)).toBe('LAL');
     expect(spec.blocks[0].mixers[0]).toMatchObject({ kind: 's4d', config: { hiddenSize: 40, stateSize: 10, init: 'inv', dtMin: 0.01, dtMax: 0.2, bidirectional: false } });
-    expect(() => composeSpec({ ...composition, pattern: 'LX' })).toThrow(/use M, m, A, \*, S, D, L or -/);
+    expect(() => composeSpec({ ...composition, pattern: 'LX' })).toThrow(/use M, m, 3, A, \*, S, D, L or -/);
   });
 
   it('prefill == token-by-token decode (logits of every position within 1e-4), and greedy plans == eager', async () => {

@@ -17,7 +17,7 @@ export interface NormSpec {
 }
 
 /** Mixer kinds the scheduler can place in a block. */
-export type MixerKind = 'mamba1' | 'mamba2' | 'attention' | 'gated_deltanet' | 'short_conv' | 's4d';
+export type MixerKind = 'mamba1' | 'mamba2' | 'mamba3' | 'attention' | 'gated_deltanet' | 'short_conv' | 's4d';
 
 /** A sequence mixer: its kind, its prefix in the checkpoint and the kernel package's config. */
 export interface MixerSpec {

@@ -6,7 +6,7 @@
  *
  *   backbone.embedding.weight                  (padded_vocab, d_model)
  *   backbone.layers.N.norm.weight [.bias]      the mixer's pre-norm (RMSNorm, or LayerNorm when rms_norm is false)
- *   backbone.layers.N.mixer.*                  Mamba (mamba_simple.py), Mamba2 (mamba2.py) or MHA (mha.py)
+ *   backbone.layers.N.mixer.*                  Mamba (mamba_simple.py), Mamba2 (mamba2.py), Mamba3 (mamba3.py) or MHA (mha.py)
  *   backbone.layers.N.norm2.weight, mlp.fc1.weight, mlp.fc2.weight   GatedMLP (mlp.py) when d_intermediate > 0
  *   backbone.norm_f.weight, lm_head.weight     (lm_head tied to the embedding when tie_embeddings)
  *
@@ -37,6 +37,8 @@ const MAMBA1_INERT = ['dt_min', 'dt_max', 'dt_init', 'dt_scale', 'dt_init_floor'
 const MAMBA2_INERT = ['conv_init', 'A_init_range', 'dt_min', 'dt_max', 'dt_init_floor', 'use_mem_eff_path', 'layer_idx', 'process_group', 'sequence_parallel'];
 const MAMBA1_KEYS = ['layer', 'd_state', 'd_conv', 'expand', 'dt_rank', 'conv_bias', 'bias', ...MAMBA1_INERT];
 const MAMBA2_KEYS = ['layer', 'd_state', 'd_conv', 'expand', 'headdim', 'd_ssm', 'ngroups', 'D_has_hdim', 'rmsnorm', 'norm_before_gate', 'dt_limit', 'bias', 'conv_bias', 'chunk_size', ...MAMBA2_INERT];
+const MAMBA3_INERT = ['dt_min', 'dt_max', 'dt_init_floor', 'chunk_size', 'dropout', 'layer_idx', 'n_layer'];
+const MAMBA3_KEYS = ['layer', 'd_state', 'expand', 'headdim', 'ngroups', 'rope_fraction', 'A_floor', 'is_outproj_norm', 'is_mimo', 'mimo_rank', ...MAMBA3_INERT];
 const ATTN_KEYS = ['num_heads', 'num_heads_kv', 'head_dim', 'mlp_dim', 'qkv_proj_bias', 'out_proj_bias', 'softmax_scale', 'causal', 'd_conv', 'rotary_emb_dim', 'rotary_emb_base', 'rotary_emb_interleaved', 'layer_idx'];
 
 /** The Mamba-1 layer of `ssm_cfg.layer: "Mamba1"` (mamba_simple.Mamba). */
@@ -66,6 +68,22 @@ export interface MambaSsmMamba2 {
   chunkSize: number;
 }
 
+/** The Mamba-3 layer of `ssm_cfg.layer: "Mamba3"` (mamba3.Mamba3). */
+export interface MambaSsmMamba3 {
+  layer: 'Mamba3';
+  dState: number;
+  /** d_inner = int(expand·d_model) */
+  dInner: number;
+  headdim: number;
+  ngroups: number;
+  ropeFraction: 0.5 | 1;
+  aFloor: number;
+  outProjNorm: boolean;
+  mimo: boolean;
+  /** R: 1 unless is_mimo */
+  mimoRank: number;
+}
+
 /** The attention layer of `attn_cfg` (mha.MHA). */
 export interface MambaSsmAttention {
   numHeads: number;
@@ -88,7 +106,7 @@ export interface MambaSsmConfig {
   vocabSize: number;
   /** Rows of the embedding and lm_head in the checkpoint (vocab_size rounded up to pad_vocab_size_multiple). */
   paddedVocabSize: number;
-  ssm: MambaSsmMamba1 | MambaSsmMamba2;
+  ssm: MambaSsmMamba1 | MambaSsmMamba2 | MambaSsmMamba3;
   attnLayerIdx: number[];
   attn?: MambaSsmAttention;
   rmsNorm: boolean;
@@ -121,7 +139,7 @@ export function isMambaSsmConfig(c: ConfigReader): boolean {
  * Reads a mamba_ssm `config.json`, with `MambaConfig`'s defaults.
  *
  * @throws StatespaceError `UNSUPPORTED_CONFIG` naming the key: an `ssm_cfg.layer` other than
- *   Mamba1 / Mamba2 (e.g. Mamba3), options that change the function and have no mixer here
+ *   Mamba1 / Mamba2 / Mamba3, options that change the function and have no mixer here
  *   (`d_ssm` < d_inner, `D_has_hdim`, MHA `d_conv` / `mlp_dim` / interleaved rotary /
  *   non-causal), `fused_add_norm: false` with an MLP, unknown options.
  * @example
@@ -147,7 +165,7 @@ export function parseMambaSsmConfig(c: ConfigReader): MambaSsmConfig {
 
   const s = c.optional.object('ssm_cfg') ?? configReader({}, c.file);
   const layer = s.optional.string('layer', 'Mamba1');
-  let ssm: MambaSsmMamba1 | MambaSsmMamba2;
+  let ssm: MambaSsmMamba1 | MambaSsmMamba2 | MambaSsmMamba3;
   if (layer === 'Mamba1') {
     checkKeys(c, s, 'ssm_cfg', MAMBA1_KEYS);
     const rank = s.raw('dt_rank');
@@ -185,8 +203,32 @@ export function parseMambaSsmConfig(c: ConfigReader): MambaSsmConfig {
       convBias: s.optional.bool('conv_bias', true),
       chunkSize: s.optional.positiveInt('chunk_size', 256),
     };
+  } else if (layer === 'Mamba3') {
+    checkKeys(c, s, 'ssm_cfg', MAMBA3_KEYS);
+    const dInner = Math.floor(s.optional.positiveNumber('expand', 2) * dModel);
+    const headdim = s.optional.positiveInt('headdim', 64);
+    const ngroups = s.optional.positiveInt('ngroups', 1);
+    if (dInner % headdim !== 0) throw unsupported(c, 'ssm_cfg.headdim', `${headdim} does not divide d_inner = ${dInner}`);
+    if ((dInner / headdim) % ngroups !== 0) throw unsupported(c, 'ssm_cfg.ngroups', `${ngroups} does not divide the ${dInner / headdim} heads`);
+    const rope = s.optional.positiveNumber('rope_fraction', 0.5);
+    if (rope !== 0.5 && rope !== 1) throw unsupported(c, 'ssm_cfg.rope_fraction', `${rope} is not 0.5 or 1 (mamba3.py asserts one of them)`);
+    const floor = s.raw('A_floor') ?? 1e-4;
+    if (typeof floor !== 'number' || !(floor >= 0)) throw unsupported(c, 'ssm_cfg.A_floor', `${JSON.stringify(floor)} is not a non-negative number`);
+    const mimo = s.optional.bool('is_mimo', false);
+    ssm = {
+      layer,
+      dState: s.optional.positiveInt('d_state', 128),
+      dInner,
+      headdim,
+      ngroups,
+      ropeFraction: rope,
+      aFloor: floor,
+      outProjNorm: s.optional.bool('is_outproj_norm', false),
+      mimo,
+      mimoRank: mimo ? s.optional.positiveInt('mimo_rank', 4) : 1,
+    };
   } else {
-    throw unsupported(c, 'ssm_cfg.layer', `${JSON.stringify(layer)} is not supported (Mamba1 and Mamba2 are)`);
+    throw unsupported(c, 'ssm_cfg.layer', `${JSON.stringify(layer)} is not supported (Mamba1, Mamba2 and Mamba3 are)`);
   }
 
   const attnLayerIdx = c.optional.intArray('attn_layer_idx') ?? [];
@@ -233,6 +275,25 @@ function norm(cfg: MambaSsmConfig, weight: string): NormSpec {
 
 function ssmMixer(cfg: MambaSsmConfig, prefix: string): MixerSpec {
   const s = cfg.ssm;
+  if (s.layer === 'Mamba3') {
+    return {
+      kind: 'mamba3',
+      prefix,
+      config: {
+        hiddenSize: cfg.dModel,
+        numHeads: s.dInner / s.headdim,
+        headDim: s.headdim,
+        stateSize: s.dState,
+        nGroups: s.ngroups,
+        ropeFraction: s.ropeFraction,
+        aFloor: s.aFloor,
+        mimo: s.mimo,
+        ...(s.mimo ? { mimoRank: s.mimoRank } : {}),
+        outProjNorm: s.outProjNorm,
+        normEps: EPS,
+      },
+    };
+  }
   const dInner = s.expand * cfg.dModel;
   if (s.layer === 'Mamba1') {
     return {
