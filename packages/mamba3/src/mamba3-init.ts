@@ -1,7 +1,7 @@
 /**
  * Initial values of a Mamba-3 layer as mamba3.py's `Mamba3.__init__` draws them, for composed models with random
  * weights: dt_bias the inverse softplus of a log-uniform dt in [dt_min, dt_max] (floored at dt_init_floor),
- * B_bias = C_bias = 1, the norms 1, D = 1, mimo_x = mimo_o = 1/R, mimo_z = 1, and in_proj / out_proj as
+ * B_bias = C_bias = 1, the norms 1, D = 1, mimo_x = mimo_o = 1/rank, mimo_z = 1, and in_proj / out_proj as
  * nn.Linear's default (uniform in ±1/√fan_in).
  */
 import { rngUniform } from './mamba3-random.js';
@@ -36,17 +36,17 @@ export function mamba3InitWeights(config: Mamba3Config & Mamba3Init, seed: numbe
   const w: Record<string, Float32Array> = {
     'in_proj.weight': linear(d.W, d.D),
     dt_bias: dtBias,
-    B_bias: fill(d.H * d.R * d.N, 1),
-    C_bias: fill(d.H * d.R * d.N, 1),
+    B_bias: fill(d.H * d.rank * d.N, 1),
+    C_bias: fill(d.H * d.rank * d.N, 1),
     'B_norm.weight': fill(d.N, 1),
     'C_norm.weight': fill(d.N, 1),
     D: fill(d.H, 1),
     'out_proj.weight': linear(d.D, d.I),
   };
   if (config.mimo) {
-    w['mimo_x'] = fill(d.H * d.R * d.P, 1 / d.R);
-    w['mimo_z'] = fill(d.H * d.R * d.P, 1);
-    w['mimo_o'] = fill(d.H * d.R * d.P, 1 / d.R);
+    w['mimo_x'] = fill(d.H * d.rank * d.P, 1 / d.rank);
+    w['mimo_z'] = fill(d.H * d.rank * d.P, 1);
+    w['mimo_o'] = fill(d.H * d.rank * d.P, 1 / d.rank);
   }
   if (config.outProjNorm) w['norm.weight'] = fill(d.I, 1);
   return w;

@@ -11,7 +11,7 @@
  * A decode token takes 3 dispatches (in_proj, the step, out_proj), 4 with the output norm.
  *
  * Shape glossary (mamba3-shape.ts): B batch, L seqlen, D d_model, H heads, P head dim, I = H·P, N d_state,
- * G groups, R rank, S angles, W in_proj width.
+ * G groups, rank (MIMO rank; 1 for SISO), angles (rotary angles, num_rope_angles), W in_proj width.
  */
 import {
   type LayerWeights,
@@ -80,17 +80,17 @@ export class Mamba3Mixer implements SequenceMixer<Mamba3State> {
     this.runtime = runtime;
     this.config = config;
     this.w = weights;
-    const { H, R, N, P } = this.d;
+    const { H, rank, N, P } = this.d;
     this.params = {
       dtBias: weights['dt_bias'],
-      bBias: weights['B_bias'].reshape([H, R, N]),
-      cBias: weights['C_bias'].reshape([H, R, N]),
+      bBias: weights['B_bias'].reshape([H, rank, N]),
+      cBias: weights['C_bias'].reshape([H, rank, N]),
       bNorm: weights['B_norm.weight'],
       cNorm: weights['C_norm.weight'],
       D: weights['D'],
-      mimoX: config.mimo ? weights['mimo_x'].reshape([H, R, P]) : undefined,
-      mimoZ: config.mimo ? weights['mimo_z'].reshape([H, R, P]) : undefined,
-      mimoO: config.mimo ? weights['mimo_o'].reshape([H, R, P]) : undefined,
+      mimoX: config.mimo ? weights['mimo_x'].reshape([H, rank, P]) : undefined,
+      mimoZ: config.mimo ? weights['mimo_z'].reshape([H, rank, P]) : undefined,
+      mimoO: config.mimo ? weights['mimo_o'].reshape([H, rank, P]) : undefined,
       aFloor: config.aFloor,
     };
   }
@@ -108,13 +108,13 @@ export class Mamba3Mixer implements SequenceMixer<Mamba3State> {
     const specs: WeightSpec[] = [
       { name: 'in_proj.weight', shape: [d.W, d.D] },
       { name: 'dt_bias', shape: [d.H], dtype: 'f32' },
-      { name: 'B_bias', shape: [d.H, d.R, d.N], dtype: 'f32' },
-      { name: 'C_bias', shape: [d.H, d.R, d.N], dtype: 'f32' },
+      { name: 'B_bias', shape: [d.H, d.rank, d.N], dtype: 'f32' },
+      { name: 'C_bias', shape: [d.H, d.rank, d.N], dtype: 'f32' },
       { name: 'B_norm.weight', shape: [d.N], dtype: 'f32' },
       { name: 'C_norm.weight', shape: [d.N], dtype: 'f32' },
       { name: 'D', shape: [d.H], dtype: 'f32' },
     ];
-    if (config.mimo) for (const name of ['mimo_x', 'mimo_z', 'mimo_o']) specs.push({ name, shape: [d.H, d.R, d.P], dtype: 'f32' });
+    if (config.mimo) for (const name of ['mimo_x', 'mimo_z', 'mimo_o']) specs.push({ name, shape: [d.H, d.rank, d.P], dtype: 'f32' });
     if (config.outProjNorm) specs.push({ name: 'norm.weight', shape: [d.I], dtype: 'f32' });
     specs.push({ name: 'out_proj.weight', shape: [d.D, d.I] });
     return specs;

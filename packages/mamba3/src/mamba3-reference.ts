@@ -7,7 +7,7 @@
  *
  *   Δ = softplus(dd_dt + dt_bias), A = min(−softplus(dd_A), −A_floor), λ = sigmoid(trap)
  *   α = exp(A·Δ), β = (1 − λ)·Δ·α, γ = λ·Δ
- *   θ ← θ + π·tanh(angles)·Δ                               (S angles per head, mod 2π)
+ *   θ ← θ + π·tanh(angles)·Δ                               (`angles` angles per head, mod 2π)
  *   q_r = rot(rms(C_r)·w_C + C_bias[h, r], θ), k_r = rot(rms(B_r)·w_B + B_bias[h, r], θ)
  *   v_r = x·mimo_x[h, r]                                     (SISO: v = x)
  *   S ← α·S + β·Σ_r v_{t−1,r} ⊗ k_{t−1,r} + γ·Σ_r v_r ⊗ k_r       S (P, N) per head
@@ -15,11 +15,11 @@
  *   y_r ← y_r·silu(z·mimo_z[h, r])  and  y = Σ_r mimo_o[h, r]·y_r     (without the output norm)
  *   y_r ← rms_P(y_r)·w_norm·silu(z·mimo_z[h, r]), y = Σ_r mimo_o[h, r]·y_r   (with it: groups of P, norm before gate)
  *
- * rot pairs (2i, 2i+1) for SISO and (i, i + N/2) for MIMO, i < S; the other entries pass through.
+ * rot pairs (2i, 2i+1) for SISO and (i, i + N/2) for MIMO, i < angles; the other entries pass through.
  * The state is (θ, S, k_{t−1}, v_{t−1}): mamba3.py's angle_dt_state, ssm_state, k_state, v_state.
  *
  * Shape glossary (mamba3-shape.ts): B batch, L seqlen, D d_model, H heads, P head dim, I = H·P, N d_state,
- * G groups, R rank, S angles, W in_proj width.
+ * G groups, rank (MIMO rank; 1 for SISO), angles (rotary angles, num_rope_angles), W in_proj width.
  */
 import { mamba3StateStride, mamba3Tiles } from './mamba3-scan.js';
 import { type Mamba3Config, type Mamba3Dims, mamba3Dims } from './mamba3-shape.js';
@@ -28,9 +28,9 @@ import { type Mamba3Config, type Mamba3Dims, mamba3Dims } from './mamba3-shape.j
 export interface Mamba3HostParams {
   /** (H) dt_bias */
   dtBias: ArrayLike<number>;
-  /** (H, R, N) B_bias */
+  /** (H, rank, N) B_bias */
   bBias: ArrayLike<number>;
-  /** (H, R, N) C_bias */
+  /** (H, rank, N) C_bias */
   cBias: ArrayLike<number>;
   /** (N) B_norm.weight */
   bNorm: ArrayLike<number>;
@@ -38,7 +38,7 @@ export interface Mamba3HostParams {
   cNorm: ArrayLike<number>;
   /** (H) D */
   D: ArrayLike<number>;
-  /** (H, R, P) mimo_x, mimo_z, mimo_o (MIMO only) */
+  /** (H, rank, P) mimo_x, mimo_z, mimo_o (MIMO only) */
   mimoX?: ArrayLike<number>;
   mimoZ?: ArrayLike<number>;
   mimoO?: ArrayLike<number>;
@@ -49,13 +49,13 @@ export interface Mamba3HostParams {
 
 /** A Mamba-3 layer's state on the host, in f64. */
 export interface Mamba3HostState {
-  /** (B, H, S) θ */
+  /** (B, H, angles) θ */
   theta: Float64Array;
   /** (B, H, P, N) S */
   ssm: Float64Array;
-  /** (B, H, R, N) k of the previous token (biased, normed, rotated) */
+  /** (B, H, rank, N) k of the previous token (biased, normed, rotated) */
   kPrev: Float64Array;
-  /** (B, H, R, P) v of the previous token */
+  /** (B, H, rank, P) v of the previous token */
   vPrev: Float64Array;
 }
 
@@ -69,10 +69,10 @@ export interface Mamba3HostState {
  */
 export function mamba3ZeroHostState(d: Mamba3Dims, B: number): Mamba3HostState {
   return {
-    theta: new Float64Array(B * d.H * d.S),
+    theta: new Float64Array(B * d.H * d.angles),
     ssm: new Float64Array(B * d.H * d.P * d.N),
-    kPrev: new Float64Array(B * d.H * d.R * d.N),
-    vPrev: new Float64Array(B * d.H * d.R * d.P),
+    kPrev: new Float64Array(B * d.H * d.rank * d.N),
+    vPrev: new Float64Array(B * d.H * d.rank * d.P),
   };
 }
 
@@ -84,7 +84,7 @@ const TWO_PI = 2 * Math.PI;
 /**
  * The scan over in_proj's output zxbcdt (B, L, W), from `state` (zero when left out; not modified).
  *
- * @param attrs.perRank true: y (B, L, R, I) of S·q_r + D·v_r, ungated (the output norm's input); false: y (B, L, I)
+ * @param attrs.perRank true: y (B, L, rank, I) of S·q_r + D·v_r, ungated (the output norm's input); false: y (B, L, I)
  *   gated by silu(z·mimo_z) and summed with mimo_o.
  * @returns y and the state after the L tokens.
  * @example
@@ -101,12 +101,12 @@ export function mamba3ScanReference(
   attrs: { perRank: boolean },
   start?: Mamba3HostState,
 ): { y: Float64Array; state: Mamba3HostState } {
-  const { H, P, I, N, G, R, S, W } = d;
+  const { H, P, I, N, G, rank, angles, W } = d;
   const st = start ? { theta: start.theta.slice(), ssm: start.ssm.slice(), kPrev: start.kPrev.slice(), vPrev: start.vPrev.slice() } : mamba3ZeroHostState(d, B);
-  const y = new Float64Array(B * L * (attrs.perRank ? R : 1) * I);
-  const q = new Float64Array(R * N);
-  const k = new Float64Array(R * N);
-  const v = new Float64Array(R * P);
+  const y = new Float64Array(B * L * (attrs.perRank ? rank : 1) * I);
+  const q = new Float64Array(rank * N);
+  const k = new Float64Array(rank * N);
+  const v = new Float64Array(rank * P);
   const bc = new Float64Array(N);
   const rep = H / G;
   const one = (a: ArrayLike<number> | undefined, i: number) => (a ? a[i] : 1);
@@ -121,12 +121,12 @@ export function mamba3ScanReference(
         const alpha = Math.exp(A * dt);
         const beta = (1 - lam) * dt * alpha;
         const gamma = lam * dt;
-        const th = st.theta.subarray((b * H + h) * S, (b * H + h + 1) * S);
-        for (let s = 0; s < S; s++) {
+        const th = st.theta.subarray((b * H + h) * angles, (b * H + h + 1) * angles);
+        for (let s = 0; s < angles; s++) {
           th[s] += Math.PI * Math.tanh(zxbcdt[row + d.angOff + s]) * dt;
           th[s] -= TWO_PI * Math.floor(th[s] / TWO_PI);
         }
-        for (let r = 0; r < R; r++) {
+        for (let r = 0; r < rank; r++) {
           for (const [out, off, w, bias] of [
             [q, d.cOff, p.cNorm, p.cBias],
             [k, d.bOff, p.bNorm, p.bBias],
@@ -135,9 +135,9 @@ export function mamba3ScanReference(
             let ss = 0;
             for (let n = 0; n < N; n++) ss += zxbcdt[base + n] ** 2;
             const inv = 1 / Math.sqrt(ss / N + d.eps);
-            for (let n = 0; n < N; n++) bc[n] = zxbcdt[base + n] * inv * w[n] + bias[(h * R + r) * N + n];
+            for (let n = 0; n < N; n++) bc[n] = zxbcdt[base + n] * inv * w[n] + bias[(h * rank + r) * N + n];
             for (let n = 0; n < N; n++) out[r * N + n] = bc[n];
-            for (let s = 0; s < S; s++) {
+            for (let s = 0; s < angles; s++) {
               const [i, j] = d.pairwise ? [2 * s, 2 * s + 1] : [s, s + N / 2];
               const c = Math.cos(th[s]);
               const sn = Math.sin(th[s]);
@@ -145,28 +145,28 @@ export function mamba3ScanReference(
               out[r * N + j] = bc[i] * sn + bc[j] * c;
             }
           }
-          for (let pp = 0; pp < P; pp++) v[r * P + pp] = zxbcdt[row + d.xOff + h * P + pp] * one(p.mimoX, (h * R + r) * P + pp);
+          for (let pp = 0; pp < P; pp++) v[r * P + pp] = zxbcdt[row + d.xOff + h * P + pp] * one(p.mimoX, (h * rank + r) * P + pp);
         }
         const ssm = st.ssm.subarray((b * H + h) * P * N, (b * H + h + 1) * P * N);
-        const kp = st.kPrev.subarray((b * H + h) * R * N, (b * H + h + 1) * R * N);
-        const vp = st.vPrev.subarray((b * H + h) * R * P, (b * H + h + 1) * R * P);
+        const kp = st.kPrev.subarray((b * H + h) * rank * N, (b * H + h + 1) * rank * N);
+        const vp = st.vPrev.subarray((b * H + h) * rank * P, (b * H + h + 1) * rank * P);
         for (let pp = 0; pp < P; pp++) {
           for (let n = 0; n < N; n++) {
             let upd = 0;
-            for (let r = 0; r < R; r++) upd += beta * vp[r * P + pp] * kp[r * N + n] + gamma * v[r * P + pp] * k[r * N + n];
+            for (let r = 0; r < rank; r++) upd += beta * vp[r * P + pp] * kp[r * N + n] + gamma * v[r * P + pp] * k[r * N + n];
             ssm[pp * N + n] = alpha * ssm[pp * N + n] + upd;
           }
         }
         for (let pp = 0; pp < P; pp++) {
           let acc = 0;
-          for (let r = 0; r < R; r++) {
+          for (let r = 0; r < rank; r++) {
             let yr = p.D[h] * v[r * P + pp];
             for (let n = 0; n < N; n++) yr += ssm[pp * N + n] * q[r * N + n];
             if (attrs.perRank) {
-              y[((b * L + t) * R + r) * I + h * P + pp] = yr;
+              y[((b * L + t) * rank + r) * I + h * P + pp] = yr;
             } else {
-              const z = zxbcdt[row + h * P + pp] * one(p.mimoZ, (h * R + r) * P + pp);
-              acc += one(p.mimoO, (h * R + r) * P + pp) * yr * silu(z);
+              const z = zxbcdt[row + h * P + pp] * one(p.mimoZ, (h * rank + r) * P + pp);
+              acc += one(p.mimoO, (h * rank + r) * P + pp) * yr * silu(z);
             }
           }
           if (!attrs.perRank) y[(b * L + t) * I + h * P + pp] = acc;
@@ -180,8 +180,8 @@ export function mamba3ScanReference(
 }
 
 /**
- * The output norm of `is_outproj_norm` over the per-rank scan output yr (T, R, I): each rank's head group of P
- * RMS-normalised, times norm.weight and silu(z·mimo_z), summed with mimo_o (SISO: R = 1, no MIMO weights).
+ * The output norm of `is_outproj_norm` over the per-rank scan output yr (T, rank, I): each rank's head group of P
+ * RMS-normalised, times norm.weight and silu(z·mimo_z), summed with mimo_o (SISO: rank = 1, no MIMO weights).
  *
  * @returns (T, I)
  * @example
@@ -190,18 +190,18 @@ export function mamba3ScanReference(
  * ```
  */
 export function mamba3OutNormReference(yr: ArrayLike<number>, zxbcdt: ArrayLike<number>, p: Mamba3HostParams, d: Mamba3Dims, T: number): Float64Array {
-  const { H, P, I, R, W } = d;
+  const { H, P, I, rank, W } = d;
   const out = new Float64Array(T * I);
   const one = (a: ArrayLike<number> | undefined, i: number) => (a ? a[i] : 1);
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < H; h++) {
-      for (let r = 0; r < R; r++) {
-        const base = (t * R + r) * I + h * P;
+      for (let r = 0; r < rank; r++) {
+        const base = (t * rank + r) * I + h * P;
         let ss = 0;
         for (let pp = 0; pp < P; pp++) ss += yr[base + pp] ** 2;
         const inv = 1 / Math.sqrt(ss / P + d.eps);
         for (let pp = 0; pp < P; pp++) {
-          const m = (h * R + r) * P + pp;
+          const m = (h * rank + r) * P + pp;
           const z = zxbcdt[t * W + h * P + pp] * one(p.mimoZ, m);
           out[t * I + h * P + pp] += one(p.mimoO, m) * yr[base + pp] * inv * p.norm![h * P + pp] * silu(z);
         }
@@ -285,17 +285,17 @@ export function mamba3MixerReference(
  * ```
  */
 export function packMamba3State(d: Mamba3Dims, B: number, st: Mamba3HostState): Float32Array {
-  const { H, P, N, R, S } = d;
+  const { H, P, N, rank, angles } = d;
   const stride = mamba3StateStride(d);
   const out = new Float32Array(B * H * stride);
   for (let bh = 0; bh < B * H; bh++) {
     const o = bh * stride;
     out.set(st.ssm.subarray(bh * P * N, (bh + 1) * P * N), o);
-    out.set(st.vPrev.subarray(bh * R * P, (bh + 1) * R * P), o + P * N);
+    out.set(st.vPrev.subarray(bh * rank * P, (bh + 1) * rank * P), o + P * N);
     for (let tile = 0; tile < mamba3Tiles(d); tile++) {
-      const to = o + P * N + R * P + tile * (R * N + S);
-      out.set(st.kPrev.subarray(bh * R * N, (bh + 1) * R * N), to);
-      out.set(st.theta.subarray(bh * S, (bh + 1) * S), to + R * N);
+      const to = o + P * N + rank * P + tile * (rank * N + angles);
+      out.set(st.kPrev.subarray(bh * rank * N, (bh + 1) * rank * N), to);
+      out.set(st.theta.subarray(bh * angles, (bh + 1) * angles), to + rank * N);
     }
   }
   return out;
@@ -310,18 +310,18 @@ export function packMamba3State(d: Mamba3Dims, B: number, st: Mamba3HostState): 
  * ```
  */
 export function unpackMamba3State(d: Mamba3Dims, B: number, data: ArrayLike<number>): Mamba3HostState[] {
-  const { H, P, N, R, S } = d;
+  const { H, P, N, rank, angles } = d;
   const stride = mamba3StateStride(d);
   const out: Mamba3HostState[] = [];
   for (let tile = 0; tile < mamba3Tiles(d); tile++) {
     const st = mamba3ZeroHostState(d, B);
     for (let bh = 0; bh < B * H; bh++) {
       const o = bh * stride;
-      const to = o + P * N + R * P + tile * (R * N + S);
+      const to = o + P * N + rank * P + tile * (rank * N + angles);
       for (let i = 0; i < P * N; i++) st.ssm[bh * P * N + i] = data[o + i];
-      for (let i = 0; i < R * P; i++) st.vPrev[bh * R * P + i] = data[o + P * N + i];
-      for (let i = 0; i < R * N; i++) st.kPrev[bh * R * N + i] = data[to + i];
-      for (let i = 0; i < S; i++) st.theta[bh * S + i] = data[to + R * N + i];
+      for (let i = 0; i < rank * P; i++) st.vPrev[bh * rank * P + i] = data[o + P * N + i];
+      for (let i = 0; i < rank * N; i++) st.kPrev[bh * rank * N + i] = data[to + i];
+      for (let i = 0; i < angles; i++) st.theta[bh * angles + i] = data[to + rank * N + i];
     }
     out.push(st);
   }

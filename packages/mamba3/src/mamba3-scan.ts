@@ -9,20 +9,20 @@
  *   S ← α·S + β·Σ_r v_{t−1,r} ⊗ k_{t−1,r} + γ·Σ_r v_r ⊗ k_r,   y_r = S·q_r + D·v_r
  *
  * Work split: one workgroup per (P-tile of ROWS rows, head, batch row); LANES threads share a row of S, each holding
- * ⌈N / LANES⌉ of its entries in registers for the whole call. Tokens go through in chunks of TQ: per chunk the
- * workgroup computes the gates, the RMS of B and C, the running angles (a serial cumsum over TQ tokens by S
- * threads) and the biased, rotated q_r and k_r of all TQ tokens into workgroup memory, then every thread runs the
- * TQ recurrence steps on its registers without a barrier, leaving its partial dot products y_r in workgroup memory;
+ * ⌈N / LANES⌉ of its entries in registers for the whole call. Tokens go through in chunks of Q: per chunk the
+ * workgroup computes the gates, the RMS of B and C, the running angles (a serial cumsum over Q tokens by `angles`
+ * threads) and the biased, rotated q_r and k_r of all Q tokens into workgroup memory, then every thread runs the
+ * Q recurrence steps on its registers without a barrier, leaving its partial dot products y_r in workgroup memory;
  * one more barrier and the chunk's outputs are reduced over the lanes, gated and written. Four barriers per chunk.
  *
  * State layout (per batch row and head), f32:
- *   [S (P, N) | v_prev (R, P) | per P-tile: k_prev (R, N), θ (S)]
+ *   [S (P, N) | v_prev (rank, P) | per P-tile: k_prev (rank, N), θ (angles)]
  * Every P-tile keeps its own copy of k_prev and θ (identical values): the tiles of one dispatch run in no set
  * order, so a shared copy would be read by one tile after another had overwritten it.
  *
  * Shape glossary (mamba3-shape.ts): B batch, L seqlen, H heads, P head dim, I = H·P, N d_state, G groups,
- * R rank, S angles, W in_proj width. Kernel-local: LANES threads per row of S, ROWS rows per workgroup, TQ tokens
- * per chunk, NE = ⌈N / LANES⌉ state entries per thread.
+ * rank (MIMO rank), angles (rotary angles), W in_proj width, Q tokens per chunk. Kernel-local: LANES threads per
+ * row of S, ROWS rows per workgroup, NE = ⌈N / LANES⌉ state entries per thread.
  */
 import {
   type KernelDescriptor,
@@ -57,7 +57,7 @@ const layout = {
   I: 'u32',
   N: 'u32',
   G: 'u32',
-  S: 'u32',
+  angles: 'u32',
   W: 'u32',
   xOff: 'u32',
   bOff: 'u32',
@@ -77,26 +77,26 @@ export function mamba3Tiles(d: Pick<Mamba3Dims, 'P'>): number {
 }
 
 /**
- * f32 words of one (batch row, head) of the state: S (P·N), v_prev (R·P), and per P-tile k_prev (R·N) and θ (S).
+ * f32 words of one (batch row, head) of the state: S (P·N), v_prev (rank·P), and per P-tile k_prev (rank·N) and θ (angles).
  *
  * @example
  * ```ts
  * const state = rt.zeros([1, d.H, mamba3StateStride(d)]);
  * ```
  */
-export function mamba3StateStride(d: Pick<Mamba3Dims, 'P' | 'N' | 'R' | 'S'>): number {
-  return d.P * d.N + d.R * d.P + mamba3Tiles(d) * (d.R * d.N + d.S);
+export function mamba3StateStride(d: Pick<Mamba3Dims, 'P' | 'N' | 'rank' | 'angles'>): number {
+  return d.P * d.N + d.rank * d.P + mamba3Tiles(d) * (d.rank * d.N + d.angles);
 }
 
-/** Compile-time sizes of the scan for a layer: NE, TQ, and the words of workgroup memory they take. */
-export function mamba3ScanTiling(d: Pick<Mamba3Dims, 'N' | 'R'>): { NE: number; TQ: number; words: number } {
+/** Compile-time sizes of the scan for a layer: NE, Q, and the words of workgroup memory they take. */
+export function mamba3ScanTiling(d: Pick<Mamba3Dims, 'N' | 'rank'>): { NE: number; Q: number; words: number } {
   const NE = Math.ceil(d.N / MAMBA3_LANES);
   const NMAX = NE * MAMBA3_LANES;
   const SMAX = Math.max(1, NMAX / 2);
-  const words = (tq: number) => 2 * tq * d.R * NMAX + d.R * NMAX + tq * d.R * THREADS + tq * SMAX + 4 * tq + 2 * tq * d.R;
-  let TQ = 16;
-  while (TQ > 1 && words(TQ) > WORDS) TQ--;
-  return { NE, TQ, words: words(TQ) };
+  const words = (tq: number) => 2 * tq * d.rank * NMAX + d.rank * NMAX + tq * d.rank * THREADS + tq * SMAX + 4 * tq + 2 * tq * d.rank;
+  let Q = 16;
+  while (Q > 1 && words(Q) > WORDS) Q--;
+  return { NE, Q, words: words(Q) };
 }
 
 /** Options of the scan kernel that change its code. */
@@ -104,7 +104,7 @@ export interface Mamba3ScanAttrs {
   /** MIMO: mimo_x / mimo_z / mimo_o bindings and the halves rotation (i, i + N/2); else SISO's pairs (2i, 2i+1). */
   mimo: boolean;
   /**
-   * true: y (B, L, R, I) of S·q_r + D·v_r, ungated (what the output norm reads); false: y (B, L, I) gated by
+   * true: y (B, L, rank, I) of S·q_r + D·v_r, ungated (what the output norm reads); false: y (B, L, I) gated by
    * silu(z·mimo_z) and summed over r with mimo_o.
    */
   perRank: boolean;
@@ -127,44 +127,44 @@ export function createMamba3ScanKernel(
   attrs: Mamba3ScanAttrs,
 ): KernelDescriptor {
   if (d.N > 256) throw new StatespaceError('UNSUPPORTED_CONFIG', `mamba3Scan: d_state=${d.N} is above 256, the most the scan keeps per row of threads`);
-  const { NE, TQ, words } = mamba3ScanTiling(d);
+  const { NE, Q, words } = mamba3ScanTiling(d);
   if (words > WORDS) {
-    throw new StatespaceError('UNSUPPORTED_CONFIG', `mamba3Scan: d_state=${d.N} with rank ${d.R} needs ${words * 4} bytes of workgroup memory (limit ${WORDS * 4})`);
+    throw new StatespaceError('UNSUPPORTED_CONFIG', `mamba3Scan: d_state=${d.N} with rank ${d.rank} needs ${words * 4} bytes of workgroup memory (limit ${WORDS * 4})`);
   }
   const { mimo, perRank } = attrs;
-  const R = d.R;
+  const rank = d.rank;
   const NMAX = NE * MAMBA3_LANES;
   const SMAX = Math.max(1, NMAX / 2);
   const bindings = [
     { name: 'zx', type: 'f32', access: 'read' }, // (B, L, W) in_proj output
     { name: 'dtBias', type: 'f32', access: 'read' }, // (H)
-    { name: 'bBias', type: 'f32', access: 'read' }, // (H, R, N)
-    { name: 'cBias', type: 'f32', access: 'read' }, // (H, R, N)
+    { name: 'bBias', type: 'f32', access: 'read' }, // (H, rank, N)
+    { name: 'cBias', type: 'f32', access: 'read' }, // (H, rank, N)
     { name: 'bNorm', type: 'f32', access: 'read' }, // (N)
     { name: 'cNorm', type: 'f32', access: 'read' }, // (N)
     { name: 'Dskip', type: 'f32', access: 'read' }, // (H)
-    ...(mimo ? [{ name: 'mimoX', type: 'f32', access: 'read' } as const] : []), // (H, R, P)
-    ...(mimo && !perRank ? [{ name: 'mimoZ', type: 'f32', access: 'read' } as const, { name: 'mimoO', type: 'f32', access: 'read' } as const] : []), // (H, R, P)
+    ...(mimo ? [{ name: 'mimoX', type: 'f32', access: 'read' } as const] : []), // (H, rank, P)
+    ...(mimo && !perRank ? [{ name: 'mimoZ', type: 'f32', access: 'read' } as const, { name: 'mimoO', type: 'f32', access: 'read' } as const] : []), // (H, rank, P)
     { name: 'state', type: 'f32', access: 'read_write' }, // (B, H, stride)
-    { name: 'y', type: 'f32', access: 'read_write' }, // (B, L, R, I) perRank, else (B, L, I)
+    { name: 'y', type: 'f32', access: 'read_write' }, // (B, L, rank, I) perRank, else (B, L, I)
   ] as const;
-  const cacheKey = `NE${NE}_R${R}_TQ${TQ}_${mimo ? 'mimo' : 'siso'}_${perRank ? 'rank' : 'sum'}`;
-  const mx = (idx: string) => (mimo ? ` * mimoX[(h * R + r) * u.P + ${idx}]` : '');
+  const cacheKey = `NE${NE}_rank${rank}_Q${Q}_${mimo ? 'mimo' : 'siso'}_${perRank ? 'rank' : 'sum'}`;
+  const mx = (idx: string) => (mimo ? ` * mimoX[(h * rank + r) * u.P + ${idx}]` : '');
   const pairing = mimo
     ? `let halfN = u.N / 2u;
-      if (n < halfN && n < u.S) { pa = n; pb = n + halfN; si = n; rot = true; }
-      else if (n >= halfN && n - halfN < u.S) { pa = n - halfN; pb = n; si = n - halfN; rot = true; }`
-    : `if (n < 2u * u.S) { pa = n & ~1u; pb = pa + 1u; si = n / 2u; rot = true; }`;
+      if (n < halfN && n < u.angles) { pa = n; pb = n + halfN; si = n; rot = true; }
+      else if (n >= halfN && n - halfN < u.angles) { pa = n - halfN; pb = n; si = n - halfN; rot = true; }`
+    : `if (n < 2u * u.angles) { pa = n & ~1u; pb = pa + 1u; si = n / 2u; rot = true; }`;
   const outBody = perRank
-    ? `          y[((b * u.L + t) * R + r) * u.I + h * u.P + pp] = yr;`
-    : `          out += ${mimo ? 'mimoO[(h * R + r) * u.P + pp] * ' : ''}yr * silu_(zv${mimo ? ' * mimoZ[(h * R + r) * u.P + pp]' : ''});`;
+    ? `          y[((b * u.L + t) * rank + r) * u.I + h * u.P + pp] = yr;`
+    : `          out += ${mimo ? 'mimoO[(h * rank + r) * u.P + pp] * ' : ''}yr * silu_(zv${mimo ? ' * mimoZ[(h * rank + r) * u.P + pp]' : ''});`;
   const wgsl = memoWgsl('mamba3_scan', cacheKey, () => `${wgslBindings(layout, bindings)}
 ${wgslActivations()}
 const LANES = ${MAMBA3_LANES}u;
 const ROWS = ${MAMBA3_ROWS}u;
 const NE = ${NE}u;
-const R = ${R}u;
-const TQ = ${TQ}u;
+const rank = ${rank}u;
+const Q = ${Q}u;
 const NMAX = ${NMAX}u;
 const SMAX = ${SMAX}u;
 const PI = 3.141592653589793;
@@ -185,13 +185,13 @@ fn sincos_(x: f32) -> vec2<f32> {
   return vec2<f32>(-cs, sn);
 }
 
-var<workgroup> qS: array<f32, ${TQ * R * NMAX}>;       // (TQ, R, N) rotated q = C
-var<workgroup> kS: array<f32, ${TQ * R * NMAX}>;       // (TQ, R, N) rotated k = B
-var<workgroup> kPrevS: array<f32, ${R * NMAX}>;        // (R, N) k of the token before the chunk
-var<workgroup> redS: array<f32, ${TQ * R * THREADS}>;  // (TQ, R, ROWS, LANES) partial S·q_r
-var<workgroup> thS: array<f32, ${TQ * SMAX}>;          // (TQ, S) angles
-var<workgroup> gateS: array<f32, ${4 * TQ}>;           // (TQ, 4) α, β, γ, Δ
-var<workgroup> invS: array<f32, ${2 * TQ * R}>;        // (TQ, R, 2) 1 / rms of B and C
+var<workgroup> qS: array<f32, ${Q * rank * NMAX}>;       // (Q, rank, N) rotated q = C
+var<workgroup> kS: array<f32, ${Q * rank * NMAX}>;       // (Q, rank, N) rotated k = B
+var<workgroup> kPrevS: array<f32, ${rank * NMAX}>;        // (rank, N) k of the token before the chunk
+var<workgroup> redS: array<f32, ${Q * rank * THREADS}>;  // (Q, rank, ROWS, LANES) partial S·q_r
+var<workgroup> thS: array<f32, ${Q * SMAX}>;          // (Q, angles) θ
+var<workgroup> gateS: array<f32, ${4 * Q}>;           // (Q, 4) α, β, γ, Δ
+var<workgroup> invS: array<f32, ${2 * Q * rank}>;        // (Q, rank, 2) 1 / rms of B and C
 
 @compute @workgroup_size(${THREADS})
 fn main(${WGSL_BUILTINS}) {
@@ -204,22 +204,22 @@ fn main(${WGSL_BUILTINS}) {
   let live = p < u.P;
   let g = h / (u.H / u.G);
   let sb = (b * u.H + h) * u.stride;
-  let tb = sb + u.P * u.N + R * u.P + tile * (R * u.N + u.S);
+  let tb = sb + u.P * u.N + rank * u.P + tile * (rank * u.N + u.angles);
   var s: array<f32, NE>;
-  var vPrev: array<f32, R>;
+  var vPrev: array<f32, rank>;
   if (live) {
     for (var i = 0u; i < NE; i++) {
       let n = lane + i * LANES;
       s[i] = select(0.0, state[sb + p * u.N + min(n, u.N - 1u)], n < u.N);
     }
-    for (var r = 0u; r < R; r++) { vPrev[r] = state[sb + u.P * u.N + r * u.P + p]; }
+    for (var r = 0u; r < rank; r++) { vPrev[r] = state[sb + u.P * u.N + r * u.P + p]; }
   }
-  for (var j = li; j < R * u.N; j += ${THREADS}u) { kPrevS[(j / u.N) * NMAX + j % u.N] = state[tb + j]; }
+  for (var j = li; j < rank * u.N; j += ${THREADS}u) { kPrevS[(j / u.N) * NMAX + j % u.N] = state[tb + j]; }
   var theta = 0.0;
-  if (li < u.S) { theta = state[tb + R * u.N + li]; }
+  if (li < u.angles) { theta = state[tb + rank * u.N + li]; }
   let dSkip = Dskip[h];
-  for (var c0 = 0u; c0 < u.nt; c0 += TQ) {
-    let ntc = min(TQ, u.nt - c0);
+  for (var c0 = 0u; c0 < u.nt; c0 += Q) {
+    let ntc = min(Q, u.nt - c0);
     let base = (b * u.L + u.t0 + c0) * u.W;
     if (li < ntc) {
       let rb = base + li * u.W;
@@ -232,16 +232,16 @@ fn main(${WGSL_BUILTINS}) {
       gateS[li * 4u + 2u] = lam * dt;
       gateS[li * 4u + 3u] = dt;
     }
-    for (var j = li; j < ntc * R * 2u; j += ${THREADS}u) {
-      let tau = j / (R * 2u);
-      let r = (j % (R * 2u)) / 2u;
+    for (var j = li; j < ntc * rank * 2u; j += ${THREADS}u) {
+      let tau = j / (rank * 2u);
+      let r = (j % (rank * 2u)) / 2u;
       let off = base + tau * u.W + select(u.bOff, u.cOff, j % 2u == 1u) + (r * u.G + g) * u.N;
       var ss = 0.0;
       for (var n = 0u; n < u.N; n++) { let v = zx[off + n]; ss += v * v; }
       invS[j] = inverseSqrt(ss / f32(u.N) + u.eps);
     }
     workgroupBarrier();
-    if (li < u.S) {
+    if (li < u.angles) {
       for (var tau = 0u; tau < ntc; tau++) {
         theta += PI * tanh(clamp(zx[base + tau * u.W + u.angOff + li], -15.0, 15.0)) * gateS[tau * 4u + 3u];
         theta -= TWO_PI * floor(theta / TWO_PI);
@@ -249,9 +249,9 @@ fn main(${WGSL_BUILTINS}) {
       }
     }
     workgroupBarrier();
-    for (var j = li; j < ntc * R * u.N; j += ${THREADS}u) {
-      let tau = j / (R * u.N);
-      let r = (j % (R * u.N)) / u.N;
+    for (var j = li; j < ntc * rank * u.N; j += ${THREADS}u) {
+      let tau = j / (rank * u.N);
+      let r = (j % (rank * u.N)) / u.N;
       let n = j % u.N;
       var pa = n;
       var pb = n;
@@ -260,9 +260,9 @@ fn main(${WGSL_BUILTINS}) {
       ${pairing}
       let rb = base + tau * u.W;
       let gi = (r * u.G + g) * u.N;
-      let hi = (h * R + r) * u.N;
-      let invB = invS[(tau * R + r) * 2u];
-      let invC = invS[(tau * R + r) * 2u + 1u];
+      let hi = (h * rank + r) * u.N;
+      let invB = invS[(tau * rank + r) * 2u];
+      let invC = invS[(tau * rank + r) * 2u + 1u];
       let kA = zx[rb + u.bOff + gi + pa] * invB * bNorm[pa] + bBias[hi + pa];
       let qA = zx[rb + u.cOff + gi + pa] * invC * cNorm[pa] + cBias[hi + pa];
       var kv = kA;
@@ -282,8 +282,8 @@ fn main(${WGSL_BUILTINS}) {
           qv = qA * sn + qB * cs;
         }
       }
-      kS[(tau * R + r) * NMAX + n] = kv;
-      qS[(tau * R + r) * NMAX + n] = qv;
+      kS[(tau * rank + r) * NMAX + n] = kv;
+      qS[(tau * rank + r) * NMAX + n] = qv;
     }
     workgroupBarrier();
     if (live) {
@@ -292,9 +292,9 @@ fn main(${WGSL_BUILTINS}) {
         let be = gateS[tau * 4u + 1u];
         let ga = gateS[tau * 4u + 2u];
         let xv = zx[base + tau * u.W + u.xOff + h * u.P + p];
-        var v: array<f32, R>;
-        var acc: array<f32, R>;
-        for (var r = 0u; r < R; r++) {
+        var v: array<f32, rank>;
+        var acc: array<f32, rank>;
+        for (var r = 0u; r < rank; r++) {
           v[r] = xv${mx('p')};
           acc[r] = 0.0;
         }
@@ -302,16 +302,16 @@ fn main(${WGSL_BUILTINS}) {
           let n = lane + i * LANES;
           if (n < u.N) {
             var upd = 0.0;
-            for (var r = 0u; r < R; r++) {
+            for (var r = 0u; r < rank; r++) {
               var kp = kPrevS[r * NMAX + n];
-              if (tau > 0u) { kp = kS[((tau - 1u) * R + r) * NMAX + n]; }
-              upd += be * vPrev[r] * kp + ga * v[r] * kS[(tau * R + r) * NMAX + n];
+              if (tau > 0u) { kp = kS[((tau - 1u) * rank + r) * NMAX + n]; }
+              upd += be * vPrev[r] * kp + ga * v[r] * kS[(tau * rank + r) * NMAX + n];
             }
             s[i] = al * s[i] + upd;
-            for (var r = 0u; r < R; r++) { acc[r] += s[i] * qS[(tau * R + r) * NMAX + n]; }
+            for (var r = 0u; r < rank; r++) { acc[r] += s[i] * qS[(tau * rank + r) * NMAX + n]; }
           }
         }
-        for (var r = 0u; r < R; r++) { redS[((tau * R + r) * ROWS + row) * LANES + lane] = acc[r]; }
+        for (var r = 0u; r < rank; r++) { redS[((tau * rank + r) * ROWS + row) * LANES + lane] = acc[r]; }
         vPrev = v;
       }
     }
@@ -325,17 +325,17 @@ fn main(${WGSL_BUILTINS}) {
         let rb = base + tau * u.W;
         let xv = zx[rb + u.xOff + h * u.P + pp];
         ${perRank ? '' : 'let zv = zx[rb + h * u.P + pp];\n        var out = 0.0;'}
-        for (var r = 0u; r < R; r++) {
+        for (var r = 0u; r < rank; r++) {
           var yr = dSkip * xv${mx('pp')};
-          for (var l = 0u; l < LANES; l++) { yr += redS[((tau * R + r) * ROWS + rr) * LANES + l]; }
+          for (var l = 0u; l < LANES; l++) { yr += redS[((tau * rank + r) * ROWS + rr) * LANES + l]; }
 ${outBody}
         }
         ${perRank ? '' : 'y[(b * u.L + t) * u.I + h * u.P + pp] = out;'}
       }
     }
-    for (var j = li; j < R * u.N; j += ${THREADS}u) {
+    for (var j = li; j < rank * u.N; j += ${THREADS}u) {
       let r = j / u.N;
-      kPrevS[r * NMAX + j % u.N] = kS[((ntc - 1u) * R + r) * NMAX + j % u.N];
+      kPrevS[r * NMAX + j % u.N] = kS[((ntc - 1u) * rank + r) * NMAX + j % u.N];
     }
     workgroupBarrier();
   }
@@ -345,11 +345,11 @@ ${outBody}
       if (n < u.N) { state[sb + p * u.N + n] = s[i]; }
     }
     if (lane == 0u) {
-      for (var r = 0u; r < R; r++) { state[sb + u.P * u.N + r * u.P + p] = vPrev[r]; }
+      for (var r = 0u; r < rank; r++) { state[sb + u.P * u.N + r * u.P + p] = vPrev[r]; }
     }
   }
-  for (var j = li; j < R * u.N; j += ${THREADS}u) { state[tb + j] = kPrevS[(j / u.N) * NMAX + j % u.N]; }
-  if (li < u.S) { state[tb + R * u.N + li] = theta; }
+  for (var j = li; j < rank * u.N; j += ${THREADS}u) { state[tb + j] = kPrevS[(j / u.N) * NMAX + j % u.N]; }
+  if (li < u.angles) { state[tb + rank * u.N + li] = theta; }
 }`);
   return {
     name: 'mamba3_scan',
@@ -369,7 +369,7 @@ ${outBody}
       I: d.I,
       N: d.N,
       G: d.G,
-      S: d.S,
+      angles: d.angles,
       W: d.W,
       xOff: d.xOff,
       bOff: d.bOff,
@@ -389,7 +389,7 @@ ${outBody}
 export interface Mamba3Params {
   /** (H) dt_bias */
   dtBias: TensorLike;
-  /** (H, R, N) B_bias, C_bias */
+  /** (H, rank, N) B_bias, C_bias */
   bBias: TensorLike;
   cBias: TensorLike;
   /** (N) B_norm.weight, C_norm.weight */
@@ -397,7 +397,7 @@ export interface Mamba3Params {
   cNorm: TensorLike;
   /** (H) D */
   D: TensorLike;
-  /** (H, R, P) mimo_x, mimo_z, mimo_o: MIMO only */
+  /** (H, rank, P) mimo_x, mimo_z, mimo_o: MIMO only */
   mimoX?: TensorLike;
   mimoZ?: TensorLike;
   mimoO?: TensorLike;
@@ -416,7 +416,7 @@ function checkF32(op: string, name: string, t: TensorLike, shape: Record<string,
  * Runs the scan over zxbcdt (B, L, W) from `state` (B, H, {@link mamba3StateStride}), updating the state in place;
  * L = 1 is the fused decode step. Longer inputs run in dispatches of at most `tokensPerDispatch` tokens.
  *
- * @returns y: (B, L, R, I) when `perRank`, else (B, L, I).
+ * @returns y: (B, L, rank, I) when `perRank`, else (B, L, I).
  * @throws StatespaceError `SHAPE_MISMATCH` / `DTYPE_MISMATCH` naming the input, `UNSUPPORTED_CONFIG` as
  *   {@link createMamba3ScanKernel}.
  * @example
@@ -439,10 +439,10 @@ export function mamba3Scan(
   }
   if (zxbcdt.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: zxbcdt must be f32, got ${zxbcdt.dtype}`);
   const [B, L] = zxbcdt.shape;
-  const { H, R, N, P } = d;
+  const { H, rank, N, P } = d;
   checkF32(op, 'dtBias', params.dtBias, { H });
-  checkF32(op, 'bBias', params.bBias, { H, R, N });
-  checkF32(op, 'cBias', params.cBias, { H, R, N });
+  checkF32(op, 'bBias', params.bBias, { H, rank, N });
+  checkF32(op, 'cBias', params.cBias, { H, rank, N });
   checkF32(op, 'bNorm', params.bNorm, { N });
   checkF32(op, 'cNorm', params.cNorm, { N });
   checkF32(op, 'D', params.D, { H });
@@ -451,15 +451,15 @@ export function mamba3Scan(
     const names = attrs.perRank ? (['mimoX'] as const) : (['mimoX', 'mimoZ', 'mimoO'] as const);
     for (const name of names) {
       const t = params[name];
-      if (!t) throw new StatespaceError('MISSING_WEIGHT', `${op}: MIMO needs ${name} (H=${H}, R=${R}, P=${P})`);
-      checkF32(op, name, t, { H, R, P });
+      if (!t) throw new StatespaceError('MISSING_WEIGHT', `${op}: MIMO needs ${name} (H=${H}, rank=${rank}, P=${P})`);
+      checkF32(op, name, t, { H, rank, P });
       mimoWeights.push(t);
     }
   }
   checkF32(op, 'state', state, { batch: B, H, stride: mamba3StateStride(d) });
   const perDispatch = attrs.tokensPerDispatch ?? L;
   assertArg(Number.isInteger(perDispatch) && perDispatch >= 1, op, `tokensPerDispatch must be a positive integer, got ${perDispatch}`);
-  const yShape = attrs.perRank ? [B, L, R, d.I] : [B, L, d.I];
+  const yShape = attrs.perRank ? [B, L, rank, d.I] : [B, L, d.I];
   const y = attrs.out ?? runtime.empty(yShape, 'f32', 'mamba3.scan.y');
   if (y.shape.length !== yShape.length || y.shape.some((v, i) => v !== yShape[i])) {
     throw new StatespaceError('SHAPE_MISMATCH', `${op}: out has shape [${y.shape.join(',')}], expected [${yShape.join(',')}]`);

@@ -3,10 +3,10 @@
  * Improved Sequence Modeling using State Space Principles") and the column layout of its in_proj output.
  *
  * Shape glossary (packages/core/README.md): B batch, L seqlen, D d_model, H heads, P head dim, I = H·P,
- * N d_state, G groups (B and C shared by H / G heads), R MIMO rank (1 for SISO), S rotary angles
- * (num_rope_angles), W in_proj width.
+ * N d_state, G groups (B and C shared by H / G heads), rank (MIMO rank, 1 for SISO), angles (rotary
+ * angles, num_rope_angles), W in_proj width: a row of in_proj's output.
  *
- *   in_proj(u) = [z (I), x (I), B (R·G·N), C (R·G·N), dd_dt (H), dd_A (H), trap (H), angles (S)]   W columns
+ *   in_proj(u) = [z (I), x (I), B (rank·G·N), C (rank·G·N), dd_dt (H), dd_A (H), trap (H), angles (angles)]   W columns
  *
  * B and C are laid out `(r g n)` as mamba3.py's rearrange reads them.
  */
@@ -28,9 +28,9 @@ export interface Mamba3Config {
   ropeFraction: 0.5 | 1;
   /** A is clamped to at most −aFloor (mamba3.py's `A_floor`, default 1e-4). */
   aFloor: number;
-  /** MIMO (`is_mimo`): rank-R up/down projections mimo_x, mimo_z, mimo_o, and the halves rotation pairing. */
+  /** MIMO (`is_mimo`): rank-rank up/down projections mimo_x, mimo_z, mimo_o, and the halves rotation pairing. */
   mimo: boolean;
-  /** R (`mimo_rank`) when `mimo`; SISO layers have rank 1. */
+  /** rank (`mimo_rank`) when `mimo`; SISO layers have rank 1. */
   mimoRank?: number;
   /** `is_outproj_norm`: a grouped RMSNorm (groups of P, norm before the silu(z) gate) before out_proj. */
   outProjNorm: boolean;
@@ -54,8 +54,8 @@ export interface Mamba3Dims {
   I: number;
   N: number;
   G: number;
-  R: number;
-  S: number;
+  rank: number;
+  angles: number;
   /** in_proj width. */
   W: number;
   /** Column offsets of in_proj's output. */
@@ -72,7 +72,7 @@ export interface Mamba3Dims {
 }
 
 /**
- * S, the number of rotary angles: mamba3.py's `int(d_state·rope_fraction)` made even, halved.
+ * The number of rotary angles (`angles`): mamba3.py's `int(d_state·rope_fraction)` made even, halved.
  *
  * @example
  * ```ts
@@ -102,19 +102,19 @@ export function mamba3Dims(config: Mamba3Config): Mamba3Dims {
   for (const k of ['hiddenSize', 'numHeads', 'headDim', 'stateSize', 'nGroups'] as const) {
     assertArg(Number.isInteger(config[k]) && config[k] >= 1, op, `config.${k} must be a positive integer, got ${config[k]}`);
   }
-  const R = config.mimo ? (config.mimoRank ?? 4) : 1;
-  assertArg(Number.isInteger(R) && R >= 1, op, `config.mimoRank must be a positive integer, got ${config.mimoRank}`);
+  const rank = config.mimo ? (config.mimoRank ?? 4) : 1;
+  assertArg(Number.isInteger(rank) && rank >= 1, op, `config.mimoRank must be a positive integer, got ${config.mimoRank}`);
   assertArg(config.ropeFraction === 0.5 || config.ropeFraction === 1, op, `config.ropeFraction must be 0.5 or 1 (mamba3.py's rope_fraction), got ${config.ropeFraction}`);
   assertArg(Number.isFinite(config.aFloor) && config.aFloor >= 0, op, `config.aFloor must be a non-negative number, got ${config.aFloor}`);
   const { hiddenSize: D, numHeads: H, headDim: P, stateSize: N, nGroups: G } = config;
   assertArg(H % G === 0, op, `numHeads=${H} must be a multiple of nGroups=${G}`);
-  const S = mamba3RopeAngles(N, config.ropeFraction);
-  assertArg(S >= 1, op, `stateSize=${N} with ropeFraction ${config.ropeFraction} leaves no rotary angle (mamba3.py asserts num_rope_angles > 0)`);
+  const angles = mamba3RopeAngles(N, config.ropeFraction);
+  assertArg(angles >= 1, op, `stateSize=${N} with ropeFraction ${config.ropeFraction} leaves no rotary angle (mamba3.py asserts num_rope_angles > 0)`);
   if (config.mimo && N % 2 !== 0) {
     throw new StatespaceError('INVALID_ARGUMENT', `${op}: stateSize=${N} must be even for MIMO (its rotation pairs entry i with i + N/2)`);
   }
   const I = H * P;
-  const bc = R * G * N;
+  const bc = rank * G * N;
   const xOff = I;
   const bOff = 2 * I;
   const cOff = bOff + bc;
@@ -126,9 +126,9 @@ export function mamba3Dims(config: Mamba3Config): Mamba3Dims {
     I,
     N,
     G,
-    R,
-    S,
-    W: dtOff + 3 * H + S,
+    rank,
+    angles,
+    W: dtOff + 3 * H + angles,
     xOff,
     bOff,
     cOff,
