@@ -5,7 +5,7 @@
 # Each bundle is written beside its test file (*.gpu-test.mjs, gitignored) so fixture paths relative to the test still resolve.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-files=$(git ls-files 'packages/core/src/*.test.ts' 'packages/core/src/**/*.test.ts' 'packages/scan-wgsl/src/*.test.ts' 'packages/ssd/src/*.test.ts' 'packages/attention/src/*.test.ts' 'packages/deltanet/src/*.test.ts' 'packages/hybrid/src/*.test.ts' 'packages/s4d/src/*.test.ts')
+files=$(git ls-files 'packages/core/src/*.test.ts' 'packages/core/src/**/*.test.ts' 'packages/scan-wgsl/src/*.test.ts' 'packages/ssd/src/*.test.ts' 'packages/attention/src/*.test.ts' 'packages/deltanet/src/*.test.ts' 'packages/hybrid/src/*.test.ts' 'packages/s4d/src/*.test.ts' 'packages/mamba3/src/*.test.ts')
 for f in $files; do
   out="${f%.test.ts}.gpu-test.mjs"
   entry="$(mktemp --suffix=.ts -p "$(dirname "$f")")"
