@@ -5,6 +5,7 @@
 import { type LoadProgress } from '@statespace/checkpoint';
 import { Runtime, StatespaceError } from '@statespace/core';
 import { type LoadedModel, Session, loadModel, patternOf, readModelSpec } from '@statespace/hybrid';
+import { type Mamba3Config, mamba3Dims, mamba3StateStride } from '@statespace/mamba3';
 import { parseIds } from './args.js';
 import { samplingFlags } from './sampling-flags.js';
 import type { CliIO } from './io.js';
@@ -243,6 +244,7 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
       else if (m.kind === 'mamba2') fixedStateBytes += 4 * (c.numHeads * c.headDim * c.stateSize + (c.numHeads * c.headDim + 2 * c.nGroups * c.stateSize) * (c.convKernel - 1));
       else if (m.kind === 'gated_deltanet') fixedStateBytes += 4 * (c.numValueHeads * c.headKDim * c.headVDim + (2 * c.numKeyHeads * c.headKDim + c.numValueHeads * c.headVDim) * (c.convKernel - 1));
       else if (m.kind === 'short_conv') fixedStateBytes += 4 * c.hiddenSize * (c.convKernel - 1); // LFM2: the last k-1 gated inputs
+      else if (m.kind === 'mamba3') fixedStateBytes += 4 * c.numHeads * mamba3StateStride(mamba3Dims(m.config as unknown as Mamba3Config)); // S, k/v of the last token, angles
     }
     if (b.sharedBlock) {
       const a = b.sharedBlock.attention as Record<string, number>;
@@ -272,6 +274,11 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
           ...(moeSpec.latent ? { latentSize: moeSpec.latent.size } : {}),
         }
       : undefined;
+  // Mamba-3 layers: SISO or MIMO of which rank, the rotary share, the output norm (from the first such layer)
+  const m3 = spec.blocks.flatMap((b) => b.mixers).find((m) => m.kind === 'mamba3')?.config as unknown as Mamba3Config | undefined;
+  const mamba3 = m3
+    ? { mimo: m3.mimo, rank: mamba3Dims(m3).rank, ropeFraction: m3.ropeFraction, rotaryAngles: mamba3Dims(m3).angles, heads: m3.numHeads, headDim: m3.headDim, stateSize: m3.stateSize, groups: m3.nGroups, aFloor: m3.aFloor, outProjNorm: m3.outProjNorm }
+    : undefined;
   const memoryByContext = Object.fromEntries([1024, 8192, 32768, 131072].map((L) => [L, { stateBytes: fixedStateBytes + kvBytesPerToken * L }]));
   // mamba_ssm's MambaLMHeadModel has no model_type; its checkpoint pads the vocabulary (statespace returns vocab_size logits).
   const mambaSsm = family.architecture === 'MambaLMHeadModel';
@@ -287,6 +294,7 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     mixers: mixerCounts,
     channels: channelCounts,
     ...(moe ? { moe } : {}),
+    ...(mamba3 ? { mamba3 } : {}),
     parameters: params,
     parametersByKind: byKind,
     dtypeOnDisk: config.optional.string('dtype') ?? config.optional.string('torch_dtype'),
@@ -307,6 +315,10 @@ export async function inspectCommand(dir: string, flags: ModelFlags, io: CliIO):
     if (moe) {
       const route = moe.router === 'sigmoid_grouped' ? `sigmoid scores + correction bias, ${moe.groupsKept} of ${moe.groups} groups, scale ${moe.scale}` : 'softmax';
       io.out(`moe: ${moe.experts} experts, top ${moe.topK} (${route}${moe.normTopK ? ', renormalised' : ''})${moe.sharedExpert ? ', shared expert' : ''}${moe.latentSize ? `, latent ${moe.latentSize}` : ''}\n`);
+    }
+    if (mamba3) {
+      const kind = mamba3.mimo ? `MIMO rank ${mamba3.rank}` : 'SISO';
+      io.out(`mamba3: ${kind}, ${mamba3.heads} heads x ${mamba3.headDim}, d_state ${mamba3.stateSize}, ${mamba3.groups} group${mamba3.groups > 1 ? 's' : ''}, rope_fraction ${mamba3.ropeFraction} (${mamba3.rotaryAngles} angles), A_floor ${mamba3.aFloor}${mamba3.outProjNorm ? ', output norm' : ''}; trapezoidal discretisation\n`);
     }
     io.out(`parameters ${(params / 1e6).toFixed(2)}M: ${Object.entries(byKind).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)}M`).join(', ')}\n`);
     io.out(`weights ${(params * 4 / 2 ** 20).toFixed(1)} MiB in f32, ${(params * 2 / 2 ** 20).toFixed(1)} MiB in f16\n`);
