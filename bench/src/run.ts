@@ -115,6 +115,8 @@ interface Result {
   /** Host ms spent recording a token (batch 1), and the wall ms per token. */
   hostMsPerToken: number;
   wallMsPerToken: number;
+  /** GPU ms per token inside compute passes (timestamp queries; absent without the feature). */
+  gpuMsPerToken?: number;
   /** Dispatches and copies one replayed decode step records. */
   dispatchesPerToken: number;
 }
@@ -160,6 +162,12 @@ async function benchModel(m: BenchModel, bandwidth: number): Promise<Result> {
     r.hostMsPerToken = median(host);
     r.wallMsPerToken = 1000 / r.decodeTokS;
     r.dispatchesPerToken = s.decodeStats()?.planSize ?? 0;
+    if (rt.info.features.timestampQuery) {
+      // GPU time inside the compute passes of one more run (timestamps at the passes' ends)
+      rt.startPassTiming();
+      await decodeRate(s, steps);
+      r.gpuMsPerToken = (await rt.stopPassTiming()).ms / (steps + 2);
+    }
     const sampled: number[] = [];
     for (let i = 0; i < runs; i++) sampled.push((await decodeRate(s, steps, SAMPLED)).tokS);
     r.decodeTokSSampled = median(sampled);
@@ -218,7 +226,7 @@ if (!values['chart-only']) {
       [
         `${r.model}: decode ${fmt(r.decodeTokS)} tok/s (runs ${r.decodeRuns.map((x) => fmt(x)).join(', ')}; batch 8: ${fmt(r.decodeTokSBatch8)} tok/s), floor ${fmt(r.floorTokS)} tok/s -> ${((100 * r.decodeTokS) / r.floorTokS).toFixed(0)}% of the weight-bytes floor`,
         `  sampled (temperature 0.7, top-p 0.9, on the GPU): ${fmt(r.decodeTokSSampled)} tok/s`,
-        `  per token: wall ${r.wallMsPerToken.toFixed(3)} ms, host recording ${r.hostMsPerToken.toFixed(3)} ms, ${r.dispatchesPerToken} dispatches+copies per replay`,
+        `  per token: wall ${r.wallMsPerToken.toFixed(3)} ms, host recording ${r.hostMsPerToken.toFixed(3)} ms, GPU in passes ${r.gpuMsPerToken?.toFixed(3) ?? '-'} ms, ${r.dispatchesPerToken} dispatches+copies per replay`,
         `  prefill ${prefillLengths.map((L) => `${L}: ${fmt(r.prefillTokS[L])} tok/s${attentionFlops(m.composition, L) ? ` (attention ≥ ${((attentionFlops(m.composition, L) * r.prefillTokS[L]) / L / 1e12).toFixed(1)} TFLOP/s)` : ''}, peak ${mib(r.prefillPeakBytes[L])}`).join('; ')}`,
         `  decode ms/token at context ${contexts.map((C) => `${C}: ${r.decodeMsAtContext[C].toFixed(2)} (ssm ${mib(r.stateBytesAtContext[C].ssm)}, kv ${mib(r.stateBytesAtContext[C].kv)})`).join('; ')}`,
       ].join('\n'),

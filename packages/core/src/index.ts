@@ -30,4 +30,4 @@ export { type TokenSamplerBuffers, type TokenSamplingParams, createSampleTokensK
 export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';
 export * from './ops/glu.js';
 export * from './ops/add-rms-norm.js';
-export { type NormGemvConv, type NormGemvConvAttrs, type NormGemvInputs, type NormGemvKind, type PendingNormSpec, PendingNorm, canNormGemv, linear, normGemv, normGemvRows, normedTensor } from './ops/norm-gemv.js';
+export { type NormGemvConv, type NormGemvConvAttrs, type NormGemvInputs, type NormGemvKind, type PendingNormSpec, PendingNorm, canNormGemv, eagerNormGemvFits, linear, normGemv, normGemvRows, normedTensor } from './ops/norm-gemv.js';

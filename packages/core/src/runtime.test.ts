@@ -94,6 +94,30 @@ describe('Runtime', () => {
     expect(rt.submitCount - s3).toBe(4); // 64, 128, 192, then the rest at sync
     rt.submitEvery = every;
   });
+  it('times compute passes on the GPU: one timestamp pair per pass, however the passes were split', async () => {
+    const { unary } = await import('./ops/elementwise.js');
+    const x = rt.upload(randn(4096, 3), [4096]);
+    const a = rt.empty([4096]);
+    if (!rt.info.features.timestampQuery) {
+      expect(() => rt.startPassTiming()).toThrow(expect.objectContaining({ code: 'UNSUPPORTED' }));
+      return;
+    }
+    const every = rt.submitEvery;
+    rt.submitEvery = 0;
+    rt.startPassTiming(4); // a capacity of 4 passes: the fifth pass forces a flush
+    expect(() => rt.startPassTiming()).toThrow(expect.objectContaining({ code: 'INVALID_STATE' }));
+    for (let p = 0; p < 6; p++) {
+      for (let i = 0; i < 3; i++) unary(rt, x, 'neg', { out: a }); // three dispatches in one pass
+      rt.copy(x, a); // a copy ends the pass
+    }
+    const t = await rt.stopPassTiming();
+    rt.submitEvery = every;
+    expect(t.passes).toBe(6);
+    expect(t.ms).toBeGreaterThan(0);
+    expect(t.ms).toBeLessThan(60_000);
+    expect(await rt.stopPassTiming()).toEqual({ ms: 0, passes: 0 });
+    expect(Array.from(await rt.read(a))).toEqual(Array.from(await rt.read(x)));
+  });
   it('captures a step and replays it: same results, same buffers, integer uniforms stepped per replay', async () => {
     const { unary, binary } = await import('./ops/elementwise.js');
     const { embedding } = await import('./ops/embedding.js');

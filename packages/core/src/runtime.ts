@@ -139,6 +139,8 @@ export class Runtime {
   private readonly staging = new Map<number, GPUBuffer[]>();
   /** GPU time per kernel name (ms) when profiling is on; see {@link startProfiling}. */
   private profile: { querySet: GPUQuerySet; resolve: GPUBuffer; names: string[]; capacity: number; totals: Map<string, { ms: number; count: number }>; pending: Promise<void>[] } | null = null;
+  /** GPU time of every compute pass when pass timing is on; see {@link startPassTiming}. */
+  private passTiming: { querySet: GPUQuerySet; resolve: GPUBuffer; count: number; capacity: number; ms: number; passes: number; pending: Promise<void>[] } | null = null;
   /** Number of dispatches recorded since creation (for tests and benchmarks). */
   dispatchCount = 0;
   /** Number of queue submits since creation. */
@@ -500,7 +502,7 @@ export class Runtime {
     for (let i = from; i < to; i++) {
       const c = commands[i];
       if (c.kind === 'dispatch') {
-        if (!this.pass) this.pass = this.getEncoder().beginComputePass({ label: 'statespace.pass' });
+        if (!this.pass) this.pass = this.beginPass();
         this.pass.setPipeline(c.pipeline);
         this.pass.setBindGroup(0, c.bindGroup, c.offsets, 0, 1);
         this.pass.dispatchWorkgroups(c.x, c.y, c.z);
@@ -552,6 +554,15 @@ export class Runtime {
   }
 
   // ---------------------------------------------------------------- recording
+
+  /** A new compute pass on the current encoder (with timestamps at its ends while pass timing is on). */
+  private beginPass(): GPUComputePassEncoder {
+    const pt = this.passTiming;
+    if (!pt) return this.getEncoder().beginComputePass({ label: 'statespace.pass' });
+    if (pt.count >= pt.capacity) this.flush();
+    const i = pt.count++;
+    return this.getEncoder().beginComputePass({ label: 'statespace.pass', timestampWrites: { querySet: pt.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+  }
 
   private getEncoder(): GPUCommandEncoder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'statespace.batch' });
@@ -659,7 +670,7 @@ export class Runtime {
       prof.names.push(kernel.name);
       this.pass = this.getEncoder().beginComputePass({ label: kernel.name, timestampWrites: { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
     }
-    if (!this.pass) this.pass = this.getEncoder().beginComputePass({ label: 'statespace.pass' });
+    if (!this.pass) this.pass = this.beginPass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup, [offset]);
     this.pass.dispatchWorkgroups(x, y, z);
@@ -716,7 +727,29 @@ export class Runtime {
       readback = this.device.createBuffer({ size: 16 * names.length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       this.encoder.copyBufferToBuffer(prof.resolve, 0, readback, 0, 16 * names.length);
     }
+    const pt = this.passTiming;
+    let passReadback: GPUBuffer | null = null;
+    let passes = 0;
+    if (pt && pt.count) {
+      passes = pt.count;
+      pt.count = 0;
+      this.encoder.resolveQuerySet(pt.querySet, 0, 2 * passes, pt.resolve, 0);
+      passReadback = this.device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.encoder.copyBufferToBuffer(pt.resolve, 0, passReadback, 0, 16 * passes);
+    }
     this.device.queue.submit([this.encoder.finish({ label: 'statespace.batch' })]);
+    if (pt && passReadback) {
+      const rb = passReadback;
+      pt.pending.push(
+        rb.mapAsync(GPUMapMode.READ).then(() => {
+          const t = new BigInt64Array(rb.getMappedRange());
+          for (let i = 0; i < passes; i++) pt.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+          pt.passes += passes;
+          rb.unmap();
+          rb.destroy();
+        }),
+      );
+    }
     if (prof && readback) {
       const rb = readback;
       prof.pending.push(
@@ -788,6 +821,38 @@ export class Runtime {
     prof.querySet.destroy();
     prof.resolve.destroy();
     return [...prof.totals.entries()].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms);
+  }
+
+  /**
+   * Starts adding up the GPU time of every compute pass (timestamp queries at each pass's ends,
+   * the passes left as they are, unlike {@link startProfiling}): with {@link stopPassTiming}, the
+   * GPU time of a stretch of work, to set against its host time. Needs `timestamp-query`.
+   */
+  startPassTiming(capacity = 1024): void {
+    if (!this.info.features.timestampQuery) throw new StatespaceError('UNSUPPORTED', 'pass timing needs the timestamp-query feature, which this adapter lacks');
+    if (this.passTiming) throw new StatespaceError('INVALID_STATE', 'startPassTiming: pass timing is on already');
+    this.flush();
+    this.passTiming = {
+      querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * capacity }),
+      resolve: this.device.createBuffer({ size: 16 * capacity, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+      count: 0,
+      capacity,
+      ms: 0,
+      passes: 0,
+      pending: [],
+    };
+  }
+
+  /** Stops pass timing: GPU milliseconds inside compute passes since {@link startPassTiming}, and the passes timed. */
+  async stopPassTiming(): Promise<{ ms: number; passes: number }> {
+    const pt = this.passTiming;
+    if (!pt) return { ms: 0, passes: 0 };
+    this.flush();
+    this.passTiming = null;
+    await Promise.all(pt.pending);
+    pt.querySet.destroy();
+    pt.resolve.destroy();
+    return { ms: pt.ms, passes: pt.passes };
   }
 
   /** Destroys the device and every buffer. */

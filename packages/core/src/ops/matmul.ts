@@ -53,6 +53,64 @@ const GEMV_ROWS = 8;
 const GEMV_MAX_M = 4;
 const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
 
+/** Widest batch of the eager vec4 gemv, and the most 16-byte registers (weight words and x words) a lane holds. */
+const EAGER_GEMV_MAX_M = 2;
+const EAGER_GEMV_MAX_REGS = 24;
+
+/** WGSL of the eager vec4 gemv (see {@link createGemvVec4Kernel}): same bindings, uniforms and dispatch. */
+function eagerGemvWgsl(M: number, K: number, wDtype: DType, bias: boolean, lanes: number, rows: number, head: string): string {
+  const q8 = wDtype === 'q8';
+  const packed = wDtype !== 'f32' && !q8;
+  const width = gemvVecWidth(wDtype);
+  const KW = K / width;
+  const K4 = K / 4;
+  const WL = Math.ceil(KW / lanes);
+  const xPer = width / 4; // x vec4s per weight word
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const tail = KW % lanes !== 0;
+  const lane = (j: number) => (tail ? `min(lid.x + ${j * lanes}u, ${KW - 1}u)` : `lid.x + ${j * lanes}u`);
+  const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
+  const loads = range(WL)
+    .map((j) => (q8 ? `wv[${j}] = loadW16Word(nr * ${K}u + 16u * (${lane(j)})); ws[${j}] = loadW16Scale(nr * ${K}u + 16u * (${lane(j)}));` : `wv[${j}] = w[nr * ${KW}u + ${lane(j)}];`))
+    .join('\n  ');
+  const xLoads = range(M)
+    .flatMap((m) => range(WL).flatMap((j) => range(xPer).map((q) => `xv[${(m * WL + j) * xPer + q}] = x[${m * K4}u + ${xPer}u * (${lane(j)}) + ${q}u];`)))
+    .join('\n  ');
+  const term = (m: number, j: number) => {
+    const xi = (q: number) => `xv[${(m * WL + j) * xPer + q}]`;
+    const t = q8
+      ? `{ let q = loadW16Dequant(wv[${j}], ws[${j}]); a += dot(q[0], ${xi(0)}) + dot(q[1], ${xi(1)}) + dot(q[2], ${xi(2)}) + dot(q[3], ${xi(3)}); }`
+      : packed
+        ? `{ let p = wv[${j}]; a += dot(vec4<f32>(un(p.x), un(p.y)), ${xi(0)}) + dot(vec4<f32>(un(p.z), un(p.w)), ${xi(1)}); }`
+        : `a += dot(wv[${j}], ${xi(0)});`;
+    return tail && j === WL - 1 ? `if (lid.x + ${j * lanes}u < ${KW}u) { ${t} }` : t;
+  };
+  return `${head}
+const LANES = ${lanes}u;
+const ROWS = ${rows}u;
+const T = ${lanes * rows}u;
+var<workgroup> part: array<f32, ${lanes * rows * M}>;
+${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+${q8 ? wgslLoadQ8x16('loadW16', 'w') : ''}
+@compute @workgroup_size(${lanes}, ${rows}, 1)
+fn main(${WGSL_BUILTINS}) {
+  let n = ${WGSL_LINEAR_WORKGROUP} * ROWS + lid.y;
+  let nr = min(n, u.N - 1u);
+  var wv: array<${q8 || packed ? 'vec4<u32>' : 'vec4<f32>'}, ${WL}>;
+  ${q8 ? `var ws: array<f32, ${WL}>;` : ''}
+  var xv: array<vec4<f32>, ${M * WL * xPer}>;
+  ${loads}
+  ${xLoads}
+  ${range(M).map((m) => `{ var a = 0.0;\n    ${range(WL).map((j) => term(m, j)).join('\n    ')}\n    part[${m}u * T + li] = a; }`).join('\n  ')}
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { ${range(M).map((m) => `part[${m}u * T + li] += part[${m}u * T + li + s];`).join(' ')} }
+    workgroupBarrier();
+  }
+  if (lid.x < ${M}u && n < u.N) { y[lid.x * u.N + n] = part[lid.x * T + lid.y * LANES]${bias ? ' + bias[n]' : ''}; }
+}`;
+}
+
 /**
  * Matrix-vector product for decode, y (M ≤ 8, N) = x · Wᵀ + b, reading W in 16-byte words
  * (4 f32, 8 packed f16/bf16 or 16 q8 weights per load, the q8 group's scale from the block's
@@ -65,7 +123,7 @@ const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout
  * const k = createGemvVec4Kernel({ M: 1, N: 50280, K: 768 }, 'f16', false);
  * ```
  */
-export function createGemvVec4Kernel(shape: { M: number; N: number; K: number }, wDtype: DType, bias: boolean): KernelDescriptor {
+export function createGemvVec4Kernel(shape: { M: number; N: number; K: number }, wDtype: DType, bias: boolean, options: { eager?: boolean } = {}): KernelDescriptor {
   const q8 = wDtype === 'q8';
   const packed = wDtype !== 'f32' && !q8;
   if (shape.K % gemvVecWidth(wDtype) !== 0) {
@@ -78,7 +136,26 @@ export function createGemvVec4Kernel(shape: { M: number; N: number; K: number },
     ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, N)
   ] as const;
-  const cacheKey = `vec4|${wDtype}|${bias ? 'b' : ''}|${lanes}x${rows}`;
+  const KW = shape.K / gemvVecWidth(wDtype);
+  // Eager (M ≤ 2, few words per lane): M and K compiled in, every weight word and x word of a lane
+  // loaded at the start in straight-line code, so a workgroup waits for one memory round trip.
+  const WL = Math.ceil(KW / lanes);
+  const fits = shape.M <= EAGER_GEMV_MAX_M && WL * (1 + (shape.M * gemvVecWidth(wDtype)) / 4) <= EAGER_GEMV_MAX_REGS;
+  assertArg(!options.eager || fits, 'createGemvVec4Kernel', `the eager variant does not take M=${shape.M}, K=${shape.K} (${wDtype})`);
+  const eager = options.eager ?? fits;
+  const cacheKey = `vec4|${wDtype}|${bias ? 'b' : ''}|${lanes}x${rows}${eager ? `|e${shape.M}x${shape.K}` : ''}`;
+  if (eager) {
+    return {
+      name: 'matmul_gemv_vec4',
+      cacheKey,
+      wgsl: memoWgsl('matmul_gemv_vec4', cacheKey, () => eagerGemvWgsl(shape.M, shape.K, wDtype, bias, lanes, rows, wgslBindings(layout, bindings))),
+      workgroupSize: [lanes, rows, 1],
+      dispatch: linearDispatch(shape.N / rows),
+      bindings,
+      uniformLayout: layout,
+      uniforms: { M: shape.M, N: shape.N, K: shape.K },
+    };
+  }
   // q8: k counts 16-weight words of the row; `wv` is the word's dequantised mat4x4 (4 x vec4s).
   const useQ8 = (wv: string, k: string) => `{ for (var j = 0u; j < mc; j++) { let xb = (m0 + j) * K4 + 4u * (${k}); acc[j] += dot(${wv}[0], x[xb]) + dot(${wv}[1], x[xb + 1u]) + dot(${wv}[2], x[xb + 2u]) + dot(${wv}[3], x[xb + 3u]); } }`;
   const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { roundTo } from '../dtype.js';
 import { getTestRuntime, randn, randu, relError, maxAbsError } from '../testing.js';
-import { type NormGemvKind, canNormGemv, createNormGemvKernel, normGemv, normGemvReference } from './norm-gemv.js';
+import { type NormGemvKind, canNormGemv, createNormGemvKernel, eagerNormGemvFits, normGemv, normGemvReference } from './norm-gemv.js';
 
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
 rt.fastKernels = true;
@@ -17,12 +17,14 @@ describe('norm + gemv fused', () => {
   const kinds: NormGemvKind[] = ['add_rms', 'gated_rms', 'rms_gate', 'gate'];
   for (const kind of kinds) {
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-      for (const { M, N, K, G } of shapes) {
+      for (const { M, N, K, G } of shapes) for (const eager of [true, false]) {
         if (kind === 'add_rms' && G) continue;
+        // the general kernel (every shape the eager one does not take) rides with f32
+        if (!eager && dtype !== 'f32') continue;
         if (dtype !== 'f32' && K % 8) continue;
         // f16 and bf16 differ only in the unpack: f16 rides with add_rms, bf16 with every prologue
         if (dtype === 'f16' && kind !== 'add_rms') continue;
-        it(`${kind} ${dtype} M=${M} N=${N} K=${K}${G ? ` groups of ${G}` : ''}`, async () => {
+        it(`${eager ? 'eager' : 'general'} ${kind} ${dtype} M=${M} N=${N} K=${K}${G ? ` groups of ${G}` : ''}`, async () => {
           const seed = M * 1000 + N + K;
           const x = randn(M * K, seed);
           const branch = randn(M * K, seed + 1);
@@ -51,6 +53,7 @@ describe('norm + gemv fused', () => {
             groupSize: G,
             weight: wt,
             bias: rt.upload(bias, [N]),
+            eager,
           });
           expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
           if (kind === 'add_rms') expect(maxAbsError(await rt.read(sum), ref.sum)).toBeLessThan(1e-6);
@@ -68,9 +71,10 @@ describe('norm + gemv fused', () => {
   const acts = { silu: (v: number) => v / (1 + Math.exp(-v)), gelu };
   for (const act of ['silu', 'gelu'] as const) {
     for (const dtype of ['f32', 'bf16'] as const) {
-      for (const { M, N, K } of [{ M: 1, N: 37, K: 24 }, { M: 3, N: 4099, K: 40 }, { M: 4, N: 9, K: 64 }]) {
+      for (const { M, N, K } of [{ M: 1, N: 37, K: 24 }, { M: 3, N: 4099, K: 40 }, { M: 4, N: 9, K: 64 }]) for (const eager of [true, false]) {
         if (dtype !== 'f32' && K % 8) continue;
-        it(`glu ${act} ${dtype} M=${M} N=${N} K=${K}: act(x̂·Wgᵀ)·(x̂·Wuᵀ) in one pass`, async () => {
+        if (!eager && (dtype !== 'f32' || act !== 'silu')) continue;
+        it(`glu ${eager ? 'eager' : 'general'} ${act} ${dtype} M=${M} N=${N} K=${K}: act(x̂·Wgᵀ)·(x̂·Wuᵀ) in one pass`, async () => {
           const seed = 7 * M + N + K;
           const x = randn(M * K, seed);
           const branch = randn(M * K, seed + 1);
@@ -84,7 +88,7 @@ describe('norm + gemv fused', () => {
           const sum = rt.empty([M, K]);
           const y = normGemv(rt, {
             kind: 'add_rms', x: rt.upload(x, [M, K]), branch: rt.upload(branch, [M, K]), sum, normWeight: rt.upload(normWeight, [K]), eps: 1e-6,
-            weight: rt.upload(gate, [N, K], dtype), glu: { up: rt.upload(up, [N, K], dtype), act },
+            weight: rt.upload(gate, [N, K], dtype), glu: { up: rt.upload(up, [N, K], dtype), act }, eager,
           });
           expect(relError(await rt.read(y), want)).toBeLessThan(1e-5);
         });
@@ -93,12 +97,13 @@ describe('norm + gemv fused', () => {
   }
   // The conv epilogue (Mamba-2 decode): conv rows in the middle of N, awkward channel counts, k 2..4,
   // bias on and off, silu and none, and two tokens in a row so the rolled state is checked too.
-  for (const { M, N, K, start, C, taps, bias, act, dtype } of [
-    { M: 1, N: 45, K: 24, start: 7, C: 29, taps: 4, bias: true, act: 'silu', dtype: 'f32' },
-    { M: 2, N: 4103, K: 40, start: 1000, C: 3001, taps: 2, bias: false, act: 'none', dtype: 'f32' },
-    { M: 1, N: 37, K: 32, start: 0, C: 37, taps: 3, bias: true, act: 'silu', dtype: 'bf16' },
+  for (const { M, N, K, start, C, taps, bias, act, dtype, eager } of [
+    { M: 1, N: 45, K: 24, start: 7, C: 29, taps: 4, bias: true, act: 'silu', dtype: 'f32', eager: true },
+    { M: 1, N: 45, K: 24, start: 7, C: 29, taps: 4, bias: true, act: 'silu', dtype: 'f32', eager: false },
+    { M: 2, N: 4103, K: 40, start: 1000, C: 3001, taps: 2, bias: false, act: 'none', dtype: 'f32', eager: true },
+    { M: 1, N: 37, K: 32, start: 0, C: 37, taps: 3, bias: true, act: 'silu', dtype: 'bf16', eager: true },
   ] as const) {
-    it(`conv epilogue ${dtype} M=${M} N=${N} K=${K} rows ${start}..${start + C} k=${taps} ${bias ? 'bias ' : ''}${act}: conv and rolled state equal the reference over two tokens`, async () => {
+    it(`conv epilogue ${eager ? 'eager' : 'general'} ${dtype} M=${M} N=${N} K=${K} rows ${start}..${start + C} k=${taps} ${bias ? 'bias ' : ''}${act}: conv and rolled state equal the reference over two tokens`, async () => {
       const seed = 31 * N + C + taps;
       const normWeight = randn(K, seed);
       const weight = roundTo(randn(N * K, seed + 1), dtype);
@@ -111,7 +116,7 @@ describe('norm + gemv fused', () => {
       for (let token = 0; token < 2; token++) {
         const x = randn(M * K, seed + 10 + token);
         const want = normGemvReference({ kind: 'add_rms', M, K, N, x, normWeight, eps: 1e-5, weight, bias: inBias, conv: { weight: convW, bias: convB, state, taps, start, activation: act } });
-        const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: rt.upload(weight, [N, K], dtype), bias: rt.upload(inBias, [N]), conv });
+        const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: rt.upload(weight, [N, K], dtype), bias: rt.upload(inBias, [N]), conv, eager });
         const got = await rt.read(y);
         expect(relError(got, want.y)).toBeLessThan(1e-5);
         // rows outside the conv are the plain product: a conv applied to them would move them far
@@ -122,12 +127,13 @@ describe('norm + gemv fused', () => {
   }
   // Stacked weights (q, k, v of one input): row counts that are multiples of the rows per workgroup
   // (4 below N = 2048, 8 above), the last weight ragged, two and three weights, f32 and packed.
-  for (const { M, rows, K, dtype } of [
-    { M: 1, rows: [24, 8, 8], K: 32, dtype: 'f32' },
-    { M: 2, rows: [1536, 512, 509], K: 40, dtype: 'f32' },
-    { M: 1, rows: [12, 7], K: 48, dtype: 'bf16' },
+  for (const { M, rows, K, dtype, eager } of [
+    { M: 1, rows: [24, 8, 8], K: 32, dtype: 'f32', eager: true },
+    { M: 1, rows: [24, 8, 8], K: 32, dtype: 'f32', eager: false },
+    { M: 2, rows: [1536, 512, 509], K: 40, dtype: 'f32', eager: true },
+    { M: 1, rows: [12, 7], K: 48, dtype: 'bf16', eager: true },
   ] as const) {
-    it(`stack of ${rows.length} ${dtype} weights (${rows.join(' + ')}) x K=${K}, M=${M}: one dispatch, the outputs side by side`, async () => {
+    it(`stack (${eager ? 'eager' : 'general'}) of ${rows.length} ${dtype} weights (${rows.join(' + ')}) x K=${K}, M=${M}: one dispatch, the outputs side by side`, async () => {
       const seed = rows.reduce((a, b) => a + b, 0) + K;
       const x = randn(M * K, seed);
       const branch = randn(M * K, seed + 1);
@@ -141,7 +147,7 @@ describe('norm + gemv fused', () => {
       const sum = rt.empty([M, K]);
       const [first, ...rest] = ws.map((w, i) => rt.upload(w, [rows[i], K], dtype));
       const d0 = rt.dispatchCount;
-      const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), branch: rt.upload(branch, [M, K]), sum, normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: first, stack: rest });
+      const y = normGemv(rt, { kind: 'add_rms', x: rt.upload(x, [M, K]), branch: rt.upload(branch, [M, K]), sum, normWeight: rt.upload(normWeight, [K]), eps: 1e-5, weight: first, stack: rest, eager });
       expect(rt.dispatchCount - d0).toBe(1);
       expect(y.shape).toEqual([M, N]);
       expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
@@ -212,10 +218,19 @@ describe('norm + gemv fused', () => {
     expect(canNormGemv(rt, 2, 16, w2, 4)).toBe(true);
     expect(canNormGemv(rt, 3, 16, w2)).toBe(false); // batch 3+ takes the unfused kernels
   });
-  it('keeps runtime sizes out of the cache key', () => {
-    const a = createNormGemvKernel({ M: 1, N: 100, K: 64, G: 64 }, { kind: 'gated_rms', weightDtype: 'f32', normDtype: 'f32', capacity: 1024 });
-    const b = createNormGemvKernel({ M: 2, N: 200, K: 128, G: 32 }, { kind: 'gated_rms', weightDtype: 'f32', normDtype: 'f32', capacity: 1024 });
+  it('keeps runtime sizes out of the general kernel\'s cache key; the eager one compiles M, K and G in', () => {
+    const attrs = { kind: 'gated_rms', weightDtype: 'f32', normDtype: 'f32', capacity: 1024 } as const;
+    const a = createNormGemvKernel({ M: 1, N: 100, K: 64, G: 64 }, { ...attrs, eager: false });
+    const b = createNormGemvKernel({ M: 2, N: 200, K: 128, G: 32 }, { ...attrs, eager: false });
     expect(a.cacheKey).toBe(b.cacheKey);
     expect(b.uniforms.NG).toBe(4);
+    const c = createNormGemvKernel({ M: 1, N: 100, K: 64, G: 64 }, attrs);
+    const d = createNormGemvKernel({ M: 1, N: 300, K: 64, G: 64 }, attrs);
+    expect(c.cacheKey).toBe(d.cacheKey); // N stays a uniform
+    expect(c.cacheKey).not.toBe(createNormGemvKernel({ M: 1, N: 100, K: 64, G: 32 }, attrs).cacheKey);
+    expect(eagerNormGemvFits({ M: 1, N: 3352, K: 768, G: 768 }, attrs)).toBe(true);
+    expect(eagerNormGemvFits({ M: 2, N: 3352, K: 4096, G: 4096 }, attrs)).toBe(false); // 8 input words per thread
+    expect(eagerNormGemvFits({ M: 1, N: 3352, K: 768, G: 6 }, attrs)).toBe(false); // groups not of whole vec4s
+    expect(() => createNormGemvKernel({ M: 2, N: 100, K: 4096, G: 4096 }, { ...attrs, capacity: 8192, eager: true })).toThrow(/eager variant does not take/);
   });
 });

@@ -81,6 +81,8 @@ export interface NormGemvAttrs {
   conv?: NormGemvConvAttrs;
   /** Weights stacked along N (2 or 3: e.g. q, k and v projections of one input): rows of W, then W₂, then W₃. */
   stack?: 2 | 3;
+  /** The eager variant (every global load issued before the first barrier, sizes compiled in): default when {@link eagerNormGemvFits}. */
+  eager?: boolean;
 }
 
 /**
@@ -166,7 +168,9 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   ] as const;
   const glu = attrs.glu;
   const convKey = conv ? `c${conv.taps}${conv.weightDtype}${conv.biasDtype ?? ''}${conv.activation}` : '';
-  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}|${convKey}|${stack}`;
+  const eager = attrs.eager ?? eagerNormGemvFits(shape, attrs);
+  assertArg(!eager || eagerNormGemvFits(shape, attrs), 'createNormGemvKernel', `the eager variant does not take M=${shape.M}, N=${shape.N}, K=${shape.K}, G=${shape.G} (${kind}, ${weightDtype})`);
+  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}|${convKey}|${stack}${eager ? `|e${shape.M}x${shape.K}x${shape.G}` : ''}`;
   const silu = (v: string) => `(${v} / (1.0 + exp(-${v})))`;
   const zAt = 'z[u.zOff + (i / u.K) * u.zStride + i % u.K]';
   const load =
@@ -210,7 +214,8 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
     for (; k < KW; k += LANES) {
       ${step('k', '0', wb)}
     }`;
-  const wgsl = memoWgsl('norm_gemv', cacheKey, () => `${wgslBindings(layout, bindings)}
+  // built inside the memo (only on a cache miss)
+  const head = () => `${wgslBindings(layout, bindings)}
 ${norm ? wgslLoadFloat('loadNW', 'nw', attrs.normDtype ?? 'f32') : ''}
 ${packed && !q8 ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
 ${q8 ? ['w', 'w2', 'wb', 'wc'].filter((b) => bindings.some((d) => d.name === b)).map((b) => wgslLoadQ8x16(`${b}Q8`, b)).join('\n') : ''}
@@ -231,7 +236,11 @@ fn convChannel(m: u32, c: u32, xv: f32) -> f32 {
     prev = old;
   }
   return ${conv.activation === 'silu' ? silu('acc') : 'acc'};
-}` : ''}
+}` : ''}`;
+  const wgsl = memoWgsl('norm_gemv', cacheKey, () =>
+    eager
+      ? eagerNormGemvWgsl(shape, attrs, bindings.map((b) => b.name), rows, lanes, head())
+      : `${head()}
 const LANES = ${lanes}u;
 const ROWS = ${rows}u;
 const T = ${THREADS}u;
@@ -291,7 +300,8 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
     ${glu ? `let up = part[(u.M + lid.x) * T + lid.y * LANES];
     y[lid.x * u.N + n] = ${glu}_(g) * up;` : conv ? `if (n >= u.convStart && n < u.convStart + u.convC) { y[lid.x * u.N + n] = convChannel(lid.x, n - u.convStart, g); } else { y[lid.x * u.N + n] = g; }` : 'y[lid.x * u.N + n] = g;'}
   }
-}`);
+}`,
+  );
   return {
     name: 'norm_gemv',
     cacheKey,
@@ -302,6 +312,179 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
     uniformLayout: layout,
     uniforms: { M: shape.M, N: shape.N, K: shape.K, G: shape.G, NG: shape.K / shape.G, eps: 0, alpha: 1, zOff: 0, zStride: shape.K, writeSum: 0, convStart: 0, convC: 0, N1: shape.N, N2: 0, cH: 1, cD: shape.K, cN: 1 },
   };
+}
+
+/** Most 16-byte weight words per lane (per weight) the eager kernel keeps in registers. */
+const EAGER_MAX_WORDS = 16;
+/** Most vec4 input groups per thread the eager kernel keeps in registers. */
+const EAGER_MAX_GROUPS = 4;
+
+/**
+ * Whether the eager variant of {@link createNormGemvKernel} takes this shape: every global load
+ * of a thread (its weight words, its inputs, the norm weight) fits in registers and is issued at
+ * the start, before the first barrier, so a workgroup waits for one memory round trip instead of
+ * one per loop trip (the loops of the general kernel run over uniforms and stay rolled).
+ */
+export function eagerNormGemvFits(shape: { M: number; N: number; K: number; G: number }, attrs: Pick<NormGemvAttrs, 'kind' | 'weightDtype' | 'glu'>): boolean {
+  if (attrs.kind === 'combine' || shape.G % 4 !== 0 || shape.K % 4 !== 0) return false;
+  const lanes = THREADS / normGemvRows(shape.N);
+  const words = shape.K / gemvVecWidth(attrs.weightDtype);
+  const perLane = Math.ceil(words / lanes) * (attrs.glu ? 2 : 1);
+  return perLane <= EAGER_MAX_WORDS && Math.ceil((shape.M * shape.K) / 4 / THREADS) <= EAGER_MAX_GROUPS && shape.M <= MAX_M;
+}
+
+/** The eager norm + gemv's WGSL (see {@link eagerNormGemvFits}); same bindings, uniforms and dispatch as the general kernel. */
+function eagerNormGemvWgsl(
+  shape: { M: number; K: number; G: number },
+  attrs: NormGemvAttrs,
+  names: readonly string[],
+  rows: number,
+  lanes: number,
+  head: string,
+): string {
+  const { kind, weightDtype, capacity, conv, glu } = attrs;
+  const { M, K, G } = shape;
+  const NG = K / G;
+  const R = kind === 'gate' ? 0 : M * NG;
+  const K4 = K / 4;
+  const MK4 = M * K4;
+  const q8 = weightDtype === 'q8';
+  const packed = weightDtype !== 'f32';
+  const KW = K / gemvVecWidth(weightDtype);
+  const WL = Math.ceil(KW / lanes);
+  const EV = Math.ceil(MK4 / THREADS);
+  const stack = attrs.stack ?? 1;
+  const wordType = packed ? 'vec4<u32>' : 'vec4<f32>';
+  const silu = (v: string) => `(${v} / (vec4<f32>(1.0) + exp(-${v})))`;
+  const silu1 = (v: string) => `(${v} / (1.0 + exp(-${v})))`;
+  const v4 = (f: (j: number) => string) => `vec4<f32>(${[0, 1, 2, 3].map(f).join(', ')})`;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const lane = (j: number) => (KW % lanes === 0 ? `lid.x + ${j * lanes}u` : `min(lid.x + ${j * lanes}u, ${KW - 1}u)`);
+  // weight words of one row of buffer b (row index r in b), into wv / ws (q8 scales) or wv2 / ws2 (glu's up)
+  const loads = (b: string, r: string, dst = 'wv', sc = 'ws') =>
+    range(WL)
+      .map((j) =>
+        q8
+          ? `${dst}[${j}] = ${b}Q8Word(${r} * ${K}u + 16u * (${lane(j)})); ${sc}[${j}] = ${b}Q8Scale(${r} * ${K}u + 16u * (${lane(j)}));`
+          : `${dst}[${j}] = ${b}[${r} * ${KW}u + ${lane(j)}];`,
+      )
+      .join('\n    ');
+  const weightLoads =
+    stack === 1
+      ? `${loads('w', 'nr')}${glu ? `\n    ${loads('w2', 'nr', 'wv2', 'ws2')}` : ''}`
+      : `if (nr < u.N1) {
+    ${loads('w', 'nr')}
+  } else ${stack === 2 ? '' : `if (nr < u.N1 + u.N2) {
+    ${loads('wb', '(nr - u.N1)')}
+  } else `}{
+    ${stack === 2 ? loads('wb', '(nr - u.N1)') : loads('wc', '(nr - u.N1 - u.N2)')}
+  }`;
+  const has = (n: string) => names.includes(n);
+  // the thread's input groups: group g = li + t·T holds elements 4g .. 4g + 3 of (M, K), one row, one norm group
+  const zAt = (t: number) => v4((j) => `z[u.zOff + (e${t} / ${K}u) * u.zStride + e${t} % ${K}u + ${j}u]`);
+  const inputs = range(EV)
+    .map((t) => {
+      const g = `li + ${t * THREADS}u`;
+      const valid = MK4 % THREADS === 0 || (t + 1) * THREADS <= MK4 ? 'true' : `${g} < ${MK4}u`;
+      const lines = [`let ok${t} = ${valid};`, `let g${t} = min(${g}, ${MK4 - 1}u);`, `let e${t} = 4u * g${t};`, `let c${t} = e${t} % ${K}u;`];
+      if (kind === 'add_rms') {
+        lines.push(`var v${t} = ${v4((j) => `h[e${t} + ${j}u]`)};`);
+        if (has('b')) lines.push(`v${t} += u.alpha * ${v4((j) => `b[e${t} + ${j}u]`)};`);
+      } else if (kind === 'rms_gate') {
+        lines.push(`let v${t} = ${v4((j) => `yv[e${t} + ${j}u]`)};`, `let z${t} = ${zAt(t)};`);
+      } else {
+        lines.push(`let z${t} = ${zAt(t)};`, `let v${t} = ${v4((j) => `yv[e${t} + ${j}u]`)} * ${silu(`z${t}`)};`);
+      }
+      if (kind !== 'gate') {
+        lines.push(`let nw${t} = ${v4((j) => (attrs.unitOffset ? `1.0 + loadNW(c${t} + ${j}u)` : `loadNW(c${t} + ${j}u)`))};`);
+        lines.push(`let r${t} = (g${t} / ${K4}u) * ${NG}u + c${t} / ${G}u;`);
+      }
+      return lines.join('\n  ');
+    })
+    .join('\n  ');
+  const writeSum = has('s')
+    ? range(EV)
+        .map((t) => `if (u.writeSum == 1u && wg == 0u && ok${t}) { ${range(4).map((j) => `s[e${t} + ${j}u] = v${t}[${j}];`).join(' ')} }`)
+        .join('\n  ')
+    : '';
+  const norm =
+    kind === 'gate'
+      ? range(EV).map((t) => `if (ok${t}) { xs[g${t}] = v${t}; }`).join('\n  ')
+      : `var ss = array<f32, ${R}>(${range(R).map(() => '0.0').join(', ')});
+  ${range(EV)
+    .map((t) => range(R).map((r) => `ss[${r}] += select(0.0, dot(v${t}, v${t}), ok${t} && r${t} == ${r}u);`).join(' '))
+    .join('\n  ')}
+  ${range(R).map((r) => `part[${r * THREADS}u + li] = ss[${r}];`).join(' ')}
+  workgroupBarrier();
+  for (var st = ${THREADS / 2}u; st > 0u; st >>= 1u) {
+    if (li < st) { ${range(R).map((r) => `part[${r * THREADS}u + li] += part[${r * THREADS}u + li + st];`).join(' ')} }
+    workgroupBarrier();
+  }
+  ${range(EV)
+    .map((t) => `if (ok${t}) { let inv = inverseSqrt(part[r${t} * ${THREADS}u] / ${G}.0 + u.eps); xs[g${t}] = v${t} * inv * nw${t}${kind === 'rms_gate' ? ` * ${silu(`z${t}`)}` : ''}; }`)
+    .join('\n  ')}`;
+  // word j of the lane against row m of xs
+  const dot = (src: string, sc: string, j: number, m: number) => {
+    const k = lane(j);
+    if (q8) return `{ let q = wQ8Dequant(${src}[${j}], ${sc}[${j}]); let b = ${m * K4}u + 4u * (${k}); a += dot(q[0], xs[b]) + dot(q[1], xs[b + 1u]) + dot(q[2], xs[b + 2u]) + dot(q[3], xs[b + 3u]); }`;
+    if (packed) return `{ let p = ${src}[${j}]; let b = ${m * K4}u + 2u * (${k}); a += dot(vec4<f32>(un(p.x), un(p.y)), xs[b]) + dot(vec4<f32>(un(p.z), un(p.w)), xs[b + 1u]); }`;
+    return `a += dot(${src}[${j}], xs[${m * K4}u + ${k}]);`;
+  };
+  const tail = KW % lanes !== 0;
+  const dots = (src: string, sc: string, acc: string) =>
+    range(M)
+      .map(
+        (m) => `{ var a = 0.0;
+    ${range(WL)
+      .map((j) => (tail && j === WL - 1 ? `if (lid.x + ${j * lanes}u < ${KW}u) { ${dot(src, sc, j, m)} }` : dot(src, sc, j, m)))
+      .join('\n    ')}
+    ${acc}[${m}] = a; }`,
+      )
+      .join('\n  ');
+  const R2 = glu ? 2 * M : M;
+  const epilogue = glu
+    ? `let up = part[(${M}u + lid.x) * T + lid.y * LANES];
+    y[lid.x * u.N + n] = ${glu}_(g) * up;`
+    : conv
+      ? `if (n >= u.convStart && n < u.convStart + u.convC) { y[lid.x * u.N + n] = convChannel(lid.x, n - u.convStart, g); } else { y[lid.x * u.N + n] = g; }`
+      : 'y[lid.x * u.N + n] = g;';
+  return `${head}
+const LANES = ${lanes}u;
+const ROWS = ${rows}u;
+const T = ${THREADS}u;
+var<workgroup> xs: array<vec4<f32>, ${capacity / 4}>; // (M, K/4) the normalised inputs
+var<workgroup> part: array<f32, ${THREADS * MAX_R}>;   // (R, T) partial sums
+@compute @workgroup_size(${lanes}, ${rows}, 1)
+fn main(${WGSL_BUILTINS}) {
+  let wg = ${WGSL_LINEAR_WORKGROUP};
+  let n = wg * ROWS + lid.y;
+  let nr = min(n, u.N - 1u);
+  // 1. every global load first: the row's weight words (they do not depend on the input), then the inputs
+  var wv: array<${wordType}, ${WL}>;
+  ${q8 ? `var ws: array<f32, ${WL}>;` : ''}
+  ${glu ? `var wv2: array<${wordType}, ${WL}>;${q8 ? ` var ws2: array<f32, ${WL}>;` : ''}` : ''}
+  ${weightLoads}
+  ${inputs}
+  ${writeSum}
+  // 2. the norm of every (row, group), the normalised inputs into workgroup memory
+  ${norm}
+  workgroupBarrier();
+  // 3. the row's dot products from registers and workgroup memory, then the lanes' tree
+  var acc = array<f32, ${M}>();
+  ${glu ? `var acc2 = array<f32, ${M}>();` : ''}
+  ${dots('wv', 'ws', 'acc')}
+  ${glu ? dots('wv2', 'ws2', 'acc2') : ''}
+  ${range(M).map((m) => `part[${m * THREADS}u + li] = acc[${m}];${glu ? ` part[${(M + m) * THREADS}u + li] = acc2[${m}];` : ''}`).join(' ')}
+  workgroupBarrier();
+  for (var st = LANES / 2u; st > 0u; st >>= 1u) {
+    if (lid.x < st) { ${range(R2).map((j) => `part[${j * THREADS}u + li] += part[${j * THREADS}u + li + st];`).join(' ')} }
+    workgroupBarrier();
+  }
+  if (lid.x < ${M}u && n < u.N) {
+    let g = part[lid.x * T + lid.y * LANES]${attrs.bias ? ' + bias[n]' : ''};
+    ${epilogue}
+  }
+}`;
 }
 
 /** Inputs of a {@link normGemv}. */
@@ -337,6 +520,8 @@ export interface NormGemvInputs {
   stack?: readonly TensorLike[];
   /** combine: the partials' sizes; `x` is O (M, heads, chunks, headDim) and `z` is (m, l) (M, heads, chunks, 2); K = heads · headDim. */
   combine?: { heads: number; headDim: number; chunks: number };
+  /** Force the eager variant on or off (tests and benchmarks; default: eager where it fits). */
+  eager?: boolean;
 }
 
 /** The causal conv a {@link normGemv} runs on some of its output rows, one token per row of x. */
@@ -421,6 +606,7 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
     kind, weightDtype: weight.dtype, normDtype: inputs.normWeight?.dtype, branch: !!inputs.branch, unitOffset: inputs.unitOffset, bias: !!inputs.bias, capacity, glu: glu?.act,
     conv: conv ? { taps: conv.state.shape[2] + 1, weightDtype: conv.weight.dtype, biasDtype: conv.bias?.dtype ?? null, activation: conv.activation } : undefined,
     stack: stacked.length ? ((stacked.length + 1) as 2 | 3) : undefined,
+    eager: inputs.eager,
   });
   assertArg(k.bindings.length <= runtime.limits.maxStorageBuffersPerShaderStage, 'normGemv', `${k.bindings.length} storage buffers exceed the device's ${runtime.limits.maxStorageBuffersPerShaderStage}`);
   const y = inputs.out ?? runtime.empty(cmb ? [M, 1, N] : [...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');

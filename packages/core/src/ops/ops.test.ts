@@ -21,8 +21,9 @@ describe('matmul', () => {
     [70, 129, 47],
     [64, 64, 64],
     [130, 3, 200],
-    // K a multiple of 4 and 8: the vec4 gemv (narrow and wide N, M up to 8 and a second pass)
+    // K a multiple of 4 and 8: the vec4 gemv (narrow and wide N, M up to 8 and a second pass; M ≤ 2 the eager variant)
     [1, 37, 24],
+    [2, 4100, 72],
     [3, 4100, 64],
     [8, 19, 40],
     [11, 13, 16],
