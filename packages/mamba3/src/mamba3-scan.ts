@@ -71,7 +71,14 @@ const layout = {
   eps: 'f32',
 } as const satisfies UniformLayout;
 
-/** P-tiles of a head (workgroups along x). */
+/**
+ * P-tiles of a head (workgroups along x): ⌈P / {@link MAMBA3_ROWS}⌉.
+ *
+ * @example
+ * ```ts
+ * mamba3Tiles({ P: 64 }); // 4
+ * ```
+ */
 export function mamba3Tiles(d: Pick<Mamba3Dims, 'P'>): number {
   return Math.ceil(d.P / MAMBA3_ROWS);
 }
@@ -88,7 +95,15 @@ export function mamba3StateStride(d: Pick<Mamba3Dims, 'P' | 'N' | 'rank' | 'angl
   return d.P * d.N + d.rank * d.P + mamba3Tiles(d) * (d.rank * d.N + d.angles);
 }
 
-/** Compile-time sizes of the scan for a layer: NE, Q, and the words of workgroup memory they take. */
+/**
+ * Compile-time sizes of the scan for a layer: NE, Q (tokens per chunk: 16, fewer when rank·N is large), and the
+ * words of workgroup memory they take.
+ *
+ * @example
+ * ```ts
+ * mamba3ScanTiling({ N: 128, rank: 4 }); // { NE: 16, Q: 2, words: 3736 }
+ * ```
+ */
 export function mamba3ScanTiling(d: Pick<Mamba3Dims, 'N' | 'rank'>): { NE: number; Q: number; words: number } {
   const NE = Math.ceil(d.N / MAMBA3_LANES);
   const NMAX = NE * MAMBA3_LANES;
@@ -149,6 +164,49 @@ export function createMamba3ScanKernel(
     { name: 'y', type: 'f32', access: 'read_write' }, // (B, L, rank, I) perRank, else (B, L, I)
   ] as const;
   const cacheKey = `NE${NE}_rank${rank}_Q${Q}_${mimo ? 'mimo' : 'siso'}_${perRank ? 'rank' : 'sum'}`;
+  const wgsl = memoWgsl('mamba3_scan', cacheKey, () => scanWgsl(bindings, { NE, rank, Q, NMAX, SMAX }, attrs));
+  return {
+    name: 'mamba3_scan',
+    cacheKey,
+    wgsl,
+    workgroupSize: [THREADS, 1, 1],
+    dispatch: [mamba3Tiles(d), d.H, shape.B],
+    bindings,
+    uniformLayout: layout,
+    uniforms: {
+      B: shape.B,
+      L: shape.L,
+      t0: shape.t0,
+      nt: shape.nt,
+      H: d.H,
+      P: d.P,
+      I: d.I,
+      N: d.N,
+      G: d.G,
+      angles: d.angles,
+      W: d.W,
+      xOff: d.xOff,
+      bOff: d.bOff,
+      cOff: d.cOff,
+      dtOff: d.dtOff,
+      aOff: d.aOff,
+      trapOff: d.trapOff,
+      angOff: d.angOff,
+      stride: mamba3StateStride(d),
+      aFloor: values.aFloor,
+      eps: d.eps,
+    },
+  };
+}
+
+/** The scan's WGSL (built once per cache key). */
+function scanWgsl(
+  bindings: KernelDescriptor['bindings'],
+  k: { NE: number; rank: number; Q: number; NMAX: number; SMAX: number },
+  attrs: Mamba3ScanAttrs,
+): string {
+  const { NE, rank, Q, NMAX, SMAX } = k;
+  const { mimo, perRank } = attrs;
   const mx = (idx: string) => (mimo ? ` * mimoX[(h * rank + r) * u.P + ${idx}]` : '');
   const pairing = mimo
     ? `let halfN = u.N / 2u;
@@ -158,7 +216,7 @@ export function createMamba3ScanKernel(
   const outBody = perRank
     ? `          y[((b * u.L + t) * rank + r) * u.I + h * u.P + pp] = yr;`
     : `          out += ${mimo ? 'mimoO[(h * rank + r) * u.P + pp] * ' : ''}yr * silu_(zv${mimo ? ' * mimoZ[(h * rank + r) * u.P + pp]' : ''});`;
-  const wgsl = memoWgsl('mamba3_scan', cacheKey, () => `${wgslBindings(layout, bindings)}
+  return `${wgslBindings(layout, bindings)}
 ${wgslActivations()}
 const LANES = ${MAMBA3_LANES}u;
 const ROWS = ${MAMBA3_ROWS}u;
@@ -350,39 +408,7 @@ ${outBody}
   }
   for (var j = li; j < rank * u.N; j += ${THREADS}u) { state[tb + j] = kPrevS[(j / u.N) * NMAX + j % u.N]; }
   if (li < u.angles) { state[tb + rank * u.N + li] = theta; }
-}`);
-  return {
-    name: 'mamba3_scan',
-    cacheKey,
-    wgsl,
-    workgroupSize: [THREADS, 1, 1],
-    dispatch: [mamba3Tiles(d), d.H, shape.B],
-    bindings,
-    uniformLayout: layout,
-    uniforms: {
-      B: shape.B,
-      L: shape.L,
-      t0: shape.t0,
-      nt: shape.nt,
-      H: d.H,
-      P: d.P,
-      I: d.I,
-      N: d.N,
-      G: d.G,
-      angles: d.angles,
-      W: d.W,
-      xOff: d.xOff,
-      bOff: d.bOff,
-      cOff: d.cOff,
-      dtOff: d.dtOff,
-      aOff: d.aOff,
-      trapOff: d.trapOff,
-      angOff: d.angOff,
-      stride: mamba3StateStride(d),
-      aFloor: values.aFloor,
-      eps: d.eps,
-    },
-  };
+}`;
 }
 
 /** The GPU parameters of a Mamba-3 layer the scan reads (mamba_ssm's names in the comments). */
