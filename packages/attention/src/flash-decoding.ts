@@ -31,6 +31,8 @@ export const DECODE_CHUNK = 256;
 /** Largest head_dim of the GQA pass-1 kernel (its queries sit in workgroup memory). */
 const MAX_DECODE_D = 256;
 const COMBINE_THREADS = 64;
+/** Loads a thread of the GQA pass 1 issues together (its key words, its value rows). */
+const LOAD_BATCH = 16;
 
 const decodeLayout = {
   H: 'u32', Hkv: 'u32', D: 'u32', qpos: 'u32', segStart: 'u32', segLen: 'u32', segCap: 'u32', window: 'u32',
@@ -265,12 +267,28 @@ export const DECODE_GQA_MAX = 4;
  * G heads instead of G times. The G heads ride in the lanes of vec4 values (G ≤ 4): one reduction tree
  * for all of them.
  */
-function gqaPass1Body(r: RunNames, ci: string, G: number): string {
+function gqaPass1Body(r: RunNames, ci: string, G: number, D: number): string {
   const lanes = ['x', 'y', 'z', 'w'].slice(0, G);
+  const D4 = D / 4;
+  const range = (n: number, from = 0) => Array.from({ length: n - from }, (_, i) => from + i);
+  // The key's D/4 words in batches of up to LOAD_BATCH, each batch's loads issued together (straight-line
+  // code: a rolled loop waits for every load before it issues the next).
+  const kWords = (bi: number) => range(Math.min(D4, (bi + 1) * LOAD_BATCH), bi * LOAD_BATCH);
+  const kLoads = (bi: number) => kWords(bi).map((d) => `let kw${d} = ${r.k}[kb + ${d}u];`).join(' ');
+  const kFmas = (bi: number) => kWords(bi).map((d) => range(G).map((g) => `acc[${g}] += qv[${g * D4 + d}u] * kw${d};`).join(' ')).join('\n    ');
+  const kBatches = range(Math.ceil(D4 / LOAD_BATCH)).map((bi) => (bi === 0 ? kFmas(0) : `${kLoads(bi)}\n    ${kFmas(bi)}`));
+  // P·V: GP groups of D/4 threads; each group takes every GP-th key of the chunk (C / GP of them),
+  // the loads of a batch issued together at clamped rows (a key past the chunk's end has p = 0).
+  const GP = Math.max(1, Math.floor(DECODE_CHUNK / D4));
+  const perGroup = Math.ceil(DECODE_CHUNK / GP);
+  const vBatches = range(Math.ceil(perGroup / LOAD_BATCH)).map((bi) => {
+    const js = range(Math.min(perGroup, (bi + 1) * LOAD_BATCH), bi * LOAD_BATCH);
+    return `${js.map((j) => `let cj${j} = min(kStart + grp + ${j * GP}u, kLast); let vw${j} = ${r.v}[((b * ${r.segCap} + cj${j} - ${r.segStart}) * u.Hkv + hk) * D4 + d];`).join('\n      ')}
+      ${js.map((j) => `{ let pc = select(vec4<f32>(0.0), ps[cj${j} - chunkStart], kStart + grp + ${j * GP}u < kEnd); ${lanes.map((l, g) => `o[${g}] += pc.${l} * vw${j};`).join(' ')} }`).join('\n      ')}`;
+  });
   return `let ci = ${ci};
   let hk = wid.y;
   let b = wid.z;
-  let D4 = u.D / 4u;
   let chunkStart = ${r.segStart} + (${r.chunkLo} + ci) * C;
   let kEnd = min(min(chunkStart + C, ${r.segStart} + ${r.segLen}), u.qpos + 1u);
   var kStart = chunkStart;
@@ -280,19 +298,20 @@ function gqaPass1Body(r: RunNames, ci: string, G: number): string {
     let qb = (b * u.H + hk * GQ + i / D4) * u.D + 4u * (i % D4);
     qv[i] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]);
   }
-  workgroupBarrier();
   let t = chunkStart + li;
   let ok = t >= kStart && t < kEnd;
+  // this thread's key row (clamped into the chunk, so its loads are unconditional)
+  let kb = ((b * ${r.segCap} + min(t, max(kEnd, chunkStart + 1u) - 1u) - ${r.segStart}) * u.Hkv + hk) * D4;
+  ${kLoads(0)}
+  workgroupBarrier();
   var s = vec4<f32>(SENT);
-  if (ok) {
-    let kb = ((b * ${r.segCap} + t - ${r.segStart}) * u.Hkv + hk) * D4;
+  {
     var acc = array<vec4<f32>, ${G}>();
-    for (var d = 0u; d < D4; d++) {
-      let kv = ${r.k}[kb + d];
-      for (var g = 0u; g < GQ; g++) { acc[g] += qv[g * D4 + d] * kv; }
+    ${kBatches.join('\n    ')}
+    if (ok) {
+      ${lanes.map((l, g) => `s.${l} = (acc[${g}].x + acc[${g}].y + acc[${g}].z + acc[${g}].w) * u.scale;`).join('\n      ')}
+      if (u.softcap > 0.0) { s = u.softcap * tanh(clamp(s / u.softcap, vec4<f32>(-15.0), vec4<f32>(15.0))); }
     }
-    ${lanes.map((l, g) => `s.${l} = (acc[${g}].x + acc[${g}].y + acc[${g}].z + acc[${g}].w) * u.scale;`).join('\n    ')}
-    if (u.softcap > 0.0) { s = u.softcap * tanh(clamp(s / u.softcap, vec4<f32>(-15.0), vec4<f32>(15.0))); }
   }
   let m = wgMax4(s, li);
   var p = vec4<f32>(0.0);
@@ -300,23 +319,19 @@ function gqaPass1Body(r: RunNames, ci: string, G: number): string {
   let l = wgSum4(p, li);
   ps[li] = p;
   workgroupBarrier();
-  let GP = max(1u, C / D4);
   let grp = li / D4;
   let d = li % D4;
   var o = array<vec4<f32>, ${G}>();
-  if (grp < GP) {
-    for (var c = kStart + grp; c < kEnd; c += GP) {
-      let vv = ${r.v}[((b * ${r.segCap} + c - ${r.segStart}) * u.Hkv + hk) * D4 + d];
-      let pc = ps[c - chunkStart];
-      ${lanes.map((l, g) => `o[${g}] += pc.${l} * vv;`).join('\n      ')}
-    }
+  if (grp < ${GP}u && kEnd > kStart) {
+    let kLast = kEnd - 1u;
+    ${vBatches.join('\n    ')}
   }
   for (var g = 0u; g < GQ; g++) {
     pv[li] = o[g];
     workgroupBarrier();
     if (li < D4) {
       var sum = vec4<f32>(0.0);
-      for (var j = 0u; j < GP; j++) { sum += pv[j * D4 + li]; }
+      for (var j = 0u; j < ${GP}u; j++) { sum += pv[j * D4 + li]; }
       let slot = (b * u.H + hk * GQ + g) * u.N + ${r.chunkBase} + ci;
       let at = slot * u.D + 4u * li;
       po[at] = sum.x;
@@ -335,10 +350,11 @@ function gqaPass1Body(r: RunNames, ci: string, G: number): string {
 }
 
 /** Bindings, constants and workgroup arrays of the GQA pass-1 kernels (G query heads per workgroup). */
-function gqaPass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout, G: number): string {
+function gqaPass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout, G: number, D: number): string {
   return `${wgslBindings(layout, bindings)}
 const C = ${DECODE_CHUNK}u;
 const GQ = ${G}u;
+const D4 = ${D / 4}u; // head_dim / 4, compiled in (the loads above are straight-line code)
 const SENT = -3.0e38;
 var<workgroup> qv: array<vec4<f32>, ${(G * MAX_DECODE_D) / 4}>; // (G, D/4) the queries
 var<workgroup> ps: array<vec4<f32>, ${DECODE_CHUNK}>; // (C) probabilities, one lane per head
@@ -376,15 +392,15 @@ export function createFlashDecodeGqaKernel(shape: FlashDecodeShape, options: Att
     { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2)
   ] as const;
   const layout = second ? pairLayout : decodeLayout;
-  const cacheKey = `gqa${G}${second ? 'pair' : ''}`;
-  const wgsl = memoWgsl('flash_decode', cacheKey, () => `${gqaPass1Head(bindings, layout, G)}
+  const cacheKey = `gqa${G}${second ? 'pair' : ''}|d${shape.D}`;
+  const wgsl = memoWgsl('flash_decode', cacheKey, () => `${gqaPass1Head(bindings, layout, G, shape.D)}
 @compute @workgroup_size(${DECODE_CHUNK})
 fn main(${WGSL_BUILTINS}) {
   ${second ? `if (wid.x < u.chunks0) {
-    ${gqaPass1Body(RUN0, 'wid.x', G)}
+    ${gqaPass1Body(RUN0, 'wid.x', G, shape.D)}
   } else {
-    ${gqaPass1Body(RUN1, 'wid.x - u.chunks0', G)}
-  }` : gqaPass1Body(RUN0, 'wid.x', G)}
+    ${gqaPass1Body(RUN1, 'wid.x - u.chunks0', G, shape.D)}
+  }` : gqaPass1Body(RUN0, 'wid.x', G, shape.D)}
 }`);
   const run = decodeRunData(shape, options);
   return {

@@ -129,6 +129,26 @@ export const WGSL_LINEAR_WORKGROUP = '(wid.x + wid.y * nwg.x)';
 export const WGSL_BUILTINS =
   '@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32';
 
+/**
+ * Compiles sizes into a kernel's WGSL: every `u.<name>` of `sizes` (u32 uniform fields) becomes the
+ * literal, so loops over them get constant trip counts the shader compiler unrolls, and their loads
+ * issue together instead of one trip at a time. The fields stay in the uniform block (unread); the
+ * kernel's cache key must then include the sizes.
+ *
+ * @example
+ * ```ts
+ * wgslCompileSizes('for (var i = li; i < u.D; i += 64u) {}', { D: 768 }); // 'for (var i = li; i < 768u; i += 64u) {}'
+ * ```
+ */
+export function wgslCompileSizes(wgsl: string, sizes: Readonly<Record<string, number>>): string {
+  return wgsl.replace(/\bu\.([A-Za-z_][A-Za-z0-9_]*)\b/g, (m, name: string) => {
+    const v = sizes[name];
+    if (v === undefined) return m;
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new StatespaceError('INVALID_ARGUMENT', `wgslCompileSizes: ${name}=${v} is not a u32`);
+    return `${v}u`;
+  });
+}
+
 const wgslMemo = new Map<string, string>();
 
 /**

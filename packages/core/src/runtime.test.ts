@@ -3,7 +3,7 @@ import { bf16BitsToF32, f16BitsToF32, f16ToF32, f32To16, f32ToBf16Bits, f32ToF16
 import { StatespaceError } from './errors.js';
 import { createUnaryKernel } from './ops/elementwise.js';
 import { matmul } from './ops/matmul.js';
-import { linearDispatch, packUniforms, uniformByteSize, wgslBindings } from './kernel.js';
+import { linearDispatch, packUniforms, uniformByteSize, wgslBindings, wgslCompileSizes } from './kernel.js';
 import { getTestRuntime, randn } from './testing.js';
 import { requestDevice } from './device.js';
 
@@ -51,6 +51,12 @@ describe('kernel descriptors', () => {
     packUniforms({ n: 'u32', eps: 'f32' }, { n: 7, eps: 0.5 }, view, 0);
     expect(view.getUint32(0, true)).toBe(7);
     expect(view.getFloat32(4, true)).toBe(0.5);
+  });
+  it('wgslCompileSizes turns the named uniform fields into literals and leaves the rest', () => {
+    const src = 'let a = u.D * u.DD + u.N; let b = uu.D; let c = u.D_2;';
+    expect(wgslCompileSizes(src, { D: 768, N: 16 })).toBe('let a = 768u * u.DD + 16u; let b = uu.D; let c = u.D_2;');
+    expect(() => wgslCompileSizes(src, { D: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => wgslCompileSizes(src, { D: 1.5 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
   it('linearDispatch splits large counts over two dimensions', () => {
     expect(linearDispatch(10)).toEqual([10, 1, 1]);

@@ -109,7 +109,7 @@ describe('convXProj', () => {
     expect(createConvXProjKernel(shape, { kernelSize: 4, weightDtype: 'f32', vec4: true }).wgsl).toContain('array<vec4<f32>>');
     expect(createConvXProjKernel(shape, { kernelSize: 4, weightDtype: 'bf16', vec4: true }).wgsl).toContain('array<vec4<u32>>');
     expect(createConvXProjKernel(shape, { kernelSize: 4, weightDtype: 'f16', vec4: false }).wgsl).toContain('fn loadW');
-    expect(createConvXProjKernel({ ...shape, dInner: 256 }, { kernelSize: 4, weightDtype: 'q8', vec4: true }).wgsl).toContain('loadW16((r0 + r) * u.D + c)');
+    expect(createConvXProjKernel({ ...shape, dInner: 256 }, { kernelSize: 4, weightDtype: 'q8', vec4: true }).wgsl).toContain('loadW16((r0 + r) * 256u + c)');
   });
 
   it('names a misshapen input', () => {

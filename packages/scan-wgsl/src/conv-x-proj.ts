@@ -33,6 +33,7 @@ import {
   matmulReference,
   memoWgsl,
   wgslBindings,
+  wgslCompileSizes,
   wgslLoadFloat,
   wgslLoadQ8x16,
   wgslStorageType,
@@ -124,8 +125,11 @@ export function createConvXProjKernel(
       if (r0 + r < u.W) { acc[r] += loadW((r0 + r) * u.D + c) * v; }
     }
   }`;
-  const cacheKey = `k${K}|${wd}|${vec ? 'v4' : 's'}`;
-  const wgsl = memoWgsl('mamba1_conv_x_proj', cacheKey, () => `${wgslBindings(layout, bindings)}
+  const blocks = Math.ceil(shape.rows / RB);
+  // d_inner, the rows and the param stride compiled in: the channel loops unroll and their loads issue together
+  const sizes = { D: shape.dInner, W: shape.rows, PS: shape.paramStride, blocks };
+  const cacheKey = `k${K}|${wd}|${vec ? 'v4' : 's'}|${shape.dInner}x${shape.rows}x${shape.paramStride}`;
+  const wgsl = memoWgsl('mamba1_conv_x_proj', cacheKey, () => wgslCompileSizes(`${wgslBindings(layout, bindings)}
 ${load}
 const K = ${K}u;
 const KM1 = ${K - 1}u;
@@ -158,8 +162,7 @@ fn main(${WGSL_BUILTINS}) {
     workgroupBarrier();
   }
   if (li < RB && r0 + li < u.W) { xdbl[b * u.W + r0 + li] = part[li * LANES]; }
-}`);
-  const blocks = Math.ceil(shape.rows / RB);
+}`, sizes));
   return {
     name: 'mamba1_conv_x_proj',
     cacheKey,

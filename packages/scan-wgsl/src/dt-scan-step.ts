@@ -36,6 +36,7 @@ import {
   matmulReference,
   memoWgsl,
   wgslBindings,
+  wgslCompileSizes,
   wgslLoadFloat,
   wgslStorageType,
 } from '@statespace/core';
@@ -99,7 +100,10 @@ export function createDtScanStepKernel(shape: { batch: number; dInner: number; r
     { name: 'ssm_state', type: 'f32', access: 'read_write' }, // (b, D, N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (b, D)
   ] as const;
-  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}|w${cap}`;
+  const blocks = Math.ceil(shape.dInner / CW);
+  // the sizes compiled in: the loops over R, W and the state unroll and their loads issue together
+  const sizes = { D: shape.dInner, W, R: shape.rank, N, PS: decodeParamStride(K, N), tail: shape.dInner * decodeParamStride(K, N), blocks };
+  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}|w${cap}|${shape.dInner}x${shape.rank}x${N}`;
   const normCode = norm
     ? `var s0 = 0.0;
   var s1 = 0.0;
@@ -130,7 +134,7 @@ export function createDtScanStepKernel(shape: { batch: number; dInner: number; r
   }
   workgroupBarrier();`
     : '';
-  const wgsl = memoWgsl('mamba1_dt_scan_step', cacheKey, () => `${wgslBindings(layout, bindings)}
+  const wgsl = memoWgsl('mamba1_dt_scan_step', cacheKey, () => wgslCompileSizes(`${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadDtw', 'dtw', attrs.dtWeightDtype)}
 ${WGSL_SOFTPLUS}
 fn silu_(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
@@ -200,8 +204,7 @@ fn main(${WGSL_BUILTINS}) {
     out *= silu_(xz[b * u.xzStride + u.zOffset + c]);
     y[b * u.D + c] = out;
   }
-}`);
-  const blocks = Math.ceil(shape.dInner / CW);
+}`, sizes));
   return {
     name: 'mamba1_dt_scan_step',
     cacheKey,

@@ -116,6 +116,68 @@ fn main(${WGSL_BUILTINS}) {
   y[bh * u.P + p] = acc + loadD(h) * xv;
 }`;
 
+/**
+ * The GPU body with d_state and head_dim compiled in (d_state a multiple of 4): the state row in
+ * 16-byte words, `lanes` lanes per row (the next power of two of N/4, at most 32) and 256 / lanes rows
+ * per workgroup; every load of a thread (its state words, B and C, x, Δ and the per-head scalars) is
+ * issued at the start in straight-line code, so the step waits for one memory round trip.
+ */
+function eagerDecodeBody(P: number, N: number, lanes: number, rows: number, softplus: boolean): string {
+  const N4 = N / 4;
+  const WJ = Math.ceil(N4 / lanes);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const exact = N4 % lanes === 0;
+  const word = (j: number) => (exact ? `lid.x + ${j * lanes}u` : `min(lid.x + ${j * lanes}u, ${N4 - 1}u)`);
+  const v4 = (buf: string, row: string, j: number) => `vec4<f32>(${range(4).map((q) => `${buf}[${row} + 4u * n${j} + ${q}u]`).join(', ')})`;
+  return `const LANES = ${lanes}u;
+const ROWS = ${rows}u;
+const P = ${P}u;
+const N4 = ${N4}u;
+var<workgroup> red: array<f32, ${lanes * rows}>;
+@compute @workgroup_size(${lanes}, ${rows}, 1)
+fn main(${WGSL_BUILTINS}) {
+  let wg = ${WGSL_LINEAR_WORKGROUP};
+  let pBlocks = ${Math.ceil(P / rows)}u;
+  if (wg >= u.batch * u.H * pBlocks) { return; }
+  let pb = wg % pBlocks;
+  let bh = wg / pBlocks;
+  let h = bh % u.H;
+  let b = bh / u.H;
+  let g = h / (u.H / u.G);
+  let p = pb * ROWS + lid.y;
+  let pr = min(p, P - 1u);
+  let raw = dtIn[u.dtOffset + b * u.dtStride + h] + loadDtBias(h);
+  let aLogH = loadALog(h);
+  let dH = loadD(h);
+  let xv = x[u.xOffset + b * u.xStride + h * P + pr];
+  let base = (bh * P + pr) * N4;
+  let bRow = u.bOffset + b * u.bStride + g * N4 * 4u;
+  let cRow = u.cOffset + b * u.cStride + g * N4 * 4u;
+  ${range(WJ).map((j) => `let n${j} = ${word(j)}; let st${j} = state[base + n${j}]; let bv${j} = ${v4('Bm', 'bRow', j)}; let cv${j} = ${v4('Cm', 'cRow', j)};`).join('\n  ')}
+  let dtv = clamp(${softplus ? 'softplus_dt(raw)' : 'raw'}, u.dtMin, u.dtMax);
+  let dA = exp(dtv * -exp(aLogH));
+  var acc = 0.0;
+  if (p < P) {
+    ${range(WJ).map((j) => `${exact || j < WJ - 1 ? '' : `if (lid.x + ${j * lanes}u < N4) `}{ let s = st${j} * dA + dtv * xv * bv${j}; state[base + n${j}] = s; acc += dot(s, cv${j}); }`).join('\n    ')}
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u && p < P) { y[bh * P + p] = red[li] + dH * xv; }
+}`;
+}
+
+/** Lanes and rows per workgroup of the eager decode body for d_state N (null: N not a multiple of 4). */
+function eagerDecodeLayout(N: number): { lanes: number; rows: number } | null {
+  if (N % 4 !== 0) return null;
+  let lanes = 1;
+  while (lanes < Math.min(N / 4, LANES)) lanes *= 2;
+  return { lanes, rows: (LANES * ROWS) / lanes };
+}
+
 /** Shape of a decode step (one token per sequence). */
 export type SsdStepShape = Omit<SsdShape, 'seqlen' | 'chunkSize'>;
 
@@ -151,22 +213,28 @@ export function createSsdDecodeKernel(
     { name: 'state', type: 'f32', access: 'read_write' }, // (b, H, P, N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (b, H, P)
   ] as const;
-  const wgsl = memoWgsl(attrs.simple ? 'ssd_decode_simple' : 'ssd_decode', `${aDtype}|${biasDtype ?? 'none'}|${dDtype ?? 'none'}|${softplus ? 'sp' : 'raw'}|${attrs.simple ? 'simple' : 'lanes'}`, () => `${wgslBindings(layout, bindings)}
+  const eager = attrs.simple ? null : eagerDecodeLayout(shape.dState);
+  const variant = attrs.simple ? 'simple' : eager ? `eager${shape.headDim}x${shape.dState}` : 'lanes';
+  const cacheKey = `${aDtype}|${biasDtype ?? 'none'}|${dDtype ?? 'none'}|${softplus ? 'sp' : 'raw'}|${variant}`;
+  const bound = eager ? bindings.map((b) => (b.name === 'state' ? ({ ...b, type: 'vec4<f32>' } as const) : b)) : bindings; // the state in 16-byte words
+  const wgsl = memoWgsl(attrs.simple ? 'ssd_decode_simple' : 'ssd_decode', cacheKey, () => `${wgslBindings(layout, bound)}
 ${wgslLoadFloat('loadALog', 'aLog', aDtype)}
 ${biasDtype ? wgslLoadFloat('loadDtBias', 'dtBias', biasDtype) : 'fn loadDtBias(i: u32) -> f32 { return 0.0; }'}
 ${dDtype ? wgslLoadFloat('loadD', 'Dp', dDtype) : 'fn loadD(i: u32) -> f32 { return 0.0; }'}
 ${WGSL_SOFTPLUS_DT}
-${attrs.simple ? SIMPLE_BODY.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw') : GPU_HEAD}
-${attrs.simple ? '' : GPU_MAIN.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw')}`);
+${eager ? eagerDecodeBody(shape.headDim, shape.dState, eager.lanes, eager.rows, softplus) : attrs.simple ? SIMPLE_BODY.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw') : GPU_HEAD}
+${attrs.simple || eager ? '' : GPU_MAIN.replace('SOFTPLUS(raw)', softplus ? 'softplus_dt(raw)' : 'raw')}`);
   const [dtMin, dtMax] = finiteLimit(attrs.dtLimit);
   const { x, dt, B, C } = operands;
   return {
     name: attrs.simple ? 'ssd_decode_simple' : 'ssd_decode',
-    cacheKey: `${aDtype}|${biasDtype ?? 'none'}|${dDtype ?? 'none'}|${softplus ? 'sp' : 'raw'}|${attrs.simple ? 'simple' : 'lanes'}`,
+    cacheKey,
     wgsl,
-    workgroupSize: attrs.simple ? [64, 1, 1] : [LANES, ROWS, 1],
-    dispatch: attrs.simple ? linearDispatch((shape.batch * shape.heads * shape.headDim) / 64) : linearDispatch(shape.batch * shape.heads * Math.ceil(shape.headDim / ROWS)),
-    bindings,
+    workgroupSize: attrs.simple ? [64, 1, 1] : eager ? [eager.lanes, eager.rows, 1] : [LANES, ROWS, 1],
+    dispatch: attrs.simple
+      ? linearDispatch((shape.batch * shape.heads * shape.headDim) / 64)
+      : linearDispatch(shape.batch * shape.heads * Math.ceil(shape.headDim / (eager ? eager.rows : ROWS))),
+    bindings: bound,
     uniformLayout: layout,
     uniforms: {
       batch: shape.batch,

@@ -209,9 +209,11 @@ describe('chunked SSD = quadratic form = recurrence', () => {
 });
 
 describe('decode step', () => {
-  for (const [G, b, simple] of [[1, 1, false], [2, 2, false], [4, 1, false], [2, 2, true], [4, 1, true]] as [number, number, boolean][]) {
-    it(`token-by-token decode matches the chunked prefill (G=${G}, batch=${b}, ${simple ? 'one thread per row' : 'lanes + reduction'})`, async () => {
-      const shape: SsdShape = { batch: b, seqlen: 23, heads: 4, headDim: 12, dState: 40, groups: G, chunkSize: 16 };
+  // d_state 40: the eager kernel (N/4 = 10 words over 16 lanes, 16 rows of head_dim 12: one partial block);
+  // d_state 42 (not whole 16-byte words): the general lanes kernel; 8: 2 lanes, 128 rows
+  for (const [G, b, simple, dState] of [[1, 1, false, 40], [2, 2, false, 40], [4, 1, false, 8], [2, 1, false, 42], [2, 2, true, 40], [4, 1, true, 40]] as [number, number, boolean, number][]) {
+    it(`token-by-token decode matches the chunked prefill (G=${G}, batch=${b}, d_state ${dState}, ${simple ? 'one thread per row' : dState % 4 ? 'lanes + reduction' : 'eager lanes'})`, async () => {
+      const shape: SsdShape = { batch: b, seqlen: 23, heads: 4, headDim: 12, dState, groups: G, chunkSize: 16 };
       const { seqlen: L, heads: H, headDim: P, dState: N } = shape;
       const p = randomSsdProblem(shape, 31 + G, { initialState: true });
       const t = upload(shape, p);
