@@ -160,8 +160,8 @@ describe('norm + gemv fused', () => {
     { M: 1, H: 3, D: 20, C: 1, N: 37, bias: true },
     { M: 2, H: 5, D: 28, C: 3, N: 4099, bias: false },
     { M: 1, H: 4, D: 16, C: 8, N: 13, bias: true },
-  ]) {
-    it(`combine M=${M} heads ${H} x ${D}, ${C} chunks, N=${N}${bias ? ' +b' : ''}: o_proj of the combined partials`, async () => {
+  ]) for (const eager of [true, false]) {
+    it(`combine (${eager ? 'eager' : 'general'}) M=${M} heads ${H} x ${D}, ${C} chunks, N=${N}${bias ? ' +b' : ''}: o_proj of the combined partials`, async () => {
       const seed = 17 * N + C + H;
       const po = randn(M * H * C * D, seed);
       const pml = new Float32Array(M * H * C * 2);
@@ -180,7 +180,7 @@ describe('norm + gemv fused', () => {
       const ref = normGemvReference({ kind: 'combine', M, K, N, x: po, z: pml, weight, bias: bias ? b : undefined, combine: { heads: H, headDim: D, chunks: C } });
       const y = normGemv(rt, {
         kind: 'combine', x: rt.upload(po, [M, H, C, D]), z: rt.upload(pml, [M, H, C, 2]), combine: { heads: H, headDim: D, chunks: C },
-        weight: rt.upload(weight, [N, K]), bias: bias ? rt.upload(b, [N]) : undefined,
+        weight: rt.upload(weight, [N, K]), bias: bias ? rt.upload(b, [N]) : undefined, eager,
       });
       expect(y.shape).toEqual([M, 1, N]);
       expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);

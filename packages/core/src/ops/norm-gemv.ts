@@ -83,6 +83,8 @@ export interface NormGemvAttrs {
   stack?: 2 | 3;
   /** The eager variant (every global load issued before the first barrier, sizes compiled in): default when {@link eagerNormGemvFits}. */
   eager?: boolean;
+  /** combine: the partials' heads, head_dim and chunks (the eager variant compiles them in). */
+  combine?: { heads: number; headDim: number; chunks: number };
 }
 
 /**
@@ -170,7 +172,7 @@ export function createNormGemvKernel(shape: { M: number; N: number; K: number; G
   const convKey = conv ? `c${conv.taps}${conv.weightDtype}${conv.biasDtype ?? ''}${conv.activation}` : '';
   const eager = attrs.eager ?? eagerNormGemvFits(shape, attrs);
   assertArg(!eager || eagerNormGemvFits(shape, attrs), 'createNormGemvKernel', `the eager variant does not take M=${shape.M}, N=${shape.N}, K=${shape.K}, G=${shape.G} (${kind}, ${weightDtype})`);
-  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}|${convKey}|${stack}${eager ? `|e${shape.M}x${shape.K}x${shape.G}` : ''}`;
+  const cacheKey = `${kind}|${weightDtype}|${attrs.normDtype ?? ''}|${attrs.branch ? 1 : 0}|${attrs.unitOffset ? 1 : 0}|${attrs.bias ? 1 : 0}|${capacity}|${rows}|${glu ?? ''}|${convKey}|${stack}${eager ? `|e${shape.M}x${shape.K}x${shape.G}${attrs.combine ? `c${attrs.combine.heads}x${attrs.combine.headDim}x${attrs.combine.chunks}` : ''}` : ''}`;
   const silu = (v: string) => `(${v} / (1.0 + exp(-${v})))`;
   const zAt = 'z[u.zOff + (i / u.K) * u.zStride + i % u.K]';
   const load =
@@ -318,6 +320,8 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
 const EAGER_MAX_WORDS = 16;
 /** Most vec4 input groups per thread the eager kernel keeps in registers. */
 const EAGER_MAX_GROUPS = 4;
+/** Most (input group, chunk) partials per thread of the eager combine prologue. */
+const EAGER_MAX_COMBINE = 16;
 
 /**
  * Whether the eager variant of {@link createNormGemvKernel} takes this shape: every global load
@@ -325,12 +329,16 @@ const EAGER_MAX_GROUPS = 4;
  * the start, before the first barrier, so a workgroup waits for one memory round trip instead of
  * one per loop trip (the loops of the general kernel run over uniforms and stay rolled).
  */
-export function eagerNormGemvFits(shape: { M: number; N: number; K: number; G: number }, attrs: Pick<NormGemvAttrs, 'kind' | 'weightDtype' | 'glu'>): boolean {
-  if (attrs.kind === 'combine' || shape.G % 4 !== 0 || shape.K % 4 !== 0) return false;
+export function eagerNormGemvFits(shape: { M: number; N: number; K: number; G: number }, attrs: Pick<NormGemvAttrs, 'kind' | 'weightDtype' | 'glu' | 'combine'>): boolean {
+  if (shape.G % 4 !== 0 || shape.K % 4 !== 0) return false;
   const lanes = THREADS / normGemvRows(shape.N);
   const words = shape.K / gemvVecWidth(attrs.weightDtype);
   const perLane = Math.ceil(words / lanes) * (attrs.glu ? 2 : 1);
-  return perLane <= EAGER_MAX_WORDS && Math.ceil((shape.M * shape.K) / 4 / THREADS) <= EAGER_MAX_GROUPS && shape.M <= MAX_M;
+  const groups = Math.ceil((shape.M * shape.K) / 4 / THREADS);
+  // combine: each input group holds one partial vec4 per chunk in registers
+  const cmb = attrs.combine;
+  if (attrs.kind === 'combine' && (!cmb || cmb.headDim % 4 !== 0 || groups * cmb.chunks > EAGER_MAX_COMBINE)) return false;
+  return perLane <= EAGER_MAX_WORDS && groups <= EAGER_MAX_GROUPS && shape.M <= MAX_M;
 }
 
 /** The eager norm + gemv's WGSL (see {@link eagerNormGemvFits}); same bindings, uniforms and dispatch as the general kernel. */
@@ -345,7 +353,7 @@ function eagerNormGemvWgsl(
   const { kind, weightDtype, capacity, conv, glu } = attrs;
   const { M, K, G } = shape;
   const NG = K / G;
-  const R = kind === 'gate' ? 0 : M * NG;
+  const R = kind === 'gate' || kind === 'combine' ? 0 : M * NG;
   const K4 = K / 4;
   const MK4 = M * K4;
   const q8 = weightDtype === 'q8';
@@ -387,7 +395,19 @@ function eagerNormGemvWgsl(
       const g = `li + ${t * THREADS}u`;
       const valid = MK4 % THREADS === 0 || (t + 1) * THREADS <= MK4 ? 'true' : `${g} < ${MK4}u`;
       const lines = [`let ok${t} = ${valid};`, `let g${t} = min(${g}, ${MK4 - 1}u);`, `let e${t} = 4u * g${t};`, `let c${t} = e${t} % ${K}u;`];
-      if (kind === 'add_rms') {
+      if (kind === 'combine') {
+        // flash decoding's pass 2 for the 4 elements of this group (one row, one head): every chunk's
+        // (m, l) and partial O loaded at once, then o = Σ O_c e^(m_c − M) / Σ l_c e^(m_c − M)
+        const { heads: cH, headDim: cD, chunks: cN } = attrs.combine!;
+        lines.push(`let rh${t} = (e${t} / ${K}u) * ${cH}u + c${t} / ${cD}u;`, `let cd${t} = c${t} % ${cD}u;`);
+        const cs = range(cN);
+        for (const c of cs) {
+          lines.push(`let m${t}_${c} = pml[(rh${t} * ${cN}u + ${c}u) * 2u]; let l${t}_${c} = pml[(rh${t} * ${cN}u + ${c}u) * 2u + 1u]; let o${t}_${c} = ${v4((j) => `po[(rh${t} * ${cN}u + ${c}u) * ${cD}u + cd${t} + ${j}u]`)};`);
+        }
+        lines.push(`let mx${t} = ${cs.slice(1).reduce((a, c) => `max(${a}, m${t}_${c})`, `m${t}_0`)};`);
+        lines.push(`let tot${t} = ${cs.map((c) => `l${t}_${c} * exp(m${t}_${c} - mx${t})`).join(' + ')};`);
+        lines.push(`let v${t} = (${cs.map((c) => `o${t}_${c} * exp(m${t}_${c} - mx${t})`).join(' + ')}) * select(0.0, 1.0 / tot${t}, tot${t} > 0.0);`);
+      } else if (kind === 'add_rms') {
         lines.push(`var v${t} = ${v4((j) => `h[e${t} + ${j}u]`)};`);
         if (has('b')) lines.push(`v${t} += u.alpha * ${v4((j) => `b[e${t} + ${j}u]`)};`);
       } else if (kind === 'rms_gate') {
@@ -395,7 +415,7 @@ function eagerNormGemvWgsl(
       } else {
         lines.push(`let z${t} = ${zAt(t)};`, `let v${t} = ${v4((j) => `yv[e${t} + ${j}u]`)} * ${silu(`z${t}`)};`);
       }
-      if (kind !== 'gate') {
+      if (kind !== 'gate' && kind !== 'combine') {
         lines.push(`let nw${t} = ${v4((j) => (attrs.unitOffset ? `1.0 + loadNW(c${t} + ${j}u)` : `loadNW(c${t} + ${j}u)`))};`);
         lines.push(`let r${t} = (g${t} / ${K4}u) * ${NG}u + c${t} / ${G}u;`);
       }
@@ -408,7 +428,7 @@ function eagerNormGemvWgsl(
         .join('\n  ')
     : '';
   const norm =
-    kind === 'gate'
+    kind === 'gate' || kind === 'combine'
       ? range(EV).map((t) => `if (ok${t}) { xs[g${t}] = v${t}; }`).join('\n  ')
       : `var ss = array<f32, ${R}>(${range(R).map(() => '0.0').join(', ')});
   ${range(EV)
@@ -607,6 +627,7 @@ export function normGemv(runtime: Runtime, inputs: NormGemvInputs): Tensor {
     conv: conv ? { taps: conv.state.shape[2] + 1, weightDtype: conv.weight.dtype, biasDtype: conv.bias?.dtype ?? null, activation: conv.activation } : undefined,
     stack: stacked.length ? ((stacked.length + 1) as 2 | 3) : undefined,
     eager: inputs.eager,
+    combine: cmb,
   });
   assertArg(k.bindings.length <= runtime.limits.maxStorageBuffersPerShaderStage, 'normGemv', `${k.bindings.length} storage buffers exceed the device's ${runtime.limits.maxStorageBuffersPerShaderStage}`);
   const y = inputs.out ?? runtime.empty(cmb ? [M, 1, N] : [...x.shape.slice(0, -1), N], 'f32', 'normGemv.y');
