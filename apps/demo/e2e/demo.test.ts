@@ -217,6 +217,21 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     await bamba.close();
   });
 
+  // Families of issue 21 in the page: LFM2's short convolutions and Falcon-H1's mamba_rms_norm. Not here yet:
+  // Nemotron-H MoE (in Chromium its greedy tokens part from transformers' at the 8th, where the logit margin is 2e-2,
+  // so not rounding) and Mamba-3 from mamba_ssm's format (wrong from the first token in Chromium); Node on the same
+  // SwiftShader matches both, with and without the fast kernels. Open bugs of issue 21.
+  it('LFM2 and Falcon-H1 (mamba_rms_norm) load in the page and give transformers\' greedy tokens', async () => {
+    for (const f of ['lfm2', 'falcon_h1_rmsnorm']) {
+      const page = await open(`/?model=/fixtures/${f}/`);
+      await expectGpu(page);
+      expect(await waitForModel(page), f).toBeNull();
+      const ref = reference(f);
+      expect(await greedyTurn(page, ref.input_ids, 8), f).toEqual(ref.greedy_new_tokens.slice(0, 8));
+      await page.close();
+    }
+  });
+
   it('keeps loading off while WebGPU is checked, and a load asked for then waits for the check', async () => {
     // Hold the adapter back for 3 s: the window in which a user could click before the check ends.
     const page = await newPage(() => {

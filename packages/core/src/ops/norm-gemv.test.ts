@@ -7,10 +7,10 @@ const rt = await getTestRuntime(); // poisons every new buffer with NaN
 rt.fastKernels = true;
 
 describe('norm + gemv fused', () => {
-  // Awkward sizes: N not a multiple of the rows per workgroup, wide N (>= 4096: 32 lanes), M up to 8, groups.
+  // Awkward sizes: N not a multiple of the rows per workgroup, wide N (>= 2048: 8 rows of 32 lanes), M up to 8, groups.
   const shapes: { M: number; N: number; K: number; G?: number }[] = [
     { M: 1, N: 37, K: 24 },
-    { M: 3, N: 4099, K: 40 },
+    { M: 3, N: 2053, K: 40 },
     { M: 8, N: 13, K: 16 },
     { M: 2, N: 19, K: 48, G: 12 },
   ];
@@ -19,8 +19,9 @@ describe('norm + gemv fused', () => {
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       for (const { M, N, K, G } of shapes) for (const eager of [true, false]) {
         if (kind === 'add_rms' && G) continue;
-        // the general kernel (every shape the eager one does not take) rides with f32
-        if (!eager && dtype !== 'f32') continue;
+        // the general kernel (every shape the eager one does not take) rides with f32, and with the two
+        // prologues whose code it does not share with the others (rms_gate and gate differ from gated_rms in one line)
+        if (!eager && (dtype !== 'f32' || kind === 'rms_gate' || kind === 'gate')) continue;
         if (dtype !== 'f32' && K % 8) continue;
         // f16 and bf16 differ only in the unpack: f16 rides with add_rms, bf16 with every prologue
         if (dtype === 'f16' && kind !== 'add_rms') continue;
@@ -71,9 +72,9 @@ describe('norm + gemv fused', () => {
   const acts = { silu: (v: number) => v / (1 + Math.exp(-v)), gelu };
   for (const act of ['silu', 'gelu'] as const) {
     for (const dtype of ['f32', 'bf16'] as const) {
-      for (const { M, N, K } of [{ M: 1, N: 37, K: 24 }, { M: 3, N: 4099, K: 40 }, { M: 4, N: 9, K: 64 }]) for (const eager of [true, false]) {
+      for (const { M, N, K } of [{ M: 1, N: 37, K: 24 }, { M: 3, N: 2053, K: 40 }, { M: 4, N: 9, K: 64 }]) for (const eager of [true, false]) {
         if (dtype !== 'f32' && K % 8) continue;
-        if (!eager && (dtype !== 'f32' || act !== 'silu')) continue;
+        if (!eager && (dtype !== 'f32' || act !== 'silu' || M !== 3)) continue;
         it(`glu ${eager ? 'eager' : 'general'} ${act} ${dtype} M=${M} N=${N} K=${K}: act(x̂·Wgᵀ)·(x̂·Wuᵀ) in one pass`, async () => {
           const seed = 7 * M + N + K;
           const x = randn(M * K, seed);
@@ -100,7 +101,7 @@ describe('norm + gemv fused', () => {
   for (const { M, N, K, start, C, taps, bias, act, dtype, eager } of [
     { M: 1, N: 45, K: 24, start: 7, C: 29, taps: 4, bias: true, act: 'silu', dtype: 'f32', eager: true },
     { M: 1, N: 45, K: 24, start: 7, C: 29, taps: 4, bias: true, act: 'silu', dtype: 'f32', eager: false },
-    { M: 2, N: 4103, K: 40, start: 1000, C: 3001, taps: 2, bias: false, act: 'none', dtype: 'f32', eager: true },
+    { M: 2, N: 2055, K: 40, start: 1000, C: 1001, taps: 2, bias: false, act: 'none', dtype: 'f32', eager: true },
     { M: 1, N: 37, K: 32, start: 0, C: 37, taps: 3, bias: true, act: 'silu', dtype: 'bf16', eager: true },
   ] as const) {
     it(`conv epilogue ${eager ? 'eager' : 'general'} ${dtype} M=${M} N=${N} K=${K} rows ${start}..${start + C} k=${taps} ${bias ? 'bias ' : ''}${act}: conv and rolled state equal the reference over two tokens`, async () => {
@@ -158,9 +159,9 @@ describe('norm + gemv fused', () => {
   // chunks, a chunk that saw no key (m = -3e38, l = 0, O = 0, as pass 1 writes it), bias on and off.
   for (const { M, H, D, C, N, bias } of [
     { M: 1, H: 3, D: 20, C: 1, N: 37, bias: true },
-    { M: 2, H: 5, D: 28, C: 3, N: 4099, bias: false },
+    { M: 2, H: 5, D: 28, C: 3, N: 2053, bias: false },
     { M: 1, H: 4, D: 16, C: 8, N: 13, bias: true },
-  ]) for (const eager of [true, false]) {
+  ]) for (const eager of C === 3 ? [true, false] : [true]) {
     it(`combine (${eager ? 'eager' : 'general'}) M=${M} heads ${H} x ${D}, ${C} chunks, N=${N}${bias ? ' +b' : ''}: o_proj of the combined partials`, async () => {
       const seed = 17 * N + C + H;
       const po = randn(M * H * C * D, seed);
