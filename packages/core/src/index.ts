@@ -11,6 +11,7 @@
  * @packageDocumentation
  */
 export * from './errors.js';
+export { seededRandom } from './random.js';
 export * from './dtype.js';
 export * from './device.js';
 export * from './kernel.js';

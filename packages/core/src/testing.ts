@@ -3,6 +3,7 @@
  * poisons new buffers with NaN, seeded random data, and error measures.
  * Imported as `@statespace/core/testing`.
  */
+import { seededRandom } from './random.js';
 import { Runtime } from './runtime.js';
 
 let shared: Promise<Runtime> | undefined;
@@ -32,14 +33,7 @@ export function getTestRuntime(): Promise<Runtime> {
  * ```
  */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(seed);
 }
 
 /**

@@ -5,7 +5,7 @@
  * with a seeded generator so a run can be repeated exactly.
  */
 
-import { type TokenSamplingParams, sampleTokenReference } from '@statespace/core';
+import { type TokenSamplingParams, sampleTokenReference, seededRandom } from '@statespace/core';
 
 /** Sampling settings of {@link Session.generate}. */
 export interface SamplingOptions {
@@ -23,25 +23,8 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-/**
- * A seeded uniform generator in [0, 1) (mulberry32).
- *
- * @example
- * ```ts
- * const random = seededRandom(1);
- * random(); // the same sequence for the same seed
- * ```
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform generator in [0, 1) (mulberry32; core's, re-exported where sampling lives). */
+export { seededRandom };
 
 /**
  * Index of the largest value (first on ties), as torch.argmax.

@@ -4,7 +4,7 @@
  * B_bias = C_bias = 1, the norms 1, D = 1, mimo_x = mimo_o = 1/rank, mimo_z = 1, and in_proj / out_proj as
  * nn.Linear's default (uniform in ±1/√fan_in).
  */
-import { rngUniform } from './mamba3-random.js';
+import { seededRandom } from '@statespace/core';
 import { type Mamba3Config, mamba3Dims } from './mamba3-shape.js';
 
 /** dt range of the dt_bias init (mamba3.py's defaults). */
@@ -25,7 +25,7 @@ export interface Mamba3Init {
  */
 export function mamba3InitWeights(config: Mamba3Config & Mamba3Init, seed: number): Record<string, Float32Array> {
   const d = mamba3Dims(config);
-  const random = rngUniform(seed);
+  const random = seededRandom(seed);
   const { dtMin = 0.001, dtMax = 0.1, dtInitFloor = 1e-4 } = config;
   const linear = (rows: number, cols: number) => Float32Array.from({ length: rows * cols }, () => (2 * random() - 1) / Math.sqrt(cols));
   const fill = (n: number, v: number) => new Float32Array(n).fill(v);

@@ -10,7 +10,7 @@
  *
  * Shape glossary (packages/core/README.md, and s4d-params.ts): H channels, N d_state, modes = N/2.
  */
-import { StatespaceError } from '@statespace/core';
+import { StatespaceError, seededRandom } from '@statespace/core';
 
 /** How an S4D layer's weights are initialised. */
 export interface S4DInit {
@@ -59,14 +59,7 @@ export function s4dInitWeights(config: S4DInit, seed: number): Record<string, Fl
   if (!(dtMin > 0 && dtMax >= dtMin)) throw new StatespaceError('INVALID_CONFIG', `s4dInitWeights: dtMin=${dtMin}, dtMax=${dtMax} must satisfy 0 < dtMin ≤ dtMax`);
   const modes = N / 2;
   const channels = config.bidirectional ? 2 : 1;
-  let s = (seed * 2654435761 + 1) >>> 0 || 1;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = seededRandom((seed * 2654435761 + 1) >>> 0 || 1);
   const normal = () => Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());
   const fill = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
   const bound = 1 / Math.sqrt(H);
