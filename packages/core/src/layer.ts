@@ -4,6 +4,7 @@
  * turns (batch, seqlen, d_model) activations into the same shape, carrying a
  * state between calls (an SSM's fixed-size state, an attention layer's KV cache).
  */
+import { StatespaceError } from './errors.js';
 import type { Tensor } from './tensor.js';
 import type { PendingNorm } from './ops/norm-gemv.js';
 
@@ -137,4 +138,21 @@ export function unpackState(bytes: Uint8Array): { length: number; parts: Uint8Ar
     o += 8 + n;
   }
   return { length, parts };
+}
+
+/**
+ * Checks a mixer's input: x (batch, seqlen, hidden) f32, and a state of the same batch; throws
+ * SHAPE_MISMATCH or DTYPE_MISMATCH naming `op`. Returns [batch, seqlen].
+ *
+ * @example
+ * ```ts
+ * const [B, L] = checkMixerInput('S4DMixer.forward', x, 768, state.batch);
+ * ```
+ */
+export function checkMixerInput(op: string, x: Tensor, hidden: number, stateBatch: number): [number, number] {
+  if (x.shape.length !== 3 || x.shape[2] !== hidden) throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape [${x.shape.join(',')}], expected [batch, seqlen, hidden=${hidden}]`);
+  if (x.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: x must be f32, got ${x.dtype}`);
+  const [B, L] = x.shape;
+  if (stateBatch !== B) throw new StatespaceError('SHAPE_MISMATCH', `${op}: state holds batch ${stateBatch}, x has batch ${B}`);
+  return [B, L];
 }

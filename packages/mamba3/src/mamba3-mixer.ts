@@ -21,6 +21,7 @@ import {
   type WeightSpec,
   RecurrentState,
   StatespaceError,
+  checkMixerInput,
   assertArg,
   matmul,
 } from '@statespace/core';
@@ -129,10 +130,7 @@ export class Mamba3Mixer implements SequenceMixer<Mamba3State> {
     const op = 'Mamba3Mixer.forward';
     const rt = this.runtime;
     const D = this.d.D;
-    if (x.shape.length !== 3 || x.shape[2] !== D) throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape [${x.shape.join(',')}], expected [batch, seqlen, hidden=${D}]`);
-    if (x.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: x must be f32, got ${x.dtype}`);
-    const [B, L] = x.shape;
-    if (state.batch !== B) throw new StatespaceError('SHAPE_MISMATCH', `${op}: state holds batch ${state.batch}, x has batch ${B}`);
+    const [B, L] = checkMixerInput(op, x, D, state.batch);
     if (L === 0) return rt.empty([B, 0, D], 'f32', 'mamba3.out');
     const zxbcdt = matmul(rt, x, this.w['in_proj.weight']);
     const norm = this.config.outProjNorm;

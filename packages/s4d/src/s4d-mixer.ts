@@ -26,6 +26,7 @@ import {
   type WeightSpec,
   RecurrentState,
   StatespaceError,
+  checkMixerInput,
   assertArg,
   matmul,
 } from '@statespace/core';
@@ -157,10 +158,7 @@ export class S4DMixer implements SequenceMixer<S4DState> {
     const op = 'S4DMixer.forward';
     const rt = this.runtime;
     const H = this.config.hiddenSize;
-    if (x.shape.length !== 3 || x.shape[2] !== H) throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape [${x.shape.join(',')}], expected [batch, seqlen, hidden=${H}]`);
-    if (x.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: x must be f32, got ${x.dtype}`);
-    const [B, L] = x.shape;
-    if (state.batch !== B) throw new StatespaceError('SHAPE_MISMATCH', `${op}: state holds batch ${state.batch}, x has batch ${B}`);
+    const [B, L] = checkMixerInput(op, x, H, state.batch);
     const bidirectional = !!this.config.bidirectional;
     if (bidirectional && state.length > 0) {
       throw new StatespaceError(
