@@ -57,7 +57,7 @@ const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout
 const EAGER_GEMV_MAX_M = 2;
 const EAGER_GEMV_MAX_REGS = 24;
 
-/** WGSL of the eager vec4 gemv (see {@link createGemvVec4Kernel}): same bindings, uniforms and dispatch. */
+/** WGSL of the eager vec4 gemv (see {@link createGemvVec4Kernel}): same bindings, uniforms and dispatch; `head` holds the bindings and the weight unpacking (`un`, `loadW16*`). */
 function eagerGemvWgsl(M: number, K: number, wDtype: DType, bias: boolean, lanes: number, rows: number, head: string): string {
   const q8 = wDtype === 'q8';
   const packed = wDtype !== 'f32' && !q8;
@@ -69,7 +69,6 @@ function eagerGemvWgsl(M: number, K: number, wDtype: DType, bias: boolean, lanes
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const tail = KW % lanes !== 0;
   const lane = (j: number) => (tail ? `min(lid.x + ${j * lanes}u, ${KW - 1}u)` : `lid.x + ${j * lanes}u`);
-  const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
   const loads = range(WL)
     .map((j) => (q8 ? `wv[${j}] = loadW16Word(nr * ${K}u + 16u * (${lane(j)})); ws[${j}] = loadW16Scale(nr * ${K}u + 16u * (${lane(j)}));` : `wv[${j}] = w[nr * ${KW}u + ${lane(j)}];`))
     .join('\n  ');
@@ -90,8 +89,6 @@ const LANES = ${lanes}u;
 const ROWS = ${rows}u;
 const T = ${lanes * rows}u;
 var<workgroup> part: array<f32, ${lanes * rows * M}>;
-${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
-${q8 ? wgslLoadQ8x16('loadW16', 'w') : ''}
 @compute @workgroup_size(${lanes}, ${rows}, 1)
 fn main(${WGSL_BUILTINS}) {
   let n = ${WGSL_LINEAR_WORKGROUP} * ROWS + lid.y;
@@ -144,11 +141,15 @@ export function createGemvVec4Kernel(shape: { M: number; N: number; K: number },
   assertArg(!options.eager || fits, 'createGemvVec4Kernel', `the eager variant does not take M=${shape.M}, K=${shape.K} (${wDtype})`);
   const eager = options.eager ?? fits;
   const cacheKey = `vec4|${wDtype}|${bias ? 'b' : ''}|${lanes}x${rows}${eager ? `|e${shape.M}x${shape.K}` : ''}`;
+  const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
+  const weightFns = () => `${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
+${q8 ? wgslLoadQ8x16('loadW16', 'w') : ''}`;
   if (eager) {
     return {
       name: 'matmul_gemv_vec4',
       cacheKey,
-      wgsl: memoWgsl('matmul_gemv_vec4', cacheKey, () => eagerGemvWgsl(shape.M, shape.K, wDtype, bias, lanes, rows, wgslBindings(layout, bindings))),
+      wgsl: memoWgsl('matmul_gemv_vec4', cacheKey, () => eagerGemvWgsl(shape.M, shape.K, wDtype, bias, lanes, rows, `${wgslBindings(layout, bindings)}
+${weightFns()}`)),
       workgroupSize: [lanes, rows, 1],
       dispatch: linearDispatch(shape.N / rows),
       bindings,
@@ -158,7 +159,6 @@ export function createGemvVec4Kernel(shape: { M: number; N: number; K: number },
   }
   // q8: k counts 16-weight words of the row; `wv` is the word's dequantised mat4x4 (4 x vec4s).
   const useQ8 = (wv: string, k: string) => `{ for (var j = 0u; j < mc; j++) { let xb = (m0 + j) * K4 + 4u * (${k}); acc[j] += dot(${wv}[0], x[xb]) + dot(${wv}[1], x[xb + 1u]) + dot(${wv}[2], x[xb + 2u]) + dot(${wv}[3], x[xb + 3u]); } }`;
-  const unpack = wDtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
   // One step of the K loop for load `wv` at vec index `k` (16-bit: two x vec4s per word vec4).
   const use = (wv: string, k: string) =>
     q8
@@ -172,8 +172,7 @@ const LANES = ${lanes}u;
 const ROWS = ${rows}u;
 const MAXM = ${VEC_MAX_M}u;
 var<workgroup> part: array<f32, ${lanes * rows * VEC_MAX_M}>;
-${packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
-${q8 ? wgslLoadQ8x16('loadW16', 'w') : ''}
+${weightFns()}
 @compute @workgroup_size(${lanes}, ${rows}, 1)
 fn main(${WGSL_BUILTINS}) {
   let n = ${WGSL_LINEAR_WORKGROUP} * ROWS + lid.y;
