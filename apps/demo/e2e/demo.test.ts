@@ -1,8 +1,8 @@
 /**
  * End to end in headless Chromium on WebGPU: builds the demo with Vite, serves
- * it (plus the tiny transformers fixtures at /fixtures/), loads a fixture model
- * through the page, generates 16 greedy tokens by driving the UI and checks them
- * against transformers' own `greedy_new_tokens`. Fails (never skips) when
+ * it (plus the tiny transformers fixtures at /fixtures/ and the Mamba-3 ones at
+ * /mamba3/), loads a fixture model through the page, generates 16 greedy tokens
+ * by driving the UI and checks them against transformers' own `greedy_new_tokens`. Fails (never skips) when
  * Chromium or WebGPU is missing. Screenshots go to apps/demo/test-results/.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { serveFolders } from '../serve-folder';
 
 const demoRoot = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = fileURLToPath(new URL('../../../fixtures/hf-tiny/', import.meta.url));
+const mamba3Fixtures = fileURLToPath(new URL('../../../fixtures/mamba3/', import.meta.url));
 const results = join(demoRoot, 'test-results');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -24,7 +25,8 @@ interface Reference {
   input_ids: number[];
   greedy_new_tokens: number[];
 }
-const reference = (family: string): Reference => JSON.parse(readFileSync(join(fixtures, family, 'reference.json'), 'utf8'));
+/** A fixture's reference outputs; `dir` is the fixture's folder on disk (fixtures/hf-tiny/ by default). */
+const reference = (family: string, dir = fixtures): Reference => JSON.parse(readFileSync(join(dir, family, 'reference.json'), 'utf8'));
 
 let outDir: string;
 let server: PreviewServer;
@@ -42,7 +44,10 @@ beforeAll(async () => {
   try {
     mkdirSync(results, { recursive: true });
     outDir = mkdtempSync(join(tmpdir(), 'statespace-demo-'));
-    const fixtureMount = serveFolders([{ prefix: '/fixtures/', dir: fixtures }]);
+    const fixtureMount = serveFolders([
+      { prefix: '/fixtures/', dir: fixtures },
+      { prefix: '/mamba3/', dir: mamba3Fixtures },
+    ]);
     await build({ root: demoRoot, configFile: join(demoRoot, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true, sourcemap: false } });
     server = await preview({
       root: demoRoot,
@@ -102,9 +107,15 @@ async function waitForModel(page: Page): Promise<string | null> {
   return (await box.isVisible()) ? await box.innerText() : null;
 }
 
+/**
+ * One turn through the UI. The repetition penalty is set to 1 (off): the panel's default of 1.1 still applies at
+ * temperature 0, and transformers' greedy_new_tokens were made without it (it moved Nemotron-H MoE's 8th token
+ * and Mamba-3's first here, in Node as much as in Chromium).
+ */
 async function greedyTurn(page: Page, ids: number[], maxNewTokens: number, sampling: { temperature: number; topK: number; seed: number } = { temperature: 0, topK: 0, seed: 1 }): Promise<number[]> {
   await page.getByTestId('temperature').fill(String(sampling.temperature));
   await page.getByTestId('top-k').fill(String(sampling.topK));
+  await page.getByTestId('repetition-penalty').fill('1');
   await page.getByTestId('seed').fill(String(sampling.seed));
   await page.getByTestId('max-new-tokens').fill(String(maxNewTokens));
   await page.getByTestId('prompt').fill(ids.join(' '));
@@ -217,17 +228,20 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     await bamba.close();
   });
 
-  // Families of issue 21 in the page: LFM2's short convolutions and Falcon-H1's mamba_rms_norm. Not here yet:
-  // Nemotron-H MoE (in Chromium its greedy tokens part from transformers' at the 8th, where the logit margin is 2e-2,
-  // so not rounding) and Mamba-3 from mamba_ssm's format (wrong from the first token in Chromium); Node on the same
-  // SwiftShader matches both, with and without the fast kernels. Open bugs of issue 21.
-  it('LFM2 and Falcon-H1 (mamba_rms_norm) load in the page and give transformers\' greedy tokens', async () => {
-    for (const f of ['lfm2', 'falcon_h1_rmsnorm']) {
-      const page = await open(`/?model=/fixtures/${f}/`);
+  // Families of issue 21 in the page: LFM2's short convolutions, Falcon-H1's mamba_rms_norm, Nemotron-H's routed
+  // experts (MoE layers 'E') and Mamba-3 from mamba_ssm's checkpoint format (fixtures/mamba3/, served at /mamba3/).
+  it('LFM2, Falcon-H1 (mamba_rms_norm), Nemotron-H MoE and Mamba-3 load in the page and give their references\' greedy tokens', async () => {
+    const cases = [
+      { path: '/fixtures/lfm2/', ref: reference('lfm2') },
+      { path: '/fixtures/falcon_h1_rmsnorm/', ref: reference('falcon_h1_rmsnorm') },
+      { path: '/fixtures/nemotron_h_moe/', ref: reference('nemotron_h_moe') },
+      { path: '/mamba3/siso-rope-half/', ref: reference('siso-rope-half', mamba3Fixtures) },
+    ];
+    for (const { path, ref } of cases) {
+      const page = await open(`/?model=${path}`);
       await expectGpu(page);
-      expect(await waitForModel(page), f).toBeNull();
-      const ref = reference(f);
-      expect(await greedyTurn(page, ref.input_ids, 8), f).toEqual(ref.greedy_new_tokens.slice(0, 8));
+      expect(await waitForModel(page), path).toBeNull();
+      expect(await greedyTurn(page, ref.input_ids, 8), path).toEqual(ref.greedy_new_tokens.slice(0, 8));
       await page.close();
     }
   });

@@ -56,7 +56,7 @@ export function chatPanels(host: ChatHost): { chatCard: HTMLElement; stateCard: 
     'div',
     { class: 'sampling' },
     field('max new tokens', maxNew),
-    field('temperature', temperature, '0 = greedy (argmax on the GPU)'),
+    field('temperature', temperature, '0 = greedy (argmax on the GPU, after the repetition penalty)'),
     field('top-k', topK, '0 = off'),
     field('top-p', topP, '1 = off'),
     field('repetition penalty', repetition, '1 = off'),
