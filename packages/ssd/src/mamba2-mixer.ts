@@ -326,21 +326,25 @@ export class Mamba2Mixer implements SequenceMixer<Mamba2State> {
       });
       return;
     }
-    const z = copyColumns(rt, columns(zxbcdt, zStart, I));
     let normed: Tensor;
-    if (!gated) {
-      normed = binary(rt, z, yFlat, 'silu_mul');
-    } else if (this.config.normBeforeGate) {
-      const n = rt.empty([b, L, I], 'f32', 'mamba2.norm');
-      const k = createNormKernel({ rows: b * L, D: I, G: group }, { kind: 'rms', weightDtype: this.w['norm.weight'].dtype });
-      rt.run({ ...k, uniforms: { ...k.uniforms, eps: this.config.normEps } }, [yFlat, this.w['norm.weight'], n]);
-      normed = binary(rt, z, n, 'silu_mul');
-      n.dispose();
+    if (gated && !this.config.normBeforeGate) {
+      // z read in place from zxbcdt (no copy of its columns)
+      normed = gatedRmsNorm(rt, yFlat, zxbcdt, this.w['norm.weight'], this.config.normEps, { groupSize: group, zOffset: zStart, zStride: this.d.proj });
     } else {
-      normed = gatedRmsNorm(rt, yFlat, z, this.w['norm.weight'], this.config.normEps, { groupSize: group });
+      const z = copyColumns(rt, columns(zxbcdt, zStart, I));
+      if (!gated) {
+        normed = binary(rt, z, yFlat, 'silu_mul');
+      } else {
+        const n = rt.empty([b, L, I], 'f32', 'mamba2.norm');
+        const k = createNormKernel({ rows: b * L, D: I, G: group }, { kind: 'rms', weightDtype: this.w['norm.weight'].dtype });
+        rt.run({ ...k, uniforms: { ...k.uniforms, eps: this.config.normEps } }, [yFlat, this.w['norm.weight'], n]);
+        normed = binary(rt, z, n, 'silu_mul');
+        n.dispose();
+      }
+      z.dispose();
     }
     matmul(rt, normed, this.w['out_proj.weight'], { bias: this.w['out_proj.bias'], out });
-    for (const t of [z, normed]) t.dispose();
+    normed.dispose();
   }
 
   private prefill(x: TensorLike, state: Mamba2State, out: Tensor): void {

@@ -28,7 +28,8 @@ export interface NormAttrs {
   bias?: boolean;
 }
 
-const layout = { rows: 'u32', D: 'u32', G: 'u32', eps: 'f32' } as const satisfies UniformLayout;
+// zOff / zStride: where row m's gate starts in z (rms_gated reads z in place, e.g. Mamba-2's z columns of zxbcdt).
+const layout = { rows: 'u32', D: 'u32', G: 'u32', eps: 'f32', zOff: 'u32', zStride: 'u32' } as const satisfies UniformLayout;
 
 /**
  * Builds a norm kernel over `rows` rows of `D` features in groups of `G`.
@@ -45,13 +46,13 @@ export function createNormKernel(shape: { rows: number; D: number; G?: number },
   const hasBias = attrs.kind === 'layer' && (attrs.bias ?? true);
   const bindings = [
     { name: 'x', type: 'f32', access: 'read' }, // (M, D)
-    ...(gated ? [{ name: 'z', type: 'f32', access: 'read' } as const] : []), // (M, D)
+    ...(gated ? [{ name: 'z', type: 'f32', access: 'read' } as const] : []), // row m at zOff + m·zStride, D wide
     { name: 'w', type: wgslStorageType(wDtype), access: 'read' }, // (D)
     ...(hasBias ? [{ name: 'b', type: 'f32', access: 'read' } as const] : []), // (D)
     { name: 'y', type: 'f32', access: 'read_write' }, // (M, D)
   ] as const;
   const scale = attrs.unitOffset ? '(1.0 + loadW(c))' : 'loadW(c)';
-  const val = gated ? 'x[i] * (z[i] / (1.0 + exp(-z[i])))' : 'x[i]';
+  const val = gated ? 'x[i] * silu(z[zAt(i)])' : 'x[i]';
   const body =
     attrs.kind === 'layer'
       ? `
@@ -75,7 +76,13 @@ export function createNormKernel(shape: { rows: number; D: number; G?: number },
   }`;
   const wgsl = memoWgsl(`norm_${attrs.kind}`, `${wDtype}|${attrs.unitOffset ? 1 : 0}|${hasBias ? 1 : 0}`, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadW', 'w', wDtype)}
-${wgslRowReduce()}
+${wgslRowReduce()}${
+    gated
+      ? `
+fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+fn zAt(i: u32) -> u32 { return u.zOff + (i / u.D) * u.zStride + i % u.D; }`
+      : ''
+  }
 @compute @workgroup_size(${ROW_THREADS})
 fn main(${WGSL_BUILTINS}) {
   let groups = u.D / u.G;
@@ -93,7 +100,7 @@ fn main(${WGSL_BUILTINS}) {
     dispatch: linearDispatch(shape.rows * (shape.D / G)),
     bindings,
     uniformLayout: layout,
-    uniforms: { rows: shape.rows, D: shape.D, G, eps: 0 },
+    uniforms: { rows: shape.rows, D: shape.D, G, eps: 0, zOff: 0, zStride: shape.D },
   };
 }
 
@@ -122,9 +129,12 @@ export function rmsNorm(runtime: Runtime, x: TensorLike, weight: TensorLike, eps
 
 /**
  * Gated RMSNorm (Mamba-2): h = x · silu(z), normalised over groups of `groupSize` features.
+ * z is (M, D), or with `zOffset` / `zStride` a D-wide column block of a wider tensor (row m's
+ * gate at zOffset + m·zStride), read in place.
  * @example
  * ```ts
  * const y = gatedRmsNorm(rt, y, z, mixer.norm.weight, 1e-5);
+ * const y2 = gatedRmsNorm(rt, y, zxbcdt, mixer.norm.weight, 1e-5, { zOffset: 0, zStride: proj }); // z = zxbcdt[..., 0:D]
  * ```
  */
 export function gatedRmsNorm(
@@ -133,13 +143,20 @@ export function gatedRmsNorm(
   z: TensorLike,
   weight: TensorLike,
   eps: number,
-  options: { groupSize?: number; out?: Tensor } = {},
+  options: { groupSize?: number; out?: Tensor; zOffset?: number; zStride?: number } = {},
 ): Tensor {
   const { D, rows, G } = checkNormArgs('gatedRmsNorm', x, weight, options.groupSize);
-  if (z.size !== x.size) throw new StatespaceError('SHAPE_MISMATCH', `gatedRmsNorm: z has shape [${z.shape.join(',')}], expected [${x.shape.join(',')}]`);
+  const zOff = options.zOffset ?? 0;
+  const zStride = options.zStride ?? D;
+  if (!Number.isInteger(zOff) || zOff < 0 || !Number.isInteger(zStride) || zStride < D) {
+    throw new StatespaceError('INVALID_ARGUMENT', `gatedRmsNorm: zOffset must be an integer >= 0 and zStride an integer >= D=${D}, got ${zOff} and ${zStride}`);
+  }
+  if (options.zStride === undefined && options.zOffset === undefined ? z.size !== x.size : zOff + (rows - 1) * zStride + D > z.size) {
+    throw new StatespaceError('SHAPE_MISMATCH', `gatedRmsNorm: z has shape [${z.shape.join(',')}], too small for ${rows} rows of ${D} at offset ${zOff}, stride ${zStride} (x [${x.shape.join(',')}])`);
+  }
   const y = options.out ?? runtime.empty(x.shape, 'f32', 'gatedRmsNorm.y');
   const k = createNormKernel({ rows, D, G }, { kind: 'rms_gated', weightDtype: weight.dtype });
-  runtime.run({ ...k, uniforms: { ...k.uniforms, eps } }, [x, z, weight, y]);
+  runtime.run({ ...k, uniforms: { ...k.uniforms, eps, zOff, zStride } }, [x, z, weight, y]);
   return y;
 }
 

@@ -100,6 +100,20 @@ describe('norms', () => {
       expect(relError(await rt.read(y), normReference('rms_gated', x, w, D, 1e-5, { z, G }))).toBeLessThan(1e-5);
     });
   }
+  it('gatedRmsNorm reads z in place from a wider tensor (zOffset, zStride), around NaN columns', async () => {
+    const [M, D, G, off, stride] = [5, 96, 32, 7, 96 + 13];
+    const x = randn(M * D, 20);
+    const wide = new Float32Array(off + (M - 1) * stride + D + 3).fill(Number.NaN); // every column outside z is NaN
+    const z = randn(M * D, 21);
+    for (let m = 0; m < M; m++) wide.set(z.subarray(m * D, (m + 1) * D), off + m * stride);
+    const w = randn(D, 22);
+    const zt = rt.upload(wide, [wide.length]);
+    const y = gatedRmsNorm(rt, rt.upload(x, [M, D]), zt, rt.upload(w, [D]), 1e-5, { groupSize: G, zOffset: off, zStride: stride });
+    expect(relError(await rt.read(y), normReference('rms_gated', x, w, D, 1e-5, { z, G }))).toBeLessThan(1e-5);
+    // A block that runs past the end of z, or a stride narrower than a row, is refused with a code.
+    expect(() => gatedRmsNorm(rt, rt.upload(x, [M, D]), zt, rt.upload(w, [D]), 1e-5, { zOffset: off + 4, zStride: stride })).toThrow(expect.objectContaining({ code: 'SHAPE_MISMATCH' }));
+    expect(() => gatedRmsNorm(rt, rt.upload(x, [M, D]), zt, rt.upload(w, [D]), 1e-5, { zOffset: 0, zStride: D - 1 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
 });
 
 describe('elementwise', () => {
