@@ -44,11 +44,15 @@ for name in wanted:
         ids = torch.randint(0, VOCAB, (1, L), generator=g).to(dev)
         try:
             with torch.no_grad():
-                model(ids[:, :64]); torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
-                t0 = time.perf_counter(); model(ids, logits_to_keep=1); torch.cuda.synchronize()
-                r['prefillTokS'][L] = L / (time.perf_counter() - t0)
-                r['prefillPeakBytes'][L] = torch.cuda.max_memory_allocated() - base
+                # a warm-up run at the measured length, then the median of 3 (as bench/src/run.ts does)
+                model(ids, logits_to_keep=1); torch.cuda.synchronize()
+                times = []
+                for i in range(3):
+                    torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
+                    t0 = time.perf_counter(); model(ids, logits_to_keep=1); torch.cuda.synchronize()
+                    times.append(time.perf_counter() - t0)
+                    if i == 0: r['prefillPeakBytes'][L] = torch.cuda.max_memory_allocated() - base
+                r['prefillTokS'][L] = L / sorted(times)[1]
         except torch.OutOfMemoryError as e:
             r['prefillTokS'][L] = None; r['prefillPeakBytes'][L] = None
             torch.cuda.empty_cache()
