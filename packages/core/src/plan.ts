@@ -18,9 +18,8 @@ export type PlanCommand =
       readonly kind: 'dispatch';
       readonly name: string;
       readonly pipeline: GPUComputePipeline;
+      /** Its buffers, and its uniform block at a fixed offset of the plan's uniform buffer (no dynamic offset: cheaper to record). */
       readonly bindGroup: GPUBindGroup;
-      /** The dynamic offset of this dispatch's uniform block in the plan's uniform buffer (typed: Dawn's bindings take it without walking a JS array, ~1 us per dispatch). */
-      readonly offsets: Uint32Array;
       readonly x: number;
       readonly y: number;
       readonly z: number;
