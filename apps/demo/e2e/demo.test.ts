@@ -1,15 +1,17 @@
 /**
  * End to end in headless Chromium on WebGPU: builds the demo with Vite, serves
- * it (plus the tiny transformers fixtures at /fixtures/ and the Mamba-3 ones at
- * /mamba3/), loads a fixture model through the page, generates 16 greedy tokens
- * by driving the UI and checks them against transformers' own `greedy_new_tokens`. Fails (never skips) when
- * Chromium or WebGPU is missing. Screenshots go to apps/demo/test-results/.
+ * it (plus the tiny transformers fixtures at /fixtures/, the Mamba-3 ones at
+ * /mamba3/ and the S4D ones at /s4d/), loads a fixture model through the page, generates 16 greedy tokens
+ * by driving the UI and checks them against transformers' own `greedy_new_tokens`; runs an S4D stack on the
+ * page's device against state-spaces/s4's outputs (the test page e2e/s4d-parity.html, built here only). Fails
+ * (never skips) when Chromium or WebGPU is missing. Screenshots go to apps/demo/test-results/.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openSafetensors } from '@statespace/checkpoint';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { type PreviewServer, build, preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +20,7 @@ import { serveFolders } from '../serve-folder';
 const demoRoot = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = fileURLToPath(new URL('../../../fixtures/hf-tiny/', import.meta.url));
 const mamba3Fixtures = fileURLToPath(new URL('../../../fixtures/mamba3/', import.meta.url));
+const s4dFixtures = fileURLToPath(new URL('../../../fixtures/s4d/', import.meta.url));
 const results = join(demoRoot, 'test-results');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -47,8 +50,11 @@ beforeAll(async () => {
     const fixtureMount = serveFolders([
       { prefix: '/fixtures/', dir: fixtures },
       { prefix: '/mamba3/', dir: mamba3Fixtures },
+      { prefix: '/s4d/', dir: s4dFixtures },
     ]);
-    await build({ root: demoRoot, configFile: join(demoRoot, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true, sourcemap: false } });
+    // The demo plus the S4D test page (the shipped build, vite.config.ts's, has index.html alone).
+    const input = { index: join(demoRoot, 'index.html'), s4dParity: join(demoRoot, 'e2e/s4d-parity.html') };
+    await build({ root: demoRoot, configFile: join(demoRoot, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true, sourcemap: false, rollupOptions: { input } } });
     server = await preview({
       root: demoRoot,
       configFile: join(demoRoot, 'vite.config.ts'),
@@ -73,6 +79,23 @@ afterAll(async () => {
   await server?.close();
   if (outDir) rmSync(outDir, { recursive: true, force: true });
 });
+
+/** Largest error of a row of H outputs, over the row's largest value when that is < 1 (absolute otherwise): as packages/s4d's parity test. */
+function worstRowError(actual: ArrayLike<number>, expected: ArrayLike<number>, H: number): number {
+  expect(actual.length).toBe(expected.length);
+  let worst = 0;
+  for (let r = 0; r < expected.length / H; r++) {
+    let max = 0;
+    let err = 0;
+    for (let j = r * H; j < (r + 1) * H; j++) {
+      max = Math.max(max, Math.abs(expected[j]));
+      const d = Math.abs(actual[j] - expected[j]);
+      err = Math.max(err, Number.isNaN(d) ? Infinity : d);
+    }
+    worst = Math.max(worst, err / Math.min(1, Math.max(max, 1e-30)));
+  }
+  return worst;
+}
 
 async function newPage(init?: () => void): Promise<Page> {
   if (setupError) throw setupError;
@@ -187,7 +210,7 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     const contexts = process.env.STATESPACE_E2E_FULL ? [8, 24, 64] : [6, 12, 48];
     await page.getByTestId('bench-contexts').fill(contexts.join(', '));
     await page.getByTestId('bench-steps').fill('1');
-    const mixes = process.env.STATESPACE_E2E_FULL ? ['mamba2', '1:7', '1:3', 'attention'] : ['1:7'];
+    const mixes = process.env.STATESPACE_E2E_FULL ? ['mamba2', '1:7', '1:3', 'attention', 's4d', 's4d-1:7'] : ['1:7'];
     for (const box of await page.locator('#playground-card input[type=checkbox]').all()) await box.setChecked(mixes.includes(await box.inputValue()));
     await page.getByTestId('bench-run').click();
     await page.waitForFunction(() => document.querySelector('[data-testid=bench-status]')?.getAttribute('data-done') === 'true', null, { timeout: 120_000 });
@@ -204,12 +227,14 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     const chartBox = page.getByTestId('bench-chart');
     expect([Number(await chartBox.getAttribute('data-x-min')), Number(await chartBox.getAttribute('data-x-max'))]).toEqual([contexts[0], contexts.at(-1)]);
     expect(await page.getByTestId('bench-status').innerText()).toContain('median of the timed steps');
-    const patterns = { mamba2: 'MMMMMMMM', '1:7': 'MMMMAMMM', '1:3': 'MMAMMMAM', attention: 'AAAAAAAA' } as Record<string, string>;
+    const patterns = { mamba2: 'MMMMMMMM', '1:7': 'MMMMAMMM', '1:3': 'MMAMMMAM', attention: 'AAAAAAAA', s4d: 'LLLLLLLL', 's4d-1:7': 'LLLLALLL' } as Record<string, string>;
     expect(rows.map((r) => r[1])).toEqual(mixes.map((m) => patterns[m]));
     for (const row of rows) for (let i = 0; i < contexts.length; i++) expect(Number(row[2 + i])).toBeGreaterThan(0);
     // The 1:7 mix holds both kinds of state: 7 Mamba-2 layers (2 heads x 64 x state 16, conv 160 x 3) and one
     // 256-token page of K and V (1 head x 64), all f32: 57344 + 13440 B and 131072 B.
     expect(rows[mixes.indexOf('1:7')].at(-1)).toBe('69.1 KiB SSM+conv · 128 KiB KV');
+    // Pure S4D: 8 layers of 64 channels x 8 complex modes (d_state 16) in f32, no conv window, no KV cache.
+    if (mixes.includes('s4d')) expect(rows[mixes.indexOf('s4d')].at(-1)).toBe('32.0 KiB SSM+conv · 0 B KV');
     // uPlot draws one series per mix plus the x series.
     expect(await page.locator('[data-testid=bench-chart] .u-legend .u-series').count()).toBe(mixes.length + 1);
     await page.screenshot({ path: join(results, 'demo-playground.png'), fullPage: true });
@@ -244,6 +269,49 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
       expect(await greedyTurn(page, ref.input_ids, 8), path).toEqual(ref.greedy_new_tokens.slice(0, 8));
       await page.close();
     }
+  });
+
+  // S4D (issue 21) has no Hugging Face checkpoint to chat with: its reference is state-spaces/s4's PyTorch layer
+  // (fixtures/s4d/s4d_lin: 2 layers, H 24, d_state 64, S4D-Lin, batch 2 x 37 tokens), run here on the page's WebGPU
+  // device by the test page e2e/s4d-parity.html (built for this test only).
+  it('S4D on the page\'s WebGPU device matches state-spaces/s4: convolution-mode prefill (one pass and chunked), and decode token by token from a prefilled state', async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/e2e/s4d-parity.html`);
+    await page.waitForFunction(() => window.__s4dParity && window.__s4dParity.status !== 'starting', null, { timeout: 30_000 });
+    expect(await page.evaluate(() => window.__s4dParity.error ?? window.__s4dParity.status)).toBe('ready');
+    const ref = await openSafetensors(join(s4dFixtures, 's4d_lin.safetensors'));
+    const H = 24;
+    const L = 37;
+    const want = { layers: [await ref.readFloat32('layers.0.output'), await ref.readFloat32('layers.1.output')], output: await ref.readFloat32('output') };
+    await ref.close();
+    /** Rows t0..t1 of (2, L, H). */
+    const rows = (x: ArrayLike<number>, t0: number, t1: number) => [0, 1].flatMap((b) => Array.from(x).slice((b * L + t0) * H, (b * L + t1) * H));
+
+    // One convolution-mode call of all 37 tokens per layer.
+    const prefill = await page.evaluate((n) => window.__s4dParity.run('/s4d/s4d_lin.safetensors', [[0, n]]), L);
+    expect(prefill.adapterName).toBeTruthy();
+    expect([prefill.B, prefill.L, prefill.H]).toEqual([2, L, H]);
+    for (const i of [0, 1]) expect(worstRowError(prefill.layers[i], want.layers[i], H), `prefill layer ${i}`).toBeLessThan(1e-4);
+    expect(worstRowError(prefill.output, want.output, H), 'prefill stack').toBeLessThan(1e-4);
+    // The path of prompts longer than a chunk (256 tokens by default): chunks of 16 here, 37 tokens in 3.
+    const chunked = await page.evaluate((n) => window.__s4dParity.run('/s4d/s4d_lin.safetensors', [[0, n]], { prefillChunk: 16 }), L);
+    for (const i of [0, 1]) expect(worstRowError(chunked.layers[i], want.layers[i], H), `chunked prefill layer ${i}`).toBeLessThan(1e-4);
+
+    // As a chat runs it: 3 decode steps from the empty state, a prompt of 26 tokens by convolution from that state,
+    // then 8 decode steps (the recurrence) from the state the convolution left.
+    const segments: Array<[number, number]> = [[0, 1], [1, 2], [2, 3], [3, 29]];
+    for (let t = 29; t < L; t++) segments.push([t, t + 1]);
+    const decode = await page.evaluate((s) => window.__s4dParity.run('/s4d/s4d_lin.safetensors', s), segments);
+    for (const [t0, t1] of segments) {
+      for (const i of [0, 1]) {
+        const got = rows(decode.layers[i], t0, t1);
+        expect(worstRowError(got, rows(want.layers[i], t0, t1), H), `tokens ${t0}..${t1} layer ${i} against torch`).toBeLessThan(1e-4);
+        expect(worstRowError(got, rows(prefill.layers[i], t0, t1), H), `tokens ${t0}..${t1} layer ${i} against the one-pass convolution`).toBeLessThan(2e-5);
+      }
+      expect(worstRowError(rows(decode.output, t0, t1), rows(want.output, t0, t1), H), `tokens ${t0}..${t1} stack`).toBeLessThan(1e-4);
+    }
+    expect(failedRequests.get(page)).toEqual([]);
+    await page.close();
   });
 
   it('keeps loading off while WebGPU is checked, and a load asked for then waits for the check', async () => {

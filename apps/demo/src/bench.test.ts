@@ -4,8 +4,9 @@ import { type BenchPoint, type BenchRow, DEFAULT_STEPS, RATIOS, SIZES, benchVerd
 
 describe('hybrid ratio benchmark', () => {
   it('gives each mix its layer pattern', () => {
-    expect(RATIOS.map((r) => patternOfChoice(SIZES[0], r))).toEqual(['MMMMMMMM', 'MMMMAMMM', 'MMAMMMAM', 'AAAAAAAA']);
+    expect(RATIOS.map((r) => patternOfChoice(SIZES[0], r))).toEqual(['MMMMMMMM', 'MMMMAMMM', 'MMAMMMAM', 'AAAAAAAA', 'LLLLLLLL', 'LLLLALLL']);
     expect(patternOfChoice(SIZES[2], RATIOS[1])).toBe('MMMMAMMMMMMM');
+    expect(patternOfChoice(SIZES[2], RATIOS[5])).toBe('LLLLALLLLLLL');
     // 64-wide heads: every size must split into whole heads.
     for (const size of SIZES) expect([(2 * size.hiddenSize) % 64, size.hiddenSize % 64]).toEqual([0, 0]);
   });
@@ -36,6 +37,18 @@ describe('hybrid ratio benchmark', () => {
     await benchmarkDecode(rt, composition, [4], { steps: 1 });
     expect(rt.memory().liveBytes).toBe(afterFirst);
     expect(afterFirst - live).toBeLessThan(1 << 20);
+  });
+
+  it('runs the S4D mixes: 1:7 (attention:S4D) holds 7 complex S4D states and one KV page, no conv window', async () => {
+    const rt = await getTestRuntime();
+    const ratio = RATIOS.find((r) => r.id === 's4d-1:7')!;
+    const points = await benchmarkDecode(rt, compositionOf(SIZES[0], ratio), [4, 9], { steps: 2 });
+    expect(points.map((p) => p.context)).toEqual([4, 9]);
+    // LLLLALLL at d=64, d_state 16: 7 S4D layers of 64 channels x 8 complex modes (2 f32 each).
+    for (const p of points) {
+      expect(p.msPerToken).toBeGreaterThan(0);
+      expect(p.stateBytes).toEqual({ ssm: 7 * 64 * 8 * 2 * 4, conv: 0, kv: 2 * 256 * 64 * 4 });
+    }
   });
 
   it('times more than a handful of steps by default', () => {

@@ -1,7 +1,8 @@
 /**
- * The hybrid-ratio benchmark: one model size, four layer mixes (pure Mamba-2,
- * 1 attention : 7 Mamba-2, 1:3, pure attention) with seeded random weights,
- * decode time per token measured at a few context lengths on this GPU.
+ * The hybrid-ratio benchmark: one model size, six layer mixes (pure Mamba-2,
+ * 1 attention : 7 Mamba-2, 1:3, pure attention, pure S4D, 1 attention : 7 S4D)
+ * with seeded random weights, decode time per token measured at a few context
+ * lengths on this GPU.
  */
 import type { Runtime } from '@statespace/core';
 import { type HybridComposition, Session, composeModel, patternFromRatio } from '@statespace/hybrid';
@@ -11,6 +12,8 @@ export interface RatioChoice {
   id: string;
   label: string;
   ratio: { attention: number; ssm: number };
+  /** The SSM layers, as composeModel's pattern letter: `M` Mamba-2 (default) or `L` S4D. */
+  ssm?: 'M' | 'L';
 }
 
 /** The mixes the playground offers. */
@@ -19,6 +22,8 @@ export const RATIOS: readonly RatioChoice[] = [
   { id: '1:7', label: '1:7 (attention:Mamba-2)', ratio: { attention: 1, ssm: 7 } },
   { id: '1:3', label: '1:3', ratio: { attention: 1, ssm: 3 } },
   { id: 'attention', label: 'pure attention', ratio: { attention: 1, ssm: 0 } },
+  { id: 's4d', label: 'pure S4D', ratio: { attention: 0, ssm: 1 }, ssm: 'L' },
+  { id: 's4d-1:7', label: '1:7 (attention:S4D)', ratio: { attention: 1, ssm: 7 }, ssm: 'L' },
 ];
 
 /** A model size of the playground. */
@@ -39,22 +44,25 @@ export const SIZES: readonly SizeChoice[] = [
   { id: 'large', label: 'large: d=1536, 24 layers', hiddenSize: 1536, layers: 24, vocabSize: 32768, stateSize: 128 },
 ];
 
-/** The composition of a size and a mix: Mamba-2 with 64-wide heads (expand 2), attention with 64-wide heads, no MLP. */
+/**
+ * The composition of a size and a mix: Mamba-2 with 64-wide heads (expand 2), S4D (S4D-Lin, causal) with the
+ * size's state size as d_state, attention with 64-wide heads, no MLP.
+ */
 export function compositionOf(size: SizeChoice, ratio: RatioChoice): HybridComposition {
   const D = size.hiddenSize;
   return {
-    ratio: ratio.ratio,
-    layers: size.layers,
+    pattern: patternOfChoice(size, ratio),
     hiddenSize: D,
     vocabSize: size.vocabSize,
     mamba2: { numHeads: (2 * D) / 64, headDim: 64, stateSize: size.stateSize },
+    s4d: { stateSize: size.stateSize },
     attention: { numHeads: D / 64 },
   };
 }
 
-/** The layer pattern a size and a mix give, e.g. `MMMMAMMM`. */
+/** The layer pattern a size and a mix give, e.g. `MMMMAMMM` or `LLLLALLL`. */
 export function patternOfChoice(size: SizeChoice, ratio: RatioChoice): string {
-  return patternFromRatio(ratio.ratio, size.layers);
+  return patternFromRatio(ratio.ratio, size.layers, ratio.ssm ?? 'M');
 }
 
 /** One measured point. */

@@ -145,7 +145,7 @@ export function playgroundPanel(host: PlaygroundHost): { card: HTMLElement; adap
     'section',
     { class: 'card wide', id: 'playground-card' },
     h('h2', {}, 'Hybrid ratio playground'),
-    h('p', { class: 'small muted' }, 'Same size, four layer mixes with random weights (composeModel). Measures decode time per token at a few context lengths on your GPU.'),
+    h('p', { class: 'small muted' }, 'Same size, six layer mixes of Mamba-2, S4D and attention with random weights (composeModel). Measures decode time per token at a few context lengths on your GPU.'),
     h(
       'div',
       { class: 'row wrap' },
