@@ -4,6 +4,7 @@
  * turns (batch, seqlen, d_model) activations into the same shape, carrying a
  * state between calls (an SSM's fixed-size state, an attention layer's KV cache).
  */
+import { type DType, isFloatWeightDType } from './dtype.js';
 import { StatespaceError } from './errors.js';
 import type { Tensor } from './tensor.js';
 import type { PendingNorm } from './ops/norm-gemv.js';
@@ -66,6 +67,29 @@ export interface WeightSpec {
 
 /** Weights handed to a layer, keyed by names relative to the layer's prefix (e.g. `in_proj.weight`). */
 export type LayerWeights = Readonly<Record<string, Tensor>>;
+
+/**
+ * Checks a layer's weights against its specs: each present (MISSING_WEIGHT), of the spec's shape
+ * (SHAPE_MISMATCH), and of the spec's dtype where it names one, else of a dtype `accepts` takes
+ * (DTYPE_MISMATCH; default: a float weight type, q8 included).
+ *
+ * @example
+ * ```ts
+ * checkLayerWeights('S4DMixer', S4DMixer.expectedWeights(config), weights, (d) => d === 'f32' || d === 'f16' || d === 'bf16');
+ * ```
+ */
+export function checkLayerWeights(op: string, specs: readonly WeightSpec[], weights: LayerWeights, accepts: (dtype: DType) => boolean = isFloatWeightDType): void {
+  for (const spec of specs) {
+    const w = weights[spec.name];
+    if (!w) throw new StatespaceError('MISSING_WEIGHT', `${op}: weight ${spec.name} [${spec.shape.join(',')}] is missing`);
+    if (w.shape.length !== spec.shape.length || w.shape.some((d, i) => d !== spec.shape[i])) {
+      throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${spec.name} has shape [${w.shape.join(',')}], expected [${spec.shape.join(',')}]`);
+    }
+    if (spec.dtype ? w.dtype !== spec.dtype : !accepts(w.dtype)) {
+      throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${spec.name} is ${w.dtype}, expected ${spec.dtype ?? 'a float weight type'}`);
+    }
+  }
+}
 
 /**
  * A sequence mixer: Mamba-1, Mamba-2 (SSD), attention, Gated DeltaNet, ...

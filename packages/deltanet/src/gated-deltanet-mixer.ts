@@ -17,7 +17,8 @@ import {
   type Tensor,
   type WeightSpec,
   StatespaceError,
-  isFloatWeightDType,
+  checkLayerWeights,
+  checkMixerInput,
   assertArg,
   matmul,
   RecurrentState,
@@ -96,15 +97,7 @@ export class GatedDeltaNetMixer implements SequenceMixer<GatedDeltaNetState> {
     assertArg(Number.isInteger(k) && k >= 2, op, `convKernel=${k} must be an integer ≥ 2`);
     const chunk = config.chunkSize ?? 64;
     assertArg(Number.isInteger(chunk) && chunk >= 1 && chunk <= 64, op, `chunkSize=${chunk} must be an integer in 1..64`);
-    for (const spec of GatedDeltaNetMixer.expectedWeights(config)) {
-      const w = weights[spec.name];
-      if (!w) throw new StatespaceError('MISSING_WEIGHT', `${op}: weight ${spec.name} [${spec.shape.join(',')}] is missing`);
-      const same = w.shape.length === spec.shape.length && w.shape.every((d, i) => d === spec.shape[i]);
-      if (!same) throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${spec.name} has shape [${w.shape.join(',')}], expected [${spec.shape.join(',')}]`);
-      if (!isFloatWeightDType(w.dtype)) {
-        throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${spec.name} is ${w.dtype}, expected a float type`);
-      }
-    }
+    checkLayerWeights(op, GatedDeltaNetMixer.expectedWeights(config), weights);
     this.runtime = runtime;
     this.config = config;
     this.weights = weights;
@@ -168,12 +161,7 @@ export class GatedDeltaNetMixer implements SequenceMixer<GatedDeltaNetState> {
     const op = 'GatedDeltaNetMixer.forward';
     const rt = this.runtime;
     const { hiddenSize: D, numValueHeads: Hv, headVDim: dv, normEps } = this.config;
-    if (x.shape.length !== 3 || x.shape[2] !== D) {
-      throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape [${x.shape.join(',')}], expected [batch, seqlen, hidden=${D}]`);
-    }
-    if (x.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: x must be f32, got ${x.dtype}`);
-    const [B, L] = x.shape;
-    if (state.batch !== B) throw new StatespaceError('SHAPE_MISMATCH', `${op}: state holds batch ${state.batch}, x has batch ${B}`);
+    const [B, L] = checkMixerInput(op, x, D, state.batch);
     const w = this.weights;
     const qkvz = matmul(rt, x, w['in_proj_qkvz.weight']);
     const ba = matmul(rt, x, w['in_proj_ba.weight']);

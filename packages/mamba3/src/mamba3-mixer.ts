@@ -20,7 +20,7 @@ import {
   type Tensor,
   type WeightSpec,
   RecurrentState,
-  StatespaceError,
+  checkLayerWeights,
   checkMixerInput,
   assertArg,
   matmul,
@@ -69,15 +69,7 @@ export class Mamba3Mixer implements SequenceMixer<Mamba3State> {
     this.d = mamba3Dims(config);
     const T = config.tokensPerDispatch;
     assertArg(T === undefined || (Number.isInteger(T) && T >= 1), op, `tokensPerDispatch=${T} must be a positive integer`);
-    for (const spec of Mamba3Mixer.expectedWeights(config)) {
-      const t = weights[spec.name];
-      if (!t) throw new StatespaceError('MISSING_WEIGHT', `${op}: weight ${spec.name} [${spec.shape.join(',')}] is missing`);
-      if (t.shape.length !== spec.shape.length || t.shape.some((v, i) => v !== spec.shape[i])) {
-        throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${spec.name} has shape [${t.shape.join(',')}], expected [${spec.shape.join(',')}]`);
-      }
-      const ok = spec.dtype === 'f32' ? t.dtype === 'f32' : t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16' || t.dtype === 'q8';
-      if (!ok) throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${spec.name} is ${t.dtype}, expected ${spec.dtype ?? 'a float type'}`);
-    }
+    checkLayerWeights(op, Mamba3Mixer.expectedWeights(config), weights);
     this.runtime = runtime;
     this.config = config;
     this.w = weights;

@@ -26,6 +26,7 @@ import {
   type WeightSpec,
   RecurrentState,
   StatespaceError,
+  checkLayerWeights,
   checkMixerInput,
   assertArg,
   matmul,
@@ -96,14 +97,7 @@ export class S4DMixer implements SequenceMixer<S4DState> {
     assertArg(config.prefill === undefined || config.prefill === 'conv' || config.prefill === 'recurrent', op, `prefill must be 'conv' or 'recurrent', got ${config.prefill}`);
     const Q = config.prefillChunk;
     assertArg(Q === undefined || (Number.isInteger(Q) && Q >= 16 && Q % 16 === 0), op, `prefillChunk=${Q} must be a positive multiple of 16`);
-    for (const spec of S4DMixer.expectedWeights(config)) {
-      const w = weights[spec.name];
-      if (!w) throw new StatespaceError('MISSING_WEIGHT', `${op}: weight ${spec.name} [${spec.shape.join(',')}] is missing`);
-      const same = w.shape.length === spec.shape.length && w.shape.every((d, i) => d === spec.shape[i]);
-      if (!same) throw new StatespaceError('SHAPE_MISMATCH', `${op}: ${spec.name} has shape [${w.shape.join(',')}], expected [${spec.shape.join(',')}]`);
-      const float = spec.dtype === 'f32' ? w.dtype === 'f32' : w.dtype === 'f32' || w.dtype === 'f16' || w.dtype === 'bf16';
-      if (!float) throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${spec.name} is ${w.dtype}, expected ${spec.dtype ?? 'a float type'}`);
-    }
+    checkLayerWeights(op, S4DMixer.expectedWeights(config), weights, (d) => d === 'f32' || d === 'f16' || d === 'bf16');
     this.runtime = runtime;
     this.config = config;
     this.params = { logDt: weights['kernel.log_dt'], logAReal: weights['kernel.log_A_real'], AImag: weights['kernel.A_imag'], C: weights['kernel.C'] };
