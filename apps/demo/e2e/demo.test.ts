@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSafetensors } from '@statespace/checkpoint';
+import { worstRowError } from '@statespace/core/testing';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { type PreviewServer, build, preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,23 +80,6 @@ afterAll(async () => {
   await server?.close();
   if (outDir) rmSync(outDir, { recursive: true, force: true });
 });
-
-/** Largest error of a row of H outputs, over the row's largest value when that is < 1 (absolute otherwise): as packages/s4d's parity test. */
-function worstRowError(actual: ArrayLike<number>, expected: ArrayLike<number>, H: number): number {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let r = 0; r < expected.length / H; r++) {
-    let max = 0;
-    let err = 0;
-    for (let j = r * H; j < (r + 1) * H; j++) {
-      max = Math.max(max, Math.abs(expected[j]));
-      const d = Math.abs(actual[j] - expected[j]);
-      err = Math.max(err, Number.isNaN(d) ? Infinity : d);
-    }
-    worst = Math.max(worst, err / Math.min(1, Math.max(max, 1e-30)));
-  }
-  return worst;
-}
 
 async function newPage(init?: () => void): Promise<Page> {
   if (setupError) throw setupError;
@@ -286,16 +270,18 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     await ref.close();
     /** Rows t0..t1 of (2, L, H). */
     const rows = (x: ArrayLike<number>, t0: number, t1: number) => [0, 1].flatMap((b) => Array.from(x).slice((b * L + t0) * H, (b * L + t1) * H));
+    /** Worst error of a token's H outputs, relative below 1 and absolute above (as packages/s4d's parity test). */
+    const rowError = (actual: ArrayLike<number>, expected: ArrayLike<number>) => worstRowError(actual, expected, expected.length / H, H, { absoluteAbove: 1 });
 
     // One convolution-mode call of all 37 tokens per layer.
     const prefill = await page.evaluate((n) => window.__s4dParity.run('/s4d/s4d_lin.safetensors', [[0, n]]), L);
     expect(prefill.adapterName).toBeTruthy();
     expect([prefill.B, prefill.L, prefill.H]).toEqual([2, L, H]);
-    for (const i of [0, 1]) expect(worstRowError(prefill.layers[i], want.layers[i], H), `prefill layer ${i}`).toBeLessThan(1e-4);
-    expect(worstRowError(prefill.output, want.output, H), 'prefill stack').toBeLessThan(1e-4);
+    for (const i of [0, 1]) expect(rowError(prefill.layers[i], want.layers[i]), `prefill layer ${i}`).toBeLessThan(1e-4);
+    expect(rowError(prefill.output, want.output), 'prefill stack').toBeLessThan(1e-4);
     // The path of prompts longer than a chunk (256 tokens by default): chunks of 16 here, 37 tokens in 3.
     const chunked = await page.evaluate((n) => window.__s4dParity.run('/s4d/s4d_lin.safetensors', [[0, n]], { prefillChunk: 16 }), L);
-    for (const i of [0, 1]) expect(worstRowError(chunked.layers[i], want.layers[i], H), `chunked prefill layer ${i}`).toBeLessThan(1e-4);
+    for (const i of [0, 1]) expect(rowError(chunked.layers[i], want.layers[i]), `chunked prefill layer ${i}`).toBeLessThan(1e-4);
 
     // As a chat runs it: 3 decode steps from the empty state, a prompt of 26 tokens by convolution from that state,
     // then 8 decode steps (the recurrence) from the state the convolution left.
@@ -305,10 +291,10 @@ describe('statespace demo in headless Chromium (WebGPU)', () => {
     for (const [t0, t1] of segments) {
       for (const i of [0, 1]) {
         const got = rows(decode.layers[i], t0, t1);
-        expect(worstRowError(got, rows(want.layers[i], t0, t1), H), `tokens ${t0}..${t1} layer ${i} against torch`).toBeLessThan(1e-4);
-        expect(worstRowError(got, rows(prefill.layers[i], t0, t1), H), `tokens ${t0}..${t1} layer ${i} against the one-pass convolution`).toBeLessThan(2e-5);
+        expect(rowError(got, rows(want.layers[i], t0, t1)), `tokens ${t0}..${t1} layer ${i} against torch`).toBeLessThan(1e-4);
+        expect(rowError(got, rows(prefill.layers[i], t0, t1)), `tokens ${t0}..${t1} layer ${i} against the one-pass convolution`).toBeLessThan(2e-5);
       }
-      expect(worstRowError(rows(decode.output, t0, t1), rows(want.output, t0, t1), H), `tokens ${t0}..${t1} stack`).toBeLessThan(1e-4);
+      expect(rowError(rows(decode.output, t0, t1), rows(want.output, t0, t1)), `tokens ${t0}..${t1} stack`).toBeLessThan(1e-4);
     }
     expect(failedRequests.get(page)).toEqual([]);
     await page.close();

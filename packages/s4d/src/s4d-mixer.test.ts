@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Runtime, StatespaceError, type Tensor } from '@statespace/core';
-import { getTestRuntime, randn, relError } from '@statespace/core/testing';
+import { getTestRuntime, randn, relError, worstRowError } from '@statespace/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { s4dInitWeights } from './s4d-init.js';
 import { type S4DConfig, S4DMixer } from './s4d-mixer.js';
@@ -27,6 +27,9 @@ function hostOf(config: S4DConfig, v: Record<string, Float32Array>) {
 }
 
 /** Rows t0..t1 of x (B, L, H). */
+/** Worst error of a token's H outputs: relative when the token's largest value is below 1, absolute otherwise. */
+const rowError = (actual: ArrayLike<number>, expected: ArrayLike<number>, H: number) => worstRowError(actual, expected, expected.length / H, H, { absoluteAbove: 1 });
+
 function rows(x: Float32Array, B: number, L: number, H: number, t0: number, t1: number): Float32Array {
   const out = new Float32Array(B * (t1 - t0) * H);
   for (let b = 0; b < B; b++) out.set(x.subarray((b * L + t0) * H, (b * L + t1) * H), b * (t1 - t0) * H);
@@ -154,22 +157,6 @@ function readSafetensors(path: string): { tensors: Record<string, { shape: numbe
   return { tensors, metadata: header.__metadata__ as Record<string, string> };
 }
 
-/** Largest error of a row of H outputs, over 1e-4 of the row's largest value when that is < 1 (absolute otherwise). */
-function worstRowError(actual: Float32Array, expected: Float32Array, H: number): number {
-  let worst = 0;
-  for (let r = 0; r < expected.length / H; r++) {
-    let max = 0;
-    let err = 0;
-    for (let j = r * H; j < (r + 1) * H; j++) {
-      max = Math.max(max, Math.abs(expected[j]));
-      const d = Math.abs(actual[j] - expected[j]);
-      err = Math.max(err, Number.isNaN(d) ? Infinity : d);
-    }
-    worst = Math.max(worst, err / Math.min(1, Math.max(max, 1e-30)));
-  }
-  return worst;
-}
-
 describe('parity with the PyTorch S4D (fixtures/s4d)', () => {
   for (const name of ['s4d_lin', 's4d_inv', 's4d_bidirectional']) {
     it(`${name}: kernels and the 2-layer stack, convolution (one pass and chunked) and recurrent modes, within 1e-4`, async () => {
@@ -216,12 +203,12 @@ describe('parity with the PyTorch S4D (fixtures/s4d)', () => {
             y = mixer.forward(h, state);
           }
           const got = await rt.readFloat(y);
-          expect(worstRowError(got, tensors[`layers.${i}.output`].data, H), `${mode} layer ${i}`).toBeLessThan(1e-4);
+          expect(rowError(got, tensors[`layers.${i}.output`].data, H), `${mode} layer ${i}`).toBeLessThan(1e-4);
           const next = new Float32Array(await rt.readFloat(h));
           for (let j = 0; j < next.length; j++) next[j] += got[j];
           h = rt.upload(next, [B, L, H]);
         }
-        expect(worstRowError(await rt.readFloat(h), tensors.output.data, H), `${mode} stack`).toBeLessThan(1e-4);
+        expect(rowError(await rt.readFloat(h), tensors.output.data, H), `${mode} stack`).toBeLessThan(1e-4);
       }
     });
   }
