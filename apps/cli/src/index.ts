@@ -10,4 +10,15 @@
  */
 export { main, commands, type CommandDef } from './main.js';
 export { type CliIO, processIO } from './io.js';
-export * from './commands.js';
+export {
+  type GenerateFlags,
+  type ModelFlags,
+  type TextCodec,
+  generateCommand,
+  getRuntime,
+  inspectCommand,
+  loadCodec,
+  logitsCommand,
+  openCliModel,
+  releaseRuntime,
+} from './commands.js';

@@ -13,10 +13,51 @@
  * ```
  * @packageDocumentation
  */
-export * from './rope.js';
+export {
+  type ApplyRopeOptions,
+  type RopeConfig,
+  type RopeKernelAttrs,
+  type RopeScaling,
+  type RopeShape,
+  applyRope,
+  createRopeKernel,
+  ropeFrequencies,
+  ropeIsDynamic,
+  ropeReference,
+  ropeTable,
+} from './rope.js';
 export { type DecodeQkvAttrs, type DecodeQkvInputs, type DecodeQkvPackedInputs, type DecodeQkvShape, canDecodeQkv, createDecodeQkvKernel, decodeQkv, decodeQkvPacked } from './decode-qkv.js';
-export * from './flash-attention.js';
-export * from './flash-decoding.js';
-export * from './kv-cache.js';
-export * from './sigmoid-gate.js';
-export * from './attention-mixer.js';
+export {
+  type AttentionOptions,
+  FLASH_BC,
+  FLASH_BR,
+  type FlashAttentionOptions,
+  type FlashAttentionShape,
+  type KVRun,
+  MAX_HEAD_DIM,
+  TILED_BC,
+  TILED_MAX_HEAD_DIM,
+  attendRuns,
+  attentionReference,
+  createFlashAttentionKernel,
+  createTiledFlashAttentionKernel,
+  flashAttention,
+  tiledFlashRows,
+} from './flash-attention.js';
+export {
+  DECODE_CHUNK,
+  DECODE_GQA_MAX,
+  type FlashDecodeRun,
+  type FlashDecodeShape,
+  type FlashDecodingPartials,
+  createDecodeCombineKernel,
+  createFlashDecodeGqaKernel,
+  createFlashDecodeKernel,
+  createFlashDecodePairKernel,
+  createFlashDecodeVec4Kernel,
+  flashDecoding,
+  flashDecodingPartials,
+} from './flash-decoding.js';
+export { type KVAppendOptions, type KVCacheOptions, type KVCacheShape, KVCacheState } from './kv-cache.js';
+export { createSigmoidGateKernel, sigmoidGate } from './sigmoid-gate.js';
+export { AttentionMixer, type AttentionMixerConfig, FUSED_COMBINE_CHUNKS, attentionMixerReference } from './attention-mixer.js';

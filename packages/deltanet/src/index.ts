@@ -15,10 +15,26 @@
  */
 export type { DeltaRuleAttrs, DeltaRuleShape } from './delta-rule-shape.js';
 export { MAX_HEAD_K_DIM, L2NORM_EPS } from './delta-rule-shape.js';
-export * from './recurrent-gated-delta-rule.js';
-export * from './chunk-gated-delta-rule.js';
-export * from './gated-delta-rule.js';
-export * from './split-projections.js';
-export * from './rms-norm-gated.js';
-export * from './gated-deltanet-mixer.js';
-export * from './gated-deltanet-reference.js';
+export { RECURRENT_TILE_V, createRecurrentGatedDeltaRuleKernel } from './recurrent-gated-delta-rule.js';
+export {
+  CHUNK_AUX_WIDTH,
+  CHUNK_PREPARE_THREADS,
+  CHUNK_SCAN_TILE_V,
+  type ChunkSegment,
+  type DeltaRuleDims,
+  MAX_CHUNK_SIZE,
+  chunkGatedDeltaRuleReference,
+  createChunkGatedDeltaRulePrepareKernel,
+  createChunkGatedDeltaRuleScanKernel,
+} from './chunk-gated-delta-rule.js';
+export { type GatedDeltaRuleOptions, type QkvHeads, gatedDeltaRule, gatedDeltaRuleQkv, gatedDeltaRuleReference } from './gated-delta-rule.js';
+export {
+  type GatedDeltaNetHeads,
+  type SplitProjections,
+  createSplitProjectionsKernel,
+  splitProjections,
+  splitProjectionsReference,
+} from './split-projections.js';
+export { RMS_NORM_GATED_THREADS, createRmsNormGatedKernel, rmsNormGated, rmsNormGatedReference } from './rms-norm-gated.js';
+export { type GatedDeltaNetConfig, GatedDeltaNetMixer, GatedDeltaNetState } from './gated-deltanet-mixer.js';
+export { type GatedDeltaNetHostState, type GatedDeltaNetHostWeights, gatedDeltaNetReference } from './gated-deltanet-reference.js';

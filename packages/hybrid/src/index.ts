@@ -13,17 +13,47 @@
  * ```
  * @packageDocumentation
  */
-export * from './spec.js';
-export * from './model.js';
-export * from './session.js';
+export {
+  type BlockSpec,
+  type ChannelSpec,
+  type GluNames,
+  type MixerKind,
+  type MixerSpec,
+  type ModelSpec,
+  type NormSpec,
+  type SharedBlockSpec,
+  patternOf,
+} from './spec.js';
+export { HybridModel, type LogitsSelection, ModelState, type ModelStateCheckpoint } from './model.js';
+export {
+  DEFAULT_PREFILL_CHUNK,
+  type GenerateOptions,
+  type PrefillOptions,
+  type PrefillProgress,
+  Session,
+  type SessionMemory,
+  type SessionOptions,
+  type SessionSnapshot,
+} from './session.js';
 export { DecodeEngine, type DecodeEngineStats, type DecodeSelection, GpuSampler } from './decode-engine.js';
-export * from './sampling.js';
-export * from './compose.js';
-export * from './load.js';
-export * from './weights.js';
+export { type SamplingOptions, argmaxHost, sampleToken, samplerSettings, seededRandom } from './sampling.js';
+export { type HybridComposition, composeModel, composeSpec, patternFromRatio } from './compose.js';
+export { type LoadModelOptions, type LoadedModel, loadModel, readModelSpec } from './load.js';
+export { type ModelWeightSpec, modelWeights, randomWeightValues, randomWeights } from './weights.js';
 export { type ChannelMixer, GluMlp, MoeLayer, Relu2Mlp, channelWeightShapes, createChannelMixer, sub } from './channel.js';
-export * from './moe.js';
-export * from './concat.js';
+export {
+  MOE_MAX_GROUPS,
+  type MoeGroupedRoutingOptions,
+  createMoeAccumulateKernel,
+  createMoeGroupedRoutingKernel,
+  createMoeRoutingKernel,
+  moeAccumulate,
+  moeGroupedRouting,
+  moeGroupedRoutingReference,
+  moeRouting,
+  moeRoutingReference,
+} from './moe.js';
+export { concatLastDim, concatLastDimReference, createConcatKernel } from './concat.js';
 export { Zamba2SharedBlock, type SharedBlockWeight } from './zamba2-block.js';
 export { type MixerFactory, mixerFactories } from './mixers.js';
 export { type Family, families, familyOf } from './families/index.js';

@@ -8,5 +8,13 @@
  * ```
  * @packageDocumentation
  */
-export * from './s4d-reference.js';
+export {
+  type S4DHostParams,
+  type S4DReferenceAttrs,
+  s4dConvReference,
+  s4dKernelReference,
+  s4dLayerReference,
+  s4dRecurrenceReference,
+  s4dStateOutputReference,
+} from './s4d-reference.js';
 export { randomS4DHostParams, uploadS4DParams } from './s4d-random-params.js';

@@ -14,13 +14,26 @@
  * ```
  * @packageDocumentation
  */
-export * from './ssd-shape.js';
-export * from './ssd-chunk-cumsum.js';
-export * from './ssd-chunk-state.js';
-export * from './ssd-state-passing.js';
-export * from './ssd-bmm.js';
-export * from './ssd-chunk-scan.js';
-export * from './ssd.js';
-export * from './ssd-decode.js';
-export * from './mamba2-mixer.js';
-export * from './mamba2-mixer-reference.js';
+export {
+  F32_MAX,
+  SSD_MAX_CHUNK,
+  type SsdDtAttrs,
+  type SsdOperand,
+  type SsdShape,
+  type SsdStridedOperand,
+  WGSL_SOFTPLUS_DT,
+  checkPerHead,
+  finiteLimit,
+  numChunks,
+  resolveOperand,
+  validateSsdShape,
+} from './ssd-shape.js';
+export { type SsdChunkCumsumAttrs, createSsdChunkCumsumKernel, ssdChunkCumsum, ssdChunkCumsumReference, ssdDtReference } from './ssd-chunk-cumsum.js';
+export { createSsdChunkStateKernel, ssdChunkState, ssdChunkStateReference } from './ssd-chunk-state.js';
+export { createSsdStatePassingKernel, ssdStatePassing, ssdStatePassingReference } from './ssd-state-passing.js';
+export { createSsdBmmKernel, ssdBmm, ssdBmmReference } from './ssd-bmm.js';
+export { createSsdChunkScanKernel, ssdChunkScan, ssdChunkScanReference } from './ssd-chunk-scan.js';
+export { type SsdInputs, type SsdReferenceInputs, ssdChunked, ssdQuadraticReference, ssdRecurrentReference } from './ssd.js';
+export { type SsdStepInputs, type SsdStepShape, type Strided, createSsdDecodeKernel, ssdDecodeStep, ssdDecodeStepReference } from './ssd-decode.js';
+export { Mamba2Mixer, type Mamba2MixerConfig, Mamba2State } from './mamba2-mixer.js';
+export { type Mamba2ReferenceState, mamba2MixerReference } from './mamba2-mixer-reference.js';
