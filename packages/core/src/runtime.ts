@@ -34,6 +34,11 @@ export interface MemoryStats {
 export type TypedData = Float32Array | Int32Array | Uint32Array | Uint16Array;
 
 const UNIFORM_SLOT = 256;
+const UNIFORM_SLOTS = 2048;
+const WORD_U32 = 0;
+const WORD_I32 = 1;
+const WORD_F32 = 2;
+const WORD_UNUSED = 255;
 
 /** A compiled kernel: its pipeline (uniforms at a dynamic offset), and for captured plans the same module with them at a fixed one. */
 interface CompiledKernel {
@@ -43,11 +48,6 @@ interface CompiledKernel {
   module: GPUShaderModule;
   fixed: { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } | null;
 }
-const UNIFORM_SLOTS = 2048;
-const WORD_U32 = 0;
-const WORD_I32 = 1;
-const WORD_F32 = 2;
-const WORD_UNUSED = 255;
 
 interface CaptureState {
   commands: PlanCommand[];
@@ -606,12 +606,7 @@ export class Runtime {
       if (this.debugWgsl) console.error(`// ---- ${kernel.name} [${kernel.cacheKey}]\n${kernel.wgsl}`);
       const module = this.device.createShaderModule({ label: kernel.name, code: kernel.wgsl });
       const layout = this.layoutFor(kernel, true);
-      const pipeline = this.device.createComputePipeline({
-        label: kernel.name,
-        layout: this.device.createPipelineLayout({ label: kernel.name, bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: 'main' },
-      });
-      p = { pipeline, layout, uniformSize: uniformByteSize(kernel.uniformLayout), module, fixed: null };
+      p = { pipeline: this.createPipeline(kernel.name, module, layout), layout, uniformSize: uniformByteSize(kernel.uniformLayout), module, fixed: null };
       this.pipelines.set(key, p);
     }
     return p;
@@ -625,14 +620,13 @@ export class Runtime {
   private compiledFixed(kernel: KernelDescriptor, c: CompiledKernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
     if (!c.fixed) {
       const layout = this.layoutFor(kernel, false);
-      const pipeline = this.device.createComputePipeline({
-        label: `${kernel.name}.plan`,
-        layout: this.device.createPipelineLayout({ label: `${kernel.name}.plan`, bindGroupLayouts: [layout] }),
-        compute: { module: c.module, entryPoint: 'main' },
-      });
-      c.fixed = { pipeline, layout };
+      c.fixed = { pipeline: this.createPipeline(`${kernel.name}.plan`, c.module, layout), layout };
     }
     return c.fixed;
+  }
+
+  private createPipeline(label: string, module: GPUShaderModule, layout: GPUBindGroupLayout): GPUComputePipeline {
+    return this.device.createComputePipeline({ label, layout: this.device.createPipelineLayout({ label, bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' } });
   }
 
   /** Compiles (or fetches from the cache) the pipeline of a kernel. */
