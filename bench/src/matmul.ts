@@ -16,6 +16,7 @@ import {
   type KernelDescriptor,
   Runtime,
   TILED_MATMUL_CONFIGS,
+  TILED_MATMUL_UNROLLED,
   type Tensor,
   type TiledMatmulConfig,
   type TiledMatmulTile,
@@ -202,7 +203,12 @@ export interface MatmulRow {
 const TILES = Object.keys(TILED_MATMUL_CONFIGS) as TiledMatmulTile[];
 
 function tileName(c: TiledMatmulConfig): string {
-  return TILES.find((t) => TILED_MATMUL_CONFIGS[t] === c) ?? `${c.tileM}x${c.tileN}`;
+  return TILES.find((t) => TILED_MATMUL_CONFIGS[t] === c || TILED_MATMUL_UNROLLED[t] === c) ?? `${c.tileM}x${c.tileN}`;
+}
+
+/** A table tile as this adapter's profile runs it (unrolled or not). */
+function tileConfig(rt: Runtime, t: TiledMatmulTile): TiledMatmulConfig {
+  return tiledMatmulProfile(rt.info).unrollK ? TILED_MATMUL_UNROLLED[t] : TILED_MATMUL_CONFIGS[t];
 }
 
 /**
@@ -231,7 +237,7 @@ export async function benchMatmulShape(rt: Runtime, shape: MatmulShape, dtype: D
     const kernel =
       name === 'basic'
         ? createMatmulKernel({ M, N, K }, { weightDtype: dtype, gemv: false, tile: 'basic' })
-        : createTiledMatmulKernel({ M, N, K }, TILED_MATMUL_CONFIGS[name as TiledMatmulTile], { weightDtype: dtype });
+        : createTiledMatmulKernel({ M, N, K }, tileConfig(rt, name as TiledMatmulTile), { weightDtype: dtype });
     tflops[name] = flops / (await secondsPerRun(rt, kernel, [x, w, y], options.targetMs ?? 25)) / 1e12;
     if (options.check ?? true) {
       rt.clear(y); // a kernel that skipped outputs shows as a relative error near 1

@@ -68,6 +68,7 @@ export { type MatmulAttrs, createGemvVec4Kernel, createMatmulKernel, gemvVecWidt
 export {
   TILED_MATMUL_CONFIGS,
   TILED_MATMUL_PROFILES,
+  TILED_MATMUL_UNROLLED,
   type TiledMatmulAttrs,
   type TiledMatmulConfig,
   type TiledMatmulProfile,

@@ -4,6 +4,7 @@ import { getTestRuntime, randn, worstRowError } from '../testing.js';
 import { createMatmulKernel, matmulReference } from './matmul.js';
 import {
   TILED_MATMUL_CONFIGS,
+  TILED_MATMUL_UNROLLED,
   type TiledMatmulConfig,
   type TiledMatmulTile,
   chooseTiledMatmulConfig,
@@ -52,24 +53,33 @@ const perTile: Record<TiledMatmulTile, number[]> = {
   '32x64': [0, 1, 2, 3, 4, 5, 6, 7],
   '64x64': [2, 6],
   '128x64': [3],
+  '64x128': [4],
   '128x128': [2],
 };
 
 describe('register-blocked tiled matmul', () => {
   for (const tile of Object.keys(TILED_MATMUL_CONFIGS) as TiledMatmulTile[]) {
     const mine = perTile[tile].map((i) => cases[i]);
-    it(`${tile}: agrees with matmulReference on ${mine.map((c) => `${c.M}x${c.N}x${c.K} ${c.transposeB ? 'nk' : 'kn'} ${c.dtype}${c.bias ? '+b' : ''}`).join(', ')}`, async () => {
+    it(`${tile} and its unrolled twin: agree with matmulReference on ${mine.map((c) => `${c.M}x${c.N}x${c.K} ${c.transposeB ? 'nk' : 'kn'} ${c.dtype}${c.bias ? '+b' : ''}`).join(', ')}`, async () => {
       for (const c of mine) {
         const err = await check(TILED_MATMUL_CONFIGS[tile], c.M, c.N, c.K, c.transposeB, c.dtype, c.bias);
         expect(err, `${tile} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
       }
+      // The unrolled twin (what GPUs run) on the tile's first layout. SwiftShader compiles the unrolled
+      // 128-row tiles in ~10 s each, so there only the smaller tiles run it (the same generator); a GPU runs all.
+      if (!rt.info.isSoftware || tile === '64x128' || tile === '64x64' || tile === '32x64') {
+        const c = mine[0];
+        expect(await check(TILED_MATMUL_UNROLLED[tile], c.M, c.N, c.K, c.transposeB, c.dtype, c.bias), `${tile} unrolled`).toBeLessThan(1e-5);
+      }
     });
   }
 
-  it('a custom blocking (tileK 8, 4×8 per thread, packed loads fewer than threads) and the basic 64×64 kernel agree too', async () => {
+  it('a custom blocking (tileK 8, 4×8 per thread, packed loads fewer than threads), its unrolled multiply and the basic 64×64 kernel agree too', async () => {
     const custom = { tileM: 64, tileN: 32, tileK: 8, threadM: 4, threadN: 8 };
     expect(await check(custom, 33, 40, 24, true, 'bf16', true)).toBeLessThan(1e-5);
     expect(await check('basic', 70, 37, 67, true, 'f16', true)).toBeLessThan(1e-5);
+    // the K-tile multiply as straight-line code: partial K-tile (K = 20 of tileK 8), scalar x
+    expect(await check({ ...custom, unrollK: true }, 33, 40, 21, true, 'f32', false)).toBeLessThan(1e-5);
   });
 
   it('dispatch and cache key follow the config; sizes are uniforms', () => {
@@ -94,13 +104,19 @@ describe('register-blocked tiled matmul', () => {
   it('the config table: big tiles for big products on NVIDIA, smaller ones to fill the GPU, limits respected', () => {
     const nvidia = { info: { adapterInfo: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' }, isSoftware: false }, limits: { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 } };
     expect(tiledMatmulProfile(nvidia.info).name).toBe('nvidia');
-    expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['128x128']);
-    expect(chooseTiledMatmulConfig({ M: 512, N: 50280 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['128x128']);
-    expect(chooseTiledMatmulConfig({ M: 4096, N: 256 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['64x64']); // 128 of 128x64 would leave SMs idle
-    expect(chooseTiledMatmulConfig({ M: 16, N: 256 }, nvidia)).toBe(TILED_MATMUL_CONFIGS['32x64']);
+    expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['128x128']);
+    expect(chooseTiledMatmulConfig({ M: 512, N: 50280 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['128x128']);
+    expect(chooseTiledMatmulConfig({ M: 4096, N: 768 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['64x128']); // 192 of 128x128 are too few
+    expect(chooseTiledMatmulConfig({ M: 4096, N: 256 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['64x64']); // 128 of 64x128 would leave SMs idle
+    expect(chooseTiledMatmulConfig({ M: 16, N: 256 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['32x64']);
     const small = { ...nvidia, limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 } };
-    expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, small)).toBe(TILED_MATMUL_CONFIGS['64x64']); // 16 KiB of workgroup memory
-    if (rt.info.isSoftware) expect(tiledMatmulProfile(rt.info).name).toBe('software');
+    expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, small)).toBe(TILED_MATMUL_UNROLLED['64x64']); // 16 KiB of workgroup memory
+    expect(TILED_MATMUL_UNROLLED['64x128']).toEqual({ ...TILED_MATMUL_CONFIGS['64x128'], unrollK: true });
+    expect(createTiledMatmulKernel({ M: 64, N: 64, K: 64 }, TILED_MATMUL_UNROLLED['64x64']).cacheKey).not.toBe(createTiledMatmulKernel({ M: 64, N: 64, K: 64 }, TILED_MATMUL_CONFIGS['64x64']).cacheKey);
+    if (rt.info.isSoftware) {
+      expect(tiledMatmulProfile(rt.info).name).toBe('software');
+      expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, rt)).toBe(TILED_MATMUL_CONFIGS['32x64']); // the loop, not the unrolled twin
+    }
     expect(tiledMatmulProfile().name).toBe('default');
     for (const c of Object.values(TILED_MATMUL_CONFIGS)) {
       expect(tiledMatmulStorageBytes(c)).toBeLessThanOrEqual(32768);

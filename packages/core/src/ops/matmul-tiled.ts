@@ -41,10 +41,12 @@ export interface TiledMatmulConfig {
   readonly threadM: number;
   /** Columns of y per thread (a multiple of 4). */
   readonly threadN: number;
+  /** The multiply over a K-tile as straight-line code (tileK copies) instead of a loop. */
+  readonly unrollK?: boolean;
 }
 
 /** Names of the built-in tile variants (`tileM`x`tileN`). */
-export type TiledMatmulTile = '128x128' | '128x64' | '64x64' | '32x64';
+export type TiledMatmulTile = '128x128' | '128x64' | '64x128' | '64x64' | '32x64';
 
 /**
  * The built-in tile variants. 128x128 is the big-GEMM tile (256 threads, 8×8 outputs each,
@@ -59,6 +61,7 @@ export type TiledMatmulTile = '128x128' | '128x64' | '64x64' | '32x64';
 export const TILED_MATMUL_CONFIGS: Readonly<Record<TiledMatmulTile, TiledMatmulConfig>> = {
   '128x128': { tileM: 128, tileN: 128, tileK: 16, threadM: 8, threadN: 8 }, // 256 threads, 32 KiB
   '128x64': { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8 }, // 128 threads, 24 KiB
+  '64x128': { tileM: 64, tileN: 128, tileK: 16, threadM: 8, threadN: 8 }, // 128 threads, 24 KiB
   '64x64': { tileM: 64, tileN: 64, tileK: 16, threadM: 8, threadN: 4 }, // 128 threads, 16 KiB
   '32x64': { tileM: 32, tileN: 64, tileK: 16, threadM: 4, threadN: 4 }, // 128 threads, 12 KiB
 };
@@ -79,11 +82,19 @@ export interface TiledMatmulProfile {
   readonly tiles: readonly TiledMatmulTile[];
   /** Fewest workgroups a product should have with the chosen tile. */
   readonly minWorkgroups: number;
+  /**
+   * Run the tiles with their K-tile multiply unrolled ({@link TiledMatmulConfig.unrollK}): 15-25% faster on
+   * the H200 (`bench/results/h200-matmul-variants.log`); software adapters keep the loop (SwiftShader
+   * compiles straight-line code slowly).
+   */
+  readonly unrollK?: boolean;
 }
 
 /**
  * The config table, first match wins; the last entry is the default for unknown adapters.
- * NVIDIA: H200 (132 SMs, 2 resident 256-thread workgroups of the 128x128 tile per SM).
+ * NVIDIA: H200 (132 SMs, 2 resident 256-thread workgroups of the 128x128 tile per SM); the order and the
+ * 200-workgroup threshold follow `bench/results/h200-matmul-variants.log` (the 128-thread 64x128 tile
+ * next, then 64x64, then 32x64 for the smallest products).
  * The default is conservative: no 32 KiB tile unless the adapter allows it (checked at choice).
  *
  * @example
@@ -93,8 +104,8 @@ export interface TiledMatmulProfile {
  */
 export const TILED_MATMUL_PROFILES: readonly TiledMatmulProfile[] = [
   { name: 'software', software: true, tiles: ['32x64'], minWorkgroups: 1 },
-  { name: 'nvidia', match: /nvidia/, tiles: ['128x128', '128x64', '64x64', '32x64'], minWorkgroups: 240 },
-  { name: 'default', tiles: ['128x64', '64x64', '32x64'], minWorkgroups: 128 },
+  { name: 'nvidia', match: /nvidia/, tiles: ['128x128', '64x128', '64x64', '32x64'], minWorkgroups: 200, unrollK: true },
+  { name: 'default', tiles: ['128x64', '64x64', '32x64'], minWorkgroups: 128, unrollK: true },
 ];
 
 /** What {@link chooseTiledMatmulConfig} reads of an adapter; a `Runtime` has both fields. */
@@ -155,27 +166,46 @@ export function tiledMatmulThreads(config: TiledMatmulConfig): number {
 
 /**
  * Picks the tile of a product on an adapter: the first tile of the adapter's profile that fits its
- * limits and still gives `minWorkgroups` workgroups, else the fitting tile with the most workgroups.
+ * limits and still gives `minWorkgroups` workgroups, else the fitting tile with the most workgroups;
+ * from {@link TILED_MATMUL_UNROLLED} when the profile unrolls, else from {@link TILED_MATMUL_CONFIGS}.
  *
  * @example
  * ```ts
- * chooseTiledMatmulConfig({ M: 4096, N: 2816, K: 1024 }, rt); // 128x128 on an NVIDIA GPU
+ * chooseTiledMatmulConfig({ M: 4096, N: 2816, K: 1024 }, rt); // 128x128 (unrolled) on an NVIDIA GPU
  * chooseTiledMatmulConfig({ M: 4096, N: 256, K: 1024 }, rt);  // a smaller tile: 64 of 128x128 would leave SMs idle
  * ```
  */
 export function chooseTiledMatmulConfig(shape: { M: number; N: number }, target: TiledMatmulTarget = {}): TiledMatmulConfig {
   const profile = tiledMatmulProfile(target.info);
+  const c = chooseTile(shape, profile, target);
+  return profile.unrollK ? TILED_MATMUL_UNROLLED[c] : TILED_MATMUL_CONFIGS[c];
+}
+
+/**
+ * The built-in tiles with the K-tile multiply unrolled (what {@link chooseTiledMatmulConfig} returns for a
+ * profile with `unrollK`).
+ *
+ * @example
+ * ```ts
+ * tiledMatmulConfigName(TILED_MATMUL_UNROLLED['64x128']); // '64x128x16/8x8u'
+ * ```
+ */
+export const TILED_MATMUL_UNROLLED: Readonly<Record<TiledMatmulTile, TiledMatmulConfig>> = Object.fromEntries(
+  Object.entries(TILED_MATMUL_CONFIGS).map(([name, c]) => [name, { ...c, unrollK: true }]),
+) as Record<TiledMatmulTile, TiledMatmulConfig>;
+
+function chooseTile(shape: { M: number; N: number }, profile: TiledMatmulProfile, target: TiledMatmulTarget): TiledMatmulTile {
   const limits = target.limits ?? DEFAULT_LIMITS;
-  let best: TiledMatmulConfig | undefined;
+  let best: TiledMatmulTile | undefined;
   let bestCount = -1;
   for (const name of profile.tiles) {
     const c = TILED_MATMUL_CONFIGS[name];
     if (tiledMatmulStorageBytes(c) > limits.maxComputeWorkgroupStorageSize || tiledMatmulThreads(c) > limits.maxComputeInvocationsPerWorkgroup) continue;
     const count = Math.ceil(shape.M / c.tileM) * Math.ceil(shape.N / c.tileN);
-    if (count >= profile.minWorkgroups) return c;
-    if (count >= bestCount) [best, bestCount] = [c, count]; // ties: the later, smaller tile pads less
+    if (count >= profile.minWorkgroups) return name;
+    if (count >= bestCount) [best, bestCount] = [name, count]; // ties: the later, smaller tile pads less
   }
-  return best ?? TILED_MATMUL_CONFIGS['32x64'];
+  return best ?? '32x64';
 }
 
 /**
@@ -187,7 +217,7 @@ export function chooseTiledMatmulConfig(shape: { M: number; N: number }, target:
  * ```
  */
 export function tiledMatmulConfigName(c: TiledMatmulConfig): string {
-  return `${c.tileM}x${c.tileN}x${c.tileK}/${c.threadM}x${c.threadN}`;
+  return `${c.tileM}x${c.tileN}x${c.tileK}/${c.threadM}x${c.threadN}${c.unrollK ? 'u' : ''}`;
 }
 
 function validateConfig(c: TiledMatmulConfig): void {
@@ -400,11 +430,17 @@ ${loads.join('\n')}
     }
     let ar = cur * ${BK * BM4}u + ty;
     let br = cur * ${BK * BN4}u + tx;
-    for (var k = 0u; k < BK; k++) {
+    ${config.unrollK
+      ? Array.from({ length: BK }, (_, k) => `{
+      let ak = ar + ${k * BM4}u;
+      let bk = br + ${k * BN4}u;
+      ${fmas.join('\n      ')}
+    }`).join('\n    ')
+      : `for (var k = 0u; k < BK; k++) {
       let ak = ar + k * ${BM4}u;
       let bk = br + k * ${BN4}u;
       ${fmas.join('\n      ')}
-    }
+    }`}
   }
 ${writes.join('\n')}
 }`;
