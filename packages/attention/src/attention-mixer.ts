@@ -28,7 +28,7 @@ import {
   canNormGemv,
   normGemv,
 } from '@statespace/core';
-import { createDecodeCombineKernel } from './flash-decoding.js';
+import { type FlashDecodingPartials, createDecodeCombineKernel, fitsFreshDecode } from './flash-decoding.js';
 import { canDecodeQkv } from './decode-qkv.js';
 import { MAX_HEAD_DIM, attentionReference } from './flash-attention.js';
 import { type KVCacheOptions, KVCacheState } from './kv-cache.js';
@@ -241,12 +241,19 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
       release();
       return null;
     }
-    const qh = state.appendDecodeTokenPacked(qkv, H, { rope: rope ?? undefined, kNorm }, qNorm);
-    qkv.dispose();
     const B = x.shape[0];
     const oW = w['o_proj.weight'];
-    const parts = state.attendPartials(qh, { scale: this.dims.scale, softcap: this.dims.softcap, slidingWindow: this.dims.window });
-    qh.dispose();
+    const attend = { scale: this.dims.scale, softcap: this.dims.softcap, slidingWindow: this.dims.window };
+    let parts: FlashDecodingPartials | null;
+    if (!norm && fitsFreshDecode(rt, { H, Hkv: this.dims.Hkv, D, R: rope ? rope.table.shape[1] : 0 })) {
+      // rope and the cache write inside flash decoding's pass 1 (one dispatch fewer)
+      parts = state.attendDecodeTokenPacked(qkv, H, { rope: rope ?? undefined }, attend);
+    } else {
+      const qh = state.appendDecodeTokenPacked(qkv, H, { rope: rope ?? undefined, kNorm }, qNorm);
+      parts = state.attendPartials(qh, attend);
+      qh.dispose();
+    }
+    qkv.dispose();
     release();
     let y: Tensor;
     if (!parts) {

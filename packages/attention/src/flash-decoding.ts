@@ -267,16 +267,19 @@ export const DECODE_GQA_MAX = 4;
  * G heads instead of G times. The G heads ride in the lanes of vec4 values (G ≤ 4): one reduction tree
  * for all of them.
  */
-function gqaPass1Body(r: RunNames, ci: string, G: number, D: number): string {
+function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: boolean): string {
   const lanes = ['x', 'y', 'z', 'w'].slice(0, G);
   const D4 = D / 4;
   const range = (n: number, from = 0) => Array.from({ length: n - from }, (_, i) => from + i);
   // The key's D/4 words in batches of up to LOAD_BATCH, each batch's loads issued together (straight-line
   // code: a rolled loop waits for every load before it issues the next).
   const kWords = (bi: number) => range(Math.min(D4, (bi + 1) * LOAD_BATCH), bi * LOAD_BATCH);
-  const kLoads = (bi: number) => kWords(bi).map((d) => `let kw${d} = ${r.k}[kb + ${d}u];`).join(' ');
+  // With the fresh token, the first batch is loaded before the barrier that makes its row visible: the
+  // thread of that key takes those words from workgroup memory instead (fk, aliasing pv).
+  const kLoads = (bi: number) => kWords(bi).map((d) => `${fresh && bi === 0 ? 'var' : 'let'} kw${d} = ${r.k}[kb + ${d}u];`).join(' ');
+  const freshWords = fresh ? `if (freshHere && t == u.qpos) { ${kWords(0).map((d) => `kw${d} = pv[${d}u];`).join(' ')} }\n    ` : '';
   const kFmas = (bi: number) => kWords(bi).map((d) => range(G).map((g) => `acc[${g}] += qv[${g * D4 + d}u] * kw${d};`).join(' ')).join('\n    ');
-  const kBatches = range(Math.ceil(D4 / LOAD_BATCH)).map((bi) => (bi === 0 ? kFmas(0) : `${kLoads(bi)}\n    ${kFmas(bi)}`));
+  const kBatches = range(Math.ceil(D4 / LOAD_BATCH)).map((bi) => (bi === 0 ? `${freshWords}${kFmas(0)}` : `${kLoads(bi)}\n    ${kFmas(bi)}`));
   // P·V: GP groups of D/4 threads; each group takes every GP-th key of the chunk (C / GP of them),
   // the loads of a batch issued together at clamped rows (a key past the chunk's end has p = 0).
   const GP = Math.max(1, Math.floor(DECODE_CHUNK / D4));
@@ -293,16 +296,30 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number): string {
   let kEnd = min(min(chunkStart + C, ${r.segStart} + ${r.segLen}), u.qpos + 1u);
   var kStart = chunkStart;
   if (u.window > 0u && u.qpos + 1u > u.window) { kStart = max(kStart, u.qpos + 1u - u.window); }
-  // the G query heads of this KV head, (G, D/4)
-  for (var i = li; i < GQ * D4; i += C) {
-    let qb = (b * u.H + hk * GQ + i / D4) * u.D + 4u * (i % D4);
-    qv[i] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]);
-  }
   let t = chunkStart + li;
   let ok = t >= kStart && t < kEnd;
   // this thread's key row (clamped into the chunk, so its loads are unconditional)
   let kb = ((b * ${r.segCap} + min(t, max(kEnd, chunkStart + 1u) - 1u) - ${r.segStart}) * u.Hkv + hk) * D4;
   ${kLoads(0)}
+  ${fresh
+    ? `// the G query heads of this KV head rotated from the projection's output, (G, D/4)
+  for (var i = li; i < GQ * D4; i += C) { qv[i] = rotated(b * u.W + (hk * GQ + i / D4) * u.D, i % D4); }
+  // the workgroup whose chunk holds the token's position writes its rotated key and its value into the cache
+  let freshHere = u.qpos >= kStart && u.qpos < kEnd;
+  if (freshHere && li < D4) {
+    let kbase = b * u.W + (u.H + hk) * u.D;
+    let kr = rotated(kbase, li);
+    let row = ((b * ${r.segCap} + u.qpos - ${r.segStart}) * u.Hkv + hk) * D4 + li;
+    ${r.k}[row] = kr;
+    ${r.v}[row] = raw4(kbase + u.Hkv * u.D, li);
+    if (li < ${LOAD_BATCH}u) { pv[li] = kr; }
+  }
+  storageBarrier(); // the row is visible to this workgroup's later loads (its values, the key's later words)`
+    : `// the G query heads of this KV head, (G, D/4)
+  for (var i = li; i < GQ * D4; i += C) {
+    let qb = (b * u.H + hk * GQ + i / D4) * u.D + 4u * (i % D4);
+    qv[i] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]);
+  }`}
   workgroupBarrier();
   var s = vec4<f32>(SENT);
   {
@@ -350,8 +367,26 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number): string {
 }
 
 /** Bindings, constants and workgroup arrays of the GQA pass-1 kernels (G query heads per workgroup). */
-function gqaPass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout, G: number, D: number): string {
+function gqaPass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout, G: number, D: number, fresh?: FreshToken): string {
+  // RoPE (rotate_half, as decode_qkv.ts) on word w of a head row at base of qkv; R features rotated, R % 8 == 0.
+  const R = fresh?.R ?? 0;
+  const rotate = fresh
+    ? `fn raw4(base: u32, w: u32) -> vec4<f32> { let o = base + 4u * w; return vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]); }
+fn rotated(base: u32, w: u32) -> vec4<f32> {
+  let x = raw4(base, w);
+  ${R > 0 ? `if (w < ${R / 4}u) {
+    let hw = ${R / 8}u;
+    let j = u.posRow * ${R}u + 4u * (w % hw);
+    let c = vec4<f32>(table[j], table[j + 1u], table[j + 2u], table[j + 3u]);
+    let sn = vec4<f32>(table[j + ${R / 2}u], table[j + ${R / 2 + 1}u], table[j + ${R / 2 + 2}u], table[j + ${R / 2 + 3}u]);
+    if (w < hw) { return x * c - raw4(base, w + hw) * sn; }
+    return x * c + raw4(base, w - hw) * sn;
+  }` : ''}
+  return x;
+}`
+    : '';
   return `${wgslBindings(layout, bindings)}
+${rotate}
 const C = ${DECODE_CHUNK}u;
 const GQ = ${G}u;
 const D4 = ${D / 4}u; // head_dim / 4, compiled in (the loads above are straight-line code)
@@ -375,32 +410,41 @@ ${wgslRowReduce('vec4<f32>', '4')}
  * console.log(k.dispatch); // [4, 4, 1]: chunks, KV heads, batch
  * ```
  */
-export function createFlashDecodeGqaKernel(shape: FlashDecodeShape, options: AttentionOptions = {}, second?: FlashDecodeRun): KernelDescriptor {
+export function createFlashDecodeGqaKernel(shape: FlashDecodeShape, options: AttentionOptions = {}, second?: FlashDecodeRun, fresh?: FreshToken): KernelDescriptor {
   const G = shape.H / shape.Hkv;
   assertArg(Number.isInteger(G) && G >= 2 && G <= DECODE_GQA_MAX && shape.D % 4 === 0 && shape.D <= MAX_DECODE_D, 'createFlashDecodeGqaKernel', `needs 2..${DECODE_GQA_MAX} query heads per KV head and head_dim a multiple of 4 up to ${MAX_DECODE_D}, got H=${shape.H}, Hkv=${shape.Hkv}, D=${shape.D}`);
+  if (fresh) assertArg(fresh.R >= 0 && fresh.R % 8 === 0 && fresh.R <= shape.D, 'createFlashDecodeGqaKernel', `the fresh token's rotary dim ${fresh.R} must be a multiple of 8 up to head_dim ${shape.D}`);
+  // With the fresh token the kernel writes its row into whichever run holds it: the runs are read_write.
+  const kv = fresh ? 'read_write' : 'read';
   const bindings = [
-    { name: 'q', type: 'f32', access: 'read' }, // (B, 1, H, D)
-    { name: 'k', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
-    { name: 'v', type: 'vec4<f32>', access: 'read' }, // (B, segCap, Hkv, D/4)
+    ...(fresh
+      ? [
+          { name: 'qkv', type: 'f32', access: 'read' } as const, // (B, 1, H·D + 2·Hkv·D) the stacked projection
+          ...(fresh.R > 0 ? [{ name: 'table', type: 'f32', access: 'read' } as const] : []), // (P, R) cos | sin
+        ]
+      : [{ name: 'q', type: 'f32', access: 'read' } as const]), // (B, 1, H, D)
+    { name: 'k', type: 'vec4<f32>', access: kv }, // (B, segCap, Hkv, D/4)
+    { name: 'v', type: 'vec4<f32>', access: kv }, // (B, segCap, Hkv, D/4)
     ...(second
       ? [
-          { name: 'k1', type: 'vec4<f32>', access: 'read' } as const, // (B, segCap1, Hkv, D/4)
-          { name: 'v1', type: 'vec4<f32>', access: 'read' } as const, // (B, segCap1, Hkv, D/4)
+          { name: 'k1', type: 'vec4<f32>', access: kv } as const, // (B, segCap1, Hkv, D/4)
+          { name: 'v1', type: 'vec4<f32>', access: kv } as const, // (B, segCap1, Hkv, D/4)
         ]
       : []),
     { name: 'po', type: 'f32', access: 'read_write' }, // (B, H, N, D)
     { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2)
   ] as const;
-  const layout = second ? pairLayout : decodeLayout;
-  const cacheKey = `gqa${G}${second ? 'pair' : ''}|d${shape.D}`;
-  const wgsl = memoWgsl('flash_decode', cacheKey, () => `${gqaPass1Head(bindings, layout, G, shape.D)}
+  const layout = { ...(second ? pairLayout : decodeLayout), ...(fresh ? freshLayout : {}) };
+  const cacheKey = `gqa${G}${second ? 'pair' : ''}|d${shape.D}${fresh ? `|fresh${fresh.R}` : ''}`;
+  const f = !!fresh;
+  const wgsl = memoWgsl('flash_decode', cacheKey, () => `${gqaPass1Head(bindings, layout, G, shape.D, fresh)}
 @compute @workgroup_size(${DECODE_CHUNK})
 fn main(${WGSL_BUILTINS}) {
   ${second ? `if (wid.x < u.chunks0) {
-    ${gqaPass1Body(RUN0, 'wid.x', G, shape.D)}
+    ${gqaPass1Body(RUN0, 'wid.x', G, shape.D, f)}
   } else {
-    ${gqaPass1Body(RUN1, 'wid.x - u.chunks0', G, shape.D)}
-  }` : gqaPass1Body(RUN0, 'wid.x', G, shape.D)}
+    ${gqaPass1Body(RUN1, 'wid.x - u.chunks0', G, shape.D, f)}
+  }` : gqaPass1Body(RUN0, 'wid.x', G, shape.D, f)}
 }`);
   const run = decodeRunData(shape, options);
   return {
@@ -410,11 +454,29 @@ fn main(${WGSL_BUILTINS}) {
     bindings,
     dispatch: [shape.chunks + (second?.chunks ?? 0), shape.Hkv, shape.B],
     uniformLayout: layout,
-    uniforms: second
-      ? { ...run.uniforms, segStart1: second.segStart, segLen1: second.segLen, segCap1: second.segCap, chunkLo1: second.chunkLo, chunkBase1: second.chunkBase, chunks0: shape.chunks }
-      : run.uniforms,
+    uniforms: {
+      ...run.uniforms,
+      ...(second ? { segStart1: second.segStart, segLen1: second.segLen, segCap1: second.segCap, chunkLo1: second.chunkLo, chunkBase1: second.chunkBase, chunks0: shape.chunks } : {}),
+      ...(fresh ? { W: shape.H * shape.D + 2 * shape.Hkv * shape.D, posRow: fresh.posRow } : {}),
+    },
   };
 }
+
+/**
+ * The decode token itself, for a GQA pass 1 that also does decode_qkv's work ({@link createFlashDecodeGqaKernel}
+ * with `fresh`): q, k and v are read unrotated from the stacked projection's output (qkv); every workgroup
+ * rotates its own query heads, and the workgroup whose chunk holds the token's position rotates its key and
+ * writes key and value into the cache row of that position (the run's row `qpos − segStart`), so the token
+ * needs no dispatch of its own before attention.
+ */
+export interface FreshToken {
+  /** Rotary dim (a multiple of 8; 0: no rotation). */
+  R: number;
+  /** Row of the cos/sin table for the token's position. */
+  posRow: number;
+}
+
+const freshLayout = { W: 'u32', posRow: 'u32' } as const satisfies UniformLayout;
 
 /** The second KV run of a {@link createFlashDecodePairKernel} dispatch. */
 export type FlashDecodeRun = Pick<FlashDecodeShape, 'segStart' | 'segLen' | 'segCap' | 'chunkLo' | 'chunks' | 'chunkBase'>;
@@ -558,29 +620,14 @@ export interface FlashDecodingPartials {
 export function flashDecodingPartials(runtime: Runtime, q: TensorLike, runs: readonly KVRun[], qpos: number, options: AttentionOptions & { Hkv: number; gqa?: boolean }): FlashDecodingPartials | null {
   const [B, one, H, D] = q.shape;
   assertArg(one === 1, 'flashDecoding', `q must hold one token per sequence, got ${one}`);
-  const window = options.slidingWindow ?? 0;
-  const lo = window > 0 ? Math.max(0, qpos + 1 - window) : 0;
-  const hi = qpos + 1;
-  const plan: { run: KVRun; chunkLo: number; chunks: number; base: number }[] = [];
-  let N = 0;
-  for (const run of runs) {
-    const a = Math.max(lo, run.start);
-    const e = Math.min(hi, run.start + run.length);
-    if (a >= e) continue;
-    const chunkLo = Math.floor((a - run.start) / DECODE_CHUNK);
-    const chunkHi = Math.ceil((e - run.start) / DECODE_CHUNK);
-    plan.push({ run, chunkLo, chunks: chunkHi - chunkLo, base: N });
-    N += chunkHi - chunkLo;
-  }
+  const { plan, N } = planChunks(runs, qpos, options.slidingWindow ?? 0);
   if (N === 0) return null;
   const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
   const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
   const vec4 = D % 4 === 0;
   // GQA: one workgroup per KV head serves its query heads (K and V read once for all of them).
-  const G = H / options.Hkv;
-  const gqa = vec4 && D <= MAX_DECODE_D && Number.isInteger(G) && G >= 2 && G <= DECODE_GQA_MAX && options.gqa !== false;
+  const gqa = vec4 && fitsGqa(H, options.Hkv, D) && options.gqa !== false;
   const build = vec4 ? createFlashDecodeVec4Kernel : createFlashDecodeKernel;
-  const shapeOf = (p: (typeof plan)[number]) => ({ segStart: p.run.start, segLen: p.run.length, segCap: p.run.k.shape[1], chunkLo: p.chunkLo, chunks: p.chunks, chunkBase: p.base });
   // With 16-byte loads, runs go two per dispatch; an odd one out takes the one-run kernel.
   for (let i = 0; i < plan.length; i += vec4 ? 2 : 1) {
     const p = plan[i];
@@ -591,6 +638,92 @@ export function flashDecodingPartials(runtime: Runtime, q: TensorLike, runs: rea
     if (gqa) runtime.run(createFlashDecodeGqaKernel(shape, options, second), tensors);
     else if (second) runtime.run(createFlashDecodePairKernel(shape, second, options), tensors);
     else runtime.run(build(shape, options), tensors);
+  }
+  return { po, pml, chunks: N };
+}
+
+/** The chunks of every KV run that the query at qpos sees (within the window), numbered over all runs. */
+function planChunks(runs: readonly KVRun[], qpos: number, window: number): { plan: ChunkPlan[]; N: number } {
+  const lo = window > 0 ? Math.max(0, qpos + 1 - window) : 0;
+  const hi = qpos + 1;
+  const plan: ChunkPlan[] = [];
+  let N = 0;
+  for (const run of runs) {
+    const a = Math.max(lo, run.start);
+    const e = Math.min(hi, run.start + run.length);
+    if (a >= e) continue;
+    const chunkLo = Math.floor((a - run.start) / DECODE_CHUNK);
+    const chunkHi = Math.ceil((e - run.start) / DECODE_CHUNK);
+    plan.push({ run, chunkLo, chunks: chunkHi - chunkLo, base: N });
+    N += chunkHi - chunkLo;
+  }
+  return { plan, N };
+}
+
+interface ChunkPlan { run: KVRun; chunkLo: number; chunks: number; base: number }
+
+const shapeOf = (p: ChunkPlan) => ({ segStart: p.run.start, segLen: p.run.length, segCap: p.run.k.shape[1], chunkLo: p.chunkLo, chunks: p.chunks, chunkBase: p.base });
+
+function fitsGqa(H: number, Hkv: number, D: number): boolean {
+  const G = H / Hkv;
+  return D % 4 === 0 && D <= MAX_DECODE_D && Number.isInteger(G) && G >= 2 && G <= DECODE_GQA_MAX;
+}
+
+/**
+ * Whether {@link flashDecodingPartialsFresh} takes a layer of these sizes on this runtime: GQA with
+ * 2..{@link DECODE_GQA_MAX} query heads per KV head, head_dim a multiple of 4 up to 256, a rotary dim that
+ * is a multiple of 8 (or none), and the storage buffers within the device's limit.
+ *
+ * @example
+ * ```ts
+ * if (fitsFreshDecode(rt, { H: 16, Hkv: 4, D: 64, R: 64 })) parts = cache.attendDecodeTokenPacked(qkv, 16, { rope });
+ * ```
+ */
+export function fitsFreshDecode(runtime: Runtime, dims: { H: number; Hkv: number; D: number; R: number }): boolean {
+  return fitsGqa(dims.H, dims.Hkv, dims.D) && dims.R % 8 === 0 && dims.R <= dims.D && 7 + (dims.R > 0 ? 1 : 0) <= runtime.limits.maxStorageBuffersPerShaderStage;
+}
+
+/**
+ * {@link flashDecodingPartials} for the decode token straight from its stacked q/k/v projection qkv
+ * (B, 1, H·D + 2·Hkv·D), unrotated: the pass-1 kernels rotate the queries themselves, and the one that
+ * holds position qpos writes the token's rotated key and its value into that position's cache row (the
+ * rows of `runs`, which must hold position qpos). It replaces decode_qkv's dispatch: one fewer per layer.
+ * Check {@link fitsFreshDecode} first.
+ *
+ * @example
+ * ```ts
+ * const parts = flashDecodingPartialsFresh(rt, qkv, runs, pos, { H: 16, Hkv: 4, D: 64, rope: { table, position: pos } });
+ * ```
+ */
+export function flashDecodingPartialsFresh(
+  runtime: Runtime,
+  qkv: TensorLike,
+  runs: readonly KVRun[],
+  qpos: number,
+  options: AttentionOptions & { H: number; Hkv: number; D: number; rope?: { table: TensorLike; position: number } },
+): FlashDecodingPartials {
+  const op = 'flashDecodingPartialsFresh';
+  const { H, Hkv, D, rope } = options;
+  const R = rope ? rope.table.shape[1] : 0;
+  assertArg(fitsFreshDecode(runtime, { H, Hkv, D, R }), op, `needs GQA (2..${DECODE_GQA_MAX} query heads per KV head), head_dim a multiple of 4 up to ${MAX_DECODE_D} and a rotary dim that is a multiple of 8, got H=${H}, Hkv=${Hkv}, D=${D}, R=${R}`);
+  const W = H * D + 2 * Hkv * D;
+  assertArg(qkv.shape[qkv.shape.length - 1] === W && qkv.size % W === 0, op, `qkv has shape [${qkv.shape.join(',')}], expected [B, 1, ${H}·${D} + 2·${Hkv}·${D} = ${W}]`);
+  const B = qkv.size / W;
+  if (rope) assertArg(rope.position >= 0 && rope.position < rope.table.shape[0], op, `position ${rope.position} is outside the table's ${rope.table.shape[0]} rows`);
+  const { plan, N } = planChunks(runs, qpos, options.slidingWindow ?? 0);
+  const home = plan.find((p) => qpos >= p.run.start && qpos < p.run.start + p.run.length);
+  assertArg(home !== undefined, op, `no KV run holds position ${qpos}: reserve its row first`);
+  for (const p of plan) assertArg(p.run.k.shape[0] === B && p.run.k.shape[2] === Hkv && p.run.k.shape[3] === D, op, `a KV run has shape [${p.run.k.shape.join(',')}], expected [B=${B}, T, Hkv=${Hkv}, D=${D}]`);
+  const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
+  const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
+  const fresh = { R, posRow: rope?.position ?? 0 };
+  const head = rope ? [qkv, rope.table] : [qkv];
+  for (let i = 0; i < plan.length; i += 2) {
+    const p = plan[i];
+    const next = plan[i + 1];
+    const shape = { B, H, Hkv, D, qpos, N, ...shapeOf(p) };
+    const tensors = next ? [...head, p.run.k, p.run.v, next.run.k, next.run.v, po, pml] : [...head, p.run.k, p.run.v, po, pml];
+    runtime.run(createFlashDecodeGqaKernel(shape, options, next ? shapeOf(next) : undefined, fresh), tensors);
   }
   return { po, pml, chunks: N };
 }

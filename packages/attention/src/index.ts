@@ -50,13 +50,16 @@ export {
   type FlashDecodeRun,
   type FlashDecodeShape,
   type FlashDecodingPartials,
+  type FreshToken,
   createDecodeCombineKernel,
   createFlashDecodeGqaKernel,
   createFlashDecodeKernel,
   createFlashDecodePairKernel,
   createFlashDecodeVec4Kernel,
+  fitsFreshDecode,
   flashDecoding,
   flashDecodingPartials,
+  flashDecodingPartialsFresh,
 } from './flash-decoding.js';
 export { type KVAppendOptions, type KVCacheOptions, type KVCacheShape, KVCacheState } from './kv-cache.js';
 export { createSigmoidGateKernel, sigmoidGate } from './sigmoid-gate.js';

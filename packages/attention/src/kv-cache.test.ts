@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { getTestRuntime, randn, relError } from '@statespace/core/testing';
 import { attentionReference, type AttentionOptions } from './flash-attention.js';
+import { createDecodeCombineKernel, fitsFreshDecode } from './flash-decoding.js';
 import { KVCacheState } from './kv-cache.js';
+import { ropeReference } from './rope.js';
 
 const rt = await getTestRuntime();
 
@@ -212,5 +214,91 @@ describe('ring KV cache (sliding window)', () => {
     expect(() => new KVCacheState(rt, shape, { pageSize: 8 }).load(bytes)).toThrow(expect.objectContaining({ code: 'STATE_MISMATCH' }));
     expect(() => ring2.attend(rt.upload(randn(B * H * D, 1), [B, 1, H, D]), { slidingWindow: 7 })).toThrow(/cannot attend with slidingWindow 7/);
     for (const c of [ring, copy, mark, restored, grow, ring2]) c.dispose();
+  });
+});
+
+describe('the decode token straight into flash decoding (rope and the cache write inside pass 1)', () => {
+  /**
+   * Prefills `prompt` tokens, then feeds `steps` decode tokens as unrotated stacked q/k/v rows through
+   * attendDecodeTokenPacked; each step's combined output is checked against RoPE + attention on the CPU over
+   * every token so far, and at the end every cache row the kernel wrote against the rotated keys and the values.
+   */
+  async function fresh(c: { B: number; H: number; Hkv: number; D: number; R: number; prompt: number; steps: number; opts: AttentionOptions; cache: { pageSize: number; maxRunPages: number; window?: number } }) {
+    const { B, H, Hkv, D, R, prompt, steps, opts } = c;
+    const total = prompt + steps;
+    const cache = new KVCacheState(rt, { batch: B, numKeyValueHeads: Hkv, headDim: D }, c.cache);
+    const K = randn(B * total * Hkv * D, 11); // rotated keys (the prompt's as given, the decode tokens' filled in below)
+    const V = randn(B * total * Hkv * D, 12);
+    const take = (src: Float32Array, a: number, n: number, heads: number) => {
+      const out = new Float32Array(B * n * heads * D);
+      for (let b = 0; b < B; b++) out.set(src.subarray((b * total + a) * heads * D, (b * total + a + n) * heads * D), b * n * heads * D);
+      return out;
+    };
+    if (prompt > 0) cache.append(rt.upload(take(K, 0, prompt, Hkv), [B, prompt, Hkv, D]), rt.upload(take(V, 0, prompt, Hkv), [B, prompt, Hkv, D]));
+    const tableData = randn(total * Math.max(R, 2), 13); // any cos/sin values: the kernel applies the table as given
+    const table = R > 0 ? rt.upload(tableData, [total, R]) : null;
+    const W = (H + 2 * Hkv) * D;
+    let worst = 0;
+    for (let s = 0; s < steps; s++) {
+      const p = prompt + s;
+      const qkv = randn(B * W, 100 + s);
+      const row = R > 0 ? tableData.subarray(p * R, (p + 1) * R) : null;
+      const part = (off: number, heads: number) => {
+        const out = new Float32Array(B * heads * D);
+        for (let b = 0; b < B; b++) out.set(qkv.subarray(b * W + off, b * W + off + heads * D), b * heads * D);
+        return out;
+      };
+      const qRot = ropeReference(part(0, H), { B, L: 1, H, D }, row, R);
+      const kRot = ropeReference(part(H * D, Hkv), { B, L: 1, H: Hkv, D }, row, R);
+      const vNew = part((H + Hkv) * D, Hkv);
+      for (let b = 0; b < B; b++) {
+        K.set(kRot.subarray(b * Hkv * D, (b + 1) * Hkv * D), (b * total + p) * Hkv * D);
+        V.set(vNew.subarray(b * Hkv * D, (b + 1) * Hkv * D), (b * total + p) * Hkv * D);
+      }
+      const parts = cache.attendDecodeTokenPacked(rt.upload(qkv, [B, 1, W]), H, { rope: table ? { table, position: p } : undefined }, opts);
+      const o = rt.empty([B, 1, H, D]);
+      rt.run(createDecodeCombineKernel({ B, H, D, N: parts.chunks }), [parts.po, parts.pml, o]);
+      const ref = attentionReference(qRot, take(K, 0, p + 1, Hkv), take(V, 0, p + 1, Hkv), { B, Lq: 1, Lk: p + 1, H, Hkv, D }, opts);
+      worst = Math.max(worst, relError(await rt.read(o), ref));
+    }
+    expect(cache.length).toBe(total);
+    // the rows the kernel wrote (the ring holds only the last window's worth)
+    let rowErr = 0;
+    for (const r of cache.kvRuns()) {
+      const [k, v] = [await rt.read(r.k), await rt.read(r.v)];
+      const T = r.k.shape[1];
+      for (let t = Math.max(r.start, prompt); t < r.start + r.length; t++) {
+        for (let b = 0; b < B; b++) {
+          const at = ((b * T + t - r.start) * Hkv) * D;
+          const want = (b * total + t) * Hkv * D;
+          rowErr = Math.max(rowErr, relError(k.subarray(at, at + Hkv * D), K.subarray(want, want + Hkv * D)), relError(v.subarray(at, at + Hkv * D), V.subarray(want, want + Hkv * D)));
+        }
+      }
+    }
+    return { worst, rowErr, cache };
+  }
+
+  it('GQA 4:1, head_dim 64, full rotary, batch 2, over many page runs (pair and single pass-1 dispatches)', async () => {
+    const { worst, rowErr, cache } = await fresh({ B: 2, H: 8, Hkv: 2, D: 64, R: 64, prompt: 37, steps: 30, opts: {}, cache: { pageSize: 8, maxRunPages: 2 } });
+    expect(worst).toBeLessThan(1e-5);
+    expect(rowErr).toBeLessThan(1e-6);
+    expect(cache.runCount).toBeGreaterThan(2);
+  });
+  it('GQA 3:1, head_dim 128 (two load batches), partial rotary 32, soft-cap and window, across a 256-key chunk boundary', async () => {
+    const { worst, rowErr } = await fresh({ B: 1, H: 6, Hkv: 2, D: 128, R: 32, prompt: 250, steps: 10, opts: { softcap: 3, slidingWindow: 100 }, cache: { pageSize: 256, maxRunPages: 4 } });
+    expect(worst).toBeLessThan(1e-5);
+    expect(rowErr).toBeLessThan(1e-6);
+  });
+  it('GQA 2:1, head_dim 24, no rotary, a sliding-window ring from an empty cache', async () => {
+    const { worst, rowErr } = await fresh({ B: 1, H: 4, Hkv: 2, D: 24, R: 0, prompt: 0, steps: 40, opts: { slidingWindow: 9 }, cache: { pageSize: 16, maxRunPages: 4, window: 9 } });
+    expect(worst).toBeLessThan(1e-5);
+    expect(rowErr).toBeLessThan(1e-6);
+  });
+  it('refuses what the fused pass does not take', () => {
+    expect(fitsFreshDecode(rt, { H: 8, Hkv: 8, D: 64, R: 64 })).toBe(false); // no GQA sharing
+    expect(fitsFreshDecode(rt, { H: 8, Hkv: 2, D: 64, R: 36 })).toBe(false); // rotary dim not a multiple of 8
+    expect(fitsFreshDecode(rt, { H: 8, Hkv: 2, D: 64, R: 64 })).toBe(rt.limits.maxStorageBuffersPerShaderStage >= 8);
+    const cache = new KVCacheState(rt, { batch: 1, numKeyValueHeads: 2, headDim: 64 });
+    expect(() => cache.attendDecodeTokenPacked(rt.zeros([1, 1, 10]), 8, {})).toThrow(/expected \[batch=1, 1, 768\]/);
   });
 });

@@ -39,7 +39,7 @@ import { canDecodeQkv, decodeQkv, decodeQkvPacked } from './decode-qkv.js';
 
 /** A per-head RMSNorm of the queries (Qwen3 q_norm). */
 type QueryNorm = { weight: TensorLike; eps: number; unitOffset?: boolean };
-import { DECODE_CHUNK, type FlashDecodingPartials, flashDecodingPartials } from './flash-decoding.js';
+import { DECODE_CHUNK, type FlashDecodingPartials, flashDecodingPartials, flashDecodingPartialsFresh } from './flash-decoding.js';
 
 /** Page and run sizes of a {@link KVCacheState}. */
 export interface KVCacheOptions {
@@ -247,6 +247,32 @@ export class KVCacheState implements MixerState {
     return this.decodeToken(options, (cache) =>
       decodeQkvPacked(this.runtime, { qkv, numHeads, numKeyValueHeads: this.numKeyValueHeads, headDim: this.headDim, rope: options.rope, qNorm, kNorm: options.kNorm, cache }),
     );
+  }
+
+  /**
+   * The decode token from its stacked q/k/v projection qkv (B, 1, H·D + 2·Hkv·D), unrotated, straight into
+   * flash decoding's pass 1 ({@link flashDecodingPartialsFresh}): the kernel rotates the queries and writes
+   * the token's rotated key and its value into its cache row, so the token needs no {@link appendDecodeTokenPacked}
+   * dispatch. No key norm (check {@link fitsFreshDecode} first). Returns the partials a consumer combines.
+   *
+   * @example
+   * ```ts
+   * const parts = cache.attendDecodeTokenPacked(qkv, 16, { rope }); // then normGemv kind 'combine'
+   * ```
+   */
+  attendDecodeTokenPacked(qkv: TensorLike, numHeads: number, options: Pick<KVAppendOptions, 'rope'>, attend: AttentionOptions = {}): FlashDecodingPartials {
+    const op = 'KVCacheState.attendDecodeTokenPacked';
+    assertArg(qkv.size === this.batch * (numHeads + 2 * this.numKeyValueHeads) * this.headDim, op, `qkv has shape [${qkv.shape.join(',')}], expected [batch=${this.batch}, 1, ${(numHeads + 2 * this.numKeyValueHeads) * this.headDim}]`);
+    this.attendWindow = attend.slidingWindow ?? 0;
+    if (this.window > 0 && this.attendWindow !== this.window) {
+      throw new StatespaceError('INVALID_ARGUMENT', `${op}: a ring cache of window ${this.window} cannot attend with slidingWindow ${this.attendWindow}`);
+    }
+    const rope = options.rope;
+    this.ropeRows = rope ? rope.table.shape[0] - rope.position + this.tokens : 0;
+    this.reserve(1);
+    const p = this.tokens;
+    this.tokens += 1;
+    return flashDecodingPartialsFresh(this.runtime, qkv, this.kvRuns(), p, { ...attend, H: numHeads, Hkv: this.numKeyValueHeads, D: this.headDim, rope });
   }
 
   /** Reserves the slot of one decode token, lets `write` fill it (and make the queries), counts the token. */
