@@ -8,7 +8,7 @@
 import { Runtime, type TiledMatmulConfig, createTiledMatmulKernel, tiledMatmulConfigName, chooseTiledMatmulConfig } from '@statespace/core';
 import { relError } from '@statespace/core/testing';
 import { BENCH_MODELS } from './models.js';
-import { measureFp32Peak, prefillMatmulShapes } from './matmul.js';
+import { fill, measureFp32Peak, prefillMatmulShapes } from './matmul.js';
 
 const base: TiledMatmulConfig[] = [
   { tileM: 128, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
@@ -21,16 +21,6 @@ const base: TiledMatmulConfig[] = [
   { tileM: 32, tileN: 64, tileK: 16, threadM: 4, threadN: 4 },
 ];
 const configs = base.flatMap((c) => [c, { ...c, unrollK: true }]);
-
-function fill(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2147483648 - 1;
-  }
-  return out;
-}
 
 const rt = await Runtime.create();
 const peak = await measureFp32Peak(rt);

@@ -107,7 +107,8 @@ export function prefillMatmulShapes(c: HybridComposition, tokens: number): Matmu
   return [...merged.values()];
 }
 
-function fill(n: number, seed: number): Float32Array {
+/** Deterministic values in [-1, 1) (an LCG), for benchmark inputs. */
+export function fill(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
