@@ -69,5 +69,5 @@ describe('q8 weights in a composed Mamba-1 + Mamba-2 + attention + MLP hybrid', 
     expect(ratio).toBeGreaterThan(1.125 / 4);
     expect(ratio).toBeLessThan(0.33); // the f32 norms, conv kernels and SSM parameters are a few percent
     for (const m of [qModel, dModel, composed]) m.dispose();
-  }, 120_000);
+  }, 300_000); // ~60-150 s on SwiftShader, more on a loaded 2-core machine
 });
