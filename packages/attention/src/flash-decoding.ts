@@ -275,7 +275,7 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
   // code: a rolled loop waits for every load before it issues the next).
   const kWords = (bi: number) => range(Math.min(D4, (bi + 1) * LOAD_BATCH), bi * LOAD_BATCH);
   // With the fresh token, the first batch is loaded before the barrier that makes its row visible: the
-  // thread of that key takes those words from workgroup memory instead (fk, aliasing pv).
+  // thread of that key takes those words from workgroup memory instead (pv, free until P·V).
   const kLoads = (bi: number) => kWords(bi).map((d) => `${fresh && bi === 0 ? 'var' : 'let'} kw${d} = ${r.k}[kb + ${d}u];`).join(' ');
   const freshWords = fresh ? `if (freshHere && t == u.qpos) { ${kWords(0).map((d) => `kw${d} = pv[${d}u];`).join(' ')} }\n    ` : '';
   const kFmas = (bi: number) => kWords(bi).map((d) => range(G).map((g) => `acc[${g}] += qv[${g * D4 + d}u] * kw${d};`).join(' ')).join('\n    ');

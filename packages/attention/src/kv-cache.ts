@@ -263,16 +263,21 @@ export class KVCacheState implements MixerState {
   attendDecodeTokenPacked(qkv: TensorLike, numHeads: number, options: Pick<KVAppendOptions, 'rope'>, attend: AttentionOptions = {}): FlashDecodingPartials {
     const op = 'KVCacheState.attendDecodeTokenPacked';
     assertArg(qkv.size === this.batch * (numHeads + 2 * this.numKeyValueHeads) * this.headDim, op, `qkv has shape [${qkv.shape.join(',')}], expected [batch=${this.batch}, 1, ${(numHeads + 2 * this.numKeyValueHeads) * this.headDim}]`);
-    this.attendWindow = attend.slidingWindow ?? 0;
-    if (this.window > 0 && this.attendWindow !== this.window) {
-      throw new StatespaceError('INVALID_ARGUMENT', `${op}: a ring cache of window ${this.window} cannot attend with slidingWindow ${this.attendWindow}`);
-    }
+    this.setAttendWindow(op, attend.slidingWindow);
     const rope = options.rope;
     this.ropeRows = rope ? rope.table.shape[0] - rope.position + this.tokens : 0;
     this.reserve(1);
     const p = this.tokens;
     this.tokens += 1;
     return flashDecodingPartialsFresh(this.runtime, qkv, this.kvRuns(), p, { ...attend, H: numHeads, Hkv: this.numKeyValueHeads, D: this.headDim, rope });
+  }
+
+  /** Records the window an attend uses (decode signature); a ring cache takes only its own window. */
+  private setAttendWindow(op: string, slidingWindow: number | undefined): void {
+    this.attendWindow = slidingWindow ?? 0;
+    if (this.window > 0 && this.attendWindow !== this.window) {
+      throw new StatespaceError('INVALID_ARGUMENT', `${op}: a ring cache of window ${this.window} cannot attend with slidingWindow ${this.attendWindow}`);
+    }
   }
 
   /** Reserves the slot of one decode token, lets `write` fill it (and make the queries), counts the token. */
@@ -327,10 +332,7 @@ export class KVCacheState implements MixerState {
    */
   attend(q: TensorLike, options: FlashAttentionOptions = {}): Tensor {
     const Lq = q.shape[1];
-    this.attendWindow = options.slidingWindow ?? 0;
-    if (this.window > 0 && this.attendWindow !== this.window) {
-      throw new StatespaceError('INVALID_ARGUMENT', `KVCacheState.attend: a ring cache of window ${this.window} cannot attend with slidingWindow ${this.attendWindow}`);
-    }
+    this.setAttendWindow('KVCacheState.attend', options.slidingWindow);
     assertArg(Lq <= this.tokens, 'KVCacheState.attend', `${Lq} queries but only ${this.tokens} tokens cached: append their keys first`);
     return attendRuns(this.runtime, q, this.kvRuns(), this.tokens - Lq, options);
   }
@@ -346,10 +348,7 @@ export class KVCacheState implements MixerState {
    */
   attendPartials(q: TensorLike, options: AttentionOptions = {}): FlashDecodingPartials | null {
     assertArg(q.shape.length === 4 && q.shape[0] === this.batch && q.shape[1] === 1 && q.shape[3] === this.headDim, 'KVCacheState.attendPartials', `q has shape [${q.shape.join(',')}], expected [batch=${this.batch}, 1, heads, head_dim=${this.headDim}]`);
-    this.attendWindow = options.slidingWindow ?? 0;
-    if (this.window > 0 && this.attendWindow !== this.window) {
-      throw new StatespaceError('INVALID_ARGUMENT', `KVCacheState.attendPartials: a ring cache of window ${this.window} cannot attend with slidingWindow ${this.attendWindow}`);
-    }
+    this.setAttendWindow('KVCacheState.attendPartials', options.slidingWindow);
     assertArg(this.tokens >= 1, 'KVCacheState.attendPartials', 'no token cached: append its key first');
     return flashDecodingPartials(this.runtime, q, this.kvRuns(), this.tokens - 1, { ...options, Hkv: this.numKeyValueHeads });
   }
