@@ -36,10 +36,11 @@ import { type RopeConfig, applyRope, ropeIsDynamic, ropeReference, ropeTable } f
 import { sigmoidGate } from './sigmoid-gate.js';
 
 /**
- * Most flash-decoding chunks (of 256 keys) whose combine runs in o_proj's prologue: every o_proj
- * workgroup recombines all H·D outputs, so beyond a few chunks (2k tokens) a combine dispatch is cheaper.
+ * Most flash-decoding partial slots whose combine runs in o_proj's prologue: every o_proj workgroup
+ * recombines all H·D outputs, so beyond 16 slots (4k tokens of 256-key chunks) a combine dispatch is cheaper.
+ * Measured on the H200 (bench/NOTES.md 6t): 16 slots in the prologue beat a combine dispatch + o_proj at 3k tokens.
  */
-export const FUSED_COMBINE_CHUNKS = 8;
+export const FUSED_COMBINE_CHUNKS = 16;
 
 /** Configuration of an {@link AttentionMixer}. */
 export interface AttentionMixerConfig {
@@ -219,7 +220,7 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
   /**
    * A decode token with the fast kernels: norm + q, k, v projections in one stacked dispatch, rope and
    * the cache write in one more, flash decoding's pass 1, then its pass 2 inside o_proj's prologue (up to
-   * {@link FUSED_COMBINE_CHUNKS} chunks; a combine dispatch and o_proj beyond): the layer's output (B, 1, E);
+   * {@link FUSED_COMBINE_CHUNKS} partial slots; a combine dispatch and o_proj beyond): the layer's output (B, 1, E);
    * null where that does not apply (prefill, no pending norm, biases, the output gate, shapes the stacked
    * kernel does not take).
    */

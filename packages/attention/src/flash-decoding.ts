@@ -54,7 +54,7 @@ export interface FlashDecodeShape {
   chunkLo: number;
   chunks: number;
   chunkBase: number;
-  /** Partial slots in all (over every run). */
+  /** Chunks in all (over every run): the partial slots, times the splits of a GQA pass 1 ({@link gqaLayout}). */
   N: number;
 }
 
@@ -262,14 +262,50 @@ const pairLayout = {
 export const DECODE_GQA_MAX = 4;
 
 /**
- * The GQA pass-1 body for chunk `ci` of run `r`: one workgroup per (chunk, KV head, batch) scores its
- * C keys against the G query heads that share the KV head, so each key and value row is read once for
- * G heads instead of G times. The G heads ride in the lanes of vec4 values (G ≤ 4): one reduction tree
- * for all of them.
+ * How a GQA pass-1 workgroup is laid out: each 256-key chunk split into `splits` sub-chunks of
+ * `threads` keys (one workgroup, one key per thread, each writing its own partial slot), and the
+ * P·V sums of `headsPerRound` query heads reduced per round of workgroup memory.
  */
-function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: boolean): string {
+export interface GqaLayout { splits: number; threads: number; headsPerRound: number }
+
+/** Workgroup memory of a GQA pass 1 (16-byte words: qv, ps, red, pv). */
+const gqaWords = (G: number, D: number, T: number, hpr: number) => (G * D) / 4 + T + T + Math.max(LOAD_BATCH, hpr * T);
+
+/**
+ * The layout of a GQA pass 1 over N chunks: a cache's chunks split in 4 (64 threads each) up to 1,024
+ * keys and in 2 up to 2,048, as far as the partial slots (N · splits) stay within {@link GQA_MAX_SLOTS},
+ * so a cache of a few hundred keys still runs 4 workgroups per KV head instead of one. A split grows further when the head's
+ * workgroup memory would not fit WebGPU's default 16 KiB.
+ */
+export function gqaLayout(N: number, G: number, D: number): GqaLayout {
+  let splits = N * 4 <= GQA_MAX_SLOTS ? 4 : N * 2 <= GQA_MAX_SLOTS ? 2 : 1;
+  while (splits < DECODE_CHUNK / 64 && gqaWords(G, D, DECODE_CHUNK / splits, 1) * 16 > GQA_STORAGE) splits *= 2;
+  const threads = DECODE_CHUNK / splits;
+  let headsPerRound = G;
+  while (headsPerRound > 1 && (G % headsPerRound !== 0 || gqaWords(G, D, threads, headsPerRound) * 16 > GQA_STORAGE)) headsPerRound--;
+  return { splits, threads, headsPerRound };
+}
+
+/**
+ * Most partial slots a split GQA pass 1 makes (attention's o_proj recombines up to 16 in its prologue,
+ * `FUSED_COMBINE_CHUNKS`; more take a combine dispatch of their own).
+ */
+export const GQA_MAX_SLOTS = 16;
+
+/** Workgroup memory a GQA pass 1 may take (WebGPU's default maxComputeWorkgroupStorageSize). */
+const GQA_STORAGE = 16384;
+
+/**
+ * The GQA pass-1 body for chunk `ci` of run `r`: one workgroup per (sub-chunk, KV head, batch) scores its
+ * T keys against the G query heads that share the KV head, so each key and value row is read once for
+ * G heads instead of G times. The G heads ride in the lanes of vec4 values (G ≤ 4): one reduction for
+ * all of them. The max and the sum of the softmax reduce together in two levels (8 keys per thread, then
+ * the T/8 partial pairs): two barriers instead of a tree's 2·log2(T).
+ */
+function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: boolean, lay: GqaLayout): string {
   const lanes = ['x', 'y', 'z', 'w'].slice(0, G);
   const D4 = D / 4;
+  const { splits: S, threads: T, headsPerRound: HPR } = lay;
   const range = (n: number, from = 0) => Array.from({ length: n - from }, (_, i) => from + i);
   // The key's D/4 words in batches of up to LOAD_BATCH, each batch's loads issued together (straight-line
   // code: a rolled loop waits for every load before it issues the next).
@@ -280,31 +316,56 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
   const freshWords = fresh ? `if (freshHere && t == u.qpos) { ${kWords(0).map((d) => `kw${d} = pv[${d}u];`).join(' ')} }\n    ` : '';
   const kFmas = (bi: number) => kWords(bi).map((d) => range(G).map((g) => `acc[${g}] += qv[${g * D4 + d}u] * kw${d};`).join(' ')).join('\n    ');
   const kBatches = range(Math.ceil(D4 / LOAD_BATCH)).map((bi) => (bi === 0 ? `${freshWords}${kFmas(0)}` : `${kLoads(bi)}\n    ${kFmas(bi)}`));
-  // P·V: GP groups of D/4 threads; each group takes every GP-th key of the chunk (C / GP of them),
-  // the loads of a batch issued together at clamped rows (a key past the chunk's end has p = 0).
-  const GP = Math.max(1, Math.floor(DECODE_CHUNK / D4));
-  const perGroup = Math.ceil(DECODE_CHUNK / GP);
+  // P·V: GP groups of D/4 threads; each group takes every GP-th key of the sub-chunk (T / GP of them),
+  // the loads of a batch issued together at clamped rows (a key past the sub-chunk's end has p = 0).
+  const GP = Math.max(1, Math.floor(T / D4));
+  const perGroup = Math.ceil(T / GP);
   const vBatches = range(Math.ceil(perGroup / LOAD_BATCH)).map((bi) => {
     const js = range(Math.min(perGroup, (bi + 1) * LOAD_BATCH), bi * LOAD_BATCH);
     return `${js.map((j) => `let cj${j} = min(kStart + grp + ${j * GP}u, kLast); let vw${j} = ${r.v}[((b * ${r.segCap} + cj${j} - ${r.segStart}) * u.Hkv + hk) * D4 + d];`).join('\n      ')}
       ${js.map((j) => `{ let pc = select(vec4<f32>(0.0), ps[cj${j} - chunkStart], kStart + grp + ${j * GP}u < kEnd); ${lanes.map((l, g) => `o[${g}] += pc.${l} * vw${j};`).join(' ')} }`).join('\n      ')}`;
   });
-  return `let ci = ${ci};
+  // the P·V sums of HPR heads per round: every group's sums into pv, then one thread per (head, word) adds the GP groups
+  const rounds = range(G / HPR).map((rd) => `${rd > 0 ? 'workgroupBarrier();\n  ' : ''}${range(HPR).map((hh) => `pv[${hh * T}u + li] = o[${rd * HPR + hh}];`).join(' ')}
+  workgroupBarrier();
+  for (var i = li; i < ${HPR * D4}u; i += T) {
+    let hh = i / D4;
+    let w = i % D4;
+    var sum = vec4<f32>(0.0);
+    for (var j = 0u; j < ${GP}u; j++) { sum += pv[hh * T + j * D4 + w]; }
+    let at = (((b * u.H + hk * GQ + ${rd * HPR}u + hh) * u.N + slotBase) * u.D) + 4u * w;
+    po[at] = sum.x;
+    po[at + 1u] = sum.y;
+    po[at + 2u] = sum.z;
+    po[at + 3u] = sum.w;
+  }`).join('\n  ');
+  return `let ci = (${ci}) / ${S}u;
   let hk = wid.y;
   let b = wid.z;
-  let chunkStart = ${r.segStart} + (${r.chunkLo} + ci) * C;
-  let kEnd = min(min(chunkStart + C, ${r.segStart} + ${r.segLen}), u.qpos + 1u);
+  let chunkStart = ${r.segStart} + (${r.chunkLo} + ci) * C + ((${ci}) % ${S}u) * T;
+  let kEnd = min(min(chunkStart + T, ${r.segStart} + ${r.segLen}), u.qpos + 1u);
   var kStart = chunkStart;
   if (u.window > 0u && u.qpos + 1u > u.window) { kStart = max(kStart, u.qpos + 1u - u.window); }
+  // partial slot of (row, head): every sub-chunk has its own
+  let slotBase = (${r.chunkBase} + ci) * ${S}u + (${ci}) % ${S}u;
+  ${S > 1 ? `if (kEnd <= kStart) {
+    // a sub-chunk with no visible key (past the cache's end or before the window): an empty partial
+    for (var i = li; i < GQ * D4; i += T) {
+      let at = ((b * u.H + hk * GQ + i / D4) * u.N + slotBase) * u.D + 4u * (i % D4);
+      po[at] = 0.0; po[at + 1u] = 0.0; po[at + 2u] = 0.0; po[at + 3u] = 0.0;
+    }
+    if (li < GQ) { let sl = ((b * u.H + hk * GQ + li) * u.N + slotBase); pml[sl * 2u] = SENT; pml[sl * 2u + 1u] = 0.0; }
+    return;
+  }` : ''}
   let t = chunkStart + li;
   let ok = t >= kStart && t < kEnd;
-  // this thread's key row (clamped into the chunk, so its loads are unconditional)
+  // this thread's key row (clamped into the sub-chunk, so its loads are unconditional)
   let kb = ((b * ${r.segCap} + min(t, max(kEnd, chunkStart + 1u) - 1u) - ${r.segStart}) * u.Hkv + hk) * D4;
   ${kLoads(0)}
   ${fresh
     ? `// the G query heads of this KV head rotated from the projection's output, (G, D/4)
-  for (var i = li; i < GQ * D4; i += C) { qv[i] = rotated(b * u.W + (hk * GQ + i / D4) * u.D, i % D4); }
-  // the workgroup whose chunk holds the token's position writes its rotated key and its value into the cache
+  for (var i = li; i < GQ * D4; i += T) { qv[i] = rotated(b * u.W + (hk * GQ + i / D4) * u.D, i % D4); }
+  // the workgroup whose sub-chunk holds the token's position writes its rotated key and its value into the cache
   let freshHere = u.qpos >= kStart && u.qpos < kEnd;
   if (freshHere && li < D4) {
     let kbase = b * u.W + (u.H + hk) * u.D;
@@ -316,7 +377,7 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
   }
   storageBarrier(); // the row is visible to this workgroup's later loads (its values, the key's later words)`
     : `// the G query heads of this KV head, (G, D/4)
-  for (var i = li; i < GQ * D4; i += C) {
+  for (var i = li; i < GQ * D4; i += T) {
     let qb = (b * u.H + hk * GQ + i / D4) * u.D + 4u * (i % D4);
     qv[i] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]);
   }`}
@@ -330,44 +391,47 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
       if (u.softcap > 0.0) { s = u.softcap * tanh(clamp(s / u.softcap, vec4<f32>(-15.0), vec4<f32>(15.0))); }
     }
   }
-  let m = wgMax4(s, li);
+  // softmax max and sum in two levels: thread j < T/8 takes keys 8j .. 8j + 7 (its max and its sum
+  // relative to it, into red[8j], red[8j + 1]); then every thread takes the max of the T/8 maxima, and
+  // the G writers of (m, l) at the end the sum
+  red[li] = s;
+  workgroupBarrier();
+  if (li < ${T / 8}u) {
+    var m8 = red[8u * li];
+    for (var j = 1u; j < 8u; j++) { m8 = max(m8, red[8u * li + j]); }
+    var l8 = vec4<f32>(0.0);
+    for (var j = 0u; j < 8u; j++) { let x = red[8u * li + j]; l8 += select(vec4<f32>(0.0), exp(x - m8), x > vec4<f32>(SENT)); }
+    red[8u * li] = m8;
+    red[8u * li + 1u] = l8;
+  }
+  workgroupBarrier();
+  var m = red[0];
+  for (var j = 1u; j < ${T / 8}u; j++) { m = max(m, red[8u * j]); }
   var p = vec4<f32>(0.0);
   if (ok) { p = exp(s - m); }
-  let l = wgSum4(p, li);
   ps[li] = p;
   workgroupBarrier();
   let grp = li / D4;
   let d = li % D4;
   var o = array<vec4<f32>, ${G}>();
-  if (grp < ${GP}u && kEnd > kStart) {
+  if (grp < ${GP}u) {
     let kLast = kEnd - 1u;
     ${vBatches.join('\n    ')}
   }
-  for (var g = 0u; g < GQ; g++) {
-    pv[li] = o[g];
-    workgroupBarrier();
-    if (li < D4) {
-      var sum = vec4<f32>(0.0);
-      for (var j = 0u; j < ${GP}u; j++) { sum += pv[j * D4 + li]; }
-      let slot = (b * u.H + hk * GQ + g) * u.N + ${r.chunkBase} + ci;
-      let at = slot * u.D + 4u * li;
-      po[at] = sum.x;
-      po[at + 1u] = sum.y;
-      po[at + 2u] = sum.z;
-      po[at + 3u] = sum.w;
-    }
-    workgroupBarrier();
-  }
+  ${rounds}
   if (li < GQ) {
-    let slot = (b * u.H + hk * GQ + li) * u.N + ${r.chunkBase} + ci;
-    pml[slot * 2u] = m[li];
-    pml[slot * 2u + 1u] = l[li];
+    // the sum only where it is written (red is not touched after the reduction)
+    var l = 0.0;
+    for (var j = 0u; j < ${T / 8}u; j++) { l += red[8u * j + 1u][li] * exp(red[8u * j][li] - m[li]); }
+    let sl = ((b * u.H + hk * GQ + li) * u.N + slotBase);
+    pml[sl * 2u] = m[li];
+    pml[sl * 2u + 1u] = l;
   }
 `;
 }
 
 /** Bindings, constants and workgroup arrays of the GQA pass-1 kernels (G query heads per workgroup). */
-function gqaPass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout, G: number, D: number, fresh?: FreshToken): string {
+function gqaPass1Head(bindings: Parameters<typeof wgslBindings>[1], layout: UniformLayout, G: number, D: number, lay: GqaLayout, fresh?: FreshToken): string {
   // RoPE (rotate_half, as decode_qkv.ts) on word w of a head row at base of qkv; R features rotated, R % 8 == 0.
   const R = fresh?.R ?? 0;
   const rotate = fresh
@@ -385,17 +449,18 @@ fn rotated(base: u32, w: u32) -> vec4<f32> {
   return x;
 }`
     : '';
+  const T = lay.threads;
   return `${wgslBindings(layout, bindings)}
 ${rotate}
 const C = ${DECODE_CHUNK}u;
+const T = ${T}u; // keys of a sub-chunk = threads of a workgroup
 const GQ = ${G}u;
 const D4 = ${D / 4}u; // head_dim / 4, compiled in (the loads above are straight-line code)
 const SENT = -3.0e38;
-var<workgroup> qv: array<vec4<f32>, ${(G * MAX_DECODE_D) / 4}>; // (G, D/4) the queries
-var<workgroup> ps: array<vec4<f32>, ${DECODE_CHUNK}>; // (C) probabilities, one lane per head
-var<workgroup> pv: array<vec4<f32>, ${DECODE_CHUNK}>; // (groups, D/4) one head's P·V sums
-const RT = C; // the reductions' threads (ROW_THREADS = DECODE_CHUNK = 256)
-${wgslRowReduce('vec4<f32>', '4')}
+var<workgroup> qv: array<vec4<f32>, ${(G * D) / 4}>; // (G, D/4) the queries
+var<workgroup> ps: array<vec4<f32>, ${T}>; // (T) probabilities, one lane per head
+var<workgroup> red: array<vec4<f32>, ${T}>; // the softmax's scores, then its (max, sum) pairs
+var<workgroup> pv: array<vec4<f32>, ${Math.max(LOAD_BATCH, lay.headsPerRound * T)}>; // (heads of a round, groups, D/4) P·V sums
 `;
 }
 
@@ -407,7 +472,7 @@ ${wgslRowReduce('vec4<f32>', '4')}
  * @example
  * ```ts
  * const k = createFlashDecodeGqaKernel({ B: 1, H: 16, Hkv: 4, D: 64, qpos: 999, segStart: 0, segLen: 1000, segCap: 1024, chunkLo: 0, chunks: 4, chunkBase: 0, N: 4 });
- * console.log(k.dispatch); // [4, 4, 1]: chunks, KV heads, batch
+ * console.log(k.dispatch); // [16, 4, 1]: 4 chunks split in 4 (gqaLayout), KV heads, batch
  * ```
  */
 export function createFlashDecodeGqaKernel(shape: FlashDecodeShape, options: AttentionOptions = {}, second?: FlashDecodeRun, fresh?: FreshToken): KernelDescriptor {
@@ -435,16 +500,18 @@ export function createFlashDecodeGqaKernel(shape: FlashDecodeShape, options: Att
     { name: 'pml', type: 'f32', access: 'read_write' }, // (B, H, N, 2)
   ] as const;
   const layout = { ...(second ? pairLayout : decodeLayout), ...(fresh ? freshLayout : {}) };
-  const cacheKey = `gqa${G}${second ? 'pair' : ''}|d${shape.D}${fresh ? `|fresh${fresh.R}` : ''}`;
+  const lay = gqaLayout(shape.N, G, shape.D);
+  const S = lay.splits;
+  const cacheKey = `gqa${G}${second ? 'pair' : ''}|d${shape.D}|s${S}${fresh ? `|fresh${fresh.R}` : ''}`;
   const f = !!fresh;
-  const wgsl = memoWgsl('flash_decode', cacheKey, () => `${gqaPass1Head(bindings, layout, G, shape.D, fresh)}
-@compute @workgroup_size(${DECODE_CHUNK})
+  const wgsl = memoWgsl('flash_decode', cacheKey, () => `${gqaPass1Head(bindings, layout, G, shape.D, lay, fresh)}
+@compute @workgroup_size(${lay.threads})
 fn main(${WGSL_BUILTINS}) {
   ${second ? `if (wid.x < u.chunks0) {
-    ${gqaPass1Body(RUN0, 'wid.x', G, shape.D, f)}
+    ${gqaPass1Body(RUN0, 'wid.x', G, shape.D, f, lay)}
   } else {
-    ${gqaPass1Body(RUN1, 'wid.x - u.chunks0', G, shape.D, f)}
-  }` : gqaPass1Body(RUN0, 'wid.x', G, shape.D, f)}
+    ${gqaPass1Body(RUN1, 'wid.x - u.chunks0', G, shape.D, f, lay)}
+  }` : gqaPass1Body(RUN0, 'wid.x', G, shape.D, f, lay)}
 }`);
   const run = decodeRunData(shape, options);
   return {
@@ -452,11 +519,14 @@ fn main(${WGSL_BUILTINS}) {
     cacheKey,
     wgsl,
     bindings,
-    dispatch: [shape.chunks + (second?.chunks ?? 0), shape.Hkv, shape.B],
+    workgroupSize: [lay.threads, 1, 1],
+    // one workgroup per (sub-chunk, KV head, batch); the partial slots are the chunks' times their splits
+    dispatch: [(shape.chunks + (second?.chunks ?? 0)) * S, shape.Hkv, shape.B],
     uniformLayout: layout,
     uniforms: {
       ...run.uniforms,
-      ...(second ? { segStart1: second.segStart, segLen1: second.segLen, segCap1: second.segCap, chunkLo1: second.chunkLo, chunkBase1: second.chunkBase, chunks0: shape.chunks } : {}),
+      N: shape.N * S,
+      ...(second ? { segStart1: second.segStart, segLen1: second.segLen, segCap1: second.segCap, chunkLo1: second.chunkLo, chunkBase1: second.chunkBase, chunks0: shape.chunks * S } : {}),
       ...(fresh ? { W: shape.H * shape.D + 2 * shape.Hkv * shape.D, posRow: fresh.posRow } : {}),
     },
   };
@@ -600,7 +670,7 @@ export function flashDecoding(runtime: Runtime, q: TensorLike, runs: readonly KV
   return out;
 }
 
-/** Flash decoding's pass-1 results: unnormalised O (B, H, N, D) and (m, l) (B, H, N, 2) of N chunks. */
+/** Flash decoding's pass-1 results: unnormalised O (B, H, N, D) and (m, l) (B, H, N, 2) of N partial slots (chunks, or sub-chunks of a GQA pass 1). */
 export interface FlashDecodingPartials {
   po: Tensor;
   pml: Tensor;
@@ -622,11 +692,13 @@ export function flashDecodingPartials(runtime: Runtime, q: TensorLike, runs: rea
   assertArg(one === 1, 'flashDecoding', `q must hold one token per sequence, got ${one}`);
   const { plan, N } = planChunks(runs, qpos, options.slidingWindow ?? 0);
   if (N === 0) return null;
-  const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
-  const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
   const vec4 = D % 4 === 0;
   // GQA: one workgroup per KV head serves its query heads (K and V read once for all of them).
   const gqa = vec4 && fitsGqa(H, options.Hkv, D) && options.gqa !== false;
+  // GQA pass 1 splits short caches' chunks: one partial slot per sub-chunk
+  const slots = gqa ? N * gqaLayout(N, H / options.Hkv, D).splits : N;
+  const po = runtime.empty([B, H, slots, D], 'f32', 'flashDecoding.partialO');
+  const pml = runtime.empty([B, H, slots, 2], 'f32', 'flashDecoding.partialML');
   const build = vec4 ? createFlashDecodeVec4Kernel : createFlashDecodeKernel;
   // With 16-byte loads, runs go two per dispatch; an odd one out takes the one-run kernel.
   for (let i = 0; i < plan.length; i += vec4 ? 2 : 1) {
@@ -639,7 +711,7 @@ export function flashDecodingPartials(runtime: Runtime, q: TensorLike, runs: rea
     else if (second) runtime.run(createFlashDecodePairKernel(shape, second, options), tensors);
     else runtime.run(build(shape, options), tensors);
   }
-  return { po, pml, chunks: N };
+  return { po, pml, chunks: slots };
 }
 
 /** The chunks of every KV run that the query at qpos sees (within the window), numbered over all runs. */
@@ -714,8 +786,9 @@ export function flashDecodingPartialsFresh(
   const home = plan.find((p) => qpos >= p.run.start && qpos < p.run.start + p.run.length);
   assertArg(home !== undefined, op, `no KV run holds position ${qpos}: reserve its row first`);
   for (const p of plan) assertArg(p.run.k.shape[0] === B && p.run.k.shape[2] === Hkv && p.run.k.shape[3] === D, op, `a KV run has shape [${p.run.k.shape.join(',')}], expected [B=${B}, T, Hkv=${Hkv}, D=${D}]`);
-  const po = runtime.empty([B, H, N, D], 'f32', 'flashDecoding.partialO');
-  const pml = runtime.empty([B, H, N, 2], 'f32', 'flashDecoding.partialML');
+  const slots = N * gqaLayout(N, H / Hkv, D).splits;
+  const po = runtime.empty([B, H, slots, D], 'f32', 'flashDecoding.partialO');
+  const pml = runtime.empty([B, H, slots, 2], 'f32', 'flashDecoding.partialML');
   const fresh = { R, posRow: rope?.position ?? 0 };
   const head = rope ? [qkv, rope.table] : [qkv];
   for (let i = 0; i < plan.length; i += 2) {
@@ -725,5 +798,5 @@ export function flashDecodingPartialsFresh(
     const tensors = next ? [...head, p.run.k, p.run.v, next.run.k, next.run.v, po, pml] : [...head, p.run.k, p.run.v, po, pml];
     runtime.run(createFlashDecodeGqaKernel(shape, options, next ? shapeOf(next) : undefined, fresh), tensors);
   }
-  return { po, pml, chunks: N };
+  return { po, pml, chunks: slots };
 }

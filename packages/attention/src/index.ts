@@ -51,6 +51,7 @@ export {
   type FlashDecodeShape,
   type FlashDecodingPartials,
   type FreshToken,
+  type GqaLayout,
   createDecodeCombineKernel,
   createFlashDecodeGqaKernel,
   createFlashDecodeKernel,
@@ -60,6 +61,7 @@ export {
   flashDecoding,
   flashDecodingPartials,
   flashDecodingPartialsFresh,
+  gqaLayout,
 } from './flash-decoding.js';
 export { type KVAppendOptions, type KVCacheOptions, type KVCacheShape, KVCacheState } from './kv-cache.js';
 export { createSigmoidGateKernel, sigmoidGate } from './sigmoid-gate.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getTestRuntime, randn, relError } from '@statespace/core/testing';
 import { attentionReference, type AttentionOptions } from './flash-attention.js';
-import { createDecodeCombineKernel, fitsFreshDecode } from './flash-decoding.js';
+import { createDecodeCombineKernel, fitsFreshDecode, gqaLayout } from './flash-decoding.js';
 import { KVCacheState } from './kv-cache.js';
 import { ropeReference } from './rope.js';
 
@@ -239,6 +239,7 @@ describe('the decode token straight into flash decoding (rope and the cache writ
     const table = R > 0 ? rt.upload(tableData, [total, R]) : null;
     const W = (H + 2 * Hkv) * D;
     let worst = 0;
+    const slots = new Set<number>(); // partial slots per step: chunks times the pass's splits
     for (let s = 0; s < steps; s++) {
       const p = prompt + s;
       const qkv = randn(B * W, 100 + s);
@@ -256,6 +257,7 @@ describe('the decode token straight into flash decoding (rope and the cache writ
         V.set(vNew.subarray(b * Hkv * D, (b + 1) * Hkv * D), (b * total + p) * Hkv * D);
       }
       const parts = cache.attendDecodeTokenPacked(rt.upload(qkv, [B, 1, W]), H, { rope: table ? { table, position: p } : undefined }, opts);
+      slots.add(parts.chunks);
       const o = rt.empty([B, 1, H, D]);
       rt.run(createDecodeCombineKernel({ B, H, D, N: parts.chunks }), [parts.po, parts.pml, o]);
       const ref = attentionReference(qRot, take(K, 0, p + 1, Hkv), take(V, 0, p + 1, Hkv), { B, Lq: 1, Lk: p + 1, H, Hkv, D }, opts);
@@ -275,7 +277,7 @@ describe('the decode token straight into flash decoding (rope and the cache writ
         }
       }
     }
-    return { worst, rowErr, cache };
+    return { worst, rowErr, cache, slots: [...slots] };
   }
 
   it('GQA 4:1, head_dim 64, full rotary, batch 2, over many page runs (pair and single pass-1 dispatches)', async () => {
@@ -288,6 +290,19 @@ describe('the decode token straight into flash decoding (rope and the cache writ
     const { worst, rowErr } = await fresh({ B: 1, H: 6, Hkv: 2, D: 128, R: 32, prompt: 250, steps: 10, opts: { softcap: 3, slidingWindow: 100 }, cache: { pageSize: 256, maxRunPages: 4 } });
     expect(worst).toBeLessThan(1e-5);
     expect(rowErr).toBeLessThan(1e-6);
+  });
+  it('GQA 4:1, head_dim 32: chunks split in 4 (64 threads) up to 1,024 keys, in 2 (128 threads) past it, not past 2,048', async () => {
+    const four = await fresh({ B: 1, H: 8, Hkv: 2, D: 32, R: 16, prompt: 1019, steps: 8, opts: {}, cache: { pageSize: 256, maxRunPages: 8 } });
+    expect(four.worst).toBeLessThan(1e-5);
+    expect(four.rowErr).toBeLessThan(1e-6);
+    // 4 chunks x 4 splits up to 1,024 keys, 5 chunks x 2 splits past it
+    expect(four.slots).toEqual([16, 10]);
+    const one = await fresh({ B: 1, H: 6, Hkv: 2, D: 32, R: 32, prompt: 2302, steps: 3, opts: { softcap: 4 }, cache: { pageSize: 256, maxRunPages: 16 } });
+    expect(one.worst).toBeLessThan(1e-5);
+    expect(one.rowErr).toBeLessThan(1e-6);
+    expect(one.slots).toEqual([9, 10]); // 9 and 10 chunks, no split (256 threads, the P·V sums one head per round)
+    expect(gqaLayout(10, 3, 32)).toEqual({ splits: 1, threads: 256, headsPerRound: 1 });
+    expect(gqaLayout(2, 4, 32)).toEqual({ splits: 4, threads: 64, headsPerRound: 4 });
   });
   it('GQA 2:1, head_dim 24, no rotary, a sliding-window ring from an empty cache', async () => {
     const { worst, rowErr } = await fresh({ B: 1, H: 4, Hkv: 2, D: 24, R: 0, prompt: 0, steps: 40, opts: { slidingWindow: 9 }, cache: { pageSize: 16, maxRunPages: 4, window: 9 } });

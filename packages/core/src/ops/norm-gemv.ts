@@ -320,6 +320,8 @@ ${norm ? `  // Sums of squares of every (row, group): one partial per thread eac
 const EAGER_MAX_WORDS = 16;
 /** Most vec4 input groups per thread the eager kernel keeps in registers. */
 const EAGER_MAX_GROUPS = 4;
+/** Partials one thread of the eager kernel's first reduction level adds (16 x 16 = 256 threads). */
+const SUM_SPAN = 16;
 /** Most (input group, chunk) partials per thread of the eager combine prologue. */
 const EAGER_MAX_COMBINE = 16;
 
@@ -435,13 +437,12 @@ function eagerNormGemvWgsl(
     .map((t) => range(R).map((r) => `ss[${r}] += select(0.0, dot(v${t}, v${t}), ok${t} && r${t} == ${r}u);`).join(' '))
     .join('\n  ')}
   ${range(R).map((r) => `part[${r * THREADS}u + li] = ss[${r}];`).join(' ')}
+  // two levels (two barriers, not a tree's eight): thread j < ${THREADS / SUM_SPAN} adds partials ${SUM_SPAN}j .. ${SUM_SPAN}j + ${SUM_SPAN - 1} into the first, then each thread adds those
   workgroupBarrier();
-  for (var st = ${THREADS / 2}u; st > 0u; st >>= 1u) {
-    if (li < st) { ${range(R).map((r) => `part[${r * THREADS}u + li] += part[${r * THREADS}u + li + st];`).join(' ')} }
-    workgroupBarrier();
-  }
+  if (li < ${THREADS / SUM_SPAN}u) { ${range(R).map((r) => `{ var s = 0.0; for (var j = 0u; j < ${SUM_SPAN}u; j++) { s += part[${r * THREADS}u + ${SUM_SPAN}u * li + j]; } part[${r * THREADS}u + ${SUM_SPAN}u * li] = s; }`).join(' ')} }
+  workgroupBarrier();
   ${range(EV)
-    .map((t) => `if (ok${t}) { let inv = inverseSqrt(part[r${t} * ${THREADS}u] / ${G}.0 + u.eps); xs[g${t}] = v${t} * inv * nw${t}${kind === 'rms_gate' ? ` * ${silu(`z${t}`)}` : ''}; }`)
+    .map((t) => `if (ok${t}) { var ssq = 0.0; for (var j = 0u; j < ${THREADS / SUM_SPAN}u; j++) { ssq += part[r${t} * ${THREADS}u + ${SUM_SPAN}u * j]; } let inv = inverseSqrt(ssq / ${G}.0 + u.eps); xs[g${t}] = v${t} * inv * nw${t}${kind === 'rms_gate' ? ` * ${silu(`z${t}`)}` : ''}; }`)
     .join('\n  ')}`;
   // word j of the lane against row m of xs
   const dot = (src: string, sc: string, j: number, m: number) => {
@@ -463,8 +464,7 @@ function eagerNormGemvWgsl(
       .join('\n  ');
   const R2 = glu ? 2 * M : M;
   const epilogue = glu
-    ? `let up = part[(${M}u + lid.x) * T + lid.y * LANES];
-    y[lid.x * u.N + n] = ${glu}_(g) * up;`
+    ? `y[lid.x * u.N + n] = ${glu}_(g) * up;`
     : conv
       ? `if (n >= u.convStart && n < u.convStart + u.convC) { y[lid.x * u.N + n] = convChannel(lid.x, n - u.convStart, g); } else { y[lid.x * u.N + n] = g; }`
       : 'y[lid.x * u.N + n] = g;';
@@ -495,13 +495,19 @@ fn main(${WGSL_BUILTINS}) {
   ${dots('wv', 'ws', 'acc')}
   ${glu ? dots('wv2', 'ws2', 'acc2') : ''}
   ${range(M).map((m) => `part[${m * THREADS}u + li] = acc[${m}];${glu ? ` part[${(M + m) * THREADS}u + li] = acc2[${m}];` : ''}`).join(' ')}
+  // the lanes' sums in two levels (two barriers): lane j < LANES / 8 adds lanes 8j .. 8j + 7, the writer the LANES / 8 of those
   workgroupBarrier();
-  for (var st = LANES / 2u; st > 0u; st >>= 1u) {
-    if (lid.x < st) { ${range(R2).map((j) => `part[${j * THREADS}u + li] += part[${j * THREADS}u + li + st];`).join(' ')} }
-    workgroupBarrier();
-  }
+  let lane8 = lid.y * LANES + 8u * lid.x;
+  if (lid.x < ${lanes / 8}u) { ${range(R2).map((j) => `{ var s = 0.0; for (var i = 0u; i < 8u; i++) { s += part[${j * THREADS}u + lane8 + i]; } part[${j * THREADS}u + lane8] = s; }`).join(' ')} }
+  workgroupBarrier();
   if (lid.x < ${M}u && n < u.N) {
-    let g = part[lid.x * T + lid.y * LANES]${attrs.bias ? ' + bias[n]' : ''};
+    var g = 0.0;
+    ${glu ? 'var up = 0.0;' : ''}
+    for (var i = 0u; i < ${lanes / 8}u; i++) {
+      g += part[lid.x * T + lid.y * LANES + 8u * i];
+      ${glu ? `up += part[(${M}u + lid.x) * T + lid.y * LANES + 8u * i];` : ''}
+    }
+    ${attrs.bias ? 'g += bias[n];' : ''}
     ${epilogue}
   }
 }`;
