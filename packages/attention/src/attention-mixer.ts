@@ -28,7 +28,7 @@ import {
   canNormGemv,
   normGemv,
 } from '@statespace/core';
-import { type FlashDecodingPartials, createDecodeCombineKernel, fitsFreshDecode } from './flash-decoding.js';
+import { type FlashDecodingPartials, GQA_MAX_SLOTS, createDecodeCombineKernel, fitsFreshDecode } from './flash-decoding.js';
 import { canDecodeQkv } from './decode-qkv.js';
 import { MAX_HEAD_DIM, attentionReference } from './flash-attention.js';
 import { type KVCacheOptions, KVCacheState } from './kv-cache.js';
@@ -36,11 +36,12 @@ import { type RopeConfig, applyRope, ropeIsDynamic, ropeReference, ropeTable } f
 import { sigmoidGate } from './sigmoid-gate.js';
 
 /**
- * Most flash-decoding partial slots whose combine runs in o_proj's prologue: every o_proj workgroup
- * recombines all H·D outputs, so beyond 16 slots (4k tokens of 256-key chunks) a combine dispatch is cheaper.
- * Measured on the H200 (bench/NOTES.md 6t): 16 slots in the prologue beat a combine dispatch + o_proj at 3k tokens.
+ * Most flash-decoding partial slots whose combine runs in o_proj's prologue (16, the most a split GQA
+ * pass 1 makes): every o_proj workgroup recombines all H·D outputs, so beyond 16 slots (4k tokens of
+ * 256-key chunks) a combine dispatch is cheaper. Measured on the H200 (bench/NOTES.md 6t): 16 slots in
+ * the prologue beat a combine dispatch + o_proj at 3k tokens.
  */
-export const FUSED_COMBINE_CHUNKS = 16;
+export const FUSED_COMBINE_CHUNKS = GQA_MAX_SLOTS;
 
 /** Configuration of an {@link AttentionMixer}. */
 export interface AttentionMixerConfig {

@@ -274,8 +274,8 @@ const gqaWords = (G: number, D: number, T: number, hpr: number) => (G * D) / 4 +
 /**
  * The layout of a GQA pass 1 over N chunks: a cache's chunks split in 4 (64 threads each) up to 1,024
  * keys and in 2 up to 2,048, as far as the partial slots (N · splits) stay within {@link GQA_MAX_SLOTS},
- * so a cache of a few hundred keys still runs 4 workgroups per KV head instead of one. A split grows further when the head's
- * workgroup memory would not fit WebGPU's default 16 KiB.
+ * so a cache of a few hundred keys still runs 4 workgroups per KV head instead of one. A split grows
+ * further when the head's workgroup memory would not fit WebGPU's default 16 KiB.
  */
 export function gqaLayout(N: number, G: number, D: number): GqaLayout {
   let splits = N * 4 <= GQA_MAX_SLOTS ? 4 : N * 2 <= GQA_MAX_SLOTS ? 2 : 1;
@@ -287,8 +287,8 @@ export function gqaLayout(N: number, G: number, D: number): GqaLayout {
 }
 
 /**
- * Most partial slots a split GQA pass 1 makes (attention's o_proj recombines up to 16 in its prologue,
- * `FUSED_COMBINE_CHUNKS`; more take a combine dispatch of their own).
+ * Most partial slots a split GQA pass 1 makes: as many as attention's o_proj recombines in its
+ * prologue (`FUSED_COMBINE_CHUNKS` is this constant); more take a combine dispatch of their own.
  */
 export const GQA_MAX_SLOTS = 16;
 
@@ -307,6 +307,8 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
   const D4 = D / 4;
   const { splits: S, threads: T, headsPerRound: HPR } = lay;
   const range = (n: number, from = 0) => Array.from({ length: n - from }, (_, i) => from + i);
+  // the partial slot of query head h of this (row, sub-chunk)
+  const slot = (h: string) => `((b * u.H + ${h}) * u.N + slotBase)`;
   // The key's D/4 words in batches of up to LOAD_BATCH, each batch's loads issued together (straight-line
   // code: a rolled loop waits for every load before it issues the next).
   const kWords = (bi: number) => range(Math.min(D4, (bi + 1) * LOAD_BATCH), bi * LOAD_BATCH);
@@ -333,7 +335,7 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
     let w = i % D4;
     var sum = vec4<f32>(0.0);
     for (var j = 0u; j < ${GP}u; j++) { sum += pv[hh * T + j * D4 + w]; }
-    let at = (((b * u.H + hk * GQ + ${rd * HPR}u + hh) * u.N + slotBase) * u.D) + 4u * w;
+    let at = (${slot(`hk * GQ + ${rd * HPR}u + hh`)} * u.D) + 4u * w;
     po[at] = sum.x;
     po[at + 1u] = sum.y;
     po[at + 2u] = sum.z;
@@ -351,10 +353,10 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
   ${S > 1 ? `if (kEnd <= kStart) {
     // a sub-chunk with no visible key (past the cache's end or before the window): an empty partial
     for (var i = li; i < GQ * D4; i += T) {
-      let at = ((b * u.H + hk * GQ + i / D4) * u.N + slotBase) * u.D + 4u * (i % D4);
+      let at = ${slot('hk * GQ + i / D4')} * u.D + 4u * (i % D4);
       po[at] = 0.0; po[at + 1u] = 0.0; po[at + 2u] = 0.0; po[at + 3u] = 0.0;
     }
-    if (li < GQ) { let sl = ((b * u.H + hk * GQ + li) * u.N + slotBase); pml[sl * 2u] = SENT; pml[sl * 2u + 1u] = 0.0; }
+    if (li < GQ) { let sl = ${slot('hk * GQ + li')}; pml[sl * 2u] = SENT; pml[sl * 2u + 1u] = 0.0; }
     return;
   }` : ''}
   let t = chunkStart + li;
@@ -423,7 +425,7 @@ function gqaPass1Body(r: RunNames, ci: string, G: number, D: number, fresh: bool
     // the sum only where it is written (red is not touched after the reduction)
     var l = 0.0;
     for (var j = 0u; j < ${T / 8}u; j++) { l += red[8u * j + 1u][li] * exp(red[8u * j][li] - m[li]); }
-    let sl = ((b * u.H + hk * GQ + li) * u.N + slotBase);
+    let sl = ${slot('hk * GQ + li')};
     pml[sl * 2u] = m[li];
     pml[sl * 2u + 1u] = l;
   }
