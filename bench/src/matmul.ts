@@ -20,7 +20,8 @@ import {
   type Tensor,
   type TiledMatmulConfig,
   type TiledMatmulTile,
-  chooseTiledMatmulConfig,
+  chooseTiledMatmul,
+  createSplitKReduceKernel,
   createMatmulKernel,
   createTiledMatmulKernel,
   tiledMatmulProfile,
@@ -118,24 +119,27 @@ export function fill(n: number, seed: number): Float32Array {
   return out;
 }
 
-/** GPU time of `reps` back-to-back dispatches of one kernel, one submit (ms). */
-async function timeReps(rt: Runtime, kernel: KernelDescriptor, tensors: Tensor[], reps: number): Promise<number> {
-  for (let i = 0; i < reps; i++) rt.run(kernel, tensors);
+/** Dispatches that make one run of what is timed (a split-K matmul is two). */
+type Steps = readonly { kernel: KernelDescriptor; tensors: Tensor[] }[];
+
+/** GPU time of `reps` back-to-back runs of `steps`, one submit (ms). */
+async function timeReps(rt: Runtime, steps: Steps, reps: number): Promise<number> {
+  for (let i = 0; i < reps; i++) for (const s of steps) rt.run(s.kernel, s.tensors);
   const t0 = now();
   await rt.sync();
   return now() - t0;
 }
 
-/** Seconds per dispatch: warm-up (compile), a calibration, then the best of `samples` timed batches of ~`targetMs`. */
-async function secondsPerRun(rt: Runtime, kernel: KernelDescriptor, tensors: Tensor[], targetMs: number, samples = 3): Promise<number> {
+/** Seconds per run of `steps`: warm-up (compile), a calibration, then the best of `samples` timed batches of ~`targetMs`. */
+async function secondsPerRun(rt: Runtime, steps: Steps, targetMs: number, samples = 3): Promise<number> {
   const every = rt.submitEvery;
   rt.submitEvery = 0;
   try {
-    await timeReps(rt, kernel, tensors, 1);
-    const probe = await timeReps(rt, kernel, tensors, 2);
+    await timeReps(rt, steps, 1);
+    const probe = await timeReps(rt, steps, 2);
     const reps = Math.max(2, Math.min(1000, Math.ceil(targetMs / Math.max(probe / 2, 1e-3))));
     let best = Infinity;
-    for (let i = 0; i < samples; i++) best = Math.min(best, (await timeReps(rt, kernel, tensors, reps)) / reps);
+    for (let i = 0; i < samples; i++) best = Math.min(best, (await timeReps(rt, steps, reps)) / reps);
     return best / 1000;
   } finally {
     rt.submitEvery = every;
@@ -186,7 +190,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     uniforms: { trips, mul: 0.999, add: 1e-4 },
   };
   const out = rt.empty([workgroups * 256], 'f32', 'bench.peak');
-  const s = await secondsPerRun(rt, kernel, [out], quick ? 5 : 25);
+  const s = await secondsPerRun(rt, [{ kernel, tensors: [out] }], quick ? 5 : 25);
   out.dispose();
   const flops = workgroups * 256 * trips * 4 * chains * 4 * 2;
   peakMemo = flops / s / 1e12;
@@ -226,23 +230,31 @@ export async function benchMatmulShape(rt: Runtime, shape: MatmulShape, dtype: D
   const x = rt.upload(fill(M * K, 1), [M, K], 'f32', 'bench.x');
   const w = rt.upload(fill(N * K, 2), [N, K], dtype, 'bench.w');
   const y = rt.empty([M, N], 'f32', 'bench.y');
-  const chosenConfig = chooseTiledMatmulConfig({ M, N }, rt);
-  const chosen = tileName(chosenConfig);
-  const wanted = options.tiles ?? ['basic', ...TILES];
+  // what matmul() runs: the chosen tile, with K in slices and a reduce where it splits
+  const choice = chooseTiledMatmul({ M, N, K }, rt);
+  const chosen = `${tileName(choice.config)}${choice.splitK > 1 ? `/k${choice.splitK}` : ''}`;
+  const part = choice.splitK > 1 ? rt.empty([choice.splitK, M, N], 'f32', 'bench.partials') : null;
+  const wanted = options.tiles ?? ['basic', ...TILES, 'chosen'];
   const flops = 2 * M * N * K;
   const tflops: Record<string, number> = {};
   let reference: Float32Array | undefined;
   let maxRelError = 0;
   for (const t of wanted) {
     const name = t === 'chosen' ? chosen : t;
-    const kernel =
+    if (name in tflops) continue;
+    const steps =
       name === 'basic'
-        ? createMatmulKernel({ M, N, K }, { weightDtype: dtype, gemv: false, tile: 'basic' })
-        : createTiledMatmulKernel({ M, N, K }, tileConfig(rt, name as TiledMatmulTile), { weightDtype: dtype });
-    tflops[name] = flops / (await secondsPerRun(rt, kernel, [x, w, y], options.targetMs ?? 25)) / 1e12;
+        ? [{ kernel: createMatmulKernel({ M, N, K }, { weightDtype: dtype, gemv: false, tile: 'basic' }), tensors: [x, w, y] }]
+        : t === 'chosen' && part
+          ? [
+              { kernel: createTiledMatmulKernel({ M, N, K }, choice.config, { weightDtype: dtype, splitK: choice.splitK }), tensors: [x, w, part] },
+              { kernel: createSplitKReduceKernel({ M, N, S: choice.splitK }), tensors: [part, y] },
+            ]
+          : [{ kernel: createTiledMatmulKernel({ M, N, K }, tileConfig(rt, name as TiledMatmulTile), { weightDtype: dtype }), tensors: [x, w, y] }];
+    tflops[name] = flops / (await secondsPerRun(rt, steps, options.targetMs ?? 25)) / 1e12;
     if (options.check ?? true) {
       rt.clear(y); // a kernel that skipped outputs shows as a relative error near 1
-      rt.run(kernel, [x, w, y]);
+      for (const s of steps) rt.run(s.kernel, s.tensors);
       const out = (await rt.read(y)) as Float32Array;
       if (!reference) reference = out;
       else maxRelError = Math.max(maxRelError, relError(out, reference));
@@ -251,6 +263,7 @@ export async function benchMatmulShape(rt: Runtime, shape: MatmulShape, dtype: D
   x.dispose();
   w.dispose();
   y.dispose();
+  part?.dispose();
   return { shape, tflops, chosen, maxRelError };
 }
 

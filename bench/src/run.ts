@@ -5,6 +5,7 @@
  * with --chart, the decode-vs-context SVG).
  *
  *   pnpm bench [--quick] [--models mamba2-130m,llama-350m] [--dtype f32|f16|bf16|q8] [--out file.json] [--chart file.svg]
+ *   pnpm bench --prefill-only [--prefill 512,1024]   (prefill tok/s and the matmul line, no decode)
  *   pnpm bench --moonshot [--moonshot-length 1048576] [--chunk 8192]   (one long prompt in passes, bench/src/moonshot.ts)
  */
 import { writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     chart: { type: 'string' },
     'chart-only': { type: 'boolean' },
     prefill: { type: 'string' },
+    'prefill-only': { type: 'boolean' },
     contexts: { type: 'string' },
     moonshot: { type: 'boolean' },
     'moonshot-length': { type: 'string' },
@@ -35,7 +37,8 @@ const quick = !!values.quick;
 const dtype = (values.dtype ?? 'f32') as 'f32' | 'f16' | 'bf16' | 'q8';
 if (!['f32', 'f16', 'bf16', 'q8'].includes(dtype)) throw new Error(`--dtype must be f32, f16, bf16 or q8, got ${values.dtype}`);
 const prefillLengths = (values.prefill ?? (quick ? '64,256' : '512,4096,32768')).split(',').map(Number);
-const contexts = (values.contexts ?? (quick ? '64,256' : '1024,8192,32768')).split(',').map(Number);
+const prefillOnly = !!values['prefill-only'];
+const contexts = prefillOnly ? [] : (values.contexts ?? (quick ? '64,256' : '1024,8192,32768')).split(',').map(Number);
 
 const rt = await Runtime.create();
 const now = () => performance.now();
@@ -109,6 +112,8 @@ interface Result {
   prefillPeakBytes: Record<number, number>;
   /** Wall ms of each measured prefill run (the figure is their median). */
   prefillRunsMs: Record<number, number[]>;
+  /** GPU time inside the compute passes of one more prefill run (ms), where the adapter has timestamps. */
+  prefillGpuMs: Record<number, number>;
   decodeMsAtContext: Record<number, number>;
   stateBytesAtContext: Record<number, { ssm: number; conv: number; kv: number }>;
   floorTokS: number;
@@ -146,12 +151,12 @@ async function benchModel(m: BenchModel, bandwidth: number): Promise<Result> {
   const model = composeModel(rt, m.composition, { seed: 1, dtype });
   await rt.sync();
   const V = m.composition.vocabSize;
-  const r: Result = { model: m.name, dtype, weightBytes: model.weightBytes(), decodeTokS: 0, decodeTokSBatch8: 0, decodeTokSSampled: 0, prefillTokS: {}, prefillPeakBytes: {}, prefillRunsMs: {}, decodeMsAtContext: {}, stateBytesAtContext: {}, floorTokS: 0, decodeRuns: [], hostMsPerToken: 0, wallMsPerToken: 0, dispatchesPerToken: 0 };
+  const r: Result = { model: m.name, dtype, weightBytes: model.weightBytes(), decodeTokS: 0, decodeTokSBatch8: 0, decodeTokSSampled: 0, prefillTokS: {}, prefillPeakBytes: {}, prefillRunsMs: {}, prefillGpuMs: {}, decodeMsAtContext: {}, stateBytesAtContext: {}, floorTokS: 0, decodeRuns: [], hostMsPerToken: 0, wallMsPerToken: 0, dispatchesPerToken: 0 };
   r.floorTokS = bandwidth / r.weightBytes; // decode reads each weight once per token
   const steps = quick ? 16 : 256;
   const runs = quick ? 2 : 5;
   // decode, batch 1 (median of several runs) and 8
-  {
+  if (!prefillOnly) {
     const s = new Session(model);
     await s.prefill(randomIds(16, V, 1));
     const host: number[] = [];
@@ -191,9 +196,16 @@ async function benchModel(m: BenchModel, bandwidth: number): Promise<Result> {
   // prefill at 48 ms right after a 2 s pause, 12 ms once busy), so one run after a pause measures the
   // power state, not the kernels; transformers is measured the same way (bench/torch_baseline.py).
   for (const L of prefillLengths) {
-    const warm = new Session(model);
-    await warm.prefill(randomIds(L, V, 2));
-    warm.dispose();
+    // one warm-up run (it compiles), then more for at least 300 ms of load: after the model's upload (or
+    // --prefill-only's start) the GPU idles, and one 10 ms prefill at 512 tokens does not bring its clocks up
+    // (NOTES §7e)
+    let warmStart = -1;
+    do {
+      const warm = new Session(model);
+      await warm.prefill(randomIds(L, V, 2));
+      warm.dispose();
+      if (warmStart < 0) warmStart = now();
+    } while (now() - warmStart < 300);
     const times: number[] = [];
     const reps = L >= 32768 ? 3 : 5;
     for (let i = 0; i < reps; i++) {
@@ -208,6 +220,14 @@ async function benchModel(m: BenchModel, bandwidth: number): Promise<Result> {
     }
     r.prefillTokS[L] = (L * 1000) / median(times);
     r.prefillRunsMs[L] = times;
+    if (rt.info.features.timestampQuery) {
+      // where the wall time goes: a prefill whose host outruns the GPU has GPU time well under its wall time
+      const s = new Session(model);
+      rt.startPassTiming();
+      await s.prefill(randomIds(L, V, 9));
+      r.prefillGpuMs[L] = (await rt.stopPassTiming()).ms;
+      s.dispose();
+    }
   }
   // decode time per token at context C
   for (const C of contexts) {
@@ -235,12 +255,14 @@ if (!values['chart-only']) {
   for (const m of BENCH_MODELS.filter((x) => !wanted || wanted.includes(x.name))) {
     const r = await benchModel(m, bandwidth);
     results.push(r);
-    console.log(
+    const prefillLine = `  prefill ${prefillLengths.map((L) => `${L}: ${fmt(r.prefillTokS[L])} tok/s${attentionFlops(m.composition, L) ? ` (attention ≥ ${((attentionFlops(m.composition, L) * r.prefillTokS[L]) / L / 1e12).toFixed(1)} TFLOP/s)` : ''}, ${r.prefillGpuMs[L] !== undefined ? `GPU ${r.prefillGpuMs[L].toFixed(1)} of ${median(r.prefillRunsMs[L]).toFixed(1)} ms, ` : ''}peak ${mib(r.prefillPeakBytes[L])}`).join('; ')}`;
+    if (prefillOnly) console.log(`${r.model}:\n${prefillLine}`);
+    else console.log(
       [
         `${r.model}: decode ${fmt(r.decodeTokS)} tok/s (runs ${r.decodeRuns.map((x) => fmt(x)).join(', ')}; batch 8: ${fmt(r.decodeTokSBatch8)} tok/s), floor ${fmt(r.floorTokS)} tok/s -> ${((100 * r.decodeTokS) / r.floorTokS).toFixed(0)}% of the weight-bytes floor`,
         `  sampled (temperature 0.7, top-p 0.9, on the GPU): ${fmt(r.decodeTokSSampled)} tok/s`,
         `  per token: wall ${r.wallMsPerToken.toFixed(3)} ms, host recording ${r.hostMsPerToken.toFixed(3)} ms, GPU in passes ${r.gpuMsPerToken?.toFixed(3) ?? '-'} ms, ${r.dispatchesPerToken} dispatches+copies per replay`,
-        `  prefill ${prefillLengths.map((L) => `${L}: ${fmt(r.prefillTokS[L])} tok/s${attentionFlops(m.composition, L) ? ` (attention ≥ ${((attentionFlops(m.composition, L) * r.prefillTokS[L]) / L / 1e12).toFixed(1)} TFLOP/s)` : ''}, peak ${mib(r.prefillPeakBytes[L])}`).join('; ')}`,
+        prefillLine,
         `  decode ms/token at context ${contexts.map((C) => `${C}: ${r.decodeMsAtContext[C].toFixed(2)} (ssm ${mib(r.stateBytesAtContext[C].ssm)}, kv ${mib(r.stateBytesAtContext[C].kv)})`).join('; ')}`,
       ].join('\n'),
     );

@@ -7,8 +7,11 @@ import {
   TILED_MATMUL_UNROLLED,
   type TiledMatmulConfig,
   type TiledMatmulTile,
+  chooseTiledMatmul,
   chooseTiledMatmulConfig,
+  createSplitKReduceKernel,
   createTiledMatmulKernel,
+  splitKSlice,
   tiledMatmulProfile,
   tiledMatmulStorageBytes,
   tiledMatmulThreads,
@@ -18,7 +21,7 @@ const rt = await getTestRuntime(); // poisons every new buffer with NaN
 rt.fastKernels = true;
 
 
-async function check(config: TiledMatmulConfig | 'basic', M: number, N: number, K: number, transposeB: boolean, dtype: DType, bias: boolean): Promise<number> {
+async function check(config: TiledMatmulConfig | 'basic', M: number, N: number, K: number, transposeB: boolean, dtype: DType, bias: boolean, splitK = 1): Promise<number> {
   const seed = M * 7919 + N * 31 + K;
   const x = randn(M * K, seed);
   const w = roundTo(randn(N * K, seed + 1), dtype);
@@ -28,7 +31,15 @@ async function check(config: TiledMatmulConfig | 'basic', M: number, N: number, 
   const kernel = config === 'basic' ? createMatmulKernel({ M, N, K }, { ...attrs, gemv: false, tile: 'basic' }) : createTiledMatmulKernel({ M, N, K }, config, attrs);
   const y = rt.empty([M, N]); // NaN until written
   const inputs = [rt.upload(x, [M, K]), rt.upload(w, transposeB ? [N, K] : [K, N], dtype), ...(bias ? [rt.upload(b, [N])] : [])];
-  rt.run(kernel, [...inputs, y]);
+  if (splitK > 1 && config !== 'basic') {
+    // the partials (NaN until written: a slice that skips its outputs shows) and the reduce that sums them + bias
+    const part = rt.empty([splitK, M, N]);
+    rt.run(createTiledMatmulKernel({ M, N, K }, config, { transposeB, weightDtype: dtype, splitK }), [inputs[0], inputs[1], part]);
+    rt.run(createSplitKReduceKernel({ M, N, S: splitK }, { bias }), bias ? [part, inputs[2], y] : [part, y]);
+    part.dispose();
+  } else {
+    rt.run(kernel, [...inputs, y]);
+  }
   const out = (await rt.read(y)) as Float32Array;
   for (const t of [...inputs, y]) t.dispose();
   return worstRowError(out, ref, M, N);
@@ -82,6 +93,27 @@ describe('register-blocked tiled matmul', () => {
     expect(await check({ ...custom, unrollK: true }, 33, 40, 21, true, 'f32', false)).toBeLessThan(1e-5);
   });
 
+  it('split-K: K in slices of whole K-tiles (a short last slice, an empty one), partial products summed with the bias', async () => {
+    const cfg = TILED_MATMUL_CONFIGS['32x64'];
+    // K = 132 in 4 slices of 48: 48, 48, 36 and an empty fourth slice (it must still write zeros)
+    expect(splitKSlice(132, 4, 16)).toBe(48);
+    expect(await check(cfg, 130, 260, 132, true, 'f32', true, 4)).toBeLessThan(1e-5);
+    // scalar y (N % 4 != 0), scalar packed W (K % 8 != 0), 3 slices of 112 over K = 300
+    expect(await check(cfg, 7, 129, 300, true, 'f16', true, 3)).toBeLessThan(1e-5);
+    // W (K, N) in bf16, no bias, 5 slices (the last 168 of K = 1000)
+    expect(await check(cfg, 70, 64, 1000, false, 'bf16', false, 5)).toBeLessThan(1e-5);
+    // q8 rows read 16 per word, 2 slices
+    expect(await check(cfg, 33, 96, 512, true, 'q8', false, 2)).toBeLessThan(1e-5);
+    // the unrolled multiply that GPUs run, with split-K
+    expect(await check(TILED_MATMUL_UNROLLED['32x64'], 65, 72, 520, true, 'f32', true, 3)).toBeLessThan(1e-5);
+    const k = createTiledMatmulKernel({ M: 512, N: 256, K: 1024 }, cfg, { splitK: 4 });
+    expect(k.dispatch).toEqual([16, 4, 4]);
+    expect(k.uniforms).toEqual({ M: 512, N: 256, K: 1024, KS: 256 });
+    expect(k.cacheKey).not.toBe(createTiledMatmulKernel({ M: 512, N: 256, K: 1024 }, cfg).cacheKey);
+    expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, cfg, { splitK: 2, bias: true })).toThrow(/createSplitKReduceKernel/);
+    expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, cfg, { splitK: 1.5 })).toThrow(/positive integer/);
+  });
+
   it('dispatch and cache key follow the config; sizes are uniforms', () => {
     const c = TILED_MATMUL_CONFIGS['128x128'];
     const a = createTiledMatmulKernel({ M: 4096, N: 1000, K: 1024 }, c);
@@ -109,6 +141,16 @@ describe('register-blocked tiled matmul', () => {
     expect(chooseTiledMatmulConfig({ M: 4096, N: 768 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['64x128']); // 192 of 128x128 are too few
     expect(chooseTiledMatmulConfig({ M: 4096, N: 256 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['64x64']); // 128 of 64x128 would leave SMs idle
     expect(chooseTiledMatmulConfig({ M: 16, N: 256 }, nvidia)).toBe(TILED_MATMUL_UNROLLED['32x64']);
+    // split-K where no tile alone gives 200 workgroups: the first split tile that reaches 128 with 2, 4 or 8 slices of >= 8 K-tiles
+    const U = TILED_MATMUL_UNROLLED;
+    expect(chooseTiledMatmul({ M: 512, N: 1024, K: 2816 }, nvidia)).toEqual({ config: U['128x128'], splitK: 4 });
+    expect(chooseTiledMatmul({ M: 512, N: 256, K: 1024 }, nvidia)).toEqual({ config: U['64x128'], splitK: 8 }); // 8 tiles of 128x128: too few even in 8 slices
+    expect(chooseTiledMatmul({ M: 512, N: 3072, K: 768 }, nvidia)).toEqual({ config: U['64x64'], splitK: 1 }); // 384 tiles of 64x64
+    expect(chooseTiledMatmul({ M: 512, N: 768, K: 768 }, nvidia)).toEqual({ config: U['64x128'], splitK: 4 }); // 24 of 128x128 x 4 is too few; K = 768 allows 4, not 8
+    expect(chooseTiledMatmul({ M: 512, N: 1536, K: 48 }, nvidia)).toEqual({ config: U['32x64'], splitK: 1 }); // K too short to split: the most tiles
+    expect(chooseTiledMatmul({ M: 4096, N: 2816, K: 1024 }, nvidia)).toEqual({ config: U['128x128'], splitK: 1 });
+    expect(chooseTiledMatmul({ M: 512, N: 1024 }, nvidia)).toEqual({ config: U['32x64'], splitK: 1 }); // K unknown: no split
+    if (rt.info.isSoftware) expect(chooseTiledMatmul({ M: 16, N: 64, K: 4096 }, rt)).toEqual({ config: TILED_MATMUL_CONFIGS['32x64'], splitK: 1 });
     const small = { ...nvidia, limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 } };
     expect(chooseTiledMatmulConfig({ M: 4096, N: 2816 }, small)).toBe(TILED_MATMUL_UNROLLED['64x64']); // 16 KiB of workgroup memory
     expect(TILED_MATMUL_UNROLLED['64x128']).toEqual({ ...TILED_MATMUL_CONFIGS['64x128'], unrollK: true });

@@ -4,6 +4,7 @@
  *
  * Shape glossary (the project glossary, packages/core/README.md):
  *   M  rows of x (tokens)        K  input features        N  output features
+ *   S  K slices of a split-K product (kernel-local)       KS input features per slice
  *
  * The classic SGEMM blocking (Volkov & Demmel 2008, "Benchmarking GPUs to tune dense linear
  * algebra"; the same scheme as CUTLASS's SIMT kernels): a workgroup computes a (tileM, tileN)
@@ -23,11 +24,16 @@
  * (dtype.ts) are read 16 per 16-byte word plus their group's scale for W (N, K) with K % 16 == 0
  * and tileK % 16 == 0, else element by element. Every load is guarded, so any M, N, K works; y
  * is written as vec4s when N % 4 == 0.
+ *
+ * Split-K (`splitK` S > 1, for products with too few tiles to fill the GPU): dispatch z takes K-slice z of KS
+ * features (whole K-tiles) and writes its partial product to slice z of a (S, M, N) buffer; a second kernel
+ * ({@link createSplitKReduceKernel}) sums the slices in order and adds the bias: CUTLASS's "parallel" split-K
+ * (the serial kind, with a semaphore between workgroups, has no safe form in WGSL, and there are no float atomics).
  */
 import { type DType, wgslLoadFloat, wgslLoadQ8x16, wgslStorageType } from '../dtype.js';
 import { StatespaceError } from '../errors.js';
 import type { DeviceInfo } from '../device.js';
-import { type BindingDecl, type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, memoWgsl, wgslBindings } from '../kernel.js';
+import { type BindingDecl, type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 
 /** The blocking of one {@link createTiledMatmulKernel} variant. */
 export interface TiledMatmulConfig {
@@ -88,13 +94,20 @@ export interface TiledMatmulProfile {
    * compiles straight-line code slowly).
    */
   readonly unrollK?: boolean;
+  /**
+   * Split-K ({@link TiledMatmulAttrs.splitK}) for products that no tile of `tiles` gives `minWorkgroups`:
+   * the first of these tiles that reaches `workgroups` with a power of two of slices, at most `maxSlices`, of at
+   * least 8 K-tiles each. Undefined: no split-K.
+   */
+  readonly splitK?: { readonly tiles: readonly TiledMatmulTile[]; readonly workgroups: number; readonly maxSlices: number };
 }
 
 /**
  * The config table, first match wins; the last entry is the default for unknown adapters.
  * NVIDIA: H200 (132 SMs, 2 resident 256-thread workgroups of the 128x128 tile per SM); the order and the
  * 200-workgroup threshold follow `bench/results/h200-matmul-variants.log` (the 128-thread 64x128 tile
- * next, then 64x64, then 32x64 for the smallest products).
+ * next, then 64x64); products that none of them fills split K (`bench/results/h200-matmul-splitk.log`: 2, 4
+ * or 8 slices beat 3 or 6, and a split 128x128 beats 32x64 alone, which runs at 17-22 TFLOP/s on every shape).
  * The default is conservative: no 32 KiB tile unless the adapter allows it (checked at choice).
  *
  * @example
@@ -104,8 +117,15 @@ export interface TiledMatmulProfile {
  */
 export const TILED_MATMUL_PROFILES: readonly TiledMatmulProfile[] = [
   { name: 'software', software: true, tiles: ['32x64'], minWorkgroups: 1 },
-  { name: 'nvidia', match: /nvidia/, tiles: ['128x128', '64x128', '64x64', '32x64'], minWorkgroups: 200, unrollK: true },
-  { name: 'default', tiles: ['128x64', '64x64', '32x64'], minWorkgroups: 128, unrollK: true },
+  {
+    name: 'nvidia',
+    match: /nvidia/,
+    tiles: ['128x128', '64x128', '64x64'],
+    minWorkgroups: 200,
+    unrollK: true,
+    splitK: { tiles: ['128x128', '64x128', '64x64', '32x64'], workgroups: 128, maxSlices: 8 },
+  },
+  { name: 'default', tiles: ['128x64', '64x64', '32x64'], minWorkgroups: 128, unrollK: true, splitK: { tiles: ['128x64', '64x64', '32x64'], workgroups: 64, maxSlices: 4 } },
 ];
 
 /** What {@link chooseTiledMatmulConfig} reads of an adapter; a `Runtime` has both fields. */
@@ -168,17 +188,67 @@ export function tiledMatmulThreads(config: TiledMatmulConfig): number {
  * Picks the tile of a product on an adapter: the first tile of the adapter's profile that fits its
  * limits and still gives `minWorkgroups` workgroups, else the fitting tile with the most workgroups;
  * from {@link TILED_MATMUL_UNROLLED} when the profile unrolls, else from {@link TILED_MATMUL_CONFIGS}.
+ * (Without K there is no split-K: {@link chooseTiledMatmul} picks both.)
  *
  * @example
  * ```ts
- * chooseTiledMatmulConfig({ M: 4096, N: 2816, K: 1024 }, rt); // 128x128 (unrolled) on an NVIDIA GPU
- * chooseTiledMatmulConfig({ M: 4096, N: 256, K: 1024 }, rt);  // a smaller tile: 64 of 128x128 would leave SMs idle
+ * chooseTiledMatmulConfig({ M: 4096, N: 2816 }, rt); // 128x128 (unrolled) on an NVIDIA GPU
+ * chooseTiledMatmulConfig({ M: 4096, N: 256 }, rt);  // a smaller tile: 64 of 128x128 would leave SMs idle
  * ```
  */
 export function chooseTiledMatmulConfig(shape: { M: number; N: number }, target: TiledMatmulTarget = {}): TiledMatmulConfig {
+  return chooseTiledMatmul(shape, target).config;
+}
+
+/** A tile and the number of K slices it runs with (1: no split-K). */
+export interface TiledMatmulChoice {
+  readonly config: TiledMatmulConfig;
+  readonly splitK: number;
+}
+
+/** Fewest K-tiles a split-K slice gets (its loads' pipeline needs a few steps to fill). */
+const MIN_SLICE_TILES = 8;
+
+/**
+ * Picks the tile and the split-K of a product on an adapter. The first tile of the profile's `tiles` that fits
+ * the limits and gives `minWorkgroups` runs alone. Else, where K is known and the profile splits, the first of
+ * its split tiles that reaches the split's workgroup count with 2, 4 or 8 slices (at most `maxSlices`) of at
+ * least 8 K-tiles each (short prompts: at 512 tokens llama-350m's down projection has 32 tiles of 128x128,
+ * which in 4 slices run at 29.9 TFLOP/s on the H200, against 18.5 for the 256 tiles of 32x64 alone,
+ * `bench/results/h200-matmul-splitk.log`). Else the fitting tile with the most workgroups, unsplit.
+ *
+ * @example
+ * ```ts
+ * chooseTiledMatmul({ M: 512, N: 1024, K: 2816 }, rt); // { config: 128x128 (unrolled), splitK: 4 } on an NVIDIA GPU
+ * chooseTiledMatmul({ M: 4096, N: 2816, K: 1024 }, rt); // { config: 128x128 (unrolled), splitK: 1 }
+ * ```
+ */
+export function chooseTiledMatmul(shape: { M: number; N: number; K?: number }, target: TiledMatmulTarget = {}): TiledMatmulChoice {
   const profile = tiledMatmulProfile(target.info);
-  const c = chooseTile(shape, profile, target);
-  return profile.unrollK ? TILED_MATMUL_UNROLLED[c] : TILED_MATMUL_CONFIGS[c];
+  const limits = target.limits ?? DEFAULT_LIMITS;
+  const table = profile.unrollK ? TILED_MATMUL_UNROLLED : TILED_MATMUL_CONFIGS;
+  const fits = (name: TiledMatmulTile) => {
+    const c = TILED_MATMUL_CONFIGS[name];
+    return tiledMatmulStorageBytes(c) <= limits.maxComputeWorkgroupStorageSize && tiledMatmulThreads(c) <= limits.maxComputeInvocationsPerWorkgroup;
+  };
+  const count = (name: TiledMatmulTile) => Math.ceil(shape.M / TILED_MATMUL_CONFIGS[name].tileM) * Math.ceil(shape.N / TILED_MATMUL_CONFIGS[name].tileN);
+  for (const name of profile.tiles) if (fits(name) && count(name) >= profile.minWorkgroups) return { config: table[name], splitK: 1 };
+  const split = profile.splitK;
+  if (split && shape.K !== undefined) {
+    for (const name of split.tiles) {
+      if (!fits(name)) continue;
+      const c = count(name);
+      const most = Math.min(split.maxSlices, Math.floor(shape.K / (MIN_SLICE_TILES * TILED_MATMUL_CONFIGS[name].tileK)));
+      for (let S = 2; S <= most; S *= 2) if (c * S >= split.workgroups) return { config: table[name], splitK: S };
+    }
+  }
+  let best: TiledMatmulTile = '32x64';
+  let bestCount = -1;
+  for (const name of new Set([...profile.tiles, ...(split?.tiles ?? [])])) {
+    // ties: the later, smaller tile pads less
+    if (fits(name) && count(name) >= bestCount) [best, bestCount] = [name, count(name)];
+  }
+  return { config: table[best], splitK: 1 };
 }
 
 /**
@@ -193,20 +263,6 @@ export function chooseTiledMatmulConfig(shape: { M: number; N: number }, target:
 export const TILED_MATMUL_UNROLLED: Readonly<Record<TiledMatmulTile, TiledMatmulConfig>> = Object.fromEntries(
   Object.entries(TILED_MATMUL_CONFIGS).map(([name, c]) => [name, { ...c, unrollK: true }]),
 ) as Record<TiledMatmulTile, TiledMatmulConfig>;
-
-function chooseTile(shape: { M: number; N: number }, profile: TiledMatmulProfile, target: TiledMatmulTarget): TiledMatmulTile {
-  const limits = target.limits ?? DEFAULT_LIMITS;
-  let best: TiledMatmulTile | undefined;
-  let bestCount = -1;
-  for (const name of profile.tiles) {
-    const c = TILED_MATMUL_CONFIGS[name];
-    if (tiledMatmulStorageBytes(c) > limits.maxComputeWorkgroupStorageSize || tiledMatmulThreads(c) > limits.maxComputeInvocationsPerWorkgroup) continue;
-    const count = Math.ceil(shape.M / c.tileM) * Math.ceil(shape.N / c.tileN);
-    if (count >= profile.minWorkgroups) return name;
-    if (count >= bestCount) [best, bestCount] = [name, count]; // ties: the later, smaller tile pads less
-  }
-  return best ?? '32x64';
-}
 
 /**
  * Short name of a config, `tileM`x`tileN`x`tileK` `threadM`x`threadN` (cache keys, benchmark tables).
@@ -237,6 +293,8 @@ function validateConfig(c: TiledMatmulConfig): void {
 }
 
 const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
+// split-K: KS input features per slice (a multiple of tileK)
+const splitLayout = { M: 'u32', N: 'u32', K: 'u32', KS: 'u32' } as const satisfies UniformLayout;
 
 /** Attributes of a {@link createTiledMatmulKernel}. */
 export interface TiledMatmulAttrs {
@@ -244,8 +302,14 @@ export interface TiledMatmulAttrs {
   transposeB?: boolean;
   /** Storage type of W ('f32', 'f16', 'bf16' (packed two per u32) or 'q8'). */
   weightDtype?: DType;
-  /** A bias of length N is added. */
+  /** A bias of length N is added (not with `splitK` > 1: {@link createSplitKReduceKernel} adds it). */
   bias?: boolean;
+  /**
+   * Split K into this many slices, one workgroup layer (dispatch z) each, written as partial products
+   * (S, M, N) that {@link createSplitKReduceKernel} sums (default 1: y itself). For products with too few
+   * tiles to fill the GPU (short prompts: M = 512 gives q/o 128 tiles of 64x64 on 132 SMs).
+   */
+  splitK?: number;
 }
 
 /** `count` loads spread over `threads` threads: lines of code, guarded when they do not divide evenly. */
@@ -277,6 +341,10 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
   if (wDtype !== 'f32' && wDtype !== 'f16' && wDtype !== 'bf16' && wDtype !== 'q8') {
     throw new StatespaceError('DTYPE_MISMATCH', `createTiledMatmulKernel: W must be f32, f16, bf16 or q8, got ${wDtype}`);
   }
+  const S = attrs.splitK ?? 1;
+  if (!Number.isInteger(S) || S < 1) throw new StatespaceError('INVALID_ARGUMENT', `createTiledMatmulKernel: splitK must be a positive integer, got ${S}`);
+  if (S > 1 && bias) throw new StatespaceError('INVALID_ARGUMENT', 'createTiledMatmulKernel: with splitK > 1 the bias belongs to createSplitKReduceKernel');
+  const split = S > 1;
   const q8 = wDtype === 'q8';
   const packed = wDtype !== 'f32' && !q8;
   const perWord = q8 ? 16 : packed ? 8 : 4; // weights per 16-byte load
@@ -292,9 +360,10 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
     { name: 'x', type: vecX ? 'vec4<f32>' : 'f32', access: 'read' }, // (M, K) (as (M, K/4) vec4s when K % 4 == 0)
     { name: 'w', type: vecW ? (packed || q8 ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wDtype), access: 'read' }, // (N, K) or (K, N), f32, packed pairs or q8 blocks
     ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
-    { name: 'y', type: vecY ? 'vec4<f32>' : 'f32', access: 'read_write' }, // (M, N)
+    { name: 'y', type: vecY ? 'vec4<f32>' : 'f32', access: 'read_write' }, // (M, N), or (S, M, N) partials with splitK
   ];
-  const cacheKey = `${tiledMatmulConfigName(config)}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}|${vecX ? 'vx' : 'sx'}${vecW ? 'vw' : 'sw'}${vecY ? 'vy' : 'sy'}`;
+  const cacheKey = `${tiledMatmulConfigName(config)}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}|${vecX ? 'vx' : 'sx'}${vecW ? 'vw' : 'sw'}${vecY ? 'vy' : 'sy'}${split ? '|sk' : ''}`;
+  const uniformLayout = split ? splitLayout : layout;
   const wgsl = memoWgsl('matmul_tiled_rb', cacheKey, () => {
     const BM4 = BM / 4;
     const BN4 = BN / 4;
@@ -388,15 +457,15 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
           const a = acc(g, c, h);
           if (vecY) {
             const b = bias ? ` + vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u])` : '';
-            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; if (n < u.N) { y[(m * u.N + n) / 4u] = ${a}${b}; } }`);
+            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; if (n < u.N) { y[(yo + m * u.N + n) / 4u] = ${a}${b}; } }`);
           } else {
-            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; ${comp.map((q, j) => `if (n + ${j}u < u.N) { y[m * u.N + n + ${j}u] = ${a}.${q}${bias ? ` + bias[n + ${j}u]` : ''}; }`).join(' ')} }`);
+            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; ${comp.map((q, j) => `if (n + ${j}u < u.N) { y[yo + m * u.N + n + ${j}u] = ${a}.${q}${bias ? ` + bias[n + ${j}u]` : ''}; }`).join(' ')} }`);
           }
         }
         writes.push(`  { let m = m0 + ${4 * g * TY + c}u + 4u * ty; if (m < u.M) {\n    ${row.join('\n    ')}\n  } }`);
       }
     }
-    return `${wgslBindings(layout, bindings)}
+    return `${wgslBindings(uniformLayout, bindings)}
 ${!vecW ? wgslLoadFloat('loadW', 'w', wDtype) : ''}
 ${q8 && vecW ? wgslLoadQ8x16('loadW16', 'w') : ''}
 ${packed && vecW ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
@@ -409,10 +478,17 @@ fn main(${WGSL_BUILTINS}) {
   let ty = lid.y;
   let m0 = wid.x * ${BM}u;
   let n0 = wid.y * ${BN}u;
+  ${split
+    ? `// slice wid.z of K: [kb, kb + KS) (KS a multiple of BK, so no K-tile crosses into the next slice)
+  let kb = wid.z * u.KS;
+  let steps = select(0u, (min(u.K, kb + u.KS) - kb + BK - 1u) / BK, kb < u.K);
+  let yo = wid.z * u.M * u.N; // this slice's partial product`
+    : `let kb = 0u;
   let steps = (u.K + BK - 1u) / BK;
+  let yo = 0u;`}
   ${decls.join('\n  ')}
   ${accDecls.join('\n  ')}
-  var k0 = 0u;
+  var k0 = kb;
 ${loads.join('\n')}
   for (var t = 0u; t < steps; t++) {
     // Tile t goes into buffer t % 2, last read by the multiply of tile t − 2, which every thread
@@ -425,7 +501,7 @@ ${stores.join('\n')}
     }
     workgroupBarrier();
     if (t + 1u < steps) {
-      k0 = (t + 1u) * BK; // tile t + 1's global loads are in flight during tile t's multiply
+      k0 = kb + (t + 1u) * BK; // tile t + 1's global loads are in flight during tile t's multiply
 ${loads.join('\n')}
     }
     let ar = cur * ${BK * BM4}u + ty;
@@ -450,9 +526,73 @@ ${writes.join('\n')}
     cacheKey,
     wgsl,
     workgroupSize: [TX, TY, 1],
-    dispatch: [Math.ceil(shape.M / BM), Math.ceil(shape.N / BN), 1],
+    dispatch: [Math.ceil(shape.M / BM), Math.ceil(shape.N / BN), S],
     bindings,
-    uniformLayout: layout,
-    uniforms: { M: shape.M, N: shape.N, K: shape.K },
+    uniformLayout,
+    uniforms: split ? { M: shape.M, N: shape.N, K: shape.K, KS: splitKSlice(shape.K, S, BK) } : { M: shape.M, N: shape.N, K: shape.K },
+  };
+}
+
+/**
+ * Input features per slice of a split-K product: ⌈K / S⌉ rounded up to whole K-tiles.
+ *
+ * @example
+ * ```ts
+ * splitKSlice(1024, 4, 16); // 256
+ * splitKSlice(1000, 3, 16); // 336 (the last slice gets 328)
+ * ```
+ */
+export function splitKSlice(K: number, S: number, tileK: number): number {
+  return Math.ceil(Math.ceil(K / S) / tileK) * tileK;
+}
+
+const reduceLayout = { MN: 'u32', N: 'u32', S: 'u32' } as const satisfies UniformLayout;
+
+/**
+ * Sums the S partial products of a split-K {@link createTiledMatmulKernel} (part (S, M, N)) into
+ * y (M, N), plus the bias. One thread per output (per 4 outputs when N % 4 == 0), the S partials
+ * read in order, so the sum is deterministic.
+ * Bindings: part, (bias), y.
+ *
+ * @example
+ * ```ts
+ * runtime.run(createTiledMatmulKernel({ M, N, K }, config, { splitK: 4 }), [x, w, part]); // part: (4, M, N)
+ * runtime.run(createSplitKReduceKernel({ M, N, S: 4 }, { bias: true }), [part, b, y]);
+ * ```
+ */
+export function createSplitKReduceKernel(shape: { M: number; N: number; S: number }, attrs: { bias?: boolean } = {}): KernelDescriptor {
+  const bias = attrs.bias ?? false;
+  const vec = shape.N % 4 === 0;
+  const w = vec ? 4 : 1;
+  const t = vec ? 'vec4<f32>' : 'f32';
+  const bindings: BindingDecl[] = [
+    { name: 'part', type: t, access: 'read' }, // (S, M, N)
+    ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
+    { name: 'y', type: t, access: 'read_write' }, // (M, N)
+  ];
+  const cacheKey = `${vec ? 'v' : 's'}|${bias ? 'b' : ''}`;
+  const wgsl = memoWgsl('matmul_splitk_reduce', cacheKey, () => {
+    const b = !bias ? '' : vec ? ' + vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u])' : ' + bias[n]';
+    return `${wgslBindings(reduceLayout, bindings)}
+@compute @workgroup_size(256, 1, 1)
+fn main(${WGSL_BUILTINS}) {
+  let i = ${WGSL_LINEAR_WORKGROUP} * 256u + li; // an output (${vec ? '4 outputs' : 'one'}) of (M, N)
+  if (i >= u.MN) { return; }
+  let n = (i * ${w}u) % u.N;
+  var s = part[i];
+  for (var z = 1u; z < u.S; z++) { s += part[z * u.MN + i]; }
+  y[i] = s${b};
+}`;
+  });
+  const MN = (shape.M * shape.N) / w;
+  return {
+    name: 'matmul_splitk_reduce',
+    cacheKey,
+    wgsl,
+    workgroupSize: [256, 1, 1],
+    dispatch: linearDispatch(Math.ceil(MN / 256)),
+    bindings,
+    uniformLayout: reduceLayout,
+    uniforms: { MN, N: shape.N, S: shape.S },
   };
 }

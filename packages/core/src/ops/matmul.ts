@@ -16,7 +16,7 @@ import { StatespaceError, assertArg } from '../errors.js';
 import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
-import { type TiledMatmulConfig, chooseTiledMatmulConfig, createTiledMatmulKernel } from './matmul-tiled.js';
+import { type TiledMatmulConfig, chooseTiledMatmul, chooseTiledMatmulConfig, createSplitKReduceKernel, createTiledMatmulKernel } from './matmul-tiled.js';
 
 /** Attributes of a matmul. */
 export interface MatmulAttrs {
@@ -418,7 +418,17 @@ export function matmul(
   // Software adapters take the plain loop (their barriers are slow), except for decode-sized products
   // when fastKernels asks for the fast variants (tests run the gemv inside the models that way).
   const simple = options.simple ?? (options.gemv === undefined && runtime.info.isSoftware && !(runtime.fastKernels && M <= VEC_MAX_M));
-  const tile = simple || (options.gemv ?? M <= VEC_MAX_M) ? undefined : chooseTiledMatmulConfig({ M, N }, runtime);
+  const choice = simple || (options.gemv ?? M <= VEC_MAX_M) ? undefined : chooseTiledMatmul({ M, N, K }, runtime);
+  const tile = choice?.config;
+  const S = choice?.splitK ?? 1;
+  if (tile && S > 1) {
+    // Too few tiles to fill the GPU: K in S slices (partial products), then one pass sums them (+ bias).
+    const part = runtime.empty([S, M, N], 'f32', 'matmul.partials');
+    runtime.run(createTiledMatmulKernel({ M, N, K }, tile, { transposeB, weightDtype: w.dtype, splitK: S }), [x, w, part]);
+    runtime.run(createSplitKReduceKernel({ M, N, S }, { bias: !!options.bias }), options.bias ? [part, options.bias, y] : [part, y]);
+    part.dispose();
+    return y;
+  }
   const kernel = createMatmulKernel({ M, N, K }, { transposeB, weightDtype: w.dtype, bias: !!options.bias, gemv: options.gemv, simple, tile });
   runtime.run(kernel, options.bias ? [x, w, options.bias, y] : [x, w, y]);
   return y;
