@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type DType, roundTo } from '../dtype.js';
 import { getTestRuntime, randn, worstRowError } from '../testing.js';
-import { createMatmulKernel, matmulReference } from './matmul.js';
+import { createMatmulKernel, matmul, matmulReference } from './matmul.js';
 import {
   TILED_MATMUL_CONFIGS,
   TILED_MATMUL_UNROLLED,
@@ -112,6 +112,29 @@ describe('register-blocked tiled matmul', () => {
     expect(k.cacheKey).not.toBe(createTiledMatmulKernel({ M: 512, N: 256, K: 1024 }, cfg).cacheKey);
     expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, cfg, { splitK: 2, bias: true })).toThrow(/createSplitKReduceKernel/);
     expect(() => createTiledMatmulKernel({ M: 8, N: 8, K: 8 }, cfg, { splitK: 1.5 })).toThrow(/positive integer/);
+  });
+
+  it('matmul() with split-K: its partials and the reduce with the bias, into a poisoned output', async () => {
+    for (const [M, N, K, S, dtype, transposeB] of [
+      [37, 70, 300, 3, 'f16', true],
+      [5, 64, 520, 2, 'f32', false], // decode-sized M: split-K forces the tiled kernel
+    ] as const) {
+      const seed = M * 31 + K;
+      const x = randn(M * K, seed);
+      const w = roundTo(randn(N * K, seed + 1), dtype);
+      const b = randn(N, seed + 2);
+      const xs = rt.upload(x, [M, K]);
+      const ws = rt.upload(w, transposeB ? [N, K] : [K, N], dtype);
+      const bs = rt.upload(b, [N]);
+      const out = rt.empty([M, N]); // NaN until written
+      const d0 = rt.dispatchCount;
+      matmul(rt, xs, ws, { bias: bs, transposeB, splitK: S, out });
+      expect(rt.dispatchCount - d0, 'the tiled kernel and the reduce').toBe(2);
+      const y = (await rt.read(out)) as Float32Array;
+      expect(worstRowError(y, matmulReference(x, w, M, N, K, b, transposeB), M, N), `${M}x${N}x${K} in ${S}`).toBeLessThan(1e-5);
+      for (const t of [xs, ws, bs, out]) t.dispose();
+    }
+    expect(() => matmul(rt, rt.zeros([2, 8]), rt.zeros([4, 8]), { splitK: 0 })).toThrow(/splitK must be a positive integer/);
   });
 
   it('dispatch and cache key follow the config; sizes are uniforms', () => {

@@ -37,7 +37,8 @@ export interface MatmulAttrs {
   /**
    * Blocking of the tiled (prefill) kernel: a {@link TiledMatmulConfig}, or 'basic' for the first
    * 64×64 kernel (scalar loads, single-buffered; kept as a baseline). Default: chosen by
-   * `chooseTiledMatmulConfig` for an unknown adapter; `matmul` chooses for its runtime's adapter.
+   * `chooseTiledMatmulConfig` for an unknown adapter. One kernel, never split-K: `matmul` chooses tile and
+   * slices for its runtime's adapter (`chooseTiledMatmul`) and runs the split-K reduce where it splits.
    */
   tile?: TiledMatmulConfig | 'basic';
 }
@@ -398,7 +399,7 @@ export function matmul(
   runtime: Runtime,
   x: TensorLike,
   w: TensorLike,
-  options: { bias?: TensorLike; transposeB?: boolean; out?: Tensor; gemv?: boolean; simple?: boolean } = {},
+  options: { bias?: TensorLike; transposeB?: boolean; out?: Tensor; gemv?: boolean; simple?: boolean; splitK?: number } = {},
 ): Tensor {
   const transposeB = options.transposeB ?? true;
   assertArg(w.shape.length === 2, 'matmul', `W must be 2-D, got [${w.shape.join(',')}]`);
@@ -417,10 +418,13 @@ export function matmul(
   assertArg(y.size === M * N, 'matmul', `out has ${y.size} elements, expected ${M * N}`);
   // Software adapters take the plain loop (their barriers are slow), except for decode-sized products
   // when fastKernels asks for the fast variants (tests run the gemv inside the models that way).
-  const simple = options.simple ?? (options.gemv === undefined && runtime.info.isSoftware && !(runtime.fastKernels && M <= VEC_MAX_M));
-  const choice = simple || (options.gemv ?? M <= VEC_MAX_M) ? undefined : chooseTiledMatmul({ M, N, K }, runtime);
+  // `splitK` forces the tiled kernel in that many K slices (tests, benchmarks); otherwise the adapter's table decides.
+  const forced = options.splitK;
+  assertArg(forced === undefined || (Number.isInteger(forced) && forced >= 1), 'matmul', `splitK must be a positive integer, got ${forced}`);
+  const simple = options.simple ?? (forced === undefined && options.gemv === undefined && runtime.info.isSoftware && !(runtime.fastKernels && M <= VEC_MAX_M));
+  const choice = simple || (options.gemv ?? (forced === undefined && M <= VEC_MAX_M)) ? undefined : chooseTiledMatmul({ M, N, K }, runtime);
   const tile = choice?.config;
-  const S = choice?.splitK ?? 1;
+  const S = tile ? (forced ?? choice.splitK) : 1;
   if (tile && S > 1) {
     // Too few tiles to fill the GPU: K in S slices (partial products), then one pass sums them (+ bias).
     const part = runtime.empty([S, M, N], 'f32', 'matmul.partials');
