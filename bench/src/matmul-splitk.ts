@@ -9,8 +9,6 @@
 import {
   Runtime,
   TILED_MATMUL_UNROLLED,
-  type KernelDescriptor,
-  type Tensor,
   type TiledMatmulTile,
   chooseTiledMatmul,
   createSplitKReduceKernel,
@@ -19,7 +17,7 @@ import {
 } from '@statespace/core';
 import { relError } from '@statespace/core/testing';
 import { BENCH_MODELS } from './models.js';
-import { fill, prefillMatmulShapes } from './matmul.js';
+import { type Steps, fill, prefillMatmulShapes, secondsPerRun } from './matmul.js';
 
 const lengths = (process.argv[2] ?? '512,1024,2048,4096').split(',').map(Number);
 const tiles: TiledMatmulTile[] = ['128x128', '64x128', '128x64', '64x64', '32x64'];
@@ -36,26 +34,6 @@ const shapes = lengths
     seen.add(k);
     return true;
   });
-
-type Step = { kernel: KernelDescriptor; tensors: Tensor[] };
-async function time(steps: Step[], flops: number): Promise<number> {
-  const every = rt.submitEvery;
-  rt.submitEvery = 0;
-  const runAll = () => { for (const s of steps) rt.run(s.kernel, s.tensors); };
-  runAll();
-  runAll();
-  await rt.sync();
-  const reps = Math.max(4, Math.min(300, Math.ceil(10e-3 / (flops / 25e12))));
-  let best = Infinity;
-  for (let r = 0; r < 3; r++) {
-    for (let i = 0; i < reps; i++) runAll();
-    const t0 = performance.now();
-    await rt.sync();
-    best = Math.min(best, (performance.now() - t0) / reps);
-  }
-  rt.submitEvery = every;
-  return best; // ms
-}
 
 const header = tiles.flatMap((t) => splits.map((s) => `${t}/${s}`));
 console.log(`shape (model) M N K x count | ${header.join(' | ')} | best | rule`);
@@ -79,14 +57,14 @@ for (const s of shapes) {
         cells.push('-');
         continue;
       }
-      const steps: Step[] =
+      const steps: Steps =
         S === 1
           ? [{ kernel: createTiledMatmulKernel(s, c), tensors: [x, w, y] }]
           : [
               { kernel: createTiledMatmulKernel(s, c, { splitK: S }), tensors: [x, w, part] },
               { kernel: createSplitKReduceKernel({ M: s.M, N: s.N, S }), tensors: [part, y] },
             ];
-      const t0 = await time(steps, flops);
+      const t0 = (await secondsPerRun(rt, steps, 10)) * 1000; // ms
       ms.set(`${t}/${S}`, t0);
       cells.push(((flops / (t0 / 1000)) / 1e12).toFixed(1));
       rt.clear(y);

@@ -120,7 +120,7 @@ export function fill(n: number, seed: number): Float32Array {
 }
 
 /** Dispatches that make one run of what is timed (a split-K matmul is two). */
-type Steps = readonly { kernel: KernelDescriptor; tensors: Tensor[] }[];
+export type Steps = readonly { kernel: KernelDescriptor; tensors: Tensor[] }[];
 
 /** GPU time of `reps` back-to-back runs of `steps`, one submit (ms). */
 async function timeReps(rt: Runtime, steps: Steps, reps: number): Promise<number> {
@@ -131,7 +131,7 @@ async function timeReps(rt: Runtime, steps: Steps, reps: number): Promise<number
 }
 
 /** Seconds per run of `steps`: warm-up (compile), a calibration, then the best of `samples` timed batches of ~`targetMs`. */
-async function secondsPerRun(rt: Runtime, steps: Steps, targetMs: number, samples = 3): Promise<number> {
+export async function secondsPerRun(rt: Runtime, steps: Steps, targetMs: number, samples = 3): Promise<number> {
   const every = rt.submitEvery;
   rt.submitEvery = 0;
   try {
