@@ -2,13 +2,14 @@
  * Where one decode step of a benchmark model spends its time: wall time per
  * token, host time to record it, and GPU time per kernel (timestamp queries).
  *   node --conditions=@statespace/source --import tsx src/profile.ts mamba-130m [--prefill 4096]
+ * With --prefill-kernels: GPU time per kernel of one prefill of --prefill tokens instead (after warm runs).
  */
 import { parseArgs } from 'node:util';
 import { Runtime } from '@statespace/core';
 import { Session, composeModel } from '@statespace/hybrid';
 import { BENCH_MODELS } from './models.js';
 
-const { values, positionals } = parseArgs({ options: { prefill: { type: 'string' }, dtype: { type: 'string' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { prefill: { type: 'string' }, dtype: { type: 'string' }, 'prefill-kernels': { type: 'boolean' } }, allowPositionals: true });
 const rt = await Runtime.create();
 for (const name of positionals.length ? positionals : ['mamba-130m']) {
   const m = BENCH_MODELS.find((x) => x.name === name);
@@ -16,6 +17,25 @@ for (const name of positionals.length ? positionals : ['mamba-130m']) {
   const model = composeModel(rt, m.composition, { seed: 1, dtype: (values.dtype ?? 'f32') as 'f32' | 'f16' });
   const s = new Session(model);
   const L = Number(values.prefill ?? 16);
+  if (values['prefill-kernels']) {
+    const ids = Array.from({ length: L }, (_, i) => (i * 7) % 1000);
+    const t0 = performance.now();
+    while (performance.now() - t0 < 300) {
+      s.reset();
+      await s.prefill(ids);
+    }
+    s.reset();
+    rt.startProfiling();
+    await s.prefill(ids);
+    const prof = await rt.stopProfiling();
+    const gpu = prof.reduce((a, k) => a + k.ms, 0);
+    console.log(`${name} prefill ${L}: GPU ${gpu.toFixed(2)} ms in ${prof.reduce((a, k) => a + k.count, 0)} kernels (one pass each)`);
+    for (const k of prof.slice(0, 16)) console.log(`   ${k.name.padEnd(30)} ${k.ms.toFixed(3)} ms x${k.count} (${((1000 * k.ms) / k.count).toFixed(1)} us each)`);
+    s.dispose();
+    model.dispose();
+    rt.trimPool();
+    continue;
+  }
   await s.prefill(Array.from({ length: L }, (_, i) => (i * 7) % 1000));
   for (let i = 0; i < 5; i++) await s.step(1);
   const n = 20;

@@ -100,6 +100,52 @@ describe('Runtime', () => {
     expect(rt.submitCount - s3).toBe(4); // 64, 128, 192, then the rest at sync
     rt.submitEvery = every;
   });
+  it('ramps the submits up after the GPU ran dry: 8, 16, 32, then every 64 dispatches', async () => {
+    const { unary } = await import('./ops/elementwise.js');
+    const [every, first] = [rt.submitEvery, rt.submitFirst];
+    const x = rt.upload(randn(64, 4), [64]);
+    const a = rt.empty([64]);
+    const run = (n: number) => {
+      for (let i = 0; i < n; i++) unary(rt, x, 'neg', { out: a });
+    };
+    try {
+      rt.submitEvery = 64;
+      rt.submitFirst = 8;
+      await rt.sync(); // drained: the next submits ramp
+      let s = rt.submitCount;
+      run(200);
+      expect(rt.submitCount - s).toBe(5); // after 8, 24, 56, 120, 184
+      await rt.sync();
+      expect(rt.submitCount - s).toBe(6); // the last 16 at sync
+      // A read that waited for the last submit drained the queue too.
+      run(100); // 8, 24, 56; 44 pending
+      await rt.read(a);
+      s = rt.submitCount;
+      run(8);
+      expect(rt.submitCount - s).toBe(1);
+      // A read overtaken by a later submit did not: the GPU still had work.
+      const pending = rt.read(a); // submits (the ramp at 32)
+      run(8);
+      rt.flush(); // the ramp reaches 64
+      await pending;
+      s = rt.submitCount;
+      run(63);
+      expect(rt.submitCount - s).toBe(0);
+      run(1);
+      expect(rt.submitCount - s).toBe(1);
+      // submitFirst 0: no ramp.
+      rt.submitFirst = 0;
+      await rt.sync();
+      s = rt.submitCount;
+      run(63);
+      expect(rt.submitCount - s).toBe(0);
+      await rt.sync();
+    } finally {
+      rt.submitEvery = every;
+      rt.submitFirst = first;
+    }
+    expect(Array.from(await rt.read(a))).toEqual(Array.from(await rt.read(x)).map((v) => -v));
+  });
   it('times compute passes on the GPU: one timestamp pair per pass, however the passes were split', async () => {
     const { unary } = await import('./ops/elementwise.js');
     const x = rt.upload(randn(4096, 3), [4096]);
@@ -110,6 +156,10 @@ describe('Runtime', () => {
     }
     const every = rt.submitEvery;
     rt.submitEvery = 0;
+    for (const bad of [0, 2049, 1.5]) {
+      expect(() => rt.startPassTiming(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      expect(() => rt.startProfiling(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
     rt.startPassTiming(4); // a capacity of 4 passes: the fifth pass forces a flush
     expect(() => rt.startPassTiming()).toThrow(expect.objectContaining({ code: 'INVALID_STATE' }));
     for (let p = 0; p < 6; p++) {

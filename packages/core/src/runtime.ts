@@ -111,6 +111,15 @@ export class Runtime {
    */
   submitEvery = 0;
   /**
+   * After the GPU ran dry (a {@link sync}, or a read that waited for the last submit), the first
+   * submit comes after this many dispatches and each next one after twice as many, up to
+   * {@link submitEvery}: the GPU starts on a prompt's first kernels while the host records the
+   * rest. 0: every submit waits for {@link submitEvery} dispatches.
+   */
+  submitFirst = 0;
+  /** Dispatches the next submit waits for (ramps from {@link submitFirst} to {@link submitEvery}). */
+  private submitAfter = 0;
+  /**
    * Use the fused decode kernels (norm + gemv in one dispatch). On by default on GPUs; off on
    * software adapters, where their workgroup barriers cost more than the dispatches they save.
    * Tests turn it on there to check the fused path.
@@ -161,6 +170,10 @@ export class Runtime {
     // Measured on the H100: a decode step of ~200 dispatches ran 14.1 ms as one submit and 7.9-8.8 ms
     // submitted every 32-128 dispatches (bench/NOTES.md). Software adapters gain nothing from it.
     this.submitEvery = info.isSoftware ? 0 : 64;
+    // The GPU idles until the first submit: at ~20 us of host per eagerly recorded dispatch, 64 of them
+    // are ~1.3 ms of a 10 ms prefill (bench/NOTES.md 7f).
+    this.submitFirst = info.isSoftware ? 0 : 8;
+    this.submitAfter = this.submitFirst;
     this.fastKernels = !info.isSoftware;
     this.device = info.device;
     this.maxBufferSize = this.device.limits.maxBufferSize;
@@ -390,8 +403,10 @@ export class Runtime {
     this.endPass();
     this.getEncoder().copyBufferToBuffer(buffer, 0, staging, 0, size);
     this.flush();
+    const submits = this.submitCount;
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, size);
+      this.queueDrained(submits);
       const out = staging.getMappedRange(0, size).slice(0);
       staging.unmap();
       let list = this.staging.get(bucket);
@@ -521,7 +536,7 @@ export class Runtime {
         if (c.kind === 'copy') this.getEncoder().copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
         else this.getEncoder().clearBuffer(c.buffer, 0, c.bytes);
       }
-      if (++this.pendingDispatches >= this.submitEvery && this.submitEvery > 0) this.flush();
+      if (++this.pendingDispatches >= this.submitThreshold() && this.submitEvery > 0) this.flush();
     }
   }
 
@@ -700,7 +715,17 @@ export class Runtime {
     if (prof) this.endPass();
     this.pendingDispatches++;
     this.dispatchCount++;
-    if (this.submitEvery > 0 && this.pendingDispatches >= this.submitEvery) this.flush();
+    if (this.submitEvery > 0 && this.pendingDispatches >= this.submitThreshold()) this.flush();
+  }
+
+  /** Dispatches after which the pending ones are submitted (the ramp of {@link submitFirst}). */
+  private submitThreshold(): number {
+    return this.submitAfter > 0 ? Math.min(this.submitAfter, this.submitEvery) : this.submitEvery;
+  }
+
+  /** The GPU has run everything submitted: the next submits ramp up from {@link submitFirst} again. */
+  private queueDrained(submitsBefore: number): void {
+    if (this.submitCount === submitsBefore) this.submitAfter = this.submitFirst;
   }
 
   /** Records a buffer copy (`bytes` from `src` at `srcOffset` into `dst` at `dstOffset`). */
@@ -790,6 +815,7 @@ export class Runtime {
       );
     }
     this.submitCount++;
+    if (this.submitAfter > 0) this.submitAfter = this.submitAfter * 2 >= this.submitEvery ? 0 : this.submitAfter * 2;
     this.encoder = null;
     this.uniformSlot = 0;
     this.pendingDispatches = 0;
@@ -798,7 +824,9 @@ export class Runtime {
   /** Flushes and waits until the GPU has finished all submitted work; throws any GPU error seen. */
   async sync(): Promise<void> {
     this.flush();
+    const submits = this.submitCount;
     await this.device.queue.onSubmittedWorkDone();
+    this.queueDrained(submits);
     this.throwErrors();
   }
 
@@ -823,6 +851,7 @@ export class Runtime {
    */
   startProfiling(capacity = 2048): void {
     if (!this.info.features.timestampQuery) throw new StatespaceError('UNSUPPORTED', 'profiling needs the timestamp-query feature, which this adapter lacks');
+    checkQueryCapacity('startProfiling', capacity);
     this.flush();
     this.profile = {
       querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * capacity }),
@@ -854,6 +883,7 @@ export class Runtime {
   startPassTiming(capacity = 1024): void {
     if (!this.info.features.timestampQuery) throw new StatespaceError('UNSUPPORTED', 'pass timing needs the timestamp-query feature, which this adapter lacks');
     if (this.passTiming) throw new StatespaceError('INVALID_STATE', 'startPassTiming: pass timing is on already');
+    checkQueryCapacity('startPassTiming', capacity);
     this.flush();
     this.passTiming = {
       querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * capacity }),
@@ -887,6 +917,13 @@ export class Runtime {
     this.destroyed = true;
     this.uniformBuffer.destroy();
     this.device.destroy();
+  }
+}
+
+/** WebGPU caps a query set at 4096 queries: two timestamps per timed pass. */
+function checkQueryCapacity(op: string, capacity: number): void {
+  if (!Number.isInteger(capacity) || capacity < 1 || 2 * capacity > 4096) {
+    throw new StatespaceError('INVALID_ARGUMENT', `${op}: capacity ${capacity} must be an integer from 1 to 2048 (two timestamps each, at most 4096 per query set)`);
   }
 }
 
