@@ -120,9 +120,10 @@ export class Runtime {
   /** Dispatches the next submit waits for (ramps from {@link submitFirst} to {@link submitEvery}). */
   private submitAfter = 0;
   /**
-   * Use the fused decode kernels (norm + gemv in one dispatch). On by default on GPUs; off on
-   * software adapters, where their workgroup barriers cost more than the dispatches they save.
-   * Tests turn it on there to check the fused path.
+   * Use the kernels GPUs run: the fused decode kernels (norm + gemv in one dispatch) and the
+   * time-segmented prefill scans. On by default on GPUs; off on software adapters, where their
+   * workgroup barriers cost more than the dispatches they save. Tests turn it on there to check
+   * those paths.
    */
   fastKernels: boolean;
 

@@ -26,8 +26,11 @@ export {
   createCausalConv1dKernel,
 } from './causal-conv1d.js';
 export {
+  SCAN_MAX_SEGMENTS,
   SCAN_MAX_STATE,
+  SCAN_MIN_SEGMENT,
   SCAN_STEPS_PER_DISPATCH,
+  SCAN_TARGET_WORKGROUPS,
   SCAN_THREADS,
   type ScanTiling,
   type SelectiveScanAttrs,
@@ -37,6 +40,8 @@ export {
   type SelectiveScanShape,
   WGSL_SOFTPLUS,
   createSelectiveScanKernel,
+  scanCarryFloats,
+  scanSegments,
   scanTiling,
   selectiveScan,
   selectiveScanReference,

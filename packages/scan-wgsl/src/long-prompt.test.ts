@@ -64,6 +64,25 @@ describe('long prompts', () => {
     expect(b.peak).toBeLessThan(1.25 * perToken * 4096);
   });
 
+  it('with the fast kernels (the time-segmented scan GPUs run) a 2048-token prompt gives the same values', async () => {
+    const mixer = new Mamba1Mixer(rt, config, weights);
+    const was = rt.fastKernels;
+    try {
+      const counts: number[] = [];
+      for (const fast of [false, true]) {
+        rt.fastKernels = fast;
+        const d0 = rt.dispatchCount;
+        const r = await peakOf(mixer, 2048);
+        counts.push(rt.dispatchCount - d0);
+        expect(r.error).toBeLessThan(1e-5);
+        expect(r.stateError).toBeLessThan(1e-5);
+      }
+      expect(counts[1] - counts[0]).toBe(1); // the segments' summary pass
+    } finally {
+      rt.fastKernels = was;
+    }
+  });
+
   it('with prefill chunks only the input and output grow with the prompt', async () => {
     const mixer = new Mamba1Mixer(rt, { ...config, prefillChunk: 256 }, weights);
     const a = await peakOf(mixer, 1024);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { roundTo } from '@statespace/core';
 import { getTestRuntime, randn, randu, relError } from '@statespace/core/testing';
 import { columns } from './columns.js';
-import { WGSL_SOFTPLUS, createSelectiveScanKernel, scanTiling, selectiveScan, selectiveScanReference, softplusReference } from './selective-scan.js';
+import { WGSL_SOFTPLUS, createSelectiveScanKernel, scanSegments, scanTiling, selectiveScan, selectiveScanReference, softplusReference } from './selective-scan.js';
 
 const rt = await getTestRuntime();
 
@@ -77,6 +77,42 @@ describe('selectiveScan', () => {
       expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
       expect(relError(await rt.read(t.state), ref.state)).toBeLessThan(1e-5);
     }
+  });
+
+  // The time-parallel scan GPUs run on prompts: a summary pass and a scan pass over Seg segments.
+  const segmentCases: (Case & { segs: number; steps?: number })[] = [
+    { batch: 1, L: 2, D: 1, N: 1, segs: 2 }, // one step per segment
+    { batch: 2, L: 45, D: 20, N: 16, segs: 4 }, // 12, 12, 12, 9 steps
+    { batch: 1, L: 70, D: 37, N: 7, segs: 3 }, // segments span several staged chunks (T = 32)
+    { batch: 2, L: 41, D: 9, N: 17, segs: 41 }, // S = 2 state entries per thread, G = L
+    { batch: 1, L: 13, D: 5, N: 131, segs: 5 }, // 3, 3, 3, 3, 1 steps
+    { batch: 2, L: 50, D: 130, N: 16, segs: 6, steps: 17 }, // segmented dispatches chained through the state
+  ];
+  for (const c of segmentCases) {
+    it(`b=${c.batch} L=${c.L} d_inner=${c.D} d_state=${c.N} in ${c.segs} time segments${c.steps ? `, ${c.steps} steps per dispatch` : ''}: y and final state match the sequential loop`, async () => {
+      const h = makeInputs(c, c.L * 5 + c.D + c.N + c.segs);
+      const t = upload(c, h);
+      const before = rt.dispatchCount;
+      const y = selectiveScan(rt, t, { segments: c.segs, stepsPerDispatch: c.steps });
+      const ref = selectiveScanReference(h, { batch: c.batch, seqlen: c.L, dInner: c.D, dState: c.N });
+      // 2 copies pack B and C; then per dispatch a summary pass and a scan pass (or one pass for a 1-step tail)
+      const chunks = c.steps ? Array.from({ length: Math.ceil(c.L / c.steps) }, (_, i) => Math.min(c.steps!, c.L - i * c.steps!)) : [c.L];
+      expect(rt.dispatchCount - before).toBe(2 + chunks.reduce((a, n) => a + (n >= 2 ? 2 : 1), 0));
+      expect(relError(await rt.read(y), ref.y)).toBeLessThan(1e-5);
+      expect(relError(await rt.read(t.state), ref.state)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('segments a scan where its workgroups leave a GPU idle, never without the fast kernels (software adapters)', () => {
+    const gpu = { fastKernels: true } as Parameters<typeof scanSegments>[0];
+    const soft = { fastKernels: false } as Parameters<typeof scanSegments>[0];
+    // mamba-130m: 1536 channels in 192 blocks of 8 (d_state 16)
+    expect(scanSegments(gpu, { batch: 1, dInner: 1536, dState: 16, steps: 512 })).toBe(6);
+    expect(scanSegments(gpu, { batch: 1, dInner: 1536, dState: 16, steps: 4096 })).toBe(6);
+    expect(scanSegments(gpu, { batch: 1, dInner: 1536, dState: 16, steps: 40 })).toBe(1); // too short
+    expect(scanSegments(gpu, { batch: 8, dInner: 1536, dState: 16, steps: 512 })).toBe(1); // 1536 workgroups already
+    expect(scanSegments(gpu, { batch: 1, dInner: 64, dState: 16, steps: 100000 })).toBe(64);
+    expect(scanSegments(soft, { batch: 1, dInner: 1536, dState: 16, steps: 4096 })).toBe(1);
   });
 
   it('token-by-token decode gives the same outputs and final state as one prefill', async () => {
@@ -186,6 +222,11 @@ ${WGSL_SOFTPLUS}
     expect(() => selectiveScan(rt, { ...t, B: rt.zeros([2, 3, 6]) })).toThrow(/B has shape \[2,3,6\], expected \[batch=2, seqlen=3, d_state=5\]/);
     expect(() => selectiveScan(rt, { ...t, state: rt.zeros([2, 4, 4]) })).toThrow(/state has shape \[2,4,4\], expected \[batch=2, d_inner=4, d_state=5\]/);
     expect(() => selectiveScan(rt, { ...t, aLog: rt.zeros([4, 257]) })).toThrow(/d_state 257/);
+    for (const segments of [0, 1.5]) expect(() => selectiveScan(rt, t, { segments })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    // a segmented kernel whose segments leave steps out, or leave an empty last segment
+    const shape = { batch: 1, seqlen: 10, dInner: 4, dState: 5, bcStride: 10, bOffset: 0, cOffset: 5 };
+    expect(() => createSelectiveScanKernel({ ...shape, segments: 2, segmentLength: 4 }, { segmented: 'scan' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => createSelectiveScanKernel({ ...shape, segments: 3, segmentLength: 5 }, { segmented: 'summary' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
   it('tiles every d_state within the workgroup memory budget', () => {

@@ -7,6 +7,7 @@
  *   b  batch        L  seqlen         D  d_inner (channels)        N  d_state
  *   P  threads per channel (each owns S = ⌈N/P⌉ of the channel's N state entries)
  *   CW channels per workgroup (128 / P)          T  time steps staged per chunk
+ *   Seg time segments of a segmented scan        Lseg steps per segment (the last may be shorter)
  *
  * For every (b, channel c), sequentially over t:
  *   Δ      = softplus(dt[b,t,c] + dt_bias[c])           (when the softplus flag is set)
@@ -22,6 +23,11 @@
  * global memory; the state is never written per step. Long sequences are split over
  * several dispatches (each continues from the state the previous one left), so kernel
  * time stays bounded and memory is linear in L (only the inputs and y).
+ *
+ * Where the (b, channel-block) workgroups alone leave a GPU mostly idle (a prompt at batch 1), a
+ * dispatch's steps split into Seg time segments run side by side: a summary pass leaves each
+ * segment's end state from zero and its ΣΔ, and the scan pass starts segment g from
+ * h_g = exp(A·ΣΔ_{g-1})·h_{g-1} + end_{g-1} (segment 0 from the state) — see {@link scanSegments}.
  *
  * y is written over x (the kernel reads x[b,t,c] before writing y[b,t,c] in the same
  * thread), which is why x and y share one binding: the scan needs x, dt, z, B/C,
@@ -98,6 +104,13 @@ export interface SelectiveScanAttrs {
   dtBiasDtype?: DType;
   /** Gate the output with silu(z). */
   gate?: boolean;
+  /**
+   * Time-parallel pass of a segmented scan (see {@link selectiveScan}'s `segments`): `summary` runs
+   * segments 0..Seg-2 from zero (segment 0 from the state) and leaves each one's end state and ΣΔ in
+   * the carry; `scan` starts every segment from the carry-combined state, writes y, and leaves the
+   * final state in the carry's slot Seg. Omit for the one-pass scan.
+   */
+  segmented?: 'summary' | 'scan';
 }
 
 /** Sizes and strides of one scan dispatch. */
@@ -117,6 +130,9 @@ export interface SelectiveScanShape {
   /** Row stride and column offset of z (when gated). */
   zStride?: number;
   zOffset?: number;
+  /** Segments Seg of a segmented scan (its attrs' `segmented`), each `segmentLength` (Lseg) steps but the last. */
+  segments?: number;
+  segmentLength?: number;
 }
 
 const layout = {
@@ -132,6 +148,8 @@ const layout = {
   cOffset: 'u32',
   zStride: 'u32',
   zOffset: 'u32',
+  segs: 'u32',
+  segLen: 'u32',
 } as const satisfies UniformLayout;
 
 /**
@@ -168,19 +186,70 @@ export function createSelectiveScanKernel(shape: SelectiveScanShape, attrs: Sele
   const hasD = attrs.dDtype !== undefined;
   const hasBias = attrs.dtBiasDtype !== undefined;
   const gate = attrs.gate ?? false;
-  const bindings = [
-    { name: 'y', type: 'f32', access: 'read_write' }, // (b, L, D): x on entry, y on exit
-    { name: 'dt', type: 'f32', access: 'read' }, // (b, L, D)
-    ...(gate ? [{ name: 'z', type: 'f32', access: 'read' } as const] : []), // (b, L, zStride)
-    { name: 'bc', type: 'f32', access: 'read' }, // (b, L, bcStride): B and C columns
-    { name: 'A_log', type: wgslStorageType(aDtype), access: 'read' }, // (D, N)
-    ...(hasD ? [{ name: 'Dskip', type: wgslStorageType(attrs.dDtype!), access: 'read' } as const] : []), // (D)
-    ...(hasBias ? [{ name: 'dt_bias', type: wgslStorageType(attrs.dtBiasDtype!), access: 'read' } as const] : []), // (D)
-    { name: 'state', type: 'f32', access: 'read_write' }, // (b, D, N)
-  ] as const;
-  const wgsl = memoWgsl('selective_scan', `p${P}s${S}t${T}|${softplus ? 'sp' : ''}|${aDtype}|${attrs.dDtype ?? 'noD'}|${attrs.dtBiasDtype ?? 'nobias'}|${gate ? 'z' : ''}`, () => `${wgslBindings(layout, bindings)}
+  const mode = attrs.segmented ?? 'one';
+  const summary = mode === 'summary';
+  const Seg = mode === 'one' ? 1 : (shape.segments ?? 0);
+  const tStart = shape.tStart ?? 0;
+  const tCount = shape.tCount ?? shape.seqlen - tStart;
+  const segLen = mode === 'one' ? tCount : (shape.segmentLength ?? 0);
+  if (mode !== 'one') {
+    assertArg(Number.isInteger(Seg) && Seg >= 2 && Number.isInteger(segLen) && segLen >= 1 && (Seg - 1) * segLen < tCount && Seg * segLen >= tCount, 'selectiveScan', `segments ${Seg} of ${segLen} steps do not cover ${tCount} steps with a non-empty last segment`);
+  }
+  // In a segmented pass the `state` binding is the carry: Seg + 1 slots of (b, D, N) (slot 0 the
+  // initial state, slot g + 1 segment g's end state), then ΣΔ per (segment, b, channel).
+  const bindings = summary
+    ? ([
+        { name: 'y', type: 'f32', access: 'read' }, // (b, L, D): x
+        { name: 'dt', type: 'f32', access: 'read' },
+        { name: 'bc', type: 'f32', access: 'read' },
+        { name: 'A_log', type: wgslStorageType(aDtype), access: 'read' },
+        ...(hasBias ? [{ name: 'dt_bias', type: wgslStorageType(attrs.dtBiasDtype!), access: 'read' } as const] : []),
+        { name: 'init', type: 'f32', access: 'read' }, // (b, D, N): the initial state
+        { name: 'state', type: 'f32', access: 'read_write' }, // the carry
+      ] as const)
+    : ([
+        { name: 'y', type: 'f32', access: 'read_write' }, // (b, L, D): x on entry, y on exit
+        { name: 'dt', type: 'f32', access: 'read' }, // (b, L, D)
+        ...(gate ? [{ name: 'z', type: 'f32', access: 'read' } as const] : []), // (b, L, zStride)
+        { name: 'bc', type: 'f32', access: 'read' }, // (b, L, bcStride): B and C columns
+        { name: 'A_log', type: wgslStorageType(aDtype), access: 'read' }, // (D, N)
+        ...(hasD ? [{ name: 'Dskip', type: wgslStorageType(attrs.dDtype!), access: 'read' } as const] : []), // (D)
+        ...(hasBias ? [{ name: 'dt_bias', type: wgslStorageType(attrs.dtBiasDtype!), access: 'read' } as const] : []), // (D)
+        { name: 'state', type: 'f32', access: 'read_write' }, // (b, D, N), or the carry of a segmented scan
+      ] as const);
+  const cacheKey = `p${P}s${S}t${T}|${softplus ? 'sp' : ''}|${aDtype}|${summary ? 'summary' : `${attrs.dDtype ?? 'noD'}|${gate ? 'z' : ''}`}|${attrs.dtBiasDtype ?? 'nobias'}|${mode}`;
+  // Where a thread's state starts and where it ends, by mode (h, A, the slot size bdn = b·D·N).
+  const init =
+    mode === 'one'
+      ? 'h[s] = state[(b * u.D + c) * u.N + n];'
+      : summary
+        ? `if (seg == 0u) {
+          let v = init[(b * u.D + c) * u.N + n];
+          state[(b * u.D + c) * u.N + n] = v; // slot 0: the initial state, for the scan pass
+          h[s] = v;
+        } else {
+          h[s] = 0.0;
+        }`
+        : `let e = (b * u.D + c) * u.N + n;
+        if (seg == 0u) {
+          h[s] = state[e];
+        } else {
+          // Segments 1..seg-1 carry segment 0's end state forward: h ← exp(A·ΣΔ_k)·h + end_k.
+          var v = state[bdn + e];
+          for (var k = 1u; k < seg; k++) {
+            v = exp(A[s] * state[dsum0 + (k * u.batch + b) * u.D + c]) * v + state[(k + 1u) * bdn + e];
+          }
+          h[s] = v;
+        }`;
+  const fin =
+    mode === 'one'
+      ? 'state[(b * u.D + c) * u.N + n] = h[s];'
+      : summary
+        ? 'state[(seg + 1u) * bdn + (b * u.D + c) * u.N + n] = h[s];'
+        : 'if (seg + 1u == u.segs) { state[u.segs * bdn + (b * u.D + c) * u.N + n] = h[s]; }';
+  const wgsl = memoWgsl('selective_scan', cacheKey, () => `${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadA', 'A_log', aDtype)}
-${hasD ? wgslLoadFloat('loadD', 'Dskip', attrs.dDtype!) : ''}
+${hasD && !summary ? wgslLoadFloat('loadD', 'Dskip', attrs.dDtype!) : ''}
 ${hasBias ? wgslLoadFloat('loadBias', 'dt_bias', attrs.dtBiasDtype!) : ''}
 ${WGSL_SOFTPLUS}
 fn silu_(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
@@ -193,31 +262,39 @@ const NMAX = ${NMAX}u;
 var<workgroup> dtS: array<f32, ${T * CW}>;   // (T, CW) Δ of the chunk
 var<workgroup> xS: array<f32, ${T * CW}>;    // (T, CW) x of the chunk
 var<workgroup> bS: array<f32, ${T * NMAX}>;  // (T, NMAX) B of the chunk
-var<workgroup> cS: array<f32, ${T * NMAX}>;  // (T, NMAX) C of the chunk
-var<workgroup> part: array<f32, ${T * SCAN_THREADS}>; // (T, P, CW) partial C·h
+${summary ? '' : `var<workgroup> cS: array<f32, ${T * NMAX}>;  // (T, NMAX) C of the chunk
+var<workgroup> part: array<f32, ${T * SCAN_THREADS}>; // (T, P, CW) partial C·h`}
 
 @compute @workgroup_size(${SCAN_THREADS})
 fn main(${WGSL_BUILTINS}) {
-  let g = ${WGSL_LINEAR_WORKGROUP};
-  if (g >= u.batch * u.blocks) { return; }
+  let gl = ${WGSL_LINEAR_WORKGROUP};
+  let per = u.batch * u.blocks;
+  if (gl >= per * ${summary ? '(u.segs - 1u)' : 'u.segs'}) { return; }
+  let seg = gl / per;              // time segment (0 in the one-pass scan)
+  let g = gl % per;
   let b = g / u.blocks;
   let c0 = (g % u.blocks) * CW;
   let cl = li / P;                 // channel within the workgroup
   let j = li % P;                  // state slice: entries n = j + s·P
   let c = c0 + cl;
   let live = c < u.D;
+  let tS = u.tStart + seg * u.segLen;
+  let tC = min(u.segLen, u.tCount - seg * u.segLen);
+  let bdn = u.batch * u.D * u.N;
+  let dsum0 = (u.segs + 1u) * bdn;
   var h: array<f32, S>;
   var A: array<f32, S>;
   for (var s = 0u; s < S; s++) {
     let n = j + s * P;
     if (live && n < u.N) {
-      h[s] = state[(b * u.D + c) * u.N + n];
       A[s] = -exp(loadA(c * u.N + n));
+      ${init}
     }
   }
-  for (var t0 = 0u; t0 < u.tCount; t0 += T) {
-    let tc = min(T, u.tCount - t0);
-    let row0 = b * u.L + u.tStart + t0;
+  ${summary ? 'var dsum = 0.0;' : ''}
+  for (var t0 = 0u; t0 < tC; t0 += T) {
+    let tc = min(T, tC - t0);
+    let row0 = b * u.L + tS + t0;
     for (var i = li; i < tc * CW; i += WG) {
       let ch = c0 + i % CW;
       if (ch < u.D) {
@@ -234,14 +311,21 @@ fn main(${WGSL_BUILTINS}) {
       if (n < u.N) {
         let r = (row0 + i / NMAX) * u.bcStride;
         bS[i] = bc[r + u.bOffset + n];
-        cS[i] = bc[r + u.cOffset + n];
+        ${summary ? '' : 'cS[i] = bc[r + u.cOffset + n];'}
       }
     }
     workgroupBarrier();
     for (var tt = 0u; tt < tc; tt++) {
       let d = dtS[tt * CW + cl];
       let dx = d * xS[tt * CW + cl];
-      var acc = 0.0;
+      ${
+        summary
+          ? `dsum += d;
+      for (var s = 0u; s < S; s++) {
+        let n = j + s * P;
+        if (n < u.N) { h[s] = exp(d * A[s]) * h[s] + dx * bS[tt * NMAX + n]; }
+      }`
+          : `var acc = 0.0;
       for (var s = 0u; s < S; s++) {
         let n = j + s * P;
         if (n < u.N) {
@@ -250,10 +334,14 @@ fn main(${WGSL_BUILTINS}) {
           acc += cS[k] * h[s];
         }
       }
-      part[tt * WG + j * CW + cl] = acc;
+      part[tt * WG + j * CW + cl] = acc;`
+      }
     }
     workgroupBarrier();
-    for (var i = li; i < tc * CW; i += WG) {
+    ${
+      summary
+        ? ''
+        : `for (var i = li; i < tc * CW; i += WG) {
       let tt = i / CW;
       let cc = i % CW;
       let ch = c0 + cc;
@@ -266,21 +354,22 @@ fn main(${WGSL_BUILTINS}) {
         y[row * u.D + ch] = out;
       }
     }
-    workgroupBarrier();
+    workgroupBarrier();`
+    }
   }
   for (var s = 0u; s < S; s++) {
     let n = j + s * P;
-    if (live && n < u.N) { state[(b * u.D + c) * u.N + n] = h[s]; }
+    if (live && n < u.N) { ${fin} }
   }
+  ${summary ? 'if (live && j == 0u) { state[dsum0 + (seg * u.batch + b) * u.D + c] = dsum; }' : ''}
 }`);
   const blocks = Math.ceil(shape.dInner / CW);
-  const tStart = shape.tStart ?? 0;
   return {
-    name: 'selective_scan',
-    cacheKey: `p${P}s${S}t${T}|${softplus ? 'sp' : ''}|${aDtype}|${attrs.dDtype ?? 'noD'}|${attrs.dtBiasDtype ?? 'nobias'}|${gate ? 'z' : ''}`,
+    name: mode === 'one' ? 'selective_scan' : `selective_scan_${mode}`,
+    cacheKey,
     wgsl,
     workgroupSize: [SCAN_THREADS, 1, 1],
-    dispatch: linearDispatch(shape.batch * blocks),
+    dispatch: linearDispatch(shape.batch * blocks * (summary ? Seg - 1 : Seg)),
     bindings,
     uniformLayout: layout,
     uniforms: {
@@ -289,15 +378,22 @@ fn main(${WGSL_BUILTINS}) {
       D: shape.dInner,
       N: shape.dState,
       tStart,
-      tCount: shape.tCount ?? shape.seqlen - tStart,
+      tCount,
       blocks,
       bcStride: shape.bcStride,
       bOffset: shape.bOffset,
       cOffset: shape.cOffset,
       zStride: shape.zStride ?? shape.dInner,
       zOffset: shape.zOffset ?? 0,
+      segs: Seg,
+      segLen,
     },
   };
+}
+
+/** Floats of the carry buffer of a segmented scan: Seg + 1 state slots, then ΣΔ per (segment, b, channel). */
+export function scanCarryFloats(segments: number, batch: number, dInner: number, dState: number): number {
+  return (segments + 1) * batch * dInner * dState + segments * batch * dInner;
 }
 
 /** Inputs of {@link selectiveScan}, in transformers' layouts. */
@@ -330,6 +426,37 @@ export interface SelectiveScanOptions {
   inPlace?: boolean;
   /** Time steps per dispatch (default {@link SCAN_STEPS_PER_DISPATCH}). */
   stepsPerDispatch?: number;
+  /**
+   * Split each dispatch's steps into this many time segments run in parallel (default
+   * {@link scanSegments}; 1: the one-pass scan). A summary pass leaves each segment's end state
+   * from zero and its ΣΔ; the scan pass starts segment g from the combined state
+   * h_g = exp(A·ΣΔ_{g-1})·h_{g-1} + end_{g-1}: a segment's decay exp(Δ₁A)·…·exp(ΔₖA) is exp(A·ΣΔ).
+   */
+  segments?: number;
+}
+
+/** Workgroups a segmented scan aims for (about 8 per SM on a 132-SM GPU). */
+export const SCAN_TARGET_WORKGROUPS = 1024;
+/** Shortest time segment worth its own workgroups. */
+export const SCAN_MIN_SEGMENT = 32;
+/** Most segments of one dispatch (the scan pass combines up to Seg - 1 carries per thread). */
+export const SCAN_MAX_SEGMENTS = 64;
+
+/**
+ * Time segments for a scan dispatch of `steps` steps: one pass where its (batch × channel-block)
+ * workgroups already fill the GPU or the steps are few, and without the runtime's `fastKernels`
+ * (software adapters, whose workgroups run a few at a time); otherwise enough segments of ≥ {@link SCAN_MIN_SEGMENT}
+ * steps for about {@link SCAN_TARGET_WORKGROUPS} workgroups.
+ * @example
+ * ```ts
+ * scanSegments(rt, { batch: 1, dInner: 1536, dState: 16, steps: 512 }); // 6 on a GPU: 192 blocks of 8 channels
+ * ```
+ */
+export function scanSegments(runtime: Runtime, dims: { batch: number; dInner: number; dState: number; steps: number }): number {
+  if (!runtime.fastKernels) return 1;
+  const workgroups = dims.batch * Math.ceil(dims.dInner / scanTiling(dims.dState).CW);
+  const g = Math.min(SCAN_MAX_SEGMENTS, Math.floor(dims.steps / SCAN_MIN_SEGMENT), Math.ceil(SCAN_TARGET_WORKGROUPS / workgroups));
+  return g >= 2 ? g : 1;
 }
 
 function shapeText(s: readonly number[]): string {
@@ -422,14 +549,26 @@ export function selectiveScan(runtime: Runtime, inputs: SelectiveScanInputs, opt
     dtBiasDtype: inputs.dtBias?.dtype,
     gate: !!zs,
   };
-  const tensors: TensorLike[] = [y, dt, ...(zs ? [zs.tensor] : []), bc, aLog, ...(inputs.D ? [inputs.D] : []), ...(inputs.dtBias ? [inputs.dtBias] : []), state];
+  const head: TensorLike[] = [y, dt, ...(zs ? [zs.tensor] : []), bc, aLog, ...(inputs.D ? [inputs.D] : []), ...(inputs.dtBias ? [inputs.dtBias] : [])];
   const step = Math.max(1, Math.floor(options.stepsPerDispatch ?? SCAN_STEPS_PER_DISPATCH));
+  if (options.segments !== undefined) assertArg(Number.isInteger(options.segments) && options.segments >= 1, op, `segments must be a positive integer, got ${options.segments}`);
   for (let tStart = 0; tStart < L; tStart += step) {
-    const kernel = createSelectiveScanKernel(
-      { batch, seqlen: L, dInner: D, dState: N, tStart, tCount: Math.min(step, L - tStart), bcStride, bOffset, cOffset, zStride: zs?.rowStride, zOffset: zs?.offset },
-      attrs,
-    );
-    runtime.run(kernel, tensors);
+    const tCount = Math.min(step, L - tStart);
+    const shape: SelectiveScanShape = { batch, seqlen: L, dInner: D, dState: N, tStart, tCount, bcStride, bOffset, cOffset, zStride: zs?.rowStride, zOffset: zs?.offset };
+    // At most one segment per step, and no empty last segment.
+    let Seg = Math.min(options.segments ?? scanSegments(runtime, { batch, dInner: D, dState: N, steps: tCount }), tCount);
+    const segmentLength = Math.ceil(tCount / Seg);
+    Seg = Math.ceil(tCount / segmentLength);
+    if (Seg < 2) {
+      runtime.run(createSelectiveScanKernel(shape, attrs), [...head, state]);
+      continue;
+    }
+    const carry = runtime.empty([scanCarryFloats(Seg, batch, D, N)], 'f32', 'selectiveScan.carry');
+    const seg = { ...shape, segments: Seg, segmentLength };
+    runtime.run(createSelectiveScanKernel(seg, { ...attrs, segmented: 'summary' }), [y, dt, bc, aLog, ...(inputs.dtBias ? [inputs.dtBias] : []), state, carry]);
+    runtime.run(createSelectiveScanKernel(seg, { ...attrs, segmented: 'scan' }), [...head, carry]);
+    runtime.copy(carry, state, state.byteSize, Seg * batch * D * N * 4, 0);
+    carry.dispose();
   }
   packed?.dispose();
   return y;
