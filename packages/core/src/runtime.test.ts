@@ -77,8 +77,9 @@ describe('Runtime', () => {
     expect(rt.pipelineCount - before).toBeLessThanOrEqual(1);
   });
   it('batches many dispatches into one submit', async () => {
-    const every = rt.submitEvery;
+    const [every, first] = [rt.submitEvery, rt.submitFirst];
     rt.submitEvery = 0; // one submit per flush (GPUs default to a submit every 64 dispatches)
+    rt.submitFirst = 0; // and no ramp after the GPU ran dry (GPUs default to 8, 16, 32: the next test)
     await rt.sync();
     const submits = rt.submitCount;
     const x = rt.upload(randn(64, 2), [64]);
@@ -99,6 +100,7 @@ describe('Runtime', () => {
     await rt.sync();
     expect(rt.submitCount - s3).toBe(4); // 64, 128, 192, then the rest at sync
     rt.submitEvery = every;
+    rt.submitFirst = first;
   });
   it('ramps the submits up after the GPU ran dry: 8, 16, 32, then every 64 dispatches', async () => {
     const { unary } = await import('./ops/elementwise.js');
