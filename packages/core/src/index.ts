@@ -64,7 +64,7 @@ export {
   unpackState,
 } from './layer.js';
 export { RecurrentState } from './recurrent-state.js';
-export { type MatmulAttrs, createGemvVec4Kernel, createMatmulKernel, gemvVecWidth, matmul, matmulReference } from './ops/matmul.js';
+export { type MatmulAttrs, createGemvVec4Kernel, createMatmulKernel, gemvVecWidth, matmul, matmulReference, usesTiledMatmul } from './ops/matmul.js';
 export {
   TILED_MATMUL_CONFIGS,
   TILED_MATMUL_PROFILES,
@@ -103,6 +103,6 @@ export { createSoftmaxKernel, softmax, softmaxReference } from './ops/softmax.js
 export { argmax, createTopKKernel, topK, topKReference } from './ops/top-k.js';
 export { type TokenSamplerBuffers, type TokenSamplingParams, createSampleTokensKernel, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerUniform } from './ops/sample-tokens.js';
 export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';
-export { type GluActivation, createGluKernel, glu, gluReference } from './ops/glu.js';
+export { type GluActivation, type GluWeights, createGluKernel, glu, gluMatmul, gluReference } from './ops/glu.js';
 export { addRmsNorm, createAddRmsNormKernel } from './ops/add-rms-norm.js';
 export { type NormGemvConv, type NormGemvConvAttrs, type NormGemvInputs, type NormGemvKind, type PendingNormSpec, PendingNorm, canNormGemv, eagerNormGemvFits, linear, normGemv, normGemvRows, normedTensor } from './ops/norm-gemv.js';

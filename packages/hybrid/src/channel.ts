@@ -4,7 +4,7 @@
  * experts with an optional, optionally gated, shared expert (Jamba, Granite, Qwen3-Next),
  * Nemotron-H's relu² experts behind a grouped sigmoid router, optionally in a latent width.
  */
-import { type LayerWeights, PendingNorm, type Runtime, StatespaceError, type Tensor, binary, glu, linear, matmul, unary } from '@statespace/core';
+import { type LayerWeights, PendingNorm, type Runtime, StatespaceError, type Tensor, binary, glu, gluMatmul, linear, matmul, unary } from '@statespace/core';
 import type { ChannelSpec, GluNames } from './spec.js';
 import { moeAccumulate, moeGroupedRouting, moeRouting } from './moe.js';
 
@@ -55,7 +55,10 @@ export class GluMlp implements ChannelMixer {
   forward(x: Tensor | PendingNorm): Tensor {
     const rt = this.runtime;
     let h: Tensor;
-    if (this.gateUp) {
+    // prefill: gate, up and act·mul in one tiled product where the tiled kernel runs
+    const tiled = x instanceof PendingNorm ? null : gluMatmul(rt, x, this.gateUp ? { gateUp: this.gateUp } : { gate: this.gate!, up: this.up! }, this.act);
+    if (tiled) h = tiled;
+    else if (this.gateUp) {
       const a = linear(rt, x, this.gateUp);
       h = glu(rt, a, this.act);
       a.dispose();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type DType, roundTo } from '@statespace/core';
+import { type DType, matmulReference, roundTo } from '@statespace/core';
 import { getTestRuntime, randn, randu, relError } from '@statespace/core/testing';
 import { columns } from './columns.js';
 import { convXProj, convXProjReference, createConvXProjKernel } from './conv-x-proj.js';
@@ -103,6 +103,39 @@ describe('convXProj', () => {
       expect(Array.from(await rt.readFloat(state))).toEqual(Array.from(s0));
     });
   }
+
+  // x convolved already (the conv ran in norm + in_proj's epilogue): x_proj alone on the strided x half
+  const convolvedCases = [
+    { batch: 1, D: 37, W: 35, dtype: 'f32' }, // D odd: the scalar loop; W odd: a partial row block
+    { batch: 2, D: 68, W: 41, dtype: 'f32' },
+    { batch: 2, D: 136, W: 80, dtype: 'bf16' },
+    { batch: 1, D: 520, W: 1, dtype: 'f16' }, // one row: one workgroup per sequence, half of it idle
+    { batch: 2, D: 256, W: 39, dtype: 'q8' },
+  ] as const;
+  for (const c of convolvedCases) {
+    it(`convolved b=${c.batch} D=${c.D} W=${c.W} ${c.dtype}: x_proj of the x half only, 3 bindings`, async () => {
+      const { batch, D, W, dtype } = c;
+      const xz = randn(batch * 2 * D, D + W);
+      const xProj = roundTo(randn(W * D, D + W + 1, 0.2), dtype);
+      const xzT = rt.upload(xz, [batch, 1, 2 * D]);
+      const before = rt.dispatchCount;
+      const xdbl = convXProj(rt, { x: columns(xzT, 0, D), weight: rt.upload(xProj, [W, D], dtype), dState: 16, convolved: true });
+      expect(rt.dispatchCount - before).toBe(1);
+      const x = new Float32Array(batch * D);
+      for (let b = 0; b < batch; b++) x.set(xz.subarray(b * 2 * D, b * 2 * D + D), b * D);
+      expect(xdbl.shape).toEqual([batch, 1, W]);
+      expect(relError(await rt.readFloat(xdbl), matmulReference(x, xProj, batch, W, D))).toBeLessThan(1e-5);
+    });
+  }
+
+  it('convolved binds no params or conv state; unconvolved needs both', () => {
+    const shape = { batch: 1, dInner: 64, rows: 9, xStride: 128, xOffset: 0, paramStride: 0 };
+    const k = createConvXProjKernel(shape, { kernelSize: 2, weightDtype: 'f32', vec4: true, convolved: true });
+    expect(k.bindings.map((b) => b.name)).toEqual(['xz', 'w', 'xdbl']);
+    expect(k.dispatch[0]).toBe(5); // 2 rows per workgroup
+    const xz = rt.zeros([1, 1, 16]);
+    expect(() => convXProj(rt, { x: columns(xz, 0, 8), weight: rt.zeros([6, 8]), dState: 2 })).toThrow(/convState and params are needed/);
+  });
 
   it('reads W in 16-byte words only where D allows it', () => {
     const shape = { batch: 1, dInner: 68, rows: 9, xStride: 136, xOffset: 0, paramStride: 23 };

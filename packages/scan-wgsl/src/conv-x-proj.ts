@@ -17,8 +17,13 @@
  * lanes' partial sums meet in one tree reduction. The conv state is only read here: other
  * workgroups read the same channels. {@link dtScanStep} (the next dispatch) rolls it.
  * The conv taps and bias come from the packed per-channel buffer of {@link packMamba1DecodeParams}.
+ *
+ * Where the conv already ran in norm + in_proj's epilogue (`convolved`: xz's x half holds
+ * silu(conv1d(x)) and the state is rolled), the kernel is x_proj alone on that half, with RB_CONVOLVED
+ * rows per workgroup (nothing to recompute, so more workgroups share the rows).
  */
 import {
+  type BindingDecl,
   type DType,
   type KernelDescriptor,
   type Runtime,
@@ -44,6 +49,7 @@ import { decodeParamStride } from './mamba1-decode-params.js';
 
 const LANES = 128;
 const RB = 4;
+const RB_CONVOLVED = 2;
 const layout = { batch: 'u32', D: 'u32', W: 'u32', xStride: 'u32', xOffset: 'u32', PS: 'u32', blocks: 'u32' } as const satisfies UniformLayout;
 
 /** Attributes of the conv + x_proj kernel (what changes its WGSL). */
@@ -54,6 +60,8 @@ export interface ConvXProjAttrs {
   weightDtype: DType;
   /** Read W in 16-byte words, 4 f32 or 8 f16/bf16 weights (needs D % 4 == 0, or D % 8 == 0 for 16-bit). */
   vec4: boolean;
+  /** x is already silu(conv1d(x)) (the conv ran in in_proj's epilogue): x_proj only, no params or state bound. */
+  convolved?: boolean;
 }
 
 /**
@@ -72,14 +80,20 @@ export function createConvXProjKernel(
   const q8 = wd === 'q8'; // 16 weights per 16-byte word, with their group's scale (core dtype.ts)
   const packed = wd !== 'f32' && !q8;
   const vec = attrs.vec4;
+  const convolved = attrs.convolved ?? false;
+  const rb = convolved ? RB_CONVOLVED : RB;
   const wType = vec ? (packed || q8 ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wd);
-  const bindings = [
+  const bindings: BindingDecl[] = [
     { name: 'xz', type: 'f32', access: 'read' }, // (b, xStride): x at xOffset
-    { name: 'params', type: 'f32', access: 'read' }, // (D, PS) packed per-channel weights
-    { name: 'state', type: 'f32', access: 'read' }, // (b, D, k-1)
+    ...(convolved
+      ? []
+      : ([
+          { name: 'params', type: 'f32', access: 'read' }, // (D, PS) packed per-channel weights
+          { name: 'state', type: 'f32', access: 'read' }, // (b, D, k-1)
+        ] as const)),
     { name: 'w', type: wType, access: 'read' }, // (W, D) x_proj.weight
     { name: 'xdbl', type: 'f32', access: 'read_write' }, // (b, W)
-  ] as const;
+  ];
   const unpack = wd === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
   const load = vec ? (packed ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : q8 ? wgslLoadQ8x16('loadW16', 'w') : '') : wgslLoadFloat('loadW', 'w', wd);
   const loop = vec
@@ -125,18 +139,14 @@ export function createConvXProjKernel(
       if (r0 + r < u.W) { acc[r] += loadW((r0 + r) * u.D + c) * v; }
     }
   }`;
-  const blocks = Math.ceil(shape.rows / RB);
+  const blocks = Math.ceil(shape.rows / rb);
   // d_inner, the rows and the param stride compiled in: the channel loops unroll and their loads issue together
   const sizes = { D: shape.dInner, W: shape.rows, PS: shape.paramStride, blocks };
-  const cacheKey = `k${K}|${wd}|${vec ? 'v4' : 's'}|${shape.dInner}x${shape.rows}x${shape.paramStride}`;
-  const wgsl = memoWgsl('mamba1_conv_x_proj', cacheKey, () => wgslCompileSizes(`${wgslBindings(layout, bindings)}
-${load}
-const K = ${K}u;
-const KM1 = ${K - 1}u;
-const LANES = ${LANES}u;
-const RB = ${RB}u;
-var<workgroup> part: array<f32, ${RB * LANES}>; // (RB, LANES)
-// silu(conv) of channel c of sequence b, summed in the order of causal_conv1d's sequential kernel
+  const cacheKey = `k${K}|${wd}|${vec ? 'v4' : 's'}|${convolved ? 'c|' : ''}${shape.dInner}x${shape.rows}x${shape.paramStride}`;
+  const xcFn = convolved
+    ? `// channel c of sequence b, convolved already (silu(conv) from in_proj's epilogue)
+fn xc(b: u32, c: u32) -> f32 { return xz[b * u.xStride + u.xOffset + c]; }`
+    : `// silu(conv) of channel c of sequence b, summed in the order of causal_conv1d's sequential kernel
 fn xc(b: u32, c: u32) -> f32 {
   let p = c * u.PS;
   let s = (b * u.D + c) * KM1;
@@ -144,14 +154,22 @@ fn xc(b: u32, c: u32) -> f32 {
   for (var j = 0u; j < KM1; j++) { acc += params[p + j] * state[s + j]; }
   acc += params[p + KM1] * xz[b * u.xStride + u.xOffset + c];
   return acc / (1.0 + exp(-acc));
-}
+}`;
+  const wgsl = memoWgsl('mamba1_conv_x_proj', cacheKey, () => wgslCompileSizes(`${wgslBindings(layout, bindings)}
+${load}
+const K = ${K}u;
+const KM1 = ${K - 1}u;
+const LANES = ${LANES}u;
+const RB = ${rb}u;
+var<workgroup> part: array<f32, ${rb * LANES}>; // (RB, LANES)
+${xcFn}
 @compute @workgroup_size(${LANES})
 fn main(${WGSL_BUILTINS}) {
   let g = ${WGSL_LINEAR_WORKGROUP};
   if (g >= u.batch * u.blocks) { return; }
   let b = g / u.blocks;
   let r0 = (g % u.blocks) * RB;
-  var acc: array<f32, ${RB}>;
+  var acc: array<f32, ${rb}>;
   ${loop}
   for (var r = 0u; r < RB; r++) { part[r * LANES + li] = acc[r]; }
   workgroupBarrier();
@@ -179,48 +197,61 @@ fn main(${WGSL_BUILTINS}) {
 export interface ConvXProjInputs {
   /** (batch, 1, D), f32: in_proj's x half, usually `columns(xz, 0, D)`. */
   x: TensorLike | ColumnSlice;
-  /** The packed per-channel weights of {@link packMamba1DecodeParams}. */
-  params: TensorLike;
-  /** (batch, D, k-1), f32: the conv state (read, not updated). */
-  convState: TensorLike;
+  /** The packed per-channel weights of {@link packMamba1DecodeParams} (not read when `convolved`). */
+  params?: TensorLike;
+  /** (batch, D, k-1), f32: the conv state (read, not updated); absent when `convolved`. */
+  convState?: TensorLike;
   /** (R + 2N, D): x_proj.weight, f32, f16, bf16 or q8. */
   weight: TensorLike;
   /** d_state N (the packed buffer's stride depends on it). */
   dState: number;
+  /**
+   * x already holds silu(conv1d(x)) and the conv state was rolled (norm + in_proj with the conv in
+   * its epilogue, `PendingNorm.fusedConv`): only x_proj runs.
+   */
+  convolved?: boolean;
 }
 
 /**
  * One decode token of conv + x_proj: xdbl (batch, 1, R + 2N) = x_proj(silu(conv1d(x))), the conv
- * continuing from `convState`, which is left as it was ({@link dtScanStep} rolls it).
+ * continuing from `convState`, which is left as it was ({@link dtScanStep} rolls it); with
+ * `convolved`, xdbl = x_proj(x) for an x the conv already ran on.
  *
  * @example
  * ```ts
  * const xdbl = convXProj(rt, { x: columns(xz, 0, D), params, convState: state.conv, weight: w['x_proj.weight'], dState: N });
+ * const xdbl2 = convXProj(rt, { x: columns(xzConvolved, 0, D), weight: w['x_proj.weight'], dState: N, convolved: true });
  * ```
  */
 export function convXProj(runtime: Runtime, inputs: ConvXProjInputs): Tensor {
   const op = 'convXProj';
   const xs = strided(inputs.x);
   const { convState, weight, params, dState: N } = inputs;
+  const convolved = inputs.convolved ?? false;
   if (xs.tensor.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: x must be f32, got ${xs.tensor.dtype}`);
   if (xs.shape.length !== 3 || xs.shape[1] !== 1) throw new StatespaceError('SHAPE_MISMATCH', `${op}: x has shape [${xs.shape.join(',')}], expected [batch, seqlen=1, d_inner]`);
   const [batch, , D] = xs.shape;
-  const s = convState.shape;
-  if (s.length !== 3 || s[0] !== batch || s[1] !== D || s[2] < 1 || convState.dtype !== 'f32') {
-    throw new StatespaceError('SHAPE_MISMATCH', `${op}: convState has shape [${s.join(',')}] (${convState.dtype}), expected f32 [batch=${batch}, d_inner=${D}, k-1 >= 1]`);
-  }
-  const K = s[2] + 1;
   if (weight.shape.length !== 2 || weight.shape[1] !== D) throw new StatespaceError('SHAPE_MISMATCH', `${op}: weight has shape [${weight.shape.join(',')}], expected [R + 2N, d_inner=${D}]`);
-  const PS = decodeParamStride(K, N);
-  if (params.dtype !== 'f32' || params.size < D * PS) throw new StatespaceError('SHAPE_MISMATCH', `${op}: params has ${params.size} ${params.dtype} elements, expected f32 >= ${D * PS}`);
   const rows = weight.shape[0];
+  let K = 0;
+  let PS = 0;
+  if (!convolved) {
+    if (!convState || !params) throw new StatespaceError('INVALID_ARGUMENT', `${op}: convState and params are needed unless x is convolved already (convolved: true)`);
+    const s = convState.shape;
+    if (s.length !== 3 || s[0] !== batch || s[1] !== D || s[2] < 1 || convState.dtype !== 'f32') {
+      throw new StatespaceError('SHAPE_MISMATCH', `${op}: convState has shape [${s.join(',')}] (${convState.dtype}), expected f32 [batch=${batch}, d_inner=${D}, k-1 >= 1]`);
+    }
+    K = s[2] + 1;
+    PS = decodeParamStride(K, N);
+    if (params.dtype !== 'f32' || params.size < D * PS) throw new StatespaceError('SHAPE_MISMATCH', `${op}: params has ${params.size} ${params.dtype} elements, expected f32 >= ${D * PS}`);
+  }
   const xdbl = runtime.empty([batch, 1, rows], 'f32', 'convXProj.xdbl');
   if (batch * rows === 0) return xdbl;
   const kernel = createConvXProjKernel(
     { batch, dInner: D, rows, xStride: xs.rowStride, xOffset: xs.offset, paramStride: PS },
-    { kernelSize: K, weightDtype: weight.dtype, vec4: D % gemvVecWidth(weight.dtype) === 0 },
+    { kernelSize: Math.max(K, 2), weightDtype: weight.dtype, vec4: D % gemvVecWidth(weight.dtype) === 0, convolved },
   );
-  runtime.run(kernel, [xs.tensor, params, convState, weight, xdbl]);
+  runtime.run(kernel, convolved ? [xs.tensor, weight, xdbl] : [xs.tensor, params!, convState!, weight, xdbl]);
   return xdbl;
 }
 

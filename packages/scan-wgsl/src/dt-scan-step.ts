@@ -18,11 +18,14 @@
  *   y[b, c]  = (Σ_n C[n] · h[n] + D[c] · xc) · silu(z[b, c])
  * x and z are read in place from in_proj's output xz (b, 1, 2D); the per-channel weights come from
  * {@link packMamba1DecodeParams} (7 storage buffers in all, within WebGPU's guaranteed 8).
+ * Where the conv already ran in norm + in_proj's epilogue (`convolved`), x is read as xc and the conv
+ * state is neither bound nor rolled (6 storage buffers).
  * The P threads of a channel split dt_proj's row and the state entries, and meet twice in
  * workgroup memory (the dt dot product and the C contraction), summing the partials in the
  * order the scan kernel does.
  */
 import {
+  type BindingDecl,
   type DType,
   type KernelDescriptor,
   type Runtime,
@@ -74,6 +77,8 @@ export interface DtScanStepAttrs {
   kind: BcdtNormKind;
   /** Storage type of dt_proj.weight. */
   dtWeightDtype: DType;
+  /** xz's x half is silu(conv1d(x)) already and the conv state was rolled: no conv here. */
+  convolved?: boolean;
 }
 
 /**
@@ -91,19 +96,32 @@ export function createDtScanStepKernel(shape: { batch: number; dInner: number; r
   if (cap === undefined) throw new StatespaceError('INVALID_ARGUMENT', `dtScanStep: R + 2N = ${W} exceeds ${DT_SCAN_MAX_ROW}`);
   const norm = kind !== 'none';
   const weighted = kind === 'weighted';
-  const bindings = [
-    { name: 'xz', type: 'f32', access: 'read' }, // (b, 2D): x then z
+  const convolved = attrs.convolved ?? false;
+  const bindings: BindingDecl[] = [
+    { name: 'xz', type: 'f32', access: 'read' }, // (b, 2D): x (or silu(conv(x)) when convolved) then z
     { name: 'xdbl', type: 'f32', access: 'read' }, // (b, W)
     { name: 'dtw', type: wgslStorageType(attrs.dtWeightDtype), access: 'read' }, // (D, R) dt_proj.weight
     { name: 'params', type: 'f32', access: 'read' }, // (D, PS) + (W) packed weights
-    { name: 'conv_state', type: 'f32', access: 'read_write' }, // (b, D, k-1)
+    ...(convolved ? [] : ([{ name: 'conv_state', type: 'f32', access: 'read_write' }] as const)), // (b, D, k-1)
     { name: 'ssm_state', type: 'f32', access: 'read_write' }, // (b, D, N)
     { name: 'y', type: 'f32', access: 'read_write' }, // (b, D)
-  ] as const;
+  ];
   const blocks = Math.ceil(shape.dInner / CW);
   // the sizes compiled in: the loops over R, W and the state unroll and their loads issue together
   const sizes = { D: shape.dInner, W, R: shape.rank, N, PS: decodeParamStride(K, N), tail: shape.dInner * decodeParamStride(K, N), blocks };
-  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}|w${cap}|${shape.dInner}x${shape.rank}x${N}`;
+  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}|w${cap}|${convolved ? 'c|' : ''}${shape.dInner}x${shape.rank}x${N}`;
+  const convCode = convolved
+    ? `xcv = xz[b * u.xzStride + c];`
+    : `for (var q = 0u; q < KM1; q++) { win[q] = conv_state[sb + q]; }
+    win[KM1] = xz[b * u.xzStride + c];
+    var acc = params[p + K];
+    for (var q = 0u; q < K; q++) { acc += params[p + q] * win[q]; }
+    xcv = acc / (1.0 + exp(-acc));`;
+  const rollCode = convolved
+    ? ''
+    : `if (j == 0u) {
+      for (var q = 0u; q < KM1; q++) { conv_state[sb + q] = win[q + 1u]; }
+    }`;
   const normCode = norm
     ? `var s0 = 0.0;
   var s1 = 0.0;
@@ -161,17 +179,13 @@ fn main(${WGSL_BUILTINS}) {
   workgroupBarrier();
   ${normCode}
   let p = c * u.PS;
-  let sb = (b * u.D + c) * KM1;
+  ${convolved ? '' : `let sb = (b * u.D + c) * KM1;
+  var win: array<f32, K>;`}
   var wk = 0.0;
   var xcv = 0.0;
-  var win: array<f32, K>;
   if (live) {
     for (var r = j; r < u.R; r += P) { wk += loadDtw(c * u.R + r) * xs[r]; }
-    for (var q = 0u; q < KM1; q++) { win[q] = conv_state[sb + q]; }
-    win[KM1] = xz[b * u.xzStride + c];
-    var acc = params[p + K];
-    for (var q = 0u; q < K; q++) { acc += params[p + q] * win[q]; }
-    xcv = acc / (1.0 + exp(-acc));
+    ${convCode}
   }
   part[li] = wk;
   workgroupBarrier(); // every thread of channel c has read its conv state
@@ -180,9 +194,7 @@ fn main(${WGSL_BUILTINS}) {
     var dsum = 0.0;
     for (var q = 0u; q < P; q++) { dsum += part[cl * P + q]; }
     let d = softplus_acc(dsum + params[p + K + 1u]);
-    if (j == 0u) {
-      for (var q = 0u; q < KM1; q++) { conv_state[sb + q] = win[q + 1u]; }
-    }
+    ${rollCode}
     let dx = d * xcv;
     for (var s = 0u; s < S; s++) {
       let n = j + s * P;
@@ -239,8 +251,14 @@ export interface DtScanStepInputs {
   dtWeight: TensorLike;
   /** The packed weights of {@link packMamba1DecodeParams} (with the norm weights for 'weighted'). */
   params: TensorLike;
-  /** (batch, D, k-1), f32: the conv state {@link convXProj} read; rolled by one token here. */
-  convState: TensorLike;
+  /**
+   * (batch, D, k-1), f32: the conv state {@link convXProj} read; rolled by one token here. Absent when
+   * xz's x half is convolved already (the conv ran, and rolled the state, in in_proj's epilogue): then
+   * `kernelSize` gives k.
+   */
+  convState?: TensorLike;
+  /** The conv width k, needed (only) without `convState`. */
+  kernelSize?: number;
   /** (batch, D, N), f32: the ssm state, advanced by one token in place. */
   ssmState: TensorLike;
 }
@@ -267,7 +285,7 @@ export function dtScanStep(runtime: Runtime, inputs: DtScanStepInputs, options: 
   const { xz, xdbl, dtWeight, params, convState, ssmState } = inputs;
   const kind = options.kind ?? 'none';
   for (const [name, t] of [['xz', xz], ['xdbl', xdbl], ['convState', convState], ['ssmState', ssmState]] as const) {
-    if (t.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${name} must be f32, got ${t.dtype}`);
+    if (t && t.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${name} must be f32, got ${t.dtype}`);
   }
   if (xz.shape.length !== 3 || xz.shape[1] !== 1 || xz.shape[2] % 2 !== 0) throw new StatespaceError('SHAPE_MISMATCH', `${op}: xz has shape [${xz.shape.join(',')}], expected [batch, seqlen=1, 2·d_inner]`);
   const [batch, , D2] = xz.shape;
@@ -276,11 +294,17 @@ export function dtScanStep(runtime: Runtime, inputs: DtScanStepInputs, options: 
     throw new StatespaceError('SHAPE_MISMATCH', `${op}: ssmState has shape [${ssmState.shape.join(',')}], expected [batch=${batch}, d_inner=${D}, d_state]`);
   }
   const N = ssmState.shape[2];
-  const cs = convState.shape;
-  if (cs.length !== 3 || cs[0] !== batch || cs[1] !== D || cs[2] < 1) {
-    throw new StatespaceError('SHAPE_MISMATCH', `${op}: convState has shape [${cs.join(',')}], expected [batch=${batch}, d_inner=${D}, k-1 >= 1]`);
+  let K: number;
+  if (convState) {
+    const cs = convState.shape;
+    if (cs.length !== 3 || cs[0] !== batch || cs[1] !== D || cs[2] < 1) {
+      throw new StatespaceError('SHAPE_MISMATCH', `${op}: convState has shape [${cs.join(',')}], expected [batch=${batch}, d_inner=${D}, k-1 >= 1]`);
+    }
+    K = cs[2] + 1;
+  } else {
+    K = inputs.kernelSize ?? 0;
+    if (!Number.isInteger(K) || K < 2) throw new StatespaceError('INVALID_ARGUMENT', `${op}: without convState (x convolved already) kernelSize must be an integer >= 2, got ${inputs.kernelSize}`);
   }
-  const K = cs[2] + 1;
   if (dtWeight.shape.length !== 2 || dtWeight.shape[0] !== D) throw new StatespaceError('SHAPE_MISMATCH', `${op}: dtWeight has shape [${dtWeight.shape.join(',')}], expected [d_inner=${D}, R]`);
   const R = dtWeight.shape[1];
   const W = R + 2 * N;
@@ -292,8 +316,8 @@ export function dtScanStep(runtime: Runtime, inputs: DtScanStepInputs, options: 
   if (params.dtype !== 'f32' || params.size < need) throw new StatespaceError('SHAPE_MISMATCH', `${op}: params has ${params.size} ${params.dtype} elements, expected f32 >= ${need}`);
   const y = runtime.empty([batch, 1, D], 'f32', 'dtScanStep.y');
   if (batch * D === 0) return y;
-  const k = createDtScanStepKernel({ batch, dInner: D, rank: R }, { kernelSize: K, dState: N, kind, dtWeightDtype: dtWeight.dtype });
-  runtime.run({ ...k, uniforms: { ...k.uniforms, eps: options.eps ?? 1e-6 } }, [xz, xdbl, dtWeight, params, convState, ssmState, y]);
+  const k = createDtScanStepKernel({ batch, dInner: D, rank: R }, { kernelSize: K, dState: N, kind, dtWeightDtype: dtWeight.dtype, convolved: !convState });
+  runtime.run({ ...k, uniforms: { ...k.uniforms, eps: options.eps ?? 1e-6 } }, convState ? [xz, xdbl, dtWeight, params, convState, ssmState, y] : [xz, xdbl, dtWeight, params, ssmState, y]);
   return y;
 }
 

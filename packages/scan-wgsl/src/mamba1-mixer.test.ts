@@ -206,25 +206,58 @@ describe('Mamba1Mixer decode in 4 dispatches (fastKernels)', () => {
     }
   }
 
-  it('a step fed by a pending norm (the block norm fused into in_proj) is 4 dispatches and equals norm then mixer', async () => {
-    await withFastKernels(async () => {
-      const v = variants[1];
-      const { host, gpu } = layerWeights(v.tensors, v.prefix);
-      const mixer = new Mamba1Mixer(rt, v.config, gpu);
-      const H = v.config.hiddenSize;
-      const h = randn(H, 91);
-      const ln = randu1(H, 92);
-      const state = mixer.createState(1);
-      const pending = new PendingNorm(rt, { h: rt.upload(h, [1, 1, H]), weight: rt.upload(ln, [H]), eps: 1e-5 });
-      const d0 = rt.dispatchCount;
-      const y = mixer.forward(pending as unknown as Tensor, state);
-      expect(rt.dispatchCount - d0).toBe(4);
-      pending.dispose();
-      const ref = mamba1MixerReference(v.config, host, rmsNormHost(h, ln, 1e-5), 1, 1);
-      expect(relError(await rt.readFloat(y), ref.y)).toBeLessThan(1e-5);
-      mixer.dispose();
+  // The block norm pending (residual add + RMSNorm): in_proj takes the norm in its prologue and the
+  // causal conv in its epilogue, so x_proj and the scan step read the convolved x.
+  for (const [v, dtype] of [[variants[0], 'f32'], [variants[1], 'f32'], [variants[2], 'f32'], [variants[2], 'bf16']] as const) {
+    it(`${v.name} ${dtype}: steps fed by a pending norm run the conv in in_proj's epilogue, 4 dispatches, and equal norm then the reference, batch 1 and 2`, async () => {
+      await withFastKernels(async () => {
+        const { host, gpu } = layerWeights(v.tensors, v.prefix, dtype);
+        const mixer = new Mamba1Mixer(rt, v.config, gpu);
+        const H = v.config.hiddenSize;
+        const ln = randu1(H, 92);
+        const lnT = rt.upload(ln, [H]);
+        for (const batch of [1, 2]) {
+          const P = 3;
+          const prompt = randn(batch * P * H, 70 + batch);
+          const state = mixer.createState(batch);
+          mixer.forward(rt.upload(prompt, [batch, P, H]), state).dispose();
+          let ref = mamba1MixerReference(v.config, host, prompt, batch, P);
+          for (let t = 0; t < 4; t++) {
+            const h = randn(batch * H, 80 + 10 * batch + t);
+            const b = randn(batch * H, 81 + 10 * batch + t, 0.5);
+            const sum = rt.empty([batch, 1, H]);
+            const pending = new PendingNorm(rt, { h: rt.upload(h, [batch, 1, H]), branch: rt.upload(b, [batch, 1, H]), sum, weight: lnT, eps: 1e-5 });
+            const ran: string[] = [];
+            const run = rt.run;
+            rt.run = (k, tensors) => {
+              ran.push(`${k.name}/${tensors.length}`);
+              run.call(rt, k, tensors);
+            };
+            let y: Tensor;
+            try {
+              y = mixer.forward(pending as unknown as Tensor, state);
+            } finally {
+              rt.run = run;
+            }
+            pending.dispose();
+            expect(ran.length).toBe(4);
+            expect(ran.slice(1, 3)).toEqual(['mamba1_conv_x_proj/3', 'mamba1_dt_scan_step/6']); // no conv recomputed, no state roll
+            const s = Float32Array.from(h, (hv, i) => hv + b[i]);
+            expect(relError(await rt.readFloat(sum), s)).toBeLessThan(1e-6);
+            ref = mamba1MixerReference(v.config, host, rmsNormRows(s, ln, 1e-5, batch), batch, 1, ref.state);
+            expect(relError(await rt.readFloat(y), ref.y)).toBeLessThan(1e-5);
+            y.dispose();
+            sum.dispose();
+          }
+          expect(relError(await rt.readFloat(state.ssm), ref.state.ssm)).toBeLessThan(1e-5);
+          expect(relError(await rt.readFloat(state.conv), ref.state.conv)).toBeLessThan(1e-5);
+          expect(state.length).toBe(P + 4);
+          state.dispose();
+        }
+        mixer.dispose();
+      });
     });
-  });
+  }
 
   it('without fastKernels a step keeps the 7-dispatch path', async () => {
     const v = variants[0];
@@ -243,12 +276,17 @@ describe('Mamba1Mixer decode in 4 dispatches (fastKernels)', () => {
   });
 });
 
-/** x / sqrt(mean(x²) + eps) · w, one row, in f64. */
-function rmsNormHost(x: Float32Array, w: Float32Array, eps: number): Float32Array {
-  let ss = 0;
-  for (const v of x) ss += v * v;
-  const inv = 1 / Math.sqrt(ss / x.length + eps);
-  return Float32Array.from(x, (v, i) => v * inv * w[i]);
+/** x / sqrt(mean(x²) + eps) · w per row of width w.length, in f64. */
+function rmsNormRows(x: Float32Array, w: Float32Array, eps: number, rows: number): Float32Array {
+  const H = w.length;
+  const out = new Float32Array(rows * H);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let i = 0; i < H; i++) ss += x[r * H + i] ** 2;
+    const inv = 1 / Math.sqrt(ss / H + eps);
+    for (let i = 0; i < H; i++) out[r * H + i] = x[r * H + i] * inv * w[i];
+  }
+  return out;
 }
 
 function randu1(n: number, seed: number): Float32Array {

@@ -20,7 +20,9 @@
  *
  * A decode step (seqlen 1) with `runtime.fastKernels` takes 4 dispatches instead of 7:
  * norm + in_proj, {@link convXProj} (conv + x_proj), {@link dtScanStep} (bcdt norms, dt_proj,
- * softplus, conv state roll, scan step, D skip, z gate) and out_proj.
+ * softplus, conv state roll, scan step, D skip, z gate) and out_proj. Where the block norm is pending
+ * and the device binds enough storage buffers, the conv runs in norm + in_proj's epilogue instead
+ * (it rolls the conv state there), and the next two kernels read the convolved x.
  */
 import {
   type LayerWeights,
@@ -34,7 +36,7 @@ import {
   matmul,
   matmulReference,
   normedTensor,
-  type PendingNorm,
+  PendingNorm,
   RecurrentState,
 } from '@statespace/core';
 import { type BcdtNormKind, bcdtNorm, bcdtNormReference } from './bcdt-norm.js';
@@ -225,8 +227,15 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     const w = this.w;
     const { D, N, R } = dims(this.config);
     const L = x.shape[1];
+    const fusedStep = L === 1 && rt.fastKernels && this.fusedDecodeFits();
+    if (fusedStep && x instanceof PendingNorm) {
+      // norm + in_proj with the causal conv of x in its epilogue (x half of xz = silu(conv(x)), state rolled)
+      const conv = { weight: w['conv1d.weight'], bias: this.config.useConvBias ? w['conv1d.bias'] : undefined, state: state.conv, start: 0, activation: 'silu' as const };
+      const xzc = x.fusedConv(w['in_proj.weight'], conv, { bias: w['in_proj.bias'] });
+      if (xzc) return this.decodeStep(xzc, state, true);
+    }
     const xz = linear(rt, x, w['in_proj.weight'], { bias: w['in_proj.bias'] }); // (b, L, 2D)
-    if (L === 1 && rt.fastKernels && this.fusedDecodeFits()) return this.decodeStep(xz, state);
+    if (fusedStep) return this.decodeStep(xz, state, false);
     const xc = causalConv1d(rt, columns(xz, 0, D), w['conv1d.weight'], w['conv1d.bias'], state.conv, { activation: 'silu' }); // (b, L, D)
     const xdbl = matmul(rt, xc, w['x_proj.weight']); // (b, L, R + 2N)
     const kind = this.config.bcdtNorm ?? 'none';
@@ -253,16 +262,22 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     return out;
   }
 
-  /** The rest of a fused decode step after in_proj: 3 dispatches. Disposes xz. */
-  private decodeStep(xz: Tensor, state: Mamba1State): Tensor {
+  /**
+   * The rest of a fused decode step after in_proj: 3 dispatches. `convolved`: the conv already ran in
+   * in_proj's epilogue (xz's x half is silu(conv(x)), the conv state rolled). Disposes xz.
+   */
+  private decodeStep(xz: Tensor, state: Mamba1State, convolved: boolean): Tensor {
     const rt = this.runtime;
     const w = this.w;
-    const { D, N } = dims(this.config);
+    const { D, N, k } = dims(this.config);
     const params = this.packedParams();
-    const xdbl = convXProj(rt, { x: columns(xz, 0, D), params, convState: state.conv, weight: w['x_proj.weight'], dState: N }); // (b, 1, R + 2N)
+    const x = columns(xz, 0, D);
+    const xdbl = convolved
+      ? convXProj(rt, { x, weight: w['x_proj.weight'], dState: N, convolved: true })
+      : convXProj(rt, { x, params, convState: state.conv, weight: w['x_proj.weight'], dState: N }); // (b, 1, R + 2N)
     const y = dtScanStep(
       rt,
-      { xz, xdbl, dtWeight: w['dt_proj.weight'], params, convState: state.conv, ssmState: state.ssm },
+      { xz, xdbl, dtWeight: w['dt_proj.weight'], params, ...(convolved ? { kernelSize: k } : { convState: state.conv }), ssmState: state.ssm },
       { kind: this.config.bcdtNorm ?? 'none', eps: this.config.normEps },
     ); // (b, 1, D)
     const out = matmul(rt, y, w['out_proj.weight'], { bias: w['out_proj.bias'] }); // (b, 1, H)

@@ -11,6 +11,8 @@ import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_W
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { unaryReference, wgslActivations } from './elementwise.js';
+import { usesTiledMatmul } from './matmul.js';
+import { type TiledMatmulConfig, chooseTiledMatmul, createTiledMatmulKernel } from './matmul-tiled.js';
 
 /** Activations a GLU may use. */
 export type GluActivation = 'silu' | 'gelu' | 'gelu_tanh';
@@ -72,5 +74,39 @@ export function gluReference(a: Float32Array, I: number, act: GluActivation): Fl
   const T = a.length / (2 * I);
   const y = new Float32Array(T * I);
   for (let t = 0; t < T; t++) for (let j = 0; j < I; j++) y[t * I + j] = unaryReference(act, a[t * 2 * I + j]) * a[t * 2 * I + I + j];
+  return y;
+}
+
+/** A gated MLP's gate and up weights: separate (I, K) each, or one (2I, K) with the gate rows first. */
+export type GluWeights = { gate: TensorLike; up: TensorLike } | { gateUp: TensorLike };
+
+/**
+ * act(x · Wgᵀ) · (x · Wuᵀ) for x (..., K) in one tiled product ({@link createTiledMatmulKernel}'s `glu`): a
+ * gated MLP's intermediate (..., I) without gate and up written out or a second pass over them. Returns null
+ * where the plain tiled product would not run either ({@link usesTiledMatmul}: decode-sized rows, software
+ * adapters) unless `config` forces a tile, or where the weights do not fit (dtypes that differ, shapes).
+ * The tile is the one {@link chooseTiledMatmul} gives the (M, 2I) product, unsplit, with 8 columns per
+ * thread (the kernel pairs a thread's gate and up column groups).
+ *
+ * @example
+ * ```ts
+ * const h = gluMatmul(rt, x, { gate: w['gate_proj.weight'], up: w['up_proj.weight'] }, 'silu') // (1, L, I)
+ *   ?? binary(rt, matmul(rt, x, w['gate_proj.weight']), matmul(rt, x, w['up_proj.weight']), 'silu_mul');
+ * ```
+ */
+export function gluMatmul(runtime: Runtime, x: TensorLike, weights: GluWeights, act: GluActivation, options: { config?: TiledMatmulConfig } = {}): Tensor | null {
+  const K = x.shape[x.shape.length - 1];
+  const M = x.size / K;
+  const [gate, up, upRows] = 'gateUp' in weights ? [weights.gateUp, weights.gateUp, weights.gateUp.shape[0] / 2] : [weights.gate, weights.up, 0];
+  const I = 'gateUp' in weights ? upRows : gate.shape[0];
+  if (x.dtype !== 'f32' || gate.shape.length !== 2 || up.shape.length !== 2 || gate.shape[1] !== K || up.shape[1] !== K || gate.dtype !== up.dtype) return null;
+  if ('gateUp' in weights ? gate.shape[0] % 2 !== 0 : up.shape[0] !== I) return null;
+  if (M === 0 || I === 0 || (!options.config && !usesTiledMatmul(runtime, M))) return null;
+  let config = options.config ?? chooseTiledMatmul({ M, N: 2 * I, K }, runtime).config;
+  if ((config.threadN / 4) % 2 !== 0) config = { ...config, threadN: 2 * config.threadN };
+  if (config.tileN % config.threadN !== 0) return null;
+  const kernel = createTiledMatmulKernel({ M, N: I, K }, config, { weightDtype: gate.dtype, glu: act });
+  const y = runtime.empty([...x.shape.slice(0, -1), I], 'f32', 'gluMatmul.y');
+  runtime.run({ ...kernel, uniforms: { ...kernel.uniforms, upRows } }, [x, gate, up, y]);
   return y;
 }

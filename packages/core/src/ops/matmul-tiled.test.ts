@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type DType, roundTo } from '../dtype.js';
 import { getTestRuntime, randn, worstRowError } from '../testing.js';
-import { createMatmulKernel, matmul, matmulReference } from './matmul.js';
+import { type GluActivation, gluMatmul, gluReference } from './glu.js';
+import { createMatmulKernel, matmul, matmulReference, usesTiledMatmul } from './matmul.js';
 import {
   TILED_MATMUL_CONFIGS,
   TILED_MATMUL_UNROLLED,
@@ -12,6 +13,7 @@ import {
   createSplitKReduceKernel,
   createTiledMatmulKernel,
   splitKSlice,
+  tiledMatmulConfigName,
   tiledMatmulProfile,
   tiledMatmulStorageBytes,
   tiledMatmulThreads,
@@ -187,5 +189,102 @@ describe('register-blocked tiled matmul', () => {
       expect(tiledMatmulStorageBytes(c)).toBeLessThanOrEqual(32768);
       expect(tiledMatmulThreads(c)).toBeLessThanOrEqual(256);
     }
+  });
+});
+
+describe('createTiledMatmulKernel glu: act(x·Wgᵀ) · (x·Wuᵀ) in one product', () => {
+  const widened = (c: TiledMatmulConfig): TiledMatmulConfig => (c.threadN === 4 ? { ...c, threadN: 8 } : c);
+  async function checkGlu(config: TiledMatmulConfig, M: number, I: number, K: number, dtype: DType, act: GluActivation, fused: boolean): Promise<number> {
+    const seed = M * 31 + I * 7 + K;
+    const x = randn(M * K, seed);
+    // one (2I, K) weight with the gate rows first, or two (I, K) weights, each rounded to its dtype as stored
+    const wgu = fused ? roundTo(randn(2 * I * K, seed + 1, 0.3), dtype) : new Float32Array([...roundTo(randn(I * K, seed + 1, 0.3), dtype), ...roundTo(randn(I * K, seed + 2, 0.3), dtype)]);
+    const a = matmulReference(x, wgu, M, 2 * I, K); // (M, 2I): gate then up
+    const ref = gluReference(a, I, act);
+    const xT = rt.upload(x, [M, K]);
+    const weights = fused
+      ? [rt.upload(wgu, [2 * I, K], dtype)]
+      : [rt.upload(wgu.subarray(0, I * K), [I, K], dtype), rt.upload(wgu.subarray(I * K), [I, K], dtype)];
+    const y = rt.empty([M, I]); // NaN until written
+    const kernel = createTiledMatmulKernel({ M, N: I, K }, config, { weightDtype: dtype, glu: act });
+    rt.run({ ...kernel, uniforms: { ...kernel.uniforms, upRows: fused ? I : 0 } }, [xT, weights[0], weights[weights.length - 1], y]);
+    const out = (await rt.read(y)) as Float32Array;
+    for (const t of [xT, ...weights, y]) t.dispose();
+    return worstRowError(out, ref, M, I);
+  }
+
+  // Every load and store path on the cheapest tile (SwiftShader compiles each variant in seconds): I % 4 != 0
+  // (scalar y); K % 4 != 0 (scalar x and W); K % 8 != 0 with K % 4 == 0 (16-bit W scalar); K % 16 == 0 (q8
+  // words); partial tiles in M and in the features; separate and fused weights; the three activations.
+  const paths = [
+    { M: 1, I: 3, K: 5, dtype: 'f32', act: 'silu', fused: true },
+    { M: 7, I: 37, K: 40, dtype: 'f32', act: 'gelu', fused: false },
+    { M: 130, I: 129, K: 40, dtype: 'bf16', act: 'gelu_tanh', fused: true },
+    { M: 33, I: 64, K: 36, dtype: 'f16', act: 'silu', fused: false },
+    { M: 33, I: 70, K: 48, dtype: 'q8', act: 'silu', fused: true },
+    { M: 9, I: 20, K: 40, dtype: 'q8', act: 'gelu', fused: false },
+  ] as const;
+  // Each larger tile takes one path on SwiftShader (all of them on a GPU).
+  const tiles: [TiledMatmulTile, number[]][] = [
+    ['32x64', [0, 1, 2, 3, 4, 5]],
+    ['64x64', [3]],
+    ['128x128', [0]],
+    ['128x64', [1]],
+    ['64x128', [2]],
+  ];
+  for (const [name, mine] of tiles) {
+    const config = widened(TILED_MATMUL_CONFIGS[name]);
+    it(`${tiledMatmulConfigName(config)}: ${mine.map((i) => `${paths[i].M}x${paths[i].I}x${paths[i].K} ${paths[i].dtype} ${paths[i].act}${paths[i].fused ? ' fused' : ''}`).join(', ')}`, async () => {
+      for (const i of rt.info.isSoftware ? mine : paths.map((_, j) => j)) {
+        const { M, I, K, dtype, act, fused } = paths[i];
+        expect(await checkGlu(config, M, I, K, dtype, act, fused), JSON.stringify(paths[i])).toBeLessThan(1e-5);
+      }
+    });
+  }
+
+  it('the unrolled tile gives the same products', async () => {
+    expect(await checkGlu(widened(TILED_MATMUL_UNROLLED['32x64']), 70, 100, 72, 'f32', 'silu', false)).toBeLessThan(1e-5);
+  });
+
+  it('rejects what the epilogue cannot pair: 4 columns per thread, split-K, a bias, W (K, N)', () => {
+    const shape = { M: 8, N: 8, K: 8 };
+    expect(() => createTiledMatmulKernel(shape, TILED_MATMUL_CONFIGS['64x64'], { glu: 'silu' })).toThrow(/glu needs .* threadN a multiple of 8/);
+    expect(() => createTiledMatmulKernel(shape, TILED_MATMUL_CONFIGS['128x128'], { glu: 'silu', splitK: 2 })).toThrow(/INVALID_ARGUMENT|glu needs/);
+    expect(() => createTiledMatmulKernel(shape, TILED_MATMUL_CONFIGS['128x128'], { glu: 'silu', bias: true })).toThrow(/glu needs/);
+    expect(() => createTiledMatmulKernel(shape, TILED_MATMUL_CONFIGS['128x128'], { glu: 'silu', transposeB: false })).toThrow(/glu needs/);
+  });
+
+  it('dispatches one workgroup column per tileN / 2 features', () => {
+    const k = createTiledMatmulKernel({ M: 512, N: 2816, K: 1024 }, TILED_MATMUL_CONFIGS['64x128'], { glu: 'silu' });
+    expect(k.dispatch).toEqual([8, 44, 1]);
+    expect(k.bindings.map((b) => b.name)).toEqual(['x', 'w', 'w2', 'y']);
+  });
+});
+
+describe('gluMatmul', () => {
+  it('one dispatch with a forced tile, separate or fused weights; null where the tiled product would not run', async () => {
+    const [M, I, K] = [19, 24, 32];
+    const x = randn(M * K, 1);
+    const wg = randn(I * K, 2, 0.3);
+    const wu = randn(I * K, 3, 0.3);
+    const ref = gluReference(matmulReference(x, new Float32Array([...wg, ...wu]), M, 2 * I, K), I, 'silu');
+    const xT = rt.upload(x, [1, M, K]);
+    const gate = rt.upload(wg, [I, K]);
+    const up = rt.upload(wu, [I, K]);
+    const gateUp = rt.upload(new Float32Array([...wg, ...wu]), [2 * I, K]);
+    const config = TILED_MATMUL_CONFIGS['32x64']; // 4 columns per thread: widened to 8
+    for (const weights of [{ gate, up }, { gateUp }]) {
+      const d0 = rt.dispatchCount;
+      const y = gluMatmul(rt, xT, weights, 'silu', { config })!;
+      expect(rt.dispatchCount - d0).toBe(1);
+      expect(y.shape).toEqual([1, M, I]);
+      expect(worstRowError((await rt.read(y)) as Float32Array, ref, M, I)).toBeLessThan(1e-5);
+      y.dispose();
+    }
+    // what matmul would run as a gemv (decode rows), a software adapter without a forced tile, unlike dtypes
+    expect(gluMatmul(rt, rt.upload(randn(K, 4), [1, 1, K]), { gate, up }, 'silu')).toBeNull();
+    expect(gluMatmul(rt, xT, { gate, up }, 'silu')).toBe(usesTiledMatmul(rt, M) ? expect.anything() : null);
+    expect(gluMatmul(rt, xT, { gate, up: rt.upload(wu, [I, K], 'bf16') }, 'silu', { config })).toBeNull();
+    expect(gluMatmul(rt, xT, { gate, up: rt.upload(wu.subarray(0, (I - 1) * K), [I - 1, K]) }, 'silu', { config })).toBeNull();
   });
 });

@@ -34,6 +34,8 @@ import { type DType, wgslLoadFloat, wgslLoadQ8x16, wgslStorageType } from '../dt
 import { StatespaceError } from '../errors.js';
 import type { DeviceInfo } from '../device.js';
 import { type BindingDecl, type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
+import { wgslActivations } from './elementwise.js';
+import type { GluActivation } from './glu.js';
 
 /** The blocking of one {@link createTiledMatmulKernel} variant. */
 export interface TiledMatmulConfig {
@@ -295,6 +297,8 @@ function validateConfig(c: TiledMatmulConfig): void {
 const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout;
 // split-K: KS input features per slice (a multiple of tileK)
 const splitLayout = { M: 'u32', N: 'u32', K: 'u32', KS: 'u32' } as const satisfies UniformLayout;
+// glu: the up rows start at row upRows of w2
+const gluLayout = { M: 'u32', N: 'u32', K: 'u32', upRows: 'u32' } as const satisfies UniformLayout;
 
 /** Attributes of a {@link createTiledMatmulKernel}. */
 export interface TiledMatmulAttrs {
@@ -310,6 +314,15 @@ export interface TiledMatmulAttrs {
    * tiles to fill the GPU (short prompts: M = 512 gives q/o 128 tiles of 64x64 on 132 SMs).
    */
   splitK?: number;
+  /**
+   * A gated MLP's first half in one product: y (M, N) = act(x · Wgᵀ) · (x · Wuᵀ), N the intermediate
+   * features, with the gate rows in `w` and the up rows in `w2` from row `upRows` (0 for separate weights,
+   * N when both halves are one (2N, K) weight bound twice). Each workgroup takes tileN / 2 features: the first
+   * half of its W tile from the gate, the second from the up rows, so that a thread's column groups h and
+   * h + H/2 are the gate and up of the same features and the epilogue multiplies them in registers.
+   * Needs W (N, K), threadN / 4 even, no bias, no split-K.
+   */
+  glu?: GluActivation;
 }
 
 /** `count` loads spread over `threads` threads: lines of code, guarded when they do not divide evenly. */
@@ -345,6 +358,10 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
   if (!Number.isInteger(S) || S < 1) throw new StatespaceError('INVALID_ARGUMENT', `createTiledMatmulKernel: splitK must be a positive integer, got ${S}`);
   if (S > 1 && bias) throw new StatespaceError('INVALID_ARGUMENT', 'createTiledMatmulKernel: with splitK > 1 the bias belongs to createSplitKReduceKernel');
   const split = S > 1;
+  const glu = attrs.glu;
+  if (glu && (split || bias || !transposeB || (config.threadN / 4) % 2 !== 0)) {
+    throw new StatespaceError('INVALID_ARGUMENT', `createTiledMatmulKernel: glu needs W (N, K), threadN a multiple of 8, no bias and no split-K (got threadN ${config.threadN}, splitK ${S}, bias ${bias}, transposeB ${transposeB})`);
+  }
   const q8 = wDtype === 'q8';
   const packed = wDtype !== 'f32' && !q8;
   const perWord = q8 ? 16 : packed ? 8 : 4; // weights per 16-byte load
@@ -356,14 +373,23 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
   const TX = BN / TN;
   const TY = BM / TM;
   const T = TX * TY;
+  const wType = vecW ? (packed || q8 ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wDtype);
   const bindings: BindingDecl[] = [
     { name: 'x', type: vecX ? 'vec4<f32>' : 'f32', access: 'read' }, // (M, K) (as (M, K/4) vec4s when K % 4 == 0)
-    { name: 'w', type: vecW ? (packed || q8 ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wDtype), access: 'read' }, // (N, K) or (K, N), f32, packed pairs or q8 blocks
+    { name: 'w', type: wType, access: 'read' }, // (N, K) or (K, N), f32, packed pairs or q8 blocks; the gate rows with glu
+    ...(glu ? [{ name: 'w2', type: wType, access: 'read' } as const] : []), // the up rows (from upRows) with glu
     ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
     { name: 'y', type: vecY ? 'vec4<f32>' : 'f32', access: 'read_write' }, // (M, N), or (S, M, N) partials with splitK
   ];
-  const cacheKey = `${tiledMatmulConfigName(config)}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}|${vecX ? 'vx' : 'sx'}${vecW ? 'vw' : 'sw'}${vecY ? 'vy' : 'sy'}${split ? '|sk' : ''}`;
-  const uniformLayout = split ? splitLayout : layout;
+  const cacheKey = `${tiledMatmulConfigName(config)}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}|${vecX ? 'vx' : 'sx'}${vecW ? 'vw' : 'sw'}${vecY ? 'vy' : 'sy'}${split ? '|sk' : ''}${glu ? `|glu-${glu}` : ''}`;
+  const uniformLayout = split ? splitLayout : glu ? gluLayout : layout;
+  const HALF = BN / 2;
+  // A row of W (N, K) for the tile's local row `nn`: gn in the plain product; with glu, feature f of the
+  // gate (first half of the tile) or of the up rows (second half). `load(row, up)` assigns the registers.
+  const rowLoad = (nn: string, gkOk: string, load: (row: string, up: boolean) => string) =>
+    glu
+      ? `let nn = ${nn}; let f = n0 + nn % ${HALF}u; if (f < u.N && ${gkOk}) { if (nn < ${HALF}u) { ${load('f', false)} } else { ${load('(f + u.upRows)', true)} } }`
+      : `let gn = n0 + ${nn}; if (gn < u.N && ${gkOk}) { ${load('gn', false)} }`;
   const wgsl = memoWgsl('matmul_tiled_rb', cacheKey, () => {
     const BM4 = BM / 4;
     const BN4 = BN / 4;
@@ -396,8 +422,8 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
       const kq = BK / 16;
       // the raw word and scale wait in registers (the loads stay in flight); they are dequantised at the store
       for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = vec4<u32>(0u); var ps${r} = 0.0;`);
-      loads.push(perThread(count, T, (r) => `let gn = n0 + idx / ${kq}u; let gk = k0 + 16u * (idx % ${kq}u);
-    pw${r} = vec4<u32>(0u); ps${r} = 0.0; if (gn < u.N && gk < u.K) { let e = gn * u.K + gk; pw${r} = loadW16Word(e); ps${r} = loadW16Scale(e); }`));
+      loads.push(perThread(count, T, (r) => `let gk = k0 + 16u * (idx % ${kq}u);
+    pw${r} = vec4<u32>(0u); ps${r} = 0.0; ${rowLoad(`idx / ${kq}u`, 'gk < u.K', (row, up) => `let e = ${row} * u.K + gk; pw${r} = ${up ? 'loadU16' : 'loadW16'}Word(e); ps${r} = ${up ? 'loadU16' : 'loadW16'}Scale(e);`)}`));
       stores.push(perThread(count, T, (r) => `let nn = idx / ${kq}u; let s = bb + 16u * (idx % ${kq}u) * ${BN4}u + nn / 4u; let c = nn % 4u; let q = loadW16Dequant(pw${r}, ps${r});
     ${Array.from({ length: 16 }, (_, i) => `Bs[s + ${i * BN4}u][c] = q[${i >> 2}].${comp[i & 3]};`).join(' ')}`));
     } else if (transposeB && vecW) {
@@ -405,8 +431,8 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
       const count = (BN * BK) / perWord;
       const kq = BK / perWord;
       for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'});`);
-      loads.push(perThread(count, T, (r) => `let gn = n0 + idx / ${kq}u; let gk = k0 + ${perWord}u * (idx % ${kq}u);
-    pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'}); if (gn < u.N && gk < u.K) { pw${r} = w[(gn * u.K + gk) / ${perWord}u]; }`));
+      loads.push(perThread(count, T, (r) => `let gk = k0 + ${perWord}u * (idx % ${kq}u);
+    pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'}); ${rowLoad(`idx / ${kq}u`, 'gk < u.K', (row, up) => `pw${r} = ${up ? 'w2' : 'w'}[(${row} * u.K + gk) / ${perWord}u];`)}`));
       stores.push(perThread(count, T, (r) => {
         const vals = packed
           ? comp.flatMap((q) => [`un(pw${r}.${q}).x`, `un(pw${r}.${q}).y`])
@@ -417,8 +443,8 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
     } else if (transposeB) {
       const count = BN * BK;
       for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = 0.0;`);
-      loads.push(perThread(count, T, (r) => `let gn = n0 + idx / ${BK}u; let gk = k0 + idx % ${BK}u;
-    pw${r} = 0.0; if (gn < u.N && gk < u.K) { pw${r} = loadW(gn * u.K + gk); }`));
+      loads.push(perThread(count, T, (r) => `let gk = k0 + idx % ${BK}u;
+    pw${r} = 0.0; ${rowLoad(`idx / ${BK}u`, 'gk < u.K', (row, up) => `pw${r} = ${up ? 'loadU' : 'loadW'}(${row} * u.K + gk);`)}`));
       stores.push(perThread(count, T, (r) => `let nn = idx / ${BK}u; Bs[bb + (idx % ${BK}u) * ${BN4}u + nn / 4u][nn % 4u] = pw${r};`));
     } else if (vecW) {
       // rows of W (K, N): each load is 4 (f32) or 8 (packed) consecutive n of one k, stored as 1 or 2 vec4s
@@ -453,6 +479,17 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
     for (let g = 0; g < G; g++) {
       for (let c = 0; c < 4; c++) {
         const row: string[] = [];
+        if (glu) {
+          // column groups h (gate) and h + H/2 (up) hold the same features n0 + 4·(h·TX + tx) + j
+          for (let h = 0; h < H / 2; h++) {
+            const v = `act4(${acc(g, c, h)}) * ${acc(g, c, h + H / 2)}`;
+            row.push(vecY
+              ? `{ let n = n0 + ${4 * h * TX}u + 4u * tx; if (n < u.N) { y[(m * u.N + n) / 4u] = ${v}; } }`
+              : `{ let n = n0 + ${4 * h * TX}u + 4u * tx; let v = ${v}; ${comp.map((q, j) => `if (n + ${j}u < u.N) { y[m * u.N + n + ${j}u] = v.${q}; }`).join(' ')} }`);
+          }
+          writes.push(`  { let m = m0 + ${4 * g * TY + c}u + 4u * ty; if (m < u.M) {\n    ${row.join('\n    ')}\n  } }`);
+          continue;
+        }
         for (let h = 0; h < H; h++) {
           const a = acc(g, c, h);
           if (vecY) {
@@ -465,9 +502,14 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
         writes.push(`  { let m = m0 + ${4 * g * TY + c}u + 4u * ty; if (m < u.M) {\n    ${row.join('\n    ')}\n  } }`);
       }
     }
+    const act = glu ? `${wgslActivations()}
+fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(${glu}_(v.x), ${glu}_(v.y), ${glu}_(v.z), ${glu}_(v.w)); }` : '';
     return `${wgslBindings(uniformLayout, bindings)}
+${act}
 ${!vecW ? wgslLoadFloat('loadW', 'w', wDtype) : ''}
+${!vecW && glu ? wgslLoadFloat('loadU', 'w2', wDtype) : ''}
 ${q8 && vecW ? wgslLoadQ8x16('loadW16', 'w') : ''}
+${q8 && vecW && glu ? wgslLoadQ8x16('loadU16', 'w2') : ''}
 ${packed && vecW ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
 const BK = ${BK}u;
 var<workgroup> As: array<vec4<f32>, ${2 * BK * BM4}>; // two (tileK, tileM) tiles of x, k-major
@@ -477,7 +519,7 @@ fn main(${WGSL_BUILTINS}) {
   let tx = lid.x;
   let ty = lid.y;
   let m0 = wid.x * ${BM}u;
-  let n0 = wid.y * ${BN}u;
+  let n0 = wid.y * ${glu ? HALF : BN}u;${glu ? ' // the first of the tile\'s tileN / 2 features' : ''}
   ${split
     ? `// slice wid.z of K: [kb, kb + KS) (KS a multiple of BK, so no K-tile crosses into the next slice)
   let kb = wid.z * u.KS;
@@ -526,10 +568,10 @@ ${writes.join('\n')}
     cacheKey,
     wgsl,
     workgroupSize: [TX, TY, 1],
-    dispatch: [Math.ceil(shape.M / BM), Math.ceil(shape.N / BN), S],
+    dispatch: [Math.ceil(shape.M / BM), Math.ceil(shape.N / (glu ? HALF : BN)), S],
     bindings,
     uniformLayout,
-    uniforms: split ? { M: shape.M, N: shape.N, K: shape.K, KS: splitKSlice(shape.K, S, BK) } : { M: shape.M, N: shape.N, K: shape.K },
+    uniforms: split ? { M: shape.M, N: shape.N, K: shape.K, KS: splitKSlice(shape.K, S, BK) } : glu ? { M: shape.M, N: shape.N, K: shape.K, upRows: 0 } : { M: shape.M, N: shape.N, K: shape.K },
   };
 }
 

@@ -388,6 +388,20 @@ fn main(${WGSL_BUILTINS}) {
 }
 
 /**
+ * Whether {@link matmul} (without options) runs the tiled kernel for M rows on this runtime: on GPUs
+ * (software adapters take the plain loop, their barriers being slow) for more than the gemv's rows.
+ * Fused products built on the tiled kernel (e.g. `gluMatmul`) follow the same rule.
+ *
+ * @example
+ * ```ts
+ * usesTiledMatmul(rt, 512); // true on a GPU, false on SwiftShader
+ * ```
+ */
+export function usesTiledMatmul(runtime: Runtime, M: number): boolean {
+  return !runtime.info.isSoftware && M > VEC_MAX_M;
+}
+
+/**
  * y = x · Wᵀ + b for x (..., K) and W (N, K); leading dims of x are flattened into M.
  *
  * @example
@@ -423,6 +437,7 @@ export function matmul(
   assertArg(forced === undefined || (Number.isInteger(forced) && forced >= 1), 'matmul', `splitK must be a positive integer, got ${forced}`);
   const simple = options.simple ?? (forced === undefined && options.gemv === undefined && runtime.info.isSoftware && !(runtime.fastKernels && M <= VEC_MAX_M));
   const choice = simple || (options.gemv ?? (forced === undefined && M <= VEC_MAX_M)) ? undefined : chooseTiledMatmul({ M, N, K }, runtime);
+  // (without options, the tiled kernel runs exactly where usesTiledMatmul says)
   const tile = choice?.config;
   const S = tile ? (forced ?? choice.splitK) : 1;
   if (tile && S > 1) {
