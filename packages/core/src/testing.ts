@@ -139,3 +139,27 @@ export function maxAbsError(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
   return m;
 }
+
+/**
+ * Runs `fn` and lists the kernels it dispatched through `runtime.run`, as `name/buffers` (the kernel's
+ * name and how many tensors it bound), for tests that check which path a layer took.
+ *
+ * @example
+ * ```ts
+ * const { result: y, kernels } = recordKernels(rt, () => mlp.forward(x));
+ * expect(kernels[0]).toBe('matmul_tiled_rb/4');
+ * ```
+ */
+export function recordKernels<T>(runtime: Runtime, fn: () => T): { result: T; kernels: string[] } {
+  const kernels: string[] = [];
+  const run = runtime.run;
+  runtime.run = (kernel, tensors) => {
+    kernels.push(`${kernel.name}/${tensors.length}`);
+    run.call(runtime, kernel, tensors);
+  };
+  try {
+    return { result: fn(), kernels };
+  } finally {
+    runtime.run = run;
+  }
+}

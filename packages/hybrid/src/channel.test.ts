@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Tensor, gluReference, matmulReference, usesTiledMatmul } from '@statespace/core';
-import { getTestRuntime, randn, worstRowError } from '@statespace/core/testing';
+import { getTestRuntime, randn, recordKernels, worstRowError } from '@statespace/core/testing';
 import { GluMlp } from './channel.js';
 
 const rt = await getTestRuntime();
@@ -21,18 +21,8 @@ describe('GluMlp prefill', () => {
         : { 'gate_proj.weight': rt.upload(wg, [I, E]), 'up_proj.weight': rt.upload(wu, [I, E]), 'down_proj.weight': rt.upload(wd, [E, I]) };
       const names = fused ? { gateUp: 'gate_up_proj.weight', down: 'down_proj.weight' } : { gate: 'gate_proj.weight', up: 'up_proj.weight', down: 'down_proj.weight' };
       const mlp = new GluMlp(rt, weights, names, act);
-      const ran: string[] = [];
-      const run = rt.run;
-      rt.run = (k, tensors) => {
-        ran.push(`${k.name}/${tensors.length}`);
-        run.call(rt, k, tensors);
-      };
-      let y: Tensor;
-      try {
-        y = mlp.forward(rt.upload(x, [1, L, E]));
-      } finally {
-        rt.run = run;
-      }
+      const xT = rt.upload(x, [1, L, E]);
+      const { result: y, kernels: ran } = recordKernels(rt, () => mlp.forward(xT));
       const h = gluReference(matmulReference(x, gateUp, L, 2 * I, E), I, act);
       const ref = matmulReference(h, wd, L, E, I);
       expect(worstRowError((await rt.read(y)) as Float32Array, ref, L, E)).toBeLessThan(1e-5);

@@ -3,7 +3,7 @@ import { type DType, roundTo } from '@statespace/core';
 import { getTestRuntime, randn, randu, relError } from '@statespace/core/testing';
 import { type BcdtNormKind } from './bcdt-norm.js';
 import { causalConv1dReference } from './causal-conv1d.js';
-import { createDtScanStepKernel, dtScanStep, dtScanStepReference } from './dt-scan-step.js';
+import { type DtScanStepHostInputs, createDtScanStepKernel, dtScanStep, dtScanStepReference } from './dt-scan-step.js';
 import { packMamba1DecodeParams } from './mamba1-decode-params.js';
 
 const rt = await getTestRuntime();
@@ -17,6 +17,40 @@ interface Case {
   kind: BcdtNormKind;
   dtype: DType;
   bias: boolean;
+}
+
+/** Seeded host inputs of one case, weights rounded to their dtype. */
+function hostInputs(c: Case, seed: number): DtScanStepHostInputs {
+  const { batch, D, R, N, K, kind, dtype } = c;
+  const W = R + 2 * N;
+  const w = (data: Float32Array) => roundTo(data, dtype);
+  return {
+    xz: randn(batch * 2 * D, seed),
+    // large enough that the norms matter, small enough that Δ stays in Mamba's range
+    xdbl: randn(batch * W, seed + 1, kind === 'none' ? 0.5 : 3),
+    dtWeight: w(randn(D * R, seed + 2, 0.5)),
+    dtBias: w(randu(D, seed + 3, -5, -1)),
+    convWeight: w(randn(D * K, seed + 4, 0.5)),
+    convBias: c.bias ? w(randn(D, seed + 5)) : undefined,
+    aLog: Float32Array.from(randu(D * N, seed + 6, -1, 2.5)),
+    D: w(randn(D, seed + 7)),
+    norms: kind === 'weighted' ? { dt: w(randu(R, seed + 8, 0.5, 1.5)), B: w(randu(N, seed + 9, 0.5, 1.5)), C: w(randu(N, seed + 10, 0.5, 1.5)) } : undefined,
+    convState: randn(batch * D * (K - 1), seed + 11),
+    ssmState: randn(batch * D * N, seed + 12),
+  };
+}
+
+/** The packed per-channel weights of a case's host inputs, stored in its dtype. */
+function packedParams(c: Case, host: DtScanStepHostInputs) {
+  const { D, R, N, K, dtype } = c;
+  return packMamba1DecodeParams(rt, {
+    convWeight: rt.upload(host.convWeight, [D, 1, K], dtype),
+    convBias: host.convBias && rt.upload(host.convBias, [D], dtype),
+    dtBias: rt.upload(host.dtBias, [D], dtype),
+    D: rt.upload(host.D, [D], dtype),
+    aLog: rt.upload(host.aLog, [D, N]),
+    norms: host.norms && { dt: rt.upload(host.norms.dt, [R], dtype), B: rt.upload(host.norms.B, [N], dtype), C: rt.upload(host.norms.C, [N], dtype) },
+  });
 }
 
 describe('dtScanStep', () => {
@@ -34,30 +68,8 @@ describe('dtScanStep', () => {
     it(`b=${c.batch} D=${c.D} R=${c.R} N=${c.N} k=${c.K} ${c.kind} ${c.dtype}${c.bias ? '' : ' no conv bias'}: y and both states`, async () => {
       const { batch, D, R, N, K, kind, dtype } = c;
       const W = R + 2 * N;
-      const seed = D * 13 + R * 3 + N + K;
-      const w = (data: Float32Array) => roundTo(data, dtype);
-      const host = {
-        xz: randn(batch * 2 * D, seed),
-        // large enough that the norms matter, small enough that Δ stays in Mamba's range
-        xdbl: randn(batch * W, seed + 1, kind === 'none' ? 0.5 : 3),
-        dtWeight: w(randn(D * R, seed + 2, 0.5)),
-        dtBias: w(randu(D, seed + 3, -5, -1)),
-        convWeight: w(randn(D * K, seed + 4, 0.5)),
-        convBias: c.bias ? w(randn(D, seed + 5)) : undefined,
-        aLog: Float32Array.from(randu(D * N, seed + 6, -1, 2.5)),
-        D: w(randn(D, seed + 7)),
-        norms: kind === 'weighted' ? { dt: w(randu(R, seed + 8, 0.5, 1.5)), B: w(randu(N, seed + 9, 0.5, 1.5)), C: w(randu(N, seed + 10, 0.5, 1.5)) } : undefined,
-        convState: randn(batch * D * (K - 1), seed + 11),
-        ssmState: randn(batch * D * N, seed + 12),
-      };
-      const params = packMamba1DecodeParams(rt, {
-        convWeight: rt.upload(host.convWeight, [D, 1, K], dtype),
-        convBias: host.convBias && rt.upload(host.convBias, [D], dtype),
-        dtBias: rt.upload(host.dtBias, [D], dtype),
-        D: rt.upload(host.D, [D], dtype),
-        aLog: rt.upload(host.aLog, [D, N]),
-        norms: host.norms && { dt: rt.upload(host.norms.dt, [R], dtype), B: rt.upload(host.norms.B, [N], dtype), C: rt.upload(host.norms.C, [N], dtype) },
-      });
+      const host = hostInputs(c, D * 13 + R * 3 + N + K);
+      const params = packedParams(c, host);
       const convState = rt.upload(host.convState, [batch, D, K - 1]);
       const ssmState = rt.upload(host.ssmState, [batch, D, N]);
       const eps = 1e-5;
@@ -83,21 +95,7 @@ describe('dtScanStep', () => {
     it(`convolved b=${c.batch} D=${c.D} R=${c.R} N=${c.N} k=${c.K} ${c.kind} ${c.dtype}: the same y and ssm state as the unconvolved step`, async () => {
       const { batch, D, R, N, K, kind, dtype } = c;
       const W = R + 2 * N;
-      const seed = D * 5 + R + N;
-      const w = (data: Float32Array) => roundTo(data, dtype);
-      const host = {
-        xz: randn(batch * 2 * D, seed),
-        xdbl: randn(batch * W, seed + 1, kind === 'none' ? 0.5 : 3),
-        dtWeight: w(randn(D * R, seed + 2, 0.5)),
-        dtBias: w(randu(D, seed + 3, -5, -1)),
-        convWeight: w(randn(D * K, seed + 4, 0.5)),
-        convBias: w(randn(D, seed + 5)),
-        aLog: Float32Array.from(randu(D * N, seed + 6, -1, 2.5)),
-        D: w(randn(D, seed + 7)),
-        norms: kind === 'weighted' ? { dt: w(randu(R, seed + 8, 0.5, 1.5)), B: w(randu(N, seed + 9, 0.5, 1.5)), C: w(randu(N, seed + 10, 0.5, 1.5)) } : undefined,
-        convState: randn(batch * D * (K - 1), seed + 11),
-        ssmState: randn(batch * D * N, seed + 12),
-      };
+      const host = hostInputs({ ...c, bias: true }, D * 5 + R + N);
       const ref = dtScanStepReference(host, { batch, dInner: D, dState: N, rank: R, kernelSize: K, kind, eps: 1e-5 });
       // what in_proj's epilogue leaves: the x half convolved, z as it was
       const x = new Float32Array(batch * D);
@@ -105,14 +103,7 @@ describe('dtScanStep', () => {
       const conv = causalConv1dReference(x, host.convWeight, host.convBias, host.convState, { batch, seqlen: 1, channels: D, kernelSize: K, activation: 'silu' });
       const xzc = host.xz.slice();
       for (let b = 0; b < batch; b++) xzc.set(conv.y.subarray(b * D, (b + 1) * D), b * 2 * D);
-      const params = packMamba1DecodeParams(rt, {
-        convWeight: rt.upload(host.convWeight, [D, 1, K], dtype),
-        convBias: rt.upload(host.convBias, [D], dtype),
-        dtBias: rt.upload(host.dtBias, [D], dtype),
-        D: rt.upload(host.D, [D], dtype),
-        aLog: rt.upload(host.aLog, [D, N]),
-        norms: host.norms && { dt: rt.upload(host.norms.dt, [R], dtype), B: rt.upload(host.norms.B, [N], dtype), C: rt.upload(host.norms.C, [N], dtype) },
-      });
+      const params = packedParams({ ...c, bias: true }, host);
       const ssmState = rt.upload(host.ssmState, [batch, D, N]);
       const y = dtScanStep(
         rt,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PendingNorm, type Runtime, type Tensor, type TensorLike, binary, embedding, matmul, rmsNorm, roundTo } from '@statespace/core';
-import { getTestRuntime, randn, relError } from '@statespace/core/testing';
+import { getTestRuntime, randn, recordKernels, relError } from '@statespace/core/testing';
 import { type Mamba1Config, Mamba1Mixer, Mamba1State, mamba1MixerReference } from './mamba1-mixer.js';
 
 const rt = await getTestRuntime();
@@ -227,18 +227,7 @@ describe('Mamba1Mixer decode in 4 dispatches (fastKernels)', () => {
             const b = randn(batch * H, 81 + 10 * batch + t, 0.5);
             const sum = rt.empty([batch, 1, H]);
             const pending = new PendingNorm(rt, { h: rt.upload(h, [batch, 1, H]), branch: rt.upload(b, [batch, 1, H]), sum, weight: lnT, eps: 1e-5 });
-            const ran: string[] = [];
-            const run = rt.run;
-            rt.run = (k, tensors) => {
-              ran.push(`${k.name}/${tensors.length}`);
-              run.call(rt, k, tensors);
-            };
-            let y: Tensor;
-            try {
-              y = mixer.forward(pending as unknown as Tensor, state);
-            } finally {
-              rt.run = run;
-            }
+            const { result: y, kernels: ran } = recordKernels(rt, () => mixer.forward(pending as unknown as Tensor, state));
             pending.dispose();
             expect(ran.length).toBe(4);
             expect(ran.slice(1, 3)).toEqual(['mamba1_conv_x_proj/3', 'mamba1_dt_scan_step/6']); // no conv recomputed, no state roll
