@@ -66,6 +66,7 @@ export {
 export { RecurrentState } from './recurrent-state.js';
 export { type MatmulAttrs, createGemvVec4Kernel, createMatmulKernel, gemvVecWidth, matmul, matmulReference, usesTiledMatmul } from './ops/matmul.js';
 export {
+  MAX_STACKED_WEIGHTS,
   TILED_MATMUL_CONFIGS,
   TILED_MATMUL_PROFILES,
   TILED_MATMUL_UNROLLED,
@@ -80,11 +81,13 @@ export {
   createSplitKReduceKernel,
   createTiledMatmulKernel,
   splitKSlice,
+  stackedMatmulUniforms,
   tiledMatmulConfigName,
   tiledMatmulProfile,
   tiledMatmulStorageBytes,
   tiledMatmulThreads,
 } from './ops/matmul-tiled.js';
+export { stackedMatmul } from './ops/matmul-stacked.js';
 export { type NormAttrs, type NormKind, createNormKernel, gatedRmsNorm, layerNorm, normReference, rmsNorm } from './ops/norm.js';
 export {
   type BinaryOp,

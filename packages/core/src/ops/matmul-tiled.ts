@@ -299,6 +299,11 @@ const layout = { M: 'u32', N: 'u32', K: 'u32' } as const satisfies UniformLayout
 const splitLayout = { M: 'u32', N: 'u32', K: 'u32', KS: 'u32' } as const satisfies UniformLayout;
 // glu: the up rows start at row upRows of w2
 const gluLayout = { M: 'u32', N: 'u32', K: 'u32', upRows: 'u32' } as const satisfies UniformLayout;
+// stack: N = N0 + N1 + N2 (the partials' row with split-K); weight i's N-tiles start at tile Ti (T0 = 0); KS as in splitLayout
+const stackLayout = { M: 'u32', N: 'u32', K: 'u32', KS: 'u32', N0: 'u32', N1: 'u32', N2: 'u32', T1: 'u32', T2: 'u32' } as const satisfies UniformLayout;
+
+/** Most weights of a {@link TiledMatmulAttrs.stack} (x, 3 weights and 3 outputs: 7 of WebGPU's 8 storage buffers per stage). */
+export const MAX_STACKED_WEIGHTS = 3;
 
 /** Attributes of a {@link createTiledMatmulKernel}. */
 export interface TiledMatmulAttrs {
@@ -323,6 +328,33 @@ export interface TiledMatmulAttrs {
    * Needs W (N, K), threadN / 4 even, no bias, no split-K.
    */
   glu?: GluActivation;
+  /**
+   * Several products of one x in one dispatch: the output features N0, N1 (, N2) of 2 or 3 weights W0, W1, W2
+   * (each (Ni, K), one dtype), bound as w, w1, (w2), with outputs y0, y1, (y2) (each (M, Ni)); `shape.N` is
+   * their sum. Weight i takes ⌈Ni / tileN⌉ N-tiles of the dispatch (from tile Ti, a uniform), so every
+   * workgroup reads and writes one weight (the choice is uniform per workgroup) and each weight's last tile is
+   * guarded on its own Ni. The Ni are uniforms ({@link stackedMatmulUniforms}); only whether all are multiples
+   * of 4 (vec4 stores) is compiled in. With split-K the kernel writes one partial (S, M, N) buffer, weight i in
+   * columns N0 + … + N(i−1) of each row, that {@link createSplitKReduceKernel} with the same `stack` routes to
+   * y0, y1, y2. Needs W (N, K), no bias, no glu (q/k/v projections: `stackedMatmul`).
+   */
+  stack?: readonly number[];
+}
+
+/**
+ * The uniforms of a stacked {@link createTiledMatmulKernel} ({@link TiledMatmulAttrs.stack}) for M rows,
+ * K features and output features `Ns` with tile width `tileN` and split-K slice KS (0: unsplit).
+ *
+ * @example
+ * ```ts
+ * stackedMatmulUniforms(512, 1024, [1024, 256, 256], 64); // { M: 512, N: 1536, K: 1024, KS: 0, N0: 1024, N1: 256, N2: 256, T1: 16, T2: 20 }
+ * ```
+ */
+export function stackedMatmulUniforms(M: number, K: number, Ns: readonly number[], tileN: number, KS = 0): Record<keyof typeof stackLayout, number> {
+  const [N0, N1, N2 = 0] = Ns;
+  const T1 = Math.ceil(N0 / tileN);
+  const T2 = T1 + Math.ceil(N1 / tileN);
+  return { M, N: N0 + N1 + N2, K, KS, N0, N1, N2, T1, T2 };
 }
 
 /** `count` loads spread over `threads` threads: lines of code, guarded when they do not divide evenly. */
@@ -359,6 +391,19 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
   if (S > 1 && bias) throw new StatespaceError('INVALID_ARGUMENT', 'createTiledMatmulKernel: with splitK > 1 the bias belongs to createSplitKReduceKernel');
   const split = S > 1;
   const glu = attrs.glu;
+  const stack = attrs.stack;
+  const W = stack?.length ?? 1; // weights bound
+  if (stack) {
+    if (W < 2 || W > MAX_STACKED_WEIGHTS || !stack.every((n) => Number.isInteger(n) && n > 0)) {
+      throw new StatespaceError('INVALID_ARGUMENT', `createTiledMatmulKernel: stack takes 2 to ${MAX_STACKED_WEIGHTS} positive output widths, got [${stack.join(',')}]`);
+    }
+    if (bias || glu || !transposeB) {
+      throw new StatespaceError('INVALID_ARGUMENT', `createTiledMatmulKernel: stack needs W (N, K), no bias and no glu (got bias ${bias}, glu ${glu}, transposeB ${transposeB})`);
+    }
+    if (stack.reduce((a, b) => a + b, 0) !== shape.N) {
+      throw new StatespaceError('SHAPE_MISMATCH', `createTiledMatmulKernel: stack [${stack.join(',')}] does not sum to N=${shape.N}`);
+    }
+  }
   if (glu && (split || bias || !transposeB || (config.threadN / 4) % 2 !== 0)) {
     throw new StatespaceError('INVALID_ARGUMENT', `createTiledMatmulKernel: glu needs W (N, K), threadN a multiple of 8, no bias and no split-K (got threadN ${config.threadN}, splitK ${S}, bias ${bias}, transposeB ${transposeB})`);
   }
@@ -368,28 +413,45 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
   const vecX = shape.K % 4 === 0;
   // q8 words hold 16 consecutive elements of a row of W (N, K) only; W (K, N) in q8 is read element by element
   const vecW = q8 ? transposeB && shape.K % 16 === 0 && config.tileK % 16 === 0 : (transposeB ? shape.K : shape.N) % perWord === 0;
-  const vecY = shape.N % 4 === 0;
+  const vecY = stack ? stack.every((n) => n % 4 === 0) : shape.N % 4 === 0;
   const { tileM: BM, tileN: BN, tileK: BK, threadM: TM, threadN: TN } = config;
   const TX = BN / TN;
   const TY = BM / TM;
   const T = TX * TY;
   const wType = vecW ? (packed || q8 ? 'vec4<u32>' : 'vec4<f32>') : wgslStorageType(wDtype);
+  const yType = vecY ? 'vec4<f32>' : 'f32';
   const bindings: BindingDecl[] = [
     { name: 'x', type: vecX ? 'vec4<f32>' : 'f32', access: 'read' }, // (M, K) (as (M, K/4) vec4s when K % 4 == 0)
-    { name: 'w', type: wType, access: 'read' }, // (N, K) or (K, N), f32, packed pairs or q8 blocks; the gate rows with glu
+    { name: 'w', type: wType, access: 'read' }, // (N, K) or (K, N), f32, packed pairs or q8 blocks; the gate rows with glu; W0 with stack
     ...(glu ? [{ name: 'w2', type: wType, access: 'read' } as const] : []), // the up rows (from upRows) with glu
+    ...(stack ? stack.slice(1).map((_, i) => ({ name: `w${i + 1}`, type: wType, access: 'read' }) as const) : []), // W1, W2 (Ni, K) with stack
     ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
-    { name: 'y', type: vecY ? 'vec4<f32>' : 'f32', access: 'read_write' }, // (M, N), or (S, M, N) partials with splitK
+    ...(stack && !split
+      ? stack.map((_, i) => ({ name: `y${i}`, type: yType, access: 'read_write' }) as const) // (M, Ni) with stack
+      : [{ name: 'y', type: yType, access: 'read_write' } as const]), // (M, N), or (S, M, N) partials with splitK
   ];
-  const cacheKey = `${tiledMatmulConfigName(config)}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}|${vecX ? 'vx' : 'sx'}${vecW ? 'vw' : 'sw'}${vecY ? 'vy' : 'sy'}${split ? '|sk' : ''}${glu ? `|glu-${glu}` : ''}`;
-  const uniformLayout = split ? splitLayout : glu ? gluLayout : layout;
+  const cacheKey = `${tiledMatmulConfigName(config)}|${transposeB ? 'nk' : 'kn'}|${wDtype}|${bias ? 'b' : ''}|${vecX ? 'vx' : 'sx'}${vecW ? 'vw' : 'sw'}${vecY ? 'vy' : 'sy'}${split ? '|sk' : ''}${glu ? `|glu-${glu}` : ''}${stack ? `|stack${W}` : ''}`;
+  const uniformLayout = stack ? stackLayout : split ? splitLayout : glu ? gluLayout : layout;
   const HALF = BN / 2;
+  // Where weight rows come from: the buffer and its load functions (scalar, q8 word).
+  type Src = { buf: string; fn: string; q: string };
+  const srcW: Src = { buf: 'w', fn: 'loadW', q: 'loadW16' };
+  const srcUp: Src = { buf: 'w2', fn: 'loadU', q: 'loadU16' };
+  const srcStack = (i: number): Src => (i === 0 ? srcW : { buf: `w${i}`, fn: `loadW${i}`, q: `loadW${i}_16` });
+  // stack: the workgroup's weight `sel` (uniform per workgroup) picks one of W branches
+  const pick = (body: (i: number) => string) =>
+    Array.from({ length: W }, (_, i) => (i === W - 1 ? `{ ${body(i)} }` : `if (sel == ${i}u) { ${body(i)} }`)).join(' else ');
+  // output features of the workgroup's weight (the guard of its last tile)
+  const NL = stack ? 'nw' : 'u.N';
   // A row of W (N, K) for the tile's local row `nn`: gn in the plain product; with glu, feature f of the
-  // gate (first half of the tile) or of the up rows (second half). `load(row, up)` assigns the registers.
-  const rowLoad = (nn: string, gkOk: string, load: (row: string, up: boolean) => string) =>
+  // gate (first half of the tile) or of the up rows (second half); with stack, row gn of the workgroup's
+  // weight. `load(row, src)` assigns the registers.
+  const rowLoad = (nn: string, gkOk: string, load: (row: string, src: Src) => string) =>
     glu
-      ? `let nn = ${nn}; let f = n0 + nn % ${HALF}u; if (f < u.N && ${gkOk}) { if (nn < ${HALF}u) { ${load('f', false)} } else { ${load('(f + u.upRows)', true)} } }`
-      : `let gn = n0 + ${nn}; if (gn < u.N && ${gkOk}) { ${load('gn', false)} }`;
+      ? `let nn = ${nn}; let f = n0 + nn % ${HALF}u; if (f < u.N && ${gkOk}) { if (nn < ${HALF}u) { ${load('f', srcW)} } else { ${load('(f + u.upRows)', srcUp)} } }`
+      : stack
+        ? `let gn = n0 + ${nn}; if (gn < nw && ${gkOk}) { ${pick((i) => load('gn', srcStack(i)))} }`
+        : `let gn = n0 + ${nn}; if (gn < u.N && ${gkOk}) { ${load('gn', srcW)} }`;
   const wgsl = memoWgsl('matmul_tiled_rb', cacheKey, () => {
     const BM4 = BM / 4;
     const BN4 = BN / 4;
@@ -423,7 +485,7 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
       // the raw word and scale wait in registers (the loads stay in flight); they are dequantised at the store
       for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = vec4<u32>(0u); var ps${r} = 0.0;`);
       loads.push(perThread(count, T, (r) => `let gk = k0 + 16u * (idx % ${kq}u);
-    pw${r} = vec4<u32>(0u); ps${r} = 0.0; ${rowLoad(`idx / ${kq}u`, 'gk < u.K', (row, up) => `let e = ${row} * u.K + gk; pw${r} = ${up ? 'loadU16' : 'loadW16'}Word(e); ps${r} = ${up ? 'loadU16' : 'loadW16'}Scale(e);`)}`));
+    pw${r} = vec4<u32>(0u); ps${r} = 0.0; ${rowLoad(`idx / ${kq}u`, 'gk < u.K', (row, src) => `let e = ${row} * u.K + gk; pw${r} = ${src.q}Word(e); ps${r} = ${src.q}Scale(e);`)}`));
       stores.push(perThread(count, T, (r) => `let nn = idx / ${kq}u; let s = bb + 16u * (idx % ${kq}u) * ${BN4}u + nn / 4u; let c = nn % 4u; let q = loadW16Dequant(pw${r}, ps${r});
     ${Array.from({ length: 16 }, (_, i) => `Bs[s + ${i * BN4}u][c] = q[${i >> 2}].${comp[i & 3]};`).join(' ')}`));
     } else if (transposeB && vecW) {
@@ -432,7 +494,7 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
       const kq = BK / perWord;
       for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'});`);
       loads.push(perThread(count, T, (r) => `let gk = k0 + ${perWord}u * (idx % ${kq}u);
-    pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'}); ${rowLoad(`idx / ${kq}u`, 'gk < u.K', (row, up) => `pw${r} = ${up ? 'w2' : 'w'}[(${row} * u.K + gk) / ${perWord}u];`)}`));
+    pw${r} = vec4<${packed ? 'u32' : 'f32'}>(${packed ? '0u' : '0.0'}); ${rowLoad(`idx / ${kq}u`, 'gk < u.K', (row, src) => `pw${r} = ${src.buf}[(${row} * u.K + gk) / ${perWord}u];`)}`));
       stores.push(perThread(count, T, (r) => {
         const vals = packed
           ? comp.flatMap((q) => [`un(pw${r}.${q}).x`, `un(pw${r}.${q}).y`])
@@ -444,7 +506,7 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
       const count = BN * BK;
       for (let r = 0; r < Math.ceil(count / T); r++) decls.push(`var pw${r} = 0.0;`);
       loads.push(perThread(count, T, (r) => `let gk = k0 + idx % ${BK}u;
-    pw${r} = 0.0; ${rowLoad(`idx / ${BK}u`, 'gk < u.K', (row, up) => `pw${r} = ${up ? 'loadU' : 'loadW'}(${row} * u.K + gk);`)}`));
+    pw${r} = 0.0; ${rowLoad(`idx / ${BK}u`, 'gk < u.K', (row, src) => `pw${r} = ${src.fn}(${row} * u.K + gk);`)}`));
       stores.push(perThread(count, T, (r) => `let nn = idx / ${BK}u; Bs[bb + (idx % ${BK}u) * ${BN4}u + nn / 4u][nn % 4u] = pw${r};`));
     } else if (vecW) {
       // rows of W (K, N): each load is 4 (f32) or 8 (packed) consecutive n of one k, stored as 1 or 2 vec4s
@@ -490,15 +552,23 @@ export function createTiledMatmulKernel(shape: { M: number; N: number; K: number
           writes.push(`  { let m = m0 + ${4 * g * TY + c}u + 4u * ty; if (m < u.M) {\n    ${row.join('\n    ')}\n  } }`);
           continue;
         }
-        for (let h = 0; h < H; h++) {
-          const a = acc(g, c, h);
-          if (vecY) {
-            const b = bias ? ` + vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u])` : '';
-            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; if (n < u.N) { y[(yo + m * u.N + n) / 4u] = ${a}${b}; } }`);
-          } else {
-            row.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; ${comp.map((q, j) => `if (n + ${j}u < u.N) { y[yo + m * u.N + n + ${j}u] = ${a}.${q}${bias ? ` + bias[n + ${j}u]` : ''}; }`).join(' ')} }`);
+        // y: the output; its element (m, n) at `at(n)` (stack: y_sel (M, N_sel), or column co + n of the partials)
+        const store = (yb: string, at: (n: string) => string) => {
+          const out: string[] = [];
+          for (let h = 0; h < H; h++) {
+            const a = acc(g, c, h);
+            if (vecY) {
+              const b = bias ? ` + vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u])` : '';
+              out.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; if (n < ${NL}) { ${yb}[(${at('n')}) / 4u] = ${a}${b}; } }`);
+            } else {
+              out.push(`{ let n = n0 + ${4 * h * TX}u + 4u * tx; ${comp.map((q, j) => `if (n + ${j}u < ${NL}) { ${yb}[${at(`n + ${j}u`)}] = ${a}.${q}${bias ? ` + bias[n + ${j}u]` : ''}; }`).join(' ')} }`);
+            }
           }
-        }
+          return out.join('\n    ');
+        };
+        if (stack && !split) row.push(pick((i) => store(`y${i}`, (n) => `m * nw + ${n}`)));
+        else if (stack) row.push(store('y', (n) => `yo + m * u.N + co + ${n}`));
+        else row.push(store('y', (n) => `yo + m * u.N + ${n}`));
         writes.push(`  { let m = m0 + ${4 * g * TY + c}u + 4u * ty; if (m < u.M) {\n    ${row.join('\n    ')}\n  } }`);
       }
     }
@@ -508,8 +578,10 @@ fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(${glu}_(v.x), ${glu}_(v.y)
 ${act}
 ${!vecW ? wgslLoadFloat('loadW', 'w', wDtype) : ''}
 ${!vecW && glu ? wgslLoadFloat('loadU', 'w2', wDtype) : ''}
+${!vecW && stack ? stack.slice(1).map((_, i) => wgslLoadFloat(`loadW${i + 1}`, `w${i + 1}`, wDtype)).join('\n') : ''}
 ${q8 && vecW ? wgslLoadQ8x16('loadW16', 'w') : ''}
 ${q8 && vecW && glu ? wgslLoadQ8x16('loadU16', 'w2') : ''}
+${q8 && vecW && stack ? stack.slice(1).map((_, i) => wgslLoadQ8x16(`loadW${i + 1}_16`, `w${i + 1}`)).join('\n') : ''}
 ${packed && vecW ? `fn un(p: u32) -> vec2<f32> { return ${unpack}; }` : ''}
 const BK = ${BK}u;
 var<workgroup> As: array<vec4<f32>, ${2 * BK * BM4}>; // two (tileK, tileM) tiles of x, k-major
@@ -519,7 +591,13 @@ fn main(${WGSL_BUILTINS}) {
   let tx = lid.x;
   let ty = lid.y;
   let m0 = wid.x * ${BM}u;
-  let n0 = wid.y * ${glu ? HALF : BN}u;${glu ? ' // the first of the tile\'s tileN / 2 features' : ''}
+  ${stack
+    ? `// the workgroup's weight: N-tiles [0, T1) are W0's, [T1, T2) W1's${W > 2 ? ', [T2, ..) W2\'s' : ''}
+  let sel = ${W > 2 ? 'select(select(0u, 1u, wid.y >= u.T1), 2u, wid.y >= u.T2)' : 'select(0u, 1u, wid.y >= u.T1)'};
+  let n0 = (wid.y - select(select(0u, u.T1, sel == 1u), u.T2, sel == 2u)) * ${BN}u; // the tile's first row of its weight
+  let nw = select(select(u.N0, u.N1, sel == 1u), u.N2, sel == 2u); // that weight's rows (output features)
+  let co = select(select(0u, u.N0, sel == 1u), u.N0 + u.N1, sel == 2u); // its first column of the partials`
+    : `let n0 = wid.y * ${glu ? HALF : BN}u;${glu ? ' // the first of the tile\'s tileN / 2 features' : ''}`}
   ${split
     ? `// slice wid.z of K: [kb, kb + KS) (KS a multiple of BK, so no K-tile crosses into the next slice)
   let kb = wid.z * u.KS;
@@ -563,6 +641,11 @@ ${loads.join('\n')}
 ${writes.join('\n')}
 }`;
   });
+  if (stack) {
+    const uniforms = stackedMatmulUniforms(shape.M, shape.K, stack, BN, split ? splitKSlice(shape.K, S, BK) : 0);
+    const tiles = W > 2 ? uniforms.T2 + Math.ceil(uniforms.N2 / BN) : uniforms.T2;
+    return { name: 'matmul_tiled_stack', cacheKey, wgsl, workgroupSize: [TX, TY, 1], dispatch: [Math.ceil(shape.M / BM), tiles, S], bindings, uniformLayout, uniforms };
+  }
   return {
     name: 'matmul_tiled_rb',
     cacheKey,
@@ -589,33 +672,54 @@ export function splitKSlice(K: number, S: number, tileK: number): number {
 }
 
 const reduceLayout = { MN: 'u32', N: 'u32', S: 'u32' } as const satisfies UniformLayout;
+// stack: N = N0 + N1 + N2 columns of the partials, routed to y0 (the first N0), y1 (the next N1) and y2
+const stackReduceLayout = { MN: 'u32', N: 'u32', S: 'u32', N0: 'u32', N1: 'u32', N2: 'u32' } as const satisfies UniformLayout;
 
 /**
  * Sums the S partial products of a split-K {@link createTiledMatmulKernel} (part (S, M, N)) into
  * y (M, N), plus the bias. One thread per output (per 4 outputs when N % 4 == 0), the S partials
  * read in order, so the sum is deterministic.
- * Bindings: part, (bias), y.
+ * Bindings: part, (bias), y. With `stack` (the output widths N0, N1 (, N2) of a stacked product,
+ * {@link TiledMatmulAttrs.stack}): part, y0, y1, (y2), each output routed by its column of part (no bias).
  *
  * @example
  * ```ts
  * runtime.run(createTiledMatmulKernel({ M, N, K }, config, { splitK: 4 }), [x, w, part]); // part: (4, M, N)
  * runtime.run(createSplitKReduceKernel({ M, N, S: 4 }, { bias: true }), [part, b, y]);
+ * runtime.run(createSplitKReduceKernel({ M, N: N0 + N1, S: 4 }, { stack: [N0, N1] }), [part2, y0, y1]);
  * ```
  */
-export function createSplitKReduceKernel(shape: { M: number; N: number; S: number }, attrs: { bias?: boolean } = {}): KernelDescriptor {
+export function createSplitKReduceKernel(shape: { M: number; N: number; S: number }, attrs: { bias?: boolean; stack?: readonly number[] } = {}): KernelDescriptor {
   const bias = attrs.bias ?? false;
-  const vec = shape.N % 4 === 0;
+  const stack = attrs.stack;
+  if (stack) {
+    if (stack.length < 2 || stack.length > MAX_STACKED_WEIGHTS || !stack.every((n) => Number.isInteger(n) && n > 0) || bias) {
+      throw new StatespaceError('INVALID_ARGUMENT', `createSplitKReduceKernel: stack takes 2 to ${MAX_STACKED_WEIGHTS} positive output widths and no bias, got [${stack.join(',')}]${bias ? ' with a bias' : ''}`);
+    }
+    if (stack.reduce((x, y) => x + y, 0) !== shape.N) {
+      throw new StatespaceError('SHAPE_MISMATCH', `createSplitKReduceKernel: stack [${stack.join(',')}] does not sum to N=${shape.N}`);
+    }
+  }
+  const vec = stack ? stack.every((n) => n % 4 === 0) : shape.N % 4 === 0;
   const w = vec ? 4 : 1;
   const t = vec ? 'vec4<f32>' : 'f32';
+  const W = stack?.length ?? 0;
   const bindings: BindingDecl[] = [
     { name: 'part', type: t, access: 'read' }, // (S, M, N)
     ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []), // (N)
-    { name: 'y', type: t, access: 'read_write' }, // (M, N)
+    ...(stack
+      ? stack.map((_, i) => ({ name: `y${i}`, type: t, access: 'read_write' }) as const) // (M, Ni)
+      : [{ name: 'y', type: t, access: 'read_write' } as const]), // (M, N)
   ];
-  const cacheKey = `${vec ? 'v' : 's'}|${bias ? 'b' : ''}`;
+  const cacheKey = `${vec ? 'v' : 's'}|${bias ? 'b' : ''}${stack ? `|stack${W}` : ''}`;
   const wgsl = memoWgsl('matmul_splitk_reduce', cacheKey, () => {
     const b = !bias ? '' : vec ? ' + vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u])' : ' + bias[n]';
-    return `${wgslBindings(reduceLayout, bindings)}
+    // stack: column n of row r goes to y0, y1 or y2 (vec4s never straddle two: every Ni is a multiple of 4 then)
+    const route = `let r = (i * ${w}u) / u.N;
+  if (n < u.N0) { y0[(r * u.N0 + n) / ${w}u] = s; }
+  ${W > 2 ? `else if (n < u.N0 + u.N1) { y1[(r * u.N1 + n - u.N0) / ${w}u] = s; }
+  else { y2[(r * u.N2 + n - u.N0 - u.N1) / ${w}u] = s; }` : `else { y1[(r * u.N1 + n - u.N0) / ${w}u] = s; }`}`;
+    return `${wgslBindings(stack ? stackReduceLayout : reduceLayout, bindings)}
 @compute @workgroup_size(256, 1, 1)
 fn main(${WGSL_BUILTINS}) {
   let i = ${WGSL_LINEAR_WORKGROUP} * 256u + li; // an output (${vec ? '4 outputs' : 'one'}) of (M, N)
@@ -623,18 +727,19 @@ fn main(${WGSL_BUILTINS}) {
   let n = (i * ${w}u) % u.N;
   var s = part[i];
   for (var z = 1u; z < u.S; z++) { s += part[z * u.MN + i]; }
-  y[i] = s${b};
+  ${stack ? route : `y[i] = s${b};`}
 }`;
   });
   const MN = (shape.M * shape.N) / w;
+  const [N0 = 0, N1 = 0, N2 = 0] = stack ?? [];
   return {
-    name: 'matmul_splitk_reduce',
+    name: stack ? 'matmul_splitk_reduce_stack' : 'matmul_splitk_reduce',
     cacheKey,
     wgsl,
     workgroupSize: [256, 1, 1],
     dispatch: linearDispatch(Math.ceil(MN / 256)),
     bindings,
-    uniformLayout: reduceLayout,
-    uniforms: { MN, N: shape.N, S: shape.S },
+    uniformLayout: stack ? stackReduceLayout : reduceLayout,
+    uniforms: stack ? { MN, N: shape.N, S: shape.S, N0, N1, N2 } : { MN, N: shape.N, S: shape.S },
   };
 }
