@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PendingNorm, type Tensor, rmsNorm, roundTo } from '@statespace/core';
+import { PendingNorm, type Tensor, rmsNorm, roundTo, usesTiledMatmul } from '@statespace/core';
 import { getTestRuntime, randn, relError } from '@statespace/core/testing';
 import { AttentionMixer, type AttentionMixerConfig, attentionMixerReference } from './attention-mixer.js';
 
@@ -197,6 +197,35 @@ describe('AttentionMixer options', () => {
       }
     });
   }
+  it('prefill of a 40-token prompt: q, k, v in one stacked tiled dispatch exactly where the tiled matmul runs', async () => {
+    const config: AttentionMixerConfig = { ...base, rope: { theta: 10000, rotaryDim: 32 } };
+    const [B, L, E] = [1, 40, base.hiddenSize];
+    const host = randomWeights(config, 13);
+    const mixer = new AttentionMixer(rt, config, upload(host));
+    const x = randn(B * L * E, 14);
+    const ran: string[] = [];
+    const run = rt.run;
+    rt.run = (k, tensors) => {
+      ran.push(`${k.name}/${tensors.length}`);
+      run.call(rt, k, tensors);
+    };
+    let y: Tensor;
+    try {
+      y = mixer.forward(rt.upload(x, [B, L, E]), mixer.createState(B));
+    } finally {
+      rt.run = run;
+    }
+    expect(relError(await rt.read(y), attentionMixerReference(config, hostOf(host), x, B, L))).toBeLessThan(1e-5);
+    // x, q/k/v weights, q/k/v; or, split over K, the partials' reduce into q, k, v
+    const stacked = ran.filter((n) => n.startsWith('matmul_tiled_stack') || n.startsWith('matmul_splitk_reduce_stack'));
+    if (usesTiledMatmul(rt, B * L)) {
+      expect(stacked[0]).toMatch(/^matmul_tiled_stack\/(7|5)$/);
+      expect(ran.filter((n) => n.startsWith('matmul_tiled_rb')).length, 'o_proj alone').toBeLessThanOrEqual(1);
+    } else {
+      expect(stacked).toEqual([]);
+    }
+    y.dispose();
+  });
   it('createState: a ring KV cache exactly when the layer has a sliding window (unless boundedCache is false)', () => {
     const config = { ...base, rope: null };
     const w = upload(randomWeights(config, 1));

@@ -27,6 +27,7 @@ import {
   PendingNorm,
   canNormGemv,
   normGemv,
+  stackedMatmul,
 } from '@statespace/core';
 import { type FlashDecodingPartials, GQA_MAX_SLOTS, createDecodeCombineKernel, fitsFreshDecode } from './flash-decoding.js';
 import { canDecodeQkv } from './decode-qkv.js';
@@ -206,9 +207,13 @@ export class AttentionMixer implements SequenceMixer<KVCacheState> {
     const rt = this.runtime;
     const fast = this.decodeStacked(x, state);
     if (fast) return fast;
-    const q = linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] });
-    const k = linear(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] });
-    const v = linear(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] });
+    // Prefill: q, k and v in one tiled dispatch where it runs (GPUs, more than decode rows; no biases)
+    const stacked = x instanceof PendingNorm || w['q_proj.bias'] || w['k_proj.bias'] || w['v_proj.bias'] ? null : stackedMatmul(rt, x, [w['q_proj.weight'], w['k_proj.weight'], w['v_proj.weight']]);
+    const [q, k, v] = stacked ?? [
+      linear(rt, x, w['q_proj.weight'], { bias: w['q_proj.bias'] }),
+      linear(rt, x, w['k_proj.weight'], { bias: w['k_proj.bias'] }),
+      linear(rt, x, w['v_proj.weight'], { bias: w['v_proj.bias'] }),
+    ];
     const o = this.attend(q, k, v, state);
     q.dispose();
     k.dispose();
