@@ -203,28 +203,39 @@ describe('AttentionMixer options', () => {
     const host = randomWeights(config, 13);
     const mixer = new AttentionMixer(rt, config, upload(host));
     const x = randn(B * L * E, 14);
-    const ran: string[] = [];
-    const run = rt.run;
-    rt.run = (k, tensors) => {
-      ran.push(`${k.name}/${tensors.length}`);
-      run.call(rt, k, tensors);
+    const ref = attentionMixerReference(config, hostOf(host), x, B, L);
+    // `asGpu`: the call as a GPU adapter would make it (info.isSoftware false) on a software one, so that
+    // SwiftShader runs the stacked path of the layer too (the cheapest tiles there: the default profile's 32x64)
+    const prefill = async (asGpu: boolean) => {
+      const ran: string[] = [];
+      const run = rt.run;
+      const info = rt.info;
+      rt.run = (k, tensors) => {
+        ran.push(`${k.name}/${tensors.length}`);
+        run.call(rt, k, tensors);
+      };
+      if (asGpu) (rt as { info: typeof info }).info = { ...info, isSoftware: false };
+      let y: Tensor;
+      try {
+        expect(usesTiledMatmul(rt, B * L)).toBe(asGpu || !info.isSoftware);
+        y = mixer.forward(rt.upload(x, [B, L, E]), mixer.createState(B));
+        // x, q/k/v weights, q/k/v; or, split over K, x, the weights and the partials, then their reduce into q, k, v
+        const stacked = ran.filter((n) => n.startsWith('matmul_tiled_stack') || n.startsWith('matmul_splitk_reduce_stack'));
+        if (usesTiledMatmul(rt, B * L)) {
+          expect(stacked[0]).toMatch(/^matmul_tiled_stack\/(7|5)$/);
+          expect(ran.filter((n) => n.startsWith('matmul_tiled_rb')).length, 'o_proj alone').toBeLessThanOrEqual(1);
+        } else {
+          expect(stacked).toEqual([]);
+        }
+      } finally {
+        rt.run = run;
+        (rt as { info: typeof info }).info = info;
+      }
+      expect(relError(await rt.read(y), ref)).toBeLessThan(1e-5);
+      y.dispose();
     };
-    let y: Tensor;
-    try {
-      y = mixer.forward(rt.upload(x, [B, L, E]), mixer.createState(B));
-    } finally {
-      rt.run = run;
-    }
-    expect(relError(await rt.read(y), attentionMixerReference(config, hostOf(host), x, B, L))).toBeLessThan(1e-5);
-    // x, q/k/v weights, q/k/v; or, split over K, the partials' reduce into q, k, v
-    const stacked = ran.filter((n) => n.startsWith('matmul_tiled_stack') || n.startsWith('matmul_splitk_reduce_stack'));
-    if (usesTiledMatmul(rt, B * L)) {
-      expect(stacked[0]).toMatch(/^matmul_tiled_stack\/(7|5)$/);
-      expect(ran.filter((n) => n.startsWith('matmul_tiled_rb')).length, 'o_proj alone').toBeLessThanOrEqual(1);
-    } else {
-      expect(stacked).toEqual([]);
-    }
-    y.dispose();
+    await prefill(false);
+    if (rt.info.isSoftware) await prefill(true);
   });
   it('createState: a ring KV cache exactly when the layer has a sliding window (unless boundedCache is false)', () => {
     const config = { ...base, rope: null };

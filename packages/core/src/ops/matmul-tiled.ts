@@ -29,6 +29,10 @@
  * features (whole K-tiles) and writes its partial product to slice z of a (S, M, N) buffer; a second kernel
  * ({@link createSplitKReduceKernel}) sums the slices in order and adds the bias: CUTLASS's "parallel" split-K
  * (the serial kind, with a semaphore between workgroups, has no safe form in WGSL, and there are no float atomics).
+ *
+ * Stacked products (`stack`: an attention layer's q, k and v of one x): 2 or 3 weights in one dispatch, the
+ * N-tiles of W0, then W1, then W2 one after another, so each workgroup reads one weight and writes one output
+ * (with split-K, its columns of one (S, M, N0 + N1 + N2) partial buffer, routed by a stacked reduce).
  */
 import { type DType, wgslLoadFloat, wgslLoadQ8x16, wgslStorageType } from '../dtype.js';
 import { StatespaceError } from '../errors.js';
