@@ -163,3 +163,22 @@ export function recordKernels<T>(runtime: Runtime, fn: () => T): { result: T; ke
     runtime.run = run;
   }
 }
+
+/**
+ * Runs `fn` with the runtime's `info` as a GPU adapter's (`isSoftware` false), so that a software adapter
+ * takes the paths GPUs take (the tiled matmul in prompts, with the default profile's tiles), then restores it.
+ *
+ * @example
+ * ```ts
+ * const y = await asGpuAdapter(rt, () => mlp.forward(x)); // the fused gate/up product on SwiftShader too
+ * ```
+ */
+export async function asGpuAdapter<T>(runtime: Runtime, fn: () => T | Promise<T>): Promise<T> {
+  const info = runtime.info;
+  (runtime as { info: typeof info }).info = { ...info, isSoftware: false };
+  try {
+    return await fn();
+  } finally {
+    (runtime as { info: typeof info }).info = info;
+  }
+}
