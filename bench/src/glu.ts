@@ -8,7 +8,7 @@
  */
 import { Runtime, type TiledMatmulConfig, binary, chooseTiledMatmul, createTiledMatmulKernel, matmul, tiledMatmulConfigName, TILED_MATMUL_UNROLLED } from '@statespace/core';
 import { relError } from '@statespace/core/testing';
-import { fill, measureFp32Peak } from './matmul.js';
+import { fill, measureFp32Peak, secondsPerCall } from './matmul.js';
 
 const rt = await Runtime.create();
 const peak = await measureFp32Peak(rt);
@@ -20,22 +20,8 @@ const shapes = [
   { name: 'granite-hybrid-350m gate/up', I: 2048, K: 768 },
 ];
 
-/** Best-of-3 ms per call of `step` in a chain of `reps` calls (no submits in between). */
-async function time(step: () => void, reps: number): Promise<number> {
-  const every = rt.submitEvery;
-  rt.submitEvery = 0;
-  for (let i = 0; i < 2; i++) step();
-  await rt.sync();
-  let best = Infinity;
-  for (let r = 0; r < 3; r++) {
-    for (let i = 0; i < reps; i++) step();
-    const t0 = performance.now();
-    await rt.sync();
-    best = Math.min(best, (performance.now() - t0) / reps);
-  }
-  rt.submitEvery = every;
-  return best;
-}
+/** ms per call of `step` (a chain of calls of ~20 ms, best of 3). */
+const time = async (step: () => void): Promise<number> => 1000 * (await secondsPerCall(rt, step, 20));
 
 console.log(`shape M I K | separate (gate + up + silu_mul) | ${tiles.map(tiledMatmulConfigName).join(' | ')} | gluMatmul's tile`);
 for (const L of [512, 1024, 4096]) {
@@ -45,7 +31,6 @@ for (const L of [512, 1024, 4096]) {
     const u = rt.upload(fill(s.I * s.K, 3), [s.I, s.K], 'f32');
     const y = rt.empty([L, s.I], 'f32');
     const flops = 2 * L * 2 * s.I * s.K;
-    const reps = Math.max(4, Math.min(200, Math.ceil(20e-3 / (flops / 25e12))));
     const cell = (ms: number) => `${(ms * 1000).toFixed(0)} µs ${(flops / (ms / 1000) / 1e12).toFixed(1)}`;
     const sep = await time(() => {
       const a = matmul(rt, x, g);
@@ -53,7 +38,7 @@ for (const L of [512, 1024, 4096]) {
       binary(rt, a, b, 'silu_mul').dispose();
       a.dispose();
       b.dispose();
-    }, reps);
+    });
     const ref = (() => {
       const a = matmul(rt, x, g);
       const b = matmul(rt, x, u);
@@ -68,7 +53,7 @@ for (const L of [512, 1024, 4096]) {
     let worst = 0;
     for (const c of tiles) {
       const k = createTiledMatmulKernel({ M: L, N: s.I, K: s.K }, c, { glu: 'silu' });
-      cells.push(cell(await time(() => rt.run(k, [x, g, u, y]), reps)));
+      cells.push(cell(await time(() => rt.run(k, [x, g, u, y]))));
       rt.clear(y);
       rt.run(k, [x, g, u, y]);
       worst = Math.max(worst, relError((await rt.read(y)) as Float32Array, refHost));

@@ -122,28 +122,36 @@ export function fill(n: number, seed: number): Float32Array {
 /** Dispatches that make one run of what is timed (a split-K matmul is two). */
 export type Steps = readonly { kernel: KernelDescriptor; tensors: Tensor[] }[];
 
-/** GPU time of `reps` back-to-back runs of `steps`, one submit (ms). */
-async function timeReps(rt: Runtime, steps: Steps, reps: number): Promise<number> {
-  for (let i = 0; i < reps; i++) for (const s of steps) rt.run(s.kernel, s.tensors);
+/** GPU time of `reps` back-to-back calls of `run`, one submit (ms). */
+async function timeReps(rt: Runtime, run: () => void, reps: number): Promise<number> {
+  for (let i = 0; i < reps; i++) run();
   const t0 = now();
   await rt.sync();
   return now() - t0;
 }
 
-/** Seconds per run of `steps`: warm-up (compile), a calibration, then the best of `samples` timed batches of ~`targetMs`. */
-export async function secondsPerRun(rt: Runtime, steps: Steps, targetMs: number, samples = 3): Promise<number> {
+/**
+ * Seconds per call of `run` (which records dispatches: a kernel, or a whole op with its allocations): warm-up
+ * (compile), a calibration, then the best of `samples` timed batches of ~`targetMs`, submits held back.
+ */
+export async function secondsPerCall(rt: Runtime, run: () => void, targetMs: number, samples = 3): Promise<number> {
   const every = rt.submitEvery;
   rt.submitEvery = 0;
   try {
-    await timeReps(rt, steps, 1);
-    const probe = await timeReps(rt, steps, 2);
+    await timeReps(rt, run, 1);
+    const probe = await timeReps(rt, run, 2);
     const reps = Math.max(2, Math.min(1000, Math.ceil(targetMs / Math.max(probe / 2, 1e-3))));
     let best = Infinity;
-    for (let i = 0; i < samples; i++) best = Math.min(best, (await timeReps(rt, steps, reps)) / reps);
+    for (let i = 0; i < samples; i++) best = Math.min(best, (await timeReps(rt, run, reps)) / reps);
     return best / 1000;
   } finally {
     rt.submitEvery = every;
   }
+}
+
+/** Seconds per run of `steps`: {@link secondsPerCall} of recording them all. */
+export async function secondsPerRun(rt: Runtime, steps: Steps, targetMs: number, samples = 3): Promise<number> {
+  return secondsPerCall(rt, () => { for (const s of steps) rt.run(s.kernel, s.tensors); }, targetMs, samples);
 }
 
 let peakMemo: number | undefined;

@@ -8,7 +8,7 @@
  */
 import { Runtime, TILED_MATMUL_UNROLLED, type TiledMatmulConfig, chooseTiledMatmul, matmul, stackedMatmul, tiledMatmulConfigName } from '@statespace/core';
 import { relError } from '@statespace/core/testing';
-import { fill } from './matmul.js';
+import { fill, secondsPerCall } from './matmul.js';
 
 const rt = await Runtime.create();
 console.log(`adapter ${rt.adapterName}`);
@@ -26,21 +26,8 @@ const forced: [TiledMatmulConfig, number][] = [
   [TILED_MATMUL_UNROLLED['64x64'], 2],
 ];
 
-async function time(step: () => void, reps: number): Promise<number> {
-  const every = rt.submitEvery;
-  rt.submitEvery = 0;
-  for (let i = 0; i < 2; i++) step();
-  await rt.sync();
-  let best = Infinity;
-  for (let r = 0; r < 3; r++) {
-    for (let i = 0; i < reps; i++) step();
-    const t0 = performance.now();
-    await rt.sync();
-    best = Math.min(best, (performance.now() - t0) / reps);
-  }
-  rt.submitEvery = every;
-  return best;
-}
+/** ms per call of `step` (a chain of calls of ~20 ms, best of 3). */
+const time = async (step: () => void): Promise<number> => 1000 * (await secondsPerCall(rt, step, 20));
 
 console.log(`shape M | separate | stackedMatmul's choice | ${forced.map(([c, s]) => `${tiledMatmulConfigName(c)}/k${s}`).join(' | ')}`);
 for (const L of [512, 1024, 4096]) {
@@ -48,9 +35,8 @@ for (const L of [512, 1024, 4096]) {
     const x = rt.upload(fill(L * s.E, 1), [L, s.E], 'f32');
     const ws = s.Ns.map((n, i) => rt.upload(fill(n * s.E, 2 + i), [n, s.E], 'f32'));
     const N = s.Ns.reduce((a, b) => a + b, 0);
-    const reps = Math.max(4, Math.min(200, Math.ceil(20e-3 / ((2 * L * N * s.E) / 25e12))));
     const us = (ms: number) => `${(ms * 1000).toFixed(0)}`;
-    const sep = await time(() => ws.forEach((w) => matmul(rt, x, w).dispose()), reps);
+    const sep = await time(() => ws.forEach((w) => matmul(rt, x, w).dispose()));
     const refs = await Promise.all(ws.map(async (w) => { const y = matmul(rt, x, w); const h = (await rt.read(y)) as Float32Array; y.dispose(); return h; }));
     let worst = 0;
     const cells: string[] = [];
@@ -59,10 +45,10 @@ for (const L of [512, 1024, 4096]) {
       ys!.forEach((y) => y.dispose());
     };
     const auto = chooseTiledMatmul({ M: L, N, K: s.E }, rt);
-    cells.push(`${us(await time(() => stackedMatmul(rt, x, ws)!.forEach((y) => y.dispose()), reps))} (${tiledMatmulConfigName(auto.config)}/k${auto.splitK})`);
+    cells.push(`${us(await time(() => stackedMatmul(rt, x, ws)!.forEach((y) => y.dispose())))} (${tiledMatmulConfigName(auto.config)}/k${auto.splitK})`);
     await check(stackedMatmul(rt, x, ws));
     for (const [config, splitK] of forced) {
-      cells.push(us(await time(() => stackedMatmul(rt, x, ws, { config, splitK })!.forEach((y) => y.dispose()), reps)));
+      cells.push(us(await time(() => stackedMatmul(rt, x, ws, { config, splitK })!.forEach((y) => y.dispose()))));
       await check(stackedMatmul(rt, x, ws, { config, splitK }));
     }
     console.log(`${s.name} ${L} | ${us(sep)} | ${cells.join(' | ')} | rel ${worst.toExponential(1)}`);
