@@ -22,7 +22,8 @@
  * norm + in_proj, {@link convXProj} (conv + x_proj), {@link dtScanStep} (bcdt norms, dt_proj,
  * softplus, conv state roll, scan step, D skip, z gate) and out_proj. Where the block norm is pending
  * and the device binds enough storage buffers, the conv runs in norm + in_proj's epilogue instead
- * (it rolls the conv state there), and the next two kernels read the convolved x.
+ * (it rolls the conv state there), and the next two kernels read the convolved x; where x_proj.weight is
+ * small as well ({@link dtScanXProjFits}), the scan step computes x_proj itself: 3 dispatches.
  */
 import {
   type LayerWeights,
