@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { type DType, matmulReference, roundTo } from '@statespace/core';
+import { type DType, roundTo } from '@statespace/core';
 import { getTestRuntime, randn, randu, relError } from '@statespace/core/testing';
 import { type BcdtNormKind } from './bcdt-norm.js';
 import { causalConv1dReference } from './causal-conv1d.js';
-import { DT_SCAN_XPROJ_MAX_BYTES, type DtScanStepHostInputs, createDtScanStepKernel, dtScanStep, dtScanStepReference, dtScanXProjFits } from './dt-scan-step.js';
+import { type DtScanStepHostInputs, createDtScanStepKernel, dtScanStep, dtScanStepReference } from './dt-scan-step.js';
 import { packMamba1DecodeParams } from './mamba1-decode-params.js';
 
 const rt = await getTestRuntime();
@@ -114,61 +114,6 @@ describe('dtScanStep', () => {
       expect(relError(await rt.readFloat(ssmState), ref.ssmState)).toBeLessThan(1e-5);
     });
   }
-
-  // x_proj inside as well: xdbl is computed by every workgroup from the convolved x and x_proj.weight.
-  // D chooses the load width (37: element loads for every dtype; 68: vec4 for f32 only; 136: 8-weight words
-  // but element loads for q8; 160: 16-weight q8 words), W the lanes per row (<= 128: 16, <= 256: 8, else 4).
-  for (const c of [
-    { batch: 1, D: 37, R: 3, N: 16, K: 4, kind: 'none', dtype: 'f32', xDtype: 'f32' },
-    { batch: 2, D: 68, R: 5, N: 24, K: 3, kind: 'weighted', dtype: 'bf16', xDtype: 'f32' },
-    { batch: 2, D: 68, R: 5, N: 24, K: 3, kind: 'unweighted', dtype: 'f16', xDtype: 'f16' },
-    { batch: 1, D: 136, R: 1, N: 5, K: 2, kind: 'none', dtype: 'f32', xDtype: 'bf16' },
-    { batch: 2, D: 136, R: 7, N: 16, K: 4, kind: 'none', dtype: 'f32', xDtype: 'q8' },
-    { batch: 1, D: 160, R: 9, N: 16, K: 4, kind: 'weighted', dtype: 'q8', xDtype: 'q8' },
-    { batch: 1, D: 96, R: 100, N: 16, K: 4, kind: 'unweighted', dtype: 'f32', xDtype: 'f32' },
-    { batch: 2, D: 40, R: 250, N: 8, K: 4, kind: 'none', dtype: 'f16', xDtype: 'f16' },
-    { batch: 1, D: 520, R: 48, N: 16, K: 4, kind: 'none', dtype: 'f32', xDtype: 'f32' },
-  ] as const) {
-    it(`x_proj inside b=${c.batch} D=${c.D} R=${c.R} N=${c.N} k=${c.K} ${c.kind} ${c.dtype}, x_proj ${c.xDtype}: the y and ssm state of x_proj then the step`, async () => {
-      const { batch, D, R, N, K, kind, dtype, xDtype } = c;
-      const W = R + 2 * N;
-      const host = hostInputs({ ...c, bias: true }, D * 7 + R * 5 + N);
-      const x = new Float32Array(batch * D);
-      for (let b = 0; b < batch; b++) x.set(host.xz.subarray(b * 2 * D, b * 2 * D + D), b * D);
-      const conv = causalConv1dReference(x, host.convWeight, host.convBias, host.convState, { batch, seqlen: 1, channels: D, kernelSize: K, activation: 'silu' });
-      // x_proj.weight scaled so that Δ, B and C stay in the ranges of the other cases
-      const xw = randn(W * D, D + W, 1 / Math.sqrt(D));
-      const xwRounded = roundTo(xw, xDtype);
-      const ref = dtScanStepReference({ ...host, xdbl: matmulReference(conv.y, xwRounded, batch, W, D) }, { batch, dInner: D, dState: N, rank: R, kernelSize: K, kind, eps: 1e-5 });
-      const xzc = host.xz.slice();
-      for (let b = 0; b < batch; b++) xzc.set(conv.y.subarray(b * D, (b + 1) * D), b * 2 * D);
-      const params = packedParams({ ...c, bias: true }, host);
-      const ssmState = rt.upload(host.ssmState, [batch, D, N]);
-      const xProj = rt.upload(xw, [W, D], xDtype);
-      const y = dtScanStep(rt, { xz: rt.upload(xzc, [batch, 1, 2 * D]), xProj, dtWeight: rt.upload(host.dtWeight, [D, R], dtype), params, kernelSize: K, ssmState }, { kind, eps: 1e-5 });
-      expect(relError(await rt.readFloat(y), ref.y)).toBeLessThan(1e-5);
-      expect(relError(await rt.readFloat(ssmState), ref.ssmState)).toBeLessThan(1e-5);
-    });
-  }
-
-  it('x_proj inside binds x_proj.weight for xdbl, only on a convolved x and a small enough weight', () => {
-    const k = createDtScanStepKernel({ batch: 1, dInner: 64, rank: 4 }, { kernelSize: 4, dState: 16, kind: 'none', dtWeightDtype: 'f32', convolved: true, xProjDtype: 'f16' });
-    expect(k.bindings.map((b) => `${b.name}:${b.type}`)).toEqual(['xz:f32', 'xw:vec4<u32>', 'dtw:f32', 'params:f32', 'ssm_state:f32', 'y:f32']);
-    expect(k.workgroupSize).toEqual([256, 1, 1]);
-    expect(k.uniforms.blocks).toBe(1); // 64 channels per workgroup (4 threads each)
-    expect(() => createDtScanStepKernel({ batch: 1, dInner: 64, rank: 4 }, { kernelSize: 4, dState: 16, kind: 'none', dtWeightDtype: 'f32', xProjDtype: 'f32' })).toThrow(/only on a convolved x/);
-    expect(dtScanXProjFits(80, 80 * 1536 * 4)).toBe(true); // mamba-130m in f32
-    expect(dtScanXProjFits(128, 128 * 3072 * 4)).toBe(false); // mamba-790m in f32: 1.5 MiB
-    expect(dtScanXProjFits(513, 1000)).toBe(false);
-    const base = { xz: rt.zeros([1, 1, 16]), dtWeight: rt.zeros([8, 2]), params: rt.zeros([1000]), ssmState: rt.zeros([1, 8, 2]), kernelSize: 4 };
-    expect(() => dtScanStep(rt, { ...base, xdbl: rt.zeros([1, 1, 6]), xProj: rt.zeros([6, 8]) })).toThrow(/either xdbl .* not both/);
-    expect(() => dtScanStep(rt, base)).toThrow(/not neither/);
-    expect(() => dtScanStep(rt, { ...base, xProj: rt.zeros([6, 9]) })).toThrow(/xProj has shape \[6,9\], expected \[R \+ 2N=6, d_inner=8\]/);
-    expect(() => dtScanStep(rt, { ...base, kernelSize: undefined, convState: rt.zeros([1, 8, 3]), xProj: rt.zeros([6, 8]) })).toThrow(/needs a convolved xz/);
-    const big = { ...base, xz: rt.zeros([1, 1, 2 * 4096]), dtWeight: rt.zeros([4096, 62]), ssmState: rt.zeros([1, 4096, 2]) };
-    expect(66 * 4096 * 4).toBeGreaterThan(DT_SCAN_XPROJ_MAX_BYTES);
-    expect(() => dtScanStep(rt, { ...big, params: rt.zeros([4096 * 12]), xProj: rt.zeros([66, 4096]) })).toThrow(/too large to run inside/);
-  });
 
   it('convolved binds 6 storage buffers (no conv state) and needs the conv width', () => {
     const k = createDtScanStepKernel({ batch: 1, dInner: 64, rank: 4 }, { kernelSize: 4, dState: 16, kind: 'none', dtWeightDtype: 'f32', convolved: true });

@@ -19,10 +19,7 @@
  * x and z are read in place from in_proj's output xz (b, 1, 2D); the per-channel weights come from
  * {@link packMamba1DecodeParams} (7 storage buffers in all, within WebGPU's guaranteed 8).
  * Where the conv already ran in norm + in_proj's epilogue (`convolved`), x is read as xc and the conv
- * state is neither bound nor rolled (6 storage buffers). There x_proj can run here too (`xProjDtype`,
- * x_proj.weight bound instead of xdbl): each workgroup computes the whole row xdbl[b] = x_proj · xc[b]
- * itself, so the kernel then runs wider workgroups of fewer threads per channel (P ≤ 4, 64+ channels
- * each), and only where x_proj.weight is small ({@link dtScanXProjFits}).
+ * state is neither bound nor rolled (6 storage buffers).
  * The P threads of a channel split dt_proj's row and the state entries, and meet twice in
  * workgroup memory (the dt dot product and the C contraction), summing the partials in the
  * order the scan kernel does.
@@ -38,14 +35,12 @@ import {
   StatespaceError,
   WGSL_BUILTINS,
   WGSL_LINEAR_WORKGROUP,
-  gemvVecWidth,
   linearDispatch,
   matmulReference,
   memoWgsl,
   wgslBindings,
   wgslCompileSizes,
   wgslLoadFloat,
-  wgslLoadQ8x16,
   wgslStorageType,
 } from '@statespace/core';
 import { type BcdtNormKind, bcdtNormReference } from './bcdt-norm.js';
@@ -57,12 +52,6 @@ import { SCAN_THREADS, WGSL_SOFTPLUS, scanTiling, selectiveScanReference } from 
 export const DT_SCAN_MAX_ROW = 2048;
 // Workgroup memory for the row comes in a few sizes (WebGPU zero-fills it for every workgroup).
 const ROW_CAPS = [64, 128, 256, 512, 1024, DT_SCAN_MAX_ROW];
-/** Threads of the kernel with x_proj inside (every workgroup computes the whole xdbl row, so fewer, wider ones). */
-const XPROJ_THREADS = 256;
-/** Widest xdbl row x_proj can run inside the kernel for (its partial sums take W · lanes floats, at most 8 KiB). */
-export const DT_SCAN_XPROJ_MAX_ROW = 512;
-/** Largest x_proj.weight (bytes) every workgroup reads for itself: beyond it a separate dispatch costs less. */
-export const DT_SCAN_XPROJ_MAX_BYTES = 1 << 20;
 
 const layout = {
   batch: 'u32',
@@ -90,25 +79,6 @@ export interface DtScanStepAttrs {
   dtWeightDtype: DType;
   /** xz's x half is silu(conv1d(x)) already and the conv state was rolled: no conv here. */
   convolved?: boolean;
-  /**
-   * x_proj runs inside (needs `convolved`): every workgroup computes the xdbl row from xz's x half and
-   * x_proj.weight of this storage type, and no xdbl is bound. See {@link dtScanXProjFits}.
-   */
-  xProjDtype?: DType;
-}
-
-/**
- * Whether {@link dtScanStep} can run x_proj inside for this x_proj.weight ((R + 2N, D), `bytes` in
- * storage): the row fits its partial sums, and the weight is small enough that every workgroup reading
- * all of it costs less than a dispatch of its own (mamba-130m's and mamba-370m's in f32).
- */
-export function dtScanXProjFits(rows: number, bytes: number): boolean {
-  return rows >= 1 && rows <= DT_SCAN_XPROJ_MAX_ROW && bytes <= DT_SCAN_XPROJ_MAX_BYTES;
-}
-
-/** Lanes that split d_inner for each x_proj row (the rest of the workgroup's threads split the rows). */
-function xProjLanes(W: number): number {
-  return W <= 128 ? 16 : W <= 256 ? 8 : 4;
 }
 
 /**
@@ -120,25 +90,16 @@ function xProjLanes(W: number): number {
  */
 export function createDtScanStepKernel(shape: { batch: number; dInner: number; rank: number }, attrs: DtScanStepAttrs): KernelDescriptor {
   const { kernelSize: K, dState: N, kind } = attrs;
+  const { P, S, CW } = scanTiling(N);
   const W = shape.rank + 2 * N;
   const cap = ROW_CAPS.find((c) => c >= W);
   if (cap === undefined) throw new StatespaceError('INVALID_ARGUMENT', `dtScanStep: R + 2N = ${W} exceeds ${DT_SCAN_MAX_ROW}`);
   const norm = kind !== 'none';
   const weighted = kind === 'weighted';
   const convolved = attrs.convolved ?? false;
-  const xpd = attrs.xProjDtype;
-  if (xpd && !convolved) throw new StatespaceError('INVALID_ARGUMENT', 'dtScanStep: x_proj runs inside only on a convolved x (the conv in in_proj\'s epilogue)');
-  if (xpd && W > DT_SCAN_XPROJ_MAX_ROW) throw new StatespaceError('INVALID_ARGUMENT', `dtScanStep: x_proj inside needs R + 2N <= ${DT_SCAN_XPROJ_MAX_ROW}, got ${W}`);
-  const WGT = xpd ? XPROJ_THREADS : SCAN_THREADS;
-  // with x_proj inside, few threads per channel so that few workgroups recompute the row
-  const P = xpd ? Math.min(scanTiling(N).P, 4) : scanTiling(N).P;
-  const S = Math.ceil(N / P);
-  const CW = WGT / P;
   const bindings: BindingDecl[] = [
     { name: 'xz', type: 'f32', access: 'read' }, // (b, 2D): x (or silu(conv(x)) when convolved) then z
-    ...(xpd
-      ? ([{ name: 'xw', type: xProjType(xpd, shape.dInner), access: 'read' }] as const) // (W, D) x_proj.weight
-      : ([{ name: 'xdbl', type: 'f32', access: 'read' }] as const)), // (b, W)
+    { name: 'xdbl', type: 'f32', access: 'read' }, // (b, W)
     { name: 'dtw', type: wgslStorageType(attrs.dtWeightDtype), access: 'read' }, // (D, R) dt_proj.weight
     { name: 'params', type: 'f32', access: 'read' }, // (D, PS) + (W) packed weights
     ...(convolved ? [] : ([{ name: 'conv_state', type: 'f32', access: 'read_write' }] as const)), // (b, D, k-1)
@@ -148,8 +109,7 @@ export function createDtScanStepKernel(shape: { batch: number; dInner: number; r
   const blocks = Math.ceil(shape.dInner / CW);
   // the sizes compiled in: the loops over R, W and the state unroll and their loads issue together
   const sizes = { D: shape.dInner, W, R: shape.rank, N, PS: decodeParamStride(K, N), tail: shape.dInner * decodeParamStride(K, N), blocks };
-  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}|w${cap}|${convolved ? 'c|' : ''}${xpd ? `xp${xpd}|` : ''}${shape.dInner}x${shape.rank}x${N}`;
-  const xp = xpd ? xProjCode(xpd, shape.dInner, W) : null;
+  const cacheKey = `p${P}s${S}|k${K}|${kind}|${attrs.dtWeightDtype}|w${cap}|${convolved ? 'c|' : ''}${shape.dInner}x${shape.rank}x${N}`;
   const convCode = convolved
     ? `xcv = xz[b * u.xzStride + c];`
     : `for (var q = 0u; q < KM1; q++) { win[q] = conv_state[sb + q]; }
@@ -194,20 +154,19 @@ export function createDtScanStepKernel(shape: { batch: number; dInner: number; r
     : '';
   const wgsl = memoWgsl('mamba1_dt_scan_step', cacheKey, () => wgslCompileSizes(`${wgslBindings(layout, bindings)}
 ${wgslLoadFloat('loadDtw', 'dtw', attrs.dtWeightDtype)}
-${xp ? xp.decl : ''}
 ${WGSL_SOFTPLUS}
 fn silu_(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
-const WG = ${WGT}u;
+const WG = ${SCAN_THREADS}u;
 const P = ${P}u;
 const S = ${S}u;
 const K = ${K}u;
 const KM1 = ${K - 1}u;
 var<workgroup> xs: array<f32, ${cap}>; // (W) the normalised xdbl row
-${norm ? `var<workgroup> red: array<f32, ${3 * WGT}>; // (3, WG) sums of squares` : ''}
-var<workgroup> part: array<f32, ${WGT}>;  // (CW, P) partial dt_proj products
-var<workgroup> part2: array<f32, ${WGT}>; // (CW, P) partial C·h
+${norm ? `var<workgroup> red: array<f32, ${3 * SCAN_THREADS}>; // (3, WG) sums of squares` : ''}
+var<workgroup> part: array<f32, ${SCAN_THREADS}>;  // (CW, P) partial dt_proj products
+var<workgroup> part2: array<f32, ${SCAN_THREADS}>; // (CW, P) partial C·h
 
-@compute @workgroup_size(${WGT})
+@compute @workgroup_size(${SCAN_THREADS})
 fn main(${WGSL_BUILTINS}) {
   let g = ${WGSL_LINEAR_WORKGROUP};
   if (g >= u.batch * u.blocks) { return; }
@@ -216,7 +175,7 @@ fn main(${WGSL_BUILTINS}) {
   let j = li % P;
   let c = (g % u.blocks) * ${CW}u + cl;
   let live = c < u.D;
-  ${xp ? xp.body : 'for (var i = li; i < u.W; i += WG) { xs[i] = xdbl[b * u.W + i]; }'}
+  for (var i = li; i < u.W; i += WG) { xs[i] = xdbl[b * u.W + i]; }
   workgroupBarrier();
   ${normCode}
   let p = c * u.PS;
@@ -262,7 +221,7 @@ fn main(${WGSL_BUILTINS}) {
     name: 'mamba1_dt_scan_step',
     cacheKey,
     wgsl,
-    workgroupSize: [WGT, 1, 1],
+    workgroupSize: [SCAN_THREADS, 1, 1],
     dispatch: linearDispatch(shape.batch * blocks),
     bindings,
     uniformLayout: layout,
@@ -282,83 +241,12 @@ fn main(${WGSL_BUILTINS}) {
   };
 }
 
-/** x_proj.weight's binding type: 16-byte words where d_inner allows (4 f32, 8 f16/bf16, 16 q8 weights). */
-function xProjType(dtype: DType, D: number): BindingDecl['type'] {
-  if (D % gemvVecWidth(dtype) !== 0) return wgslStorageType(dtype);
-  return dtype === 'f32' ? 'vec4<f32>' : 'vec4<u32>';
-}
-
-/**
- * x_proj inside the kernel: xs = x_proj.weight · xc for the workgroup's sequence b, xc being xz's (convolved)
- * x half. The threads form RG row groups of LG lanes; group g owns rows g, g + RG, ... and its lanes stride
- * over d_inner, E weights (one 16-byte word) at a time, each lane keeping one partial sum per row it owns.
- * The partials meet in workgroup memory and one thread per row adds its LG lanes in order.
- */
-function xProjCode(dtype: DType, D: number, W: number): { decl: string; body: string } {
-  const LG = xProjLanes(W);
-  const RG = XPROJ_THREADS / LG;
-  const RPG = Math.ceil(W / RG);
-  const E = D % gemvVecWidth(dtype) === 0 ? gemvVecWidth(dtype) : 1;
-  const xv = (n: number) => Array.from({ length: n / 4 }, (_, q) => `    let v${q} = vec4<f32>(${[0, 1, 2, 3].map((i) => `xz[xo + c + ${4 * q + i}u]`).join(', ')});`).join('\n');
-  let decl: string;
-  let dotCode: string;
-  if (E === 1) {
-    decl = wgslLoadFloat('loadXw', 'xw', dtype);
-    dotCode = 'loadXw(r * u.D + c) * xz[xo + c]';
-  } else if (dtype === 'f32') {
-    decl = '';
-    dotCode = 'dot(xw[r * (u.D / 4u) + ci], v0)';
-  } else if (dtype === 'q8') {
-    decl = wgslLoadQ8x16('loadXw16', 'xw');
-    dotCode = '{ let q = loadXw16(r * u.D + c); a = dot(q[0], v0) + dot(q[1], v1) + dot(q[2], v2) + dot(q[3], v3); }';
-  } else {
-    const unpack = dtype === 'f16' ? 'unpack2x16float(p)' : 'vec2<f32>(bitcast<f32>(p << 16u), bitcast<f32>(p & 0xffff0000u))';
-    decl = `fn unXw(p: u32) -> vec2<f32> { return ${unpack}; }`;
-    dotCode = '{ let p = xw[r * (u.D / 8u) + ci]; a = dot(vec4<f32>(unXw(p.x), unXw(p.y)), v0) + dot(vec4<f32>(unXw(p.z), unXw(p.w)), v1); }';
-  }
-  const accumulate = dotCode.startsWith('{') ? `var a = 0.0;\n        ${dotCode}\n        acc[j] += a;` : `acc[j] += ${dotCode};`;
-  decl += `
-const XLG = ${LG}u; // lanes per row
-const XRG = ${RG}u; // row groups
-const XRPG = ${RPG}u; // rows per group
-var<workgroup> xpart: array<f32, ${RG * RPG * LG}>; // (rows, LG) partial x_proj sums`;
-  const body = `{
-    let lane = li % XLG;
-    let grp = li / XLG;
-    let xo = b * u.xzStride;
-    var acc: array<f32, ${RPG}>;
-    for (var ci = lane; ci < u.D / ${E}u; ci += XLG) {
-      let c = ci * ${E}u;
-${E === 1 ? '' : xv(E)}
-      for (var j = 0u; j < XRPG; j++) {
-        let r = grp + j * XRG;
-        if (r < u.W) {
-          ${accumulate}
-        }
-      }
-    }
-    for (var j = 0u; j < XRPG; j++) { xpart[(grp + j * XRG) * XLG + lane] = acc[j]; }
-  }
-  workgroupBarrier();
-  for (var r = li; r < u.W; r += WG) {
-    var sum = 0.0;
-    for (var l = 0u; l < XLG; l++) { sum += xpart[r * XLG + l]; }
-    xs[r] = sum;
-  }`;
-  return { decl, body };
-}
-
 /** Inputs of {@link dtScanStep}. */
 export interface DtScanStepInputs {
   /** (batch, 1, 2D), f32: in_proj's output, x then z. */
   xz: TensorLike;
-  /** (batch, 1, R + 2N), f32: x_proj's output ({@link convXProj}), before the bcdt norms. Absent with `xProj`. */
-  xdbl?: TensorLike;
-  /**
-   * (R + 2N, D): x_proj.weight (f32, f16, bf16 or q8), to run x_proj inside instead of reading `xdbl`;
-   * only on a convolved xz (no `convState`), and where {@link dtScanXProjFits}.
-   */
-  xProj?: TensorLike;
+  /** (batch, 1, R + 2N), f32: x_proj's output ({@link convXProj}), before the bcdt norms. */
+  xdbl: TensorLike;
   /** (D, R): dt_proj.weight, f32, f16 or bf16. */
   dtWeight: TensorLike;
   /** The packed weights of {@link packMamba1DecodeParams} (with the norm weights for 'weighted'). */
@@ -385,18 +273,16 @@ export interface DtScanStepOptions {
 
 /**
  * One decode token of the rest of a Mamba-1 mixer after x_proj: returns y (batch, 1, D), the
- * input of out_proj, and advances both states. With `xProj` (a convolved xz), x_proj runs inside too,
- * and a Mamba-1 decode layer takes 3 dispatches.
+ * input of out_proj, and advances both states.
  *
  * @example
  * ```ts
  * const y = dtScanStep(rt, { xz, xdbl, dtWeight: w['dt_proj.weight'], params, convState: state.conv, ssmState: state.ssm }, { kind: 'none' });
- * const y2 = dtScanStep(rt, { xz: xzConvolved, xProj: w['x_proj.weight'], dtWeight: w['dt_proj.weight'], params, kernelSize: 4, ssmState: state.ssm });
  * ```
  */
 export function dtScanStep(runtime: Runtime, inputs: DtScanStepInputs, options: DtScanStepOptions = {}): Tensor {
   const op = 'dtScanStep';
-  const { xz, xdbl, xProj, dtWeight, params, convState, ssmState } = inputs;
+  const { xz, xdbl, dtWeight, params, convState, ssmState } = inputs;
   const kind = options.kind ?? 'none';
   for (const [name, t] of [['xz', xz], ['xdbl', xdbl], ['convState', convState], ['ssmState', ssmState]] as const) {
     if (t && t.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `${op}: ${name} must be f32, got ${t.dtype}`);
@@ -422,27 +308,16 @@ export function dtScanStep(runtime: Runtime, inputs: DtScanStepInputs, options: 
   if (dtWeight.shape.length !== 2 || dtWeight.shape[0] !== D) throw new StatespaceError('SHAPE_MISMATCH', `${op}: dtWeight has shape [${dtWeight.shape.join(',')}], expected [d_inner=${D}, R]`);
   const R = dtWeight.shape[1];
   const W = R + 2 * N;
-  if (!xdbl === !xProj) throw new StatespaceError('INVALID_ARGUMENT', `${op}: give either xdbl (x_proj's output) or xProj (x_proj.weight, to run it inside), not ${xdbl ? 'both' : 'neither'}`);
-  if (xdbl && (xdbl.shape.length !== 3 || xdbl.shape[0] !== batch || xdbl.shape[1] !== 1 || xdbl.shape[2] !== W)) {
+  if (xdbl.shape.length !== 3 || xdbl.shape[0] !== batch || xdbl.shape[1] !== 1 || xdbl.shape[2] !== W) {
     throw new StatespaceError('SHAPE_MISMATCH', `${op}: xdbl has shape [${xdbl.shape.join(',')}], expected [batch=${batch}, seqlen=1, R + 2N=${W}]`);
-  }
-  if (xProj) {
-    if (convState) throw new StatespaceError('INVALID_ARGUMENT', `${op}: xProj (x_proj inside) needs a convolved xz: pass kernelSize, not convState`);
-    if (xProj.shape.length !== 2 || xProj.shape[0] !== W || xProj.shape[1] !== D) {
-      throw new StatespaceError('SHAPE_MISMATCH', `${op}: xProj has shape [${xProj.shape.join(',')}], expected [R + 2N=${W}, d_inner=${D}]`);
-    }
-    if (!dtScanXProjFits(W, xProj.byteSize)) {
-      throw new StatespaceError('INVALID_ARGUMENT', `${op}: x_proj.weight (${W} rows, ${xProj.byteSize} bytes) is too large to run inside (at most ${DT_SCAN_XPROJ_MAX_ROW} rows and ${DT_SCAN_XPROJ_MAX_BYTES} bytes; see dtScanXProjFits): run convXProj first`);
-    }
   }
   if (W > DT_SCAN_MAX_ROW) throw new StatespaceError('INVALID_ARGUMENT', `${op}: R + 2N = ${W} exceeds ${DT_SCAN_MAX_ROW}`);
   const need = D * decodeParamStride(K, N) + (kind === 'weighted' ? W : 0);
   if (params.dtype !== 'f32' || params.size < need) throw new StatespaceError('SHAPE_MISMATCH', `${op}: params has ${params.size} ${params.dtype} elements, expected f32 >= ${need}`);
   const y = runtime.empty([batch, 1, D], 'f32', 'dtScanStep.y');
   if (batch * D === 0) return y;
-  const k = createDtScanStepKernel({ batch, dInner: D, rank: R }, { kernelSize: K, dState: N, kind, dtWeightDtype: dtWeight.dtype, convolved: !convState, xProjDtype: xProj?.dtype });
-  const row = (xdbl ?? xProj)!;
-  runtime.run({ ...k, uniforms: { ...k.uniforms, eps: options.eps ?? 1e-6 } }, convState ? [xz, row, dtWeight, params, convState, ssmState, y] : [xz, row, dtWeight, params, ssmState, y]);
+  const k = createDtScanStepKernel({ batch, dInner: D, rank: R }, { kernelSize: K, dState: N, kind, dtWeightDtype: dtWeight.dtype, convolved: !convState });
+  runtime.run({ ...k, uniforms: { ...k.uniforms, eps: options.eps ?? 1e-6 } }, convState ? [xz, xdbl, dtWeight, params, convState, ssmState, y] : [xz, xdbl, dtWeight, params, ssmState, y]);
   return y;
 }
 

@@ -22,8 +22,7 @@
  * norm + in_proj, {@link convXProj} (conv + x_proj), {@link dtScanStep} (bcdt norms, dt_proj,
  * softplus, conv state roll, scan step, D skip, z gate) and out_proj. Where the block norm is pending
  * and the device binds enough storage buffers, the conv runs in norm + in_proj's epilogue instead
- * (it rolls the conv state there), and the next two kernels read the convolved x; where x_proj.weight is
- * small as well ({@link dtScanXProjFits}), the scan step computes x_proj itself: 3 dispatches.
+ * (it rolls the conv state there), and the next two kernels read the convolved x.
  */
 import {
   type LayerWeights,
@@ -44,7 +43,7 @@ import { type BcdtNormKind, bcdtNorm, bcdtNormReference } from './bcdt-norm.js';
 import { causalConv1d, causalConv1dReference } from './causal-conv1d.js';
 import { columns } from './columns.js';
 import { convXProj } from './conv-x-proj.js';
-import { DT_SCAN_MAX_ROW, dtScanStep, dtScanXProjFits } from './dt-scan-step.js';
+import { DT_SCAN_MAX_ROW, dtScanStep } from './dt-scan-step.js';
 import { packMamba1DecodeParams } from './mamba1-decode-params.js';
 import { SCAN_MAX_STATE, selectiveScan, selectiveScanReference } from './selective-scan.js';
 
@@ -264,8 +263,7 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
   }
 
   /**
-   * The rest of a fused decode step after in_proj: 3 dispatches, or 2 where x_proj runs inside the scan
-   * step ({@link dtScanXProjFits}, convolved only). `convolved`: the conv already ran in
+   * The rest of a fused decode step after in_proj: 3 dispatches. `convolved`: the conv already ran in
    * in_proj's epilogue (xz's x half is silu(conv(x)), the conv state rolled). Disposes xz.
    */
   private decodeStep(xz: Tensor, state: Mamba1State, convolved: boolean): Tensor {
@@ -274,22 +272,17 @@ export class Mamba1Mixer implements SequenceMixer<Mamba1State> {
     const { D, N, k } = dims(this.config);
     const params = this.packedParams();
     const x = columns(xz, 0, D);
-    const xw = w['x_proj.weight'];
-    // a small x_proj runs inside the scan step (every workgroup computes the row): 3 dispatches per layer
-    const inside = convolved && dtScanXProjFits(xw.shape[0], xw.byteSize);
-    const xdbl = inside
-      ? null
-      : convolved
-        ? convXProj(rt, { x, weight: xw, dState: N, convolved: true })
-        : convXProj(rt, { x, params, convState: state.conv, weight: xw, dState: N }); // (b, 1, R + 2N)
+    const xdbl = convolved
+      ? convXProj(rt, { x, weight: w['x_proj.weight'], dState: N, convolved: true })
+      : convXProj(rt, { x, params, convState: state.conv, weight: w['x_proj.weight'], dState: N }); // (b, 1, R + 2N)
     const y = dtScanStep(
       rt,
-      { xz, ...(xdbl ? { xdbl } : { xProj: xw }), dtWeight: w['dt_proj.weight'], params, ...(convolved ? { kernelSize: k } : { convState: state.conv }), ssmState: state.ssm },
+      { xz, xdbl, dtWeight: w['dt_proj.weight'], params, ...(convolved ? { kernelSize: k } : { convState: state.conv }), ssmState: state.ssm },
       { kind: this.config.bcdtNorm ?? 'none', eps: this.config.normEps },
     ); // (b, 1, D)
     const out = matmul(rt, y, w['out_proj.weight'], { bias: w['out_proj.bias'] }); // (b, 1, H)
     xz.dispose();
-    xdbl?.dispose();
+    xdbl.dispose();
     y.dispose();
     state.advance(1);
     return out;
