@@ -85,7 +85,7 @@ export type GluWeights = { gate: TensorLike; up: TensorLike } | { gateUp: Tensor
  * gated MLP's intermediate (..., I) without gate and up written out or a second pass over them. Returns null
  * where the plain tiled product would not run either ({@link usesTiledMatmul}: decode-sized rows, software
  * adapters) unless `config` forces a tile, or where the weights do not fit (dtypes that differ, shapes).
- * The tile is the one {@link chooseTiledMatmul} gives a (2M, 2I) product, unsplit, with 8 columns per thread
+ * The tile is the one {@link chooseTiledMatmul} gives the (M, 2I) product, unsplit, with 8 columns per thread
  * (the kernel pairs a thread's gate and up column groups).
  *
  * @example
@@ -102,11 +102,11 @@ export function gluMatmul(runtime: Runtime, x: TensorLike, weights: GluWeights, 
   if (x.dtype !== 'f32' || gate.shape.length !== 2 || up.shape.length !== 2 || gate.shape[1] !== K || up.shape[1] !== K || gate.dtype !== up.dtype) return null;
   if ('gateUp' in weights ? gate.shape[0] % 2 !== 0 : up.shape[0] !== I) return null;
   if (M === 0 || I === 0 || (!options.config && !usesTiledMatmul(runtime, M))) return null;
-  // A glu workgroup keeps a gate and an up accumulator per feature, so the large tile stays the fastest at half
-  // the workgroups a plain product needs before it (bench/results/h200-glu-probe.log: 128x128 is the fastest of
-  // the five tiles at 512, 1,024 and 4,096 tokens for llama-350m's and granite-hybrid-350m's MLPs, where the
-  // plain rule would take 64x128 at 512): choose as for a product of twice the rows.
-  let config = options.config ?? chooseTiledMatmul({ M: 2 * M, N: 2 * I, K }, runtime).config;
+  // The plain rule for the (M, 2I) product. (Choosing as for twice the rows, 128x128 from 512 tokens, won in a
+  // chain of glu products, bench/results/h200-glu-probe.log, but in the whole prefill llama-350m at 512 tokens ran
+  // 15.0 ms of GPU time with it against 14.7 with this rule's 64x128, granite-hybrid-350m 16.0 against 16.1:
+  // h200-prefill-tile-rules-ab.log. From 1,024 tokens both rules take 128x128.)
+  let config = options.config ?? chooseTiledMatmul({ M, N: 2 * I, K }, runtime).config;
   if ((config.threadN / 4) % 2 !== 0) config = { ...config, threadN: 2 * config.threadN };
   if (config.tileN % config.threadN !== 0) return null;
   const kernel = createTiledMatmulKernel({ M, N: I, K }, config, { weightDtype: gate.dtype, glu: act });

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { type DType, roundTo } from '../dtype.js';
 import { getTestRuntime, randn, worstRowError } from '../testing.js';
 import { matmulReference, usesTiledMatmul } from './matmul.js';
-import { stackedMatmul } from './matmul-stacked.js';
-import { TILED_MATMUL_CONFIGS, type TiledMatmulConfig, createSplitKReduceKernel, createTiledMatmulKernel, splitKSlice, stackedMatmulUniforms } from './matmul-tiled.js';
+import { chooseStackedMatmul, stackedMatmul } from './matmul-stacked.js';
+import { TILED_MATMUL_CONFIGS, TILED_MATMUL_UNROLLED, chooseTiledMatmul, type TiledMatmulConfig, createSplitKReduceKernel, createTiledMatmulKernel, splitKSlice, stackedMatmulUniforms } from './matmul-tiled.js';
 
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
 rt.fastKernels = true;
@@ -129,5 +129,22 @@ describe('stackedMatmul', () => {
     expect(() => stackedMatmul(rt, xT, [wT[0]], { config })).toThrow(/2 to 3 weights/);
     expect(() => stackedMatmul(rt, xT, wT, { config, splitK: 0 })).toThrow(/positive integer/);
     for (const t of [xT, ...wT, bf, shortK, flat]) t.dispose();
+  });
+});
+
+describe('chooseStackedMatmul', () => {
+  const nvidia = { info: { adapterInfo: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' }, isSoftware: false }, limits: { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 } };
+  const other = { ...nvidia, info: { ...nvidia.info, adapterInfo: { vendor: 'amd', architecture: 'rdna-3', device: '', description: 'Radeon' } } };
+  it('short prompts on NVIDIA: 64x64, in 2 K-slices while there are fewer than 256 tiles; else the plain rule', () => {
+    const U = TILED_MATMUL_UNROLLED;
+    expect(chooseStackedMatmul({ M: 512, N: 1536, K: 1024 }, nvidia)).toEqual({ config: U['64x64'], splitK: 2 }); // llama-350m q/k/v: 192 tiles
+    expect(chooseStackedMatmul({ M: 512, N: 1280, K: 768 }, nvidia)).toEqual({ config: U['64x64'], splitK: 2 }); // granite-hybrid-350m: 160
+    expect(chooseStackedMatmul({ M: 1024, N: 1536, K: 1024 }, nvidia)).toEqual({ config: U['64x64'], splitK: 1 }); // 384 tiles
+    expect(chooseStackedMatmul({ M: 512, N: 1536, K: 128 }, nvidia)).toEqual({ config: U['64x64'], splitK: 1 }); // K too short to split
+    for (const shape of [{ M: 4096, N: 1536, K: 1024 }, { M: 2048, N: 1536, K: 1024 }]) expect(chooseStackedMatmul(shape, nvidia)).toEqual(chooseTiledMatmul(shape, nvidia));
+    const shape = { M: 512, N: 1536, K: 1024 };
+    expect(chooseStackedMatmul(shape, other)).toEqual(chooseTiledMatmul(shape, other));
+    const small = { ...nvidia, limits: { maxComputeWorkgroupStorageSize: 8192, maxComputeInvocationsPerWorkgroup: 256 } };
+    expect(chooseStackedMatmul(shape, small)).toEqual(chooseTiledMatmul(shape, small)); // 64x64 does not fit
   });
 });
