@@ -87,7 +87,7 @@ export {
   tiledMatmulStorageBytes,
   tiledMatmulThreads,
 } from './ops/matmul-tiled.js';
-export { stackedMatmul } from './ops/matmul-stacked.js';
+export { chooseStackedMatmul, stackedMatmul } from './ops/matmul-stacked.js';
 export { type NormAttrs, type NormKind, createNormKernel, gatedRmsNorm, layerNorm, normReference, rmsNorm } from './ops/norm.js';
 export {
   type BinaryOp,
