@@ -188,6 +188,30 @@ describe('softmax, argmax, top-k', () => {
     const { indices } = topK(rt, rt.upload(x, [1, 6]), 4);
     expect(Array.from(await rt.read(indices))).toEqual([1, 3, 5, 4]);
   });
+  it('argmax over rows longer than one round of loads, into a poisoned output', async () => {
+    // rounds of 16 x 256 elements: D below, at and past one round, a vocabulary-sized row, 3 rows (row offsets not multiples of 4)
+    for (const D of [4095, 4096, 4097, 50_281]) {
+      const M = 3;
+      const x = randn(M * D, D);
+      x[D - 1] = 9; // row 0: the maximum is the last element
+      x[D + 3] = 9; // row 1: a tie between an early element and one in a later round ...
+      x[D + 3 + 256 * Math.floor((D - 4) / 256)] = 9; // the same thread, a later slot
+      x[2 * D + 5] = Number.NaN; // row 2: NaN is never chosen, +Infinity is
+      x[2 * D + D - 2] = Number.POSITIVE_INFINITY;
+      const out = rt.upload(new Int32Array(M).fill(-7), [M]);
+      argmax(rt, rt.upload(x, [M, D]), { out });
+      const ref = topKReference(x, D, 1).indices;
+      expect(Array.from(await rt.read(out))).toEqual(Array.from(ref));
+      expect(Array.from(ref)).toEqual([D - 1, 3, D - 2]);
+    }
+  });
+  it('argmax of an all-NaN row is -1, and of an all -Infinity row its first index', async () => {
+    const x = new Float32Array(2 * 9000).fill(Number.NaN);
+    x.fill(Number.NEGATIVE_INFINITY, 9000);
+    const out = rt.upload(new Int32Array(2).fill(5), [2]);
+    argmax(rt, rt.upload(x, [2, 9000]), { out });
+    expect(Array.from(await rt.read(out))).toEqual([-1, 0]);
+  });
   it('top-k over a large uniform row', async () => {
     const x = randu(50_000, 9);
     const ref = topKReference(x, 50_000, 40);
