@@ -66,6 +66,37 @@ fn uniform01(seed: u32, step: u32, row: u32) -> f32 {
 }`;
 
 /**
+ * Loads a thread of the sampler has in flight in each pass over the vocabulary (one memory round
+ * trip per SAMPLER_UNROLL · RT entries): a rolled loop waits one round trip per entry, ~50 per pass
+ * at 50,280 entries and 1,024 threads, over 14-15 passes a token. Kept at 8: SwiftShader's compile
+ * time grows steeply with the unrolled code, and CI runs every kernel there.
+ */
+const SAMPLER_UNROLL = 8;
+const unrollRange = Array.from({ length: SAMPLER_UNROLL }, (_, t) => t);
+
+/**
+ * WGSL of a pass over entries li, li + RT, ... < u.V with SAMPLER_UNROLL of them per trip:
+ * `loads(t, j)` declares the values of entry j (an index clamped into the row) before any is used;
+ * `body(t)` runs for entry `j` when it is in the row.
+ */
+function stridedPass(loads: (t: number, j: string) => string, body: (t: number) => string): string {
+  const U = SAMPLER_UNROLL;
+  return `for (var j0 = li; j0 < u.V; j0 += ${U}u * RT) {
+      ${unrollRange.map((t) => loads(t, `min(j0 + ${t}u * RT, u.V - 1u)`)).join('\n      ')}
+      ${unrollRange.map((t) => `{ let j = j0 + ${t}u * RT; if (j < u.V) { ${body(t)} } }`).join('\n      ')}
+    }`;
+}
+
+/** The same over a contiguous block j0 .. j1 − 1 of the row (`more` may end the pass early). */
+function blockPass(loads: (t: number, j: string) => string, body: (t: number) => string, more = 'true'): string {
+  const U = SAMPLER_UNROLL;
+  return `for (var jb = j0; jb < j1 && ${more}; jb += ${U}u) {
+      ${unrollRange.map((t) => loads(t, `min(jb + ${t}u, j1 - 1u)`)).join('\n      ')}
+      ${unrollRange.map((t) => `{ let j = jb + ${t}u; if (j < j1) { ${body(t)} } }`).join('\n      ')}
+    }`;
+}
+
+/**
  * Builds the sampler kernel: one workgroup per row.
  * Bindings: logits (M, D) f32, presence (M, V) u32 (tokens seen, for the penalty; the chosen
  * token is marked), keys and weights (M, V) scratch, ids (M) i32 out.
@@ -91,6 +122,8 @@ var<workgroup> redK: array<u32, ${threads}>;
 var<workgroup> redI: array<u32, ${threads}>;
 var<workgroup> found: array<u32, 2>;
 var<workgroup> foundF: array<f32, 2>;
+var<workgroup> ownerA: atomic<u32>;
+var<workgroup> lastA: atomic<u32>;
 ${WGSL_RANDOM}
 // Order-preserving key of a float (larger float, larger key); NaN -> 0 (never kept). NaN is
 // found from its bits: shader compilers may fold v != v away.
@@ -131,15 +164,16 @@ fn radixSelect(base: u32, low: u32, goal: f32, mass: bool, li: u32) -> u32 {
     // digit would live in local memory, one read-modify-write per element.
     var lo4 = vec4<f32>(0.0);
     var hi4 = vec4<f32>(0.0);
-    for (var j = li; j < u.V; j += RT) {
-      let k = keys[base + j];
+    ${stridedPass(
+      (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
+      (t) => `let k = k${t};
       if (k >= low && k != 0u && (k & hiMask) == (prefix & hiMask)) {
         let d = (k >> shift) & ((1u << width) - 1u);
-        let a = select(1.0, w[base + j], mass);
+        let a = select(1.0, w${t}, mass);
         lo4 += select(vec4<f32>(0.0), vec4<f32>(a), vec4<u32>(d) == vec4<u32>(0u, 1u, 2u, 3u));
         hi4 += select(vec4<f32>(0.0), vec4<f32>(a), vec4<u32>(d) == vec4<u32>(4u, 5u, 6u, 7u));
-      }
-    }
+      }`,
+    )}
     bins[li] = lo4.x; bins[RT + li] = lo4.y; bins[2u * RT + li] = lo4.z; bins[3u * RT + li] = lo4.w;
     bins[4u * RT + li] = hi4.x; bins[5u * RT + li] = hi4.y; bins[6u * RT + li] = hi4.z; bins[7u * RT + li] = hi4.w;
     workgroupBarrier();
@@ -175,10 +209,10 @@ fn main(${WGSL_BUILTINS}) {
   // 1. the largest penalised logit (first index on ties), by key
   var bk = 0u;
   var bi = 0xffffffffu;
-  for (var j = li; j < u.V; j += RT) {
-    let k = keyOf(penalised(r, j));
-    if (k != 0u && (bi == 0xffffffffu || k > bk)) { bk = k; bi = j; }
-  }
+  ${stridedPass(
+    (t, j) => `let y${t} = penalised(r, ${j});`,
+    (t) => `let k = keyOf(y${t}); if (k != 0u && (bi == 0xffffffffu || k > bk)) { bk = k; bi = j; }`,
+  )}
   redK[li] = bk; redI[li] = bi;
   workgroupBarrier();
   for (var s = RT / 2u; s > 0u; s >>= 1u) {
@@ -194,12 +228,10 @@ fn main(${WGSL_BUILTINS}) {
   if (u.temperature > 0.0 && argmaxIndex != 0xffffffffu) {
     // 2. keys and unnormalised probabilities exp((y - max) / T)
     let m = valueOf(maxKey);
-    for (var j = li; j < u.V; j += RT) {
-      let y = penalised(r, j);
-      let k = keyOf(y);
-      keys[base + j] = k;
-      w[base + j] = select(exp((y - m) / u.temperature), 0.0, k == 0u);
-    }
+    ${stridedPass(
+      (t, j) => `let y${t} = penalised(r, ${j});`,
+      (t) => `let k = keyOf(y${t}); keys[base + j] = k; w[base + j] = select(exp((y${t} - m) / u.temperature), 0.0, k == 0u);`,
+    )}
     storageBarrier();
     workgroupBarrier();
     // 3. thresholds: top-k on counts, then top-p on the mass of what top-k kept
@@ -207,7 +239,10 @@ fn main(${WGSL_BUILTINS}) {
     if (u.topK > 0u && u.topK < u.V) { low = max(low, radixSelect(base, 1u, f32(u.topK), false, li)); }
     if (u.topP < 1.0) {
       var z = 0.0;
-      for (var j = li; j < u.V; j += RT) { if (keys[base + j] >= low) { z += w[base + j]; } }
+      ${stridedPass(
+        (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
+        (t) => `if (k${t} >= low) { z += w${t}; }`,
+      )}
       let zk = sumAll(z, li);
       low = max(low, radixSelect(base, low, u.topP * zk, true, li));
     }
@@ -216,26 +251,35 @@ fn main(${WGSL_BUILTINS}) {
     let j0 = min(u.V, li * B);
     let j1 = min(u.V, j0 + B);
     var s = 0.0;
-    for (var j = j0; j < j1; j++) { if (keys[base + j] >= low) { s += w[base + j]; } }
-    bins[li] = s;
+    ${blockPass(
+      (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
+      (t) => `if (k${t} >= low) { s += w${t}; }`,
+    )}
+    // the blocks' inclusive scan in log2(RT) steps (Hillis-Steele), then the first block whose
+    // running mass passes the draw (or, if rounding ran past the end, the last block with mass)
+    if (li == 0u) { atomicStore(&ownerA, 0xffffffffu); atomicStore(&lastA, 0u); }
+    var incl = s;
+    bins[li] = incl;
     workgroupBarrier();
+    for (var off = 1u; off < RT; off <<= 1u) {
+      let o = select(0.0, bins[select(0u, li - off, li >= off)], li >= off);
+      workgroupBarrier();
+      incl += o;
+      bins[li] = incl;
+      workgroupBarrier();
+    }
+    let goal = uniform01(u.seed, u.step, r) * bins[RT - 1u];
+    if (s > 0.0) {
+      atomicMax(&lastA, li);
+      if (goal < incl) { atomicMin(&ownerA, li); }
+    }
+    workgroupBarrier();
+    let firstOwner = atomicLoad(&ownerA);
     if (li == 0u) {
-      var acc = 0.0;
-      var last = 0u;
-      for (var t = 0u; t < RT; t++) {
-        let v = bins[t];
-        bins[RT + t] = acc;
-        acc += v;
-        if (v > 0.0) { last = t; }
-      }
-      let goal = uniform01(u.seed, u.step, r) * acc;
-      var owner = last;
-      for (var t = 0u; t < RT; t++) {
-        if (bins[t] > 0.0 && goal < bins[RT + t] + bins[t]) { owner = t; break; }
-      }
-      found[1] = owner;
+      found[1] = select(firstOwner, atomicLoad(&lastA), firstOwner == 0xffffffffu);
       foundF[1] = goal;
     }
+    bins[RT + li] = select(0.0, bins[select(0u, li - 1u, li > 0u)], li > 0u); // the exclusive scan: where the owner starts
     workgroupBarrier();
     // 5. the owner of the crossing walks its block (the last kept index if rounding ran past the end)
     if (li == found[1]) {
@@ -243,13 +287,11 @@ fn main(${WGSL_BUILTINS}) {
       var acc = bins[RT + li];
       var pick = 0xffffffffu;
       var lastKept = j0;
-      for (var j = j0; j < j1; j++) {
-        if (keys[base + j] >= low) {
-          acc += w[base + j];
-          lastKept = j;
-          if (acc > goal) { pick = j; break; }
-        }
-      }
+      ${blockPass(
+        (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
+        (t) => `if (pick == 0xffffffffu && k${t} >= low) { acc += w${t}; lastKept = j; if (acc > goal) { pick = j; } }`,
+        'pick == 0xffffffffu',
+      )}
       found[0] = select(pick, lastKept, pick == 0xffffffffu);
     }
     workgroupBarrier();
