@@ -25,6 +25,7 @@ import { StatespaceError } from '../errors.js';
 import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
+import { type PassSlots, blockPassWgsl, stridedPassWgsl } from './wgsl-passes.js';
 
 /** Sampling settings the GPU sampler takes (all fixed for a run of tokens). */
 export interface TokenSamplingParams {
@@ -65,36 +66,10 @@ fn uniform01(seed: u32, step: u32, row: u32) -> f32 {
   return f32(pcg(pcg(pcg(seed) ^ step) ^ row) >> 8u) / 16777216.0;
 }`;
 
-/**
- * Loads a thread of the sampler has in flight in each pass over the vocabulary (one memory round
- * trip per SAMPLER_UNROLL · RT entries): a rolled loop waits one round trip per entry, ~50 per pass
- * at 50,280 entries and 1,024 threads, over 14-15 passes a token. Kept at 8: SwiftShader's compile
- * time grows steeply with the unrolled code, and CI runs every kernel there.
- */
+/** Loads a thread of the sampler has in flight in each pass over the vocabulary (wgsl-passes.ts): 8, as it has six such passes. */
 const SAMPLER_UNROLL = 8;
-const unrollRange = Array.from({ length: SAMPLER_UNROLL }, (_, t) => t);
-
-/**
- * WGSL of a pass over entries li, li + RT, ... < u.V with SAMPLER_UNROLL of them per trip:
- * `loads(t, j)` declares the values of entry j (an index clamped into the row) before any is used;
- * `body(t)` runs for entry `j` when it is in the row.
- */
-function stridedPass(loads: (t: number, j: string) => string, body: (t: number) => string): string {
-  const U = SAMPLER_UNROLL;
-  return `for (var j0 = li; j0 < u.V; j0 += ${U}u * RT) {
-      ${unrollRange.map((t) => loads(t, `min(j0 + ${t}u * RT, u.V - 1u)`)).join('\n      ')}
-      ${unrollRange.map((t) => `{ let j = j0 + ${t}u * RT; if (j < u.V) { ${body(t)} } }`).join('\n      ')}
-    }`;
-}
-
-/** The same over a contiguous block j0 .. j1 − 1 of the row (`more` may end the pass early). */
-function blockPass(loads: (t: number, j: string) => string, body: (t: number) => string, more = 'true'): string {
-  const U = SAMPLER_UNROLL;
-  return `for (var jb = j0; jb < j1 && ${more}; jb += ${U}u) {
-      ${unrollRange.map((t) => loads(t, `min(jb + ${t}u, j1 - 1u)`)).join('\n      ')}
-      ${unrollRange.map((t) => `{ let j = jb + ${t}u; if (j < j1) { ${body(t)} } }`).join('\n      ')}
-    }`;
-}
+const stridedPass = (loads: PassSlots['loads'], body: PassSlots['body']) => stridedPassWgsl({ unroll: SAMPLER_UNROLL, start: 'li', stride: 'RT', end: 'u.V', loads, body });
+const blockPass = (loads: PassSlots['loads'], body: PassSlots['body'], more?: string) => blockPassWgsl({ unroll: SAMPLER_UNROLL, from: 'j0', to: 'j1', more, loads, body });
 
 /**
  * Builds the sampler kernel: one workgroup per row.

@@ -10,29 +10,32 @@
  * no sorting and no marking of taken elements. NaNs are never selected.
  */
 import { StatespaceError } from '../errors.js';
-import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, wgslBindings } from '../kernel.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { ROW_THREADS } from './reduce.js';
+import { stridedPassWgsl } from './wgsl-passes.js';
 
 const layout = { rows: 'u32', D: 'u32', k: 'u32' } as const satisfies UniformLayout;
 
-/**
- * Loads each thread of the argmax has in flight at once (one memory round trip per ARGMAX_UNROLL · 256
- * elements of a row). Not more: SwiftShader's shader compile time grows steeply past 16 (0.5 s at 16,
- * 12 s at 24, minutes at 32), and CI runs every kernel there.
- */
+/** Loads each thread of the argmax has in flight (wgsl-passes.ts): one memory round trip per 16 · 256 entries of a row. */
 const ARGMAX_UNROLL = 16;
 
 /**
- * The argmax's WGSL: the row in rounds of ARGMAX_UNROLL elements per thread, every load of a
- * round issued before its comparisons (a rolled loop waits one memory round trip per element:
- * ~85 µs for a 50,280-entry vocabulary on an H200, 11-13% of a decode token). A thread sees its
- * elements in index order and keeps the first of equal values; the tree breaks ties by index.
+ * The argmax's WGSL: the row in trips of ARGMAX_UNROLL entries per thread, every load of a trip
+ * issued before its comparisons (a rolled loop waits one memory round trip per entry: ~85 µs for
+ * a 50,280-entry vocabulary on an H200, 11-13% of a decode token). A thread sees its entries in
+ * index order and keeps the first of equal values; the tree breaks ties by index.
  */
 function argmaxWgsl(bindings: string): string {
-  const U = ARGMAX_UNROLL;
-  const range = Array.from({ length: U }, (_, t) => t);
+  const pass = stridedPassWgsl({
+    unroll: ARGMAX_UNROLL,
+    start: 'li',
+    stride: 'RT',
+    end: 'u.D',
+    loads: (t, j) => `let v${t} = x[base + ${j}];`,
+    body: (t) => `let take = v${t} == v${t} && (bi == NONE || v${t} > bv); bv = select(bv, v${t}, take); bi = select(bi, j, take);`,
+  });
   return `${bindings}
 const RT = ${ROW_THREADS}u;
 const NONE = 0xffffffffu;
@@ -43,13 +46,9 @@ fn main(${WGSL_BUILTINS}) {
   let r = ${WGSL_LINEAR_WORKGROUP};
   if (r >= u.rows) { return; }
   let base = r * u.D;
-  let last = base + u.D - 1u;
   var bv = -3.4e38;
   var bi = NONE;
-  for (var j0 = li; j0 < u.D; j0 += ${U}u * RT) {
-    ${range.map((t) => `let v${t} = x[min(base + j0 + ${t * ROW_THREADS}u, last)];`).join('\n    ')}
-    ${range.map((t) => `{ let j = j0 + ${t * ROW_THREADS}u; let take = j < u.D && v${t} == v${t} && (bi == NONE || v${t} > bv); bv = select(bv, v${t}, take); bi = select(bi, j, take); }`).join('\n    ')}
-  }
+  ${pass}
   rv[li] = bv; ri[li] = bi;
   workgroupBarrier();
   for (var s = RT / 2u; s > 0u; s >>= 1u) {
@@ -77,7 +76,8 @@ export function createTopKKernel(shape: { rows: number; D: number; k: number }, 
     ...(indicesOnly ? [] : [{ name: 'vals', type: 'f32', access: 'read_write' } as const]), // (M, k)
     { name: 'idx', type: 'i32', access: 'read_write' }, // (M, k)
   ] as const;
-  const wgsl = indicesOnly ? argmaxWgsl(wgslBindings(layout, bindings)) : `${wgslBindings(layout, bindings)}
+  // the argmax runs once per greedy decode step: its WGSL is built once
+  const wgsl = indicesOnly ? memoWgsl('argmax', 'idx', () => argmaxWgsl(wgslBindings(layout, bindings))) : `${wgslBindings(layout, bindings)}
 const RT = ${ROW_THREADS}u;
 var<workgroup> rv: array<f32, ${ROW_THREADS}>;
 var<workgroup> ri: array<u32, ${ROW_THREADS}>;
