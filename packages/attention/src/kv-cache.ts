@@ -1,17 +1,21 @@
 /**
- * A per-layer KV cache that grows in pages and never reallocates.
+ * A per-layer KV cache that grows in pages, in a few long runs.
  *
  * Shape glossary:
  *   B  batch     Hkv  key/value heads     D  head_dim     P  tokens per page (256)
  *   run  a contiguous pair of buffers k, v (B, capacity, Hkv, D) holding a span of absolute positions
  *
- * Tokens live in pages of P tokens. Pages are allocated in runs: a new run
- * holds as many pages as the cache already has (so the run count grows with
- * log(length)), capped at `maxRunPages`, and at least what the current append
- * needs (a long prompt gets one run). Growth allocates a new run and copies
- * nothing. The attention kernels bind one run's k and v at a time (5 storage
- * buffers in all) and carry the online-softmax state across runs, so the
- * number of dispatches grows with the number of runs, not pages.
+ * Tokens live in pages of P tokens. Pages are allocated in runs of up to
+ * `maxRunPages` pages (more where one append needs more: a long prompt gets one
+ * run). While the last run is shorter than that, growth moves it into a run
+ * twice its size (one copy of its tokens, so each token is copied about once in
+ * all); once it is full, growth adds a new run and copies nothing. A decode
+ * that starts from a short prompt therefore reads one run up to maxRunPages · P
+ * tokens (8,192 by default), and one more per maxRunPages · P after that. The
+ * attention kernels bind one or two runs' k and v at a time and carry the
+ * online-softmax state across runs, so the number of dispatches grows with the
+ * number of runs, not pages: a run per doubling cost a decode token one more
+ * flash-decoding dispatch per layer every two doublings.
  *
  * With `window` W (a sliding-window layer) the cache is a ring: two runs of
  * C = ⌈(W−1)/P⌉·P + P tokens each, allocated once, whose absolute start
@@ -173,7 +177,10 @@ export class KVCacheState implements MixerState {
     this.runs.push({ k: this.runtime.empty(shape, 'f32', 'kvcache.k'), v: this.runtime.empty(shape, 'f32', 'kvcache.v'), start, capacity });
   }
 
-  /** Allocates pages so that `tokens` more fit; existing pages are never moved. */
+  /**
+   * Allocates pages so that `tokens` more fit. Full runs (maxRunPages pages or more) are never
+   * moved; a shorter last run is moved into a larger one.
+   */
   reserve(tokens: number): void {
     if (this.window > 0) {
       assertArg(tokens <= this.maxAppend, 'KVCacheState.reserve', `a ring cache of window ${this.window} takes at most ${this.maxAppend} tokens at once, got ${tokens}`);
@@ -193,8 +200,32 @@ export class KVCacheState implements MixerState {
     const need = this.tokens + tokens - this.capacity;
     if (need <= 0) return;
     const needPages = Math.ceil(need / this.pageSize);
-    const grow = Math.min(this.maxRunPages, Math.max(1, this.pages));
-    this.allocRun(Math.max(needPages, grow));
+    const last = this.runs[this.runs.length - 1];
+    if (last && last.capacity < this.maxRunPages * this.pageSize) {
+      const lastPages = last.capacity / this.pageSize;
+      this.moveRun(last, Math.max(lastPages + needPages, Math.min(this.maxRunPages, 2 * lastPages)));
+      return;
+    }
+    this.allocRun(Math.max(needPages, this.runs.length ? this.maxRunPages : 1));
+  }
+
+  /** Moves a run's tokens into new buffers of `pages` pages (the old ones are freed). */
+  private moveRun(run: Run, pages: number): void {
+    const capacity = pages * this.pageSize;
+    const shape = [this.batch, capacity, this.numKeyValueHeads, this.headDim];
+    const k = this.runtime.empty(shape, 'f32', 'kvcache.k');
+    const v = this.runtime.empty(shape, 'f32', 'kvcache.v');
+    const row = this.rowFloats() * 4;
+    const valid = Math.min(run.capacity, Math.max(0, this.tokens - run.start));
+    for (let b = 0; valid > 0 && b < this.batch; b++) {
+      this.runtime.copy(run.k, k, valid * row, b * run.capacity * row, b * capacity * row);
+      this.runtime.copy(run.v, v, valid * row, b * run.capacity * row, b * capacity * row);
+    }
+    run.k.dispose();
+    run.v.dispose();
+    run.k = k;
+    run.v = v;
+    run.capacity = capacity;
   }
 
   /** The runs holding tokens, with their valid lengths (for {@link attendRuns}). */
@@ -398,7 +429,7 @@ export class KVCacheState implements MixerState {
     if (this.window > 0) {
       // A leapfrog moves a run's start (a uniform that does not step per token): a new plan.
       if (this.runs.length === 0 || p + 1 > this.newest().start + this.ringCapacity) return `ring-leap:${p}`;
-    } else if (p + 1 > this.capacity) return `grow:${this.runs.length}`;
+    } else if (p + 1 > this.capacity) return `grow:${this.runs.length}:${this.capacity}`;
     const lo = this.attendWindow > 0 ? Math.max(0, p + 1 - this.attendWindow) : 0;
     let sig = `${this.runs.length}:${this.capacity}:${this.ropeRows > p ? 1 : 0}`;
     for (const r of this.runs) {

@@ -189,8 +189,8 @@ describe('softmax, argmax, top-k', () => {
     expect(Array.from(await rt.read(indices))).toEqual([1, 3, 5, 4]);
   });
   it('argmax over rows longer than one round of loads, into a poisoned output', async () => {
-    // rounds of 16 x 256 elements: D below, at and past one round, a vocabulary-sized row, 3 rows (row offsets not multiples of 4)
-    for (const D of [4095, 4096, 4097, 50_281]) {
+    // rounds of 16 x 256 elements: D below, at and past one and two rounds, a vocabulary-sized row, 3 rows (row offsets not multiples of 4)
+    for (const D of [4095, 4096, 4097, 8192, 8193, 50_281]) {
       const M = 3;
       const x = randn(M * D, D);
       x[D - 1] = 9; // row 0: the maximum is the last element
