@@ -104,7 +104,7 @@ export {
 export { createEmbeddingKernel, embedding, embeddingReference } from './ops/embedding.js';
 export { createSoftmaxKernel, softmax, softmaxReference } from './ops/softmax.js';
 export { argmax, createTopKKernel, topK, topKReference } from './ops/top-k.js';
-export { type TokenSamplerBuffers, type TokenSamplingParams, createSampleTokensKernel, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerUniform } from './ops/sample-tokens.js';
+export { type SamplerDispatch, type TokenSamplerBuffers, type TokenSamplingParams, createSampleTokensKernel, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerDispatches, samplerUniform } from './ops/sample-tokens.js';
 export { ROW_THREADS, wgslRowReduce } from './ops/reduce.js';
 export { type GluActivation, type GluWeights, createGluKernel, glu, gluMatmul, gluReference } from './ops/glu.js';
 export { addRmsNorm, createAddRmsNormKernel } from './ops/add-rms-norm.js';

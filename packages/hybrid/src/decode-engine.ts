@@ -70,6 +70,8 @@ export class GpuSampler {
     this.buffers.presence.dispose();
     this.buffers.keys.dispose();
     this.buffers.weights.dispose();
+    this.buffers.records.dispose();
+    this.buffers.state.dispose();
   }
 }
 

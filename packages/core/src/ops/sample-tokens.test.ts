@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getTestRuntime, randn, rng } from '../testing.js';
-import { type TokenSamplingParams, createSampleTokensKernel, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerThreads, samplerUniform } from './sample-tokens.js';
+import { type TokenSamplingParams, createTokenSamplerBuffers, pcgHash, sampleTokenReference, sampleTokens, samplerDispatches, samplerUniform } from './sample-tokens.js';
 
 const rt = await getTestRuntime(); // poisons every new buffer with NaN
 
@@ -93,35 +93,61 @@ describe('sampleTokens on the GPU equals its CPU reference', () => {
     });
   }
 
-  // sampleTokens picks the workgroup size by the adapter; both sizes are checked here where the adapter has both.
-  for (const threads of [256, 1024] as const) {
-    it(`the ${threads}-thread variant equals the reference (V=5003, top-k and top-p)`, async () => {
-      if (threads === 1024 && samplerThreads(rt) !== 1024) {
-        expect(rt.limits.maxComputeInvocationsPerWorkgroup < 1024 || rt.limits.maxComputeWorkgroupStorageSize < 41024).toBe(true);
-        return; // this adapter cannot run it, and sampleTokens never picks it here
-      }
+  // Rows of many slices: a vocabulary-sized row (49 whole slices and a short one) and one of 137 slices (several
+  // per thread in the pick's scan), top-k then top-p, the penalty, into poisoned scratch.
+  for (const V of [50_280, 140_003]) {
+    it(`V=${V}: top-p, top-k then top-p${V < 100_000 ? ', top-k and plain temperature' : ''} across slices equal the reference`, async () => {
       const M = 2;
-      const V = 5003;
       let compared = 0;
-      for (const step of [0, 5]) {
-        const params = { temperature: 0.9, topK: step === 0 ? 0 : 50, topP: 0.8, penalty: 1.15, seed: 77 };
-        const x = awkwardLogits(M, V, 31 + step);
-        const history = [[1, 2, 3], [4000]];
-        const buffers = createTokenSamplerBuffers(rt, M, V, history);
-        const out = rt.empty([M], 'i32');
-        rt.run(createSampleTokensKernel({ rows: M, D: V, V }, params, step, threads), [rt.upload(x, [M, V]), buffers.presence, buffers.keys, buffers.weights, out]);
-        const ids = Array.from(await rt.read(out));
-        for (let m = 0; m < M; m++) {
-          const ref = sampleTokenReference(x.subarray(m * V, (m + 1) * V), params, new Set(history[m]), samplerUniform(params.seed, step, m));
-          if (ref.margin > 1e-5) {
-            compared++;
-            expect(ids[m]).toBe(ref.token);
+      let total = 0;
+      const settings = [
+        { temperature: 0.7, topK: 0, topP: 0.9, penalty: 1 },
+        { temperature: 0.9, topK: 50, topP: 0.8, penalty: 1.15 },
+        { temperature: 1.1, topK: 0, topP: 1, penalty: 1 },
+        { temperature: 0.6, topK: 2000, topP: 1, penalty: 1 },
+      ].slice(0, V < 100_000 ? 4 : 2);
+      for (const [g, base] of settings.entries()) {
+        for (const step of V < 100_000 ? [0, 5] : [3]) {
+          const params = { ...base, seed: 77 + g };
+          const x = awkwardLogits(M, V, 31 + step + g);
+          const history = [[1, 2, 3], [V - 2]];
+          const { ids, presence } = await runSampler(x, M, V, params, step, history);
+          for (let m = 0; m < M; m++) {
+            const ref = sampleTokenReference(x.subarray(m * V, (m + 1) * V), params, new Set(history[m]), samplerUniform(params.seed, step, m));
+            total++;
+            if (ref.margin > 1e-5) {
+              compared++;
+              expect(ids[m], `row ${m} ${JSON.stringify(params)} step ${step}`).toBe(ref.token);
+            }
+            if (params.penalty !== 1) expect(presence[m * V + ids[m]]).toBe(1);
           }
         }
       }
-      expect(compared).toBeGreaterThanOrEqual(3);
+      // one token's weight is ~1/V of the kept mass here, so more draws land within the margin rule's 1e-5
+      expect(compared, `${compared} of ${total} draws compared`).toBeGreaterThanOrEqual(total * 0.6);
     });
   }
+
+  it('greedy over 137 slices: a tie between one thread\'s two slices goes to the lower index; an all-NaN row picks 0', async () => {
+    const V = 140_003;
+    const x = randn(2 * V, 5);
+    x[5] = 50; // row 0: slices 0 and 128 are the same thread's in the maxima's fold
+    x[128 * 1024 + 7] = 50;
+    x.fill(Number.NaN, V);
+    const { ids, presence } = await runSampler(x, 2, V, { temperature: 0, topK: 0, topP: 1, penalty: 1.2, seed: 3 }, 0, []);
+    expect(ids).toEqual([5, 0]);
+    expect([presence[5], presence[V]]).toEqual([1, 1]);
+  });
+
+  it('runs 3 dispatches for plain temperature, 11 for top-k or top-p, 19 for both', () => {
+    const count = (p: Omit<TokenSamplingParams, 'seed' | 'penalty'>) => samplerDispatches(p, 50_280).length;
+    expect(count({ temperature: 1, topK: 0, topP: 1 })).toBe(3);
+    expect(count({ temperature: 0.7, topK: 0, topP: 0.9 })).toBe(11);
+    expect(count({ temperature: 0.7, topK: 40, topP: 1 })).toBe(11);
+    expect(count({ temperature: 0.7, topK: 50_280, topP: 1 })).toBe(3); // top-k of the whole vocabulary keeps all
+    expect(count({ temperature: 0.7, topK: 40, topP: 0.95 })).toBe(19);
+    expect(count({ temperature: 0, topK: 40, topP: 0.95 })).toBe(3); // greedy: the maxima, then the pick
+  });
 
   it('never picks a NaN, a -Infinity or a token that top-k / top-p removed', async () => {
     const V = 64;

@@ -1,11 +1,12 @@
 /**
  * Choosing the next token on the GPU: repetition penalty, greedy or temperature
- * sampling with top-k and top-p (nucleus), and a counter-based random number, in one
- * dispatch (one workgroup per row), so a decode step can feed its own token to the next
- * without the host reading anything in between.
+ * sampling with top-k and top-p (nucleus), and a counter-based random number, in a few
+ * dispatches, so a decode step can feed its own token to the next without the host reading
+ * anything in between.
  *
  * Shape glossary (packages/core/README.md):
  *   M  rows (sequences)     D  row stride of the logits     V  vocabulary entries used (V <= D)
+ *   S  slices of a row (1,024 entries each, one workgroup of 128 threads per slice and row)
  *
  * The rules, which {@link sampleTokenReference} states as a plain loop:
  * - repetition penalty as transformers' RepetitionPenaltyLogitsProcessor (divide positive
@@ -18,11 +19,19 @@
  *   probabilities passes u times their total, u = {@link samplerUniform}(seed, step, row).
  *
  * Thresholds are found without sorting: logits map to order-preserving u32 keys, and a
- * most-significant-digit radix select (3 bits per level, 11 levels) finds the largest key
+ * most-significant-digit radix select (4 bits per level, 8 levels) finds the largest key
  * whose tail count (top-k) or tail probability mass (top-p) reaches the target.
+ *
+ * A row is split into slices so that a 50,280-entry vocabulary is read by ~50 workgroups at
+ * once, each with all its loads in flight, instead of streamed through one SM (one workgroup
+ * per row took ~0.2 ms a token on an H200). Each radix level is a dispatch: every workgroup
+ * sums all slices' 16-bin histograms of the level before (the same sums, in the same order,
+ * in every workgroup), takes the digit, and writes its slice's histogram of this level. The
+ * records and the draw's state alternate between two parities, so a dispatch never reads
+ * what another workgroup of the same dispatch writes.
  */
 import { StatespaceError } from '../errors.js';
-import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, WGSL_LINEAR_WORKGROUP, linearDispatch, memoWgsl, wgslBindings } from '../kernel.js';
+import { type KernelDescriptor, type UniformLayout, WGSL_BUILTINS, memoWgsl, wgslBindings } from '../kernel.js';
 import type { Runtime } from '../runtime.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { type PassSlots, blockPassWgsl, stridedPassWgsl } from './wgsl-passes.js';
@@ -41,19 +50,19 @@ export interface TokenSamplingParams {
   seed: number;
 }
 
-const layout = {
-  rows: 'u32',
-  D: 'u32',
-  V: 'u32',
-  topK: 'u32',
-  temperature: 'f32',
-  topP: 'f32',
-  penalty: 'f32',
-  seed: 'u32',
-  step: 'u32',
-} as const satisfies UniformLayout;
+/** Entries of a row one workgroup takes (a slice), threads per workgroup, entries per thread (all loads in flight). */
+const SLICE = 1024;
+const ST = 128;
+const SU = SLICE / ST;
+/** u32 words per slice record: 16 digit bins, the kept mass, the slice's largest key and its index. */
+const REC = 32;
+/** Radix levels of 4 bits: 16 bins, 8 levels over a 32-bit key. */
+const LEVELS = 8;
+/** State words per row and parity: prefix, above (f32), low, goal (f32), done, chosen. */
+const STATE = 8;
 
-const BINS = 8;
+const PHASE = { max: 0, weights: 1, level: 2, end: 3, pick: 4 } as const;
+const SELECT = { none: 0, count: 1, mass: 2 } as const;
 
 // WGSL of the counter-based generator, mirrored by pcgHash / samplerUniform below.
 const WGSL_RANDOM = `
@@ -66,37 +75,79 @@ fn uniform01(seed: u32, step: u32, row: u32) -> f32 {
   return f32(pcg(pcg(pcg(seed) ^ step) ^ row) >> 8u) / 16777216.0;
 }`;
 
-/** Loads a thread of the sampler has in flight in each pass over the vocabulary (wgsl-passes.ts): 8, as it has six such passes. */
-const SAMPLER_UNROLL = 8;
-const stridedPass = (loads: PassSlots['loads'], body: PassSlots['body']) => stridedPassWgsl({ unroll: SAMPLER_UNROLL, start: 'li', stride: 'RT', end: 'u.V', loads, body });
-const blockPass = (loads: PassSlots['loads'], body: PassSlots['body'], more?: string) => blockPassWgsl({ unroll: SAMPLER_UNROLL, from: 'j0', to: 'j1', more, loads, body });
+const slicePass = (loads: PassSlots['loads'], body: PassSlots['body']) => stridedPassWgsl({ unroll: SU, start: 'a + li', stride: 'RT', end: 'e', loads, body });
+
+/** One dispatch of the sampler: which phase, and for the radix phases the level and the selects. */
+export interface SamplerDispatch {
+  phase: (typeof PHASE)[keyof typeof PHASE];
+  level: number;
+  sel: (typeof SELECT)[keyof typeof SELECT];
+  next: (typeof SELECT)[keyof typeof SELECT];
+}
 
 /**
- * Builds the sampler kernel: one workgroup per row.
- * Bindings: logits (M, D) f32, presence (M, V) u32 (tokens seen, for the penalty; the chosen
- * token is marked), keys and weights (M, V) scratch, ids (M) i32 out.
- *
- * @example
- * ```ts
- * const kernel = createSampleTokensKernel({ rows: 1, D: 50280, V: 50280 }, { temperature: 0.7, topK: 0, topP: 0.9, penalty: 1, seed: 1 }, 0);
- * ```
+ * The dispatches one draw runs, in order: the slices' maxima; the keys and weights (and the
+ * first select's level-0 histogram); per select (top-k on counts, then top-p on the mass of
+ * what top-k kept) levels 1..7 and an end that fixes its cut; the pick. 11 for top-p alone,
+ * 19 with top-k too, 3 for plain temperature sampling.
  */
-export function createSampleTokensKernel(shape: { rows: number; D: number; V: number }, params: TokenSamplingParams, step: number, threads: 256 | 1024 = 256): KernelDescriptor {
-  const bindings = [
-    { name: 'x', type: 'f32', access: 'read' }, // (M, D)
-    { name: 'presence', type: 'u32', access: 'read_write' }, // (M, V)
-    { name: 'keys', type: 'u32', access: 'read_write' }, // (M, V) scratch
-    { name: 'w', type: 'f32', access: 'read_write' }, // (M, V) scratch: unnormalised probabilities
-    { name: 'ids', type: 'i32', access: 'read_write' }, // (M)
-  ] as const;
-  const wgsl = memoWgsl('sample_tokens', `${threads}`, () => `${wgslBindings(layout, bindings)}
-const RT = ${threads}u;
-const BINS = ${BINS}u;
-var<workgroup> bins: array<f32, ${BINS * threads}>;
-var<workgroup> redK: array<u32, ${threads}>;
-var<workgroup> redI: array<u32, ${threads}>;
-var<workgroup> found: array<u32, 2>;
-var<workgroup> foundF: array<f32, 2>;
+export function samplerDispatches(params: Pick<TokenSamplingParams, 'temperature' | 'topK' | 'topP'>, V: number): SamplerDispatch[] {
+  const selects: SamplerDispatch['sel'][] = [];
+  if (params.temperature > 0 && params.topK > 0 && params.topK < V) selects.push(SELECT.count);
+  if (params.temperature > 0 && params.topP < 1) selects.push(SELECT.mass);
+  const out: SamplerDispatch[] = [{ phase: PHASE.max, level: 0, sel: SELECT.none, next: SELECT.none }];
+  out.push({ phase: PHASE.weights, level: 0, sel: selects[0] ?? SELECT.none, next: SELECT.none });
+  selects.forEach((sel, i) => {
+    for (let level = 1; level < LEVELS; level++) out.push({ phase: PHASE.level, level, sel, next: SELECT.none });
+    out.push({ phase: PHASE.end, level: LEVELS, sel, next: selects[i + 1] ?? SELECT.none });
+  });
+  out.push({ phase: PHASE.pick, level: 0, sel: SELECT.none, next: SELECT.none });
+  return out;
+}
+
+const layout = {
+  rows: 'u32',
+  D: 'u32',
+  V: 'u32',
+  topK: 'u32',
+  temperature: 'f32',
+  topP: 'f32',
+  penalty: 'f32',
+  seed: 'u32',
+  step: 'u32',
+  S: 'u32',
+  phase: 'u32',
+  level: 'u32',
+  sel: 'u32',
+  next: 'u32',
+  pin: 'u32',
+} as const satisfies UniformLayout;
+
+const bindings = [
+  { name: 'x', type: 'f32', access: 'read' }, // (M, D)
+  { name: 'presence', type: 'u32', access: 'read_write' }, // (M, V)
+  { name: 'keys', type: 'u32', access: 'read_write' }, // (M, V) scratch
+  { name: 'w', type: 'f32', access: 'read_write' }, // (M, V) scratch: unnormalised probabilities
+  { name: 'ids', type: 'i32', access: 'read_write' }, // (M)
+  { name: 'part', type: 'u32', access: 'read_write' }, // (M, 2, S, REC) slice records, two parities
+  { name: 'st', type: 'u32', access: 'read_write' }, // (M, 2, STATE) the draw's state, two parities
+] as const;
+
+function samplerWgsl(): string {
+  return `${wgslBindings(layout, bindings)}
+const RT = ${ST}u;
+const SLICE = ${SLICE}u;
+const REC = ${REC}u;
+const NONE = 0xffffffffu;
+var<workgroup> hist: array<f32, ${16 * ST}>;
+var<workgroup> red: array<f32, ${ST}>;
+var<workgroup> tmp: array<f32, ${ST + 8}>;
+var<workgroup> folded: array<f32, 17>;
+var<workgroup> redK: array<u32, ${ST}>;
+var<workgroup> redI: array<u32, ${ST}>;
+var<workgroup> shU: array<u32, 4>;
+var<workgroup> stw: array<u32, ${STATE}>;
+var<workgroup> shF: array<f32, 2>;
 var<workgroup> ownerA: atomic<u32>;
 var<workgroup> lastA: atomic<u32>;
 ${WGSL_RANDOM}
@@ -115,174 +166,322 @@ fn penalised(r: u32, j: u32) -> f32 {
   if (u.penalty != 1.0 && presence[r * u.V + j] != 0u) { v = select(v * u.penalty, v / u.penalty, v > 0.0); }
   return v;
 }
-fn sumAll(v: f32, li: u32) -> f32 {
-  bins[li] = v;
+fn stAt(r: u32, p: u32) -> u32 { return (r * 2u + p) * ${STATE}u; }
+fn recAt(r: u32, p: u32, s: u32) -> u32 { return ((r * 2u + p) * u.S + s) * REC; }
+// Sums, over the workgroup's threads, the 16 columns hist[c * RT + t] and red[t] into folded[0..16]
+// (two levels: 8 threads add 16 partials each, then one thread the 8).
+fn reduce17(li: u32) {
   workgroupBarrier();
-  for (var s = RT / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { bins[li] += bins[li + s]; }
-    workgroupBarrier();
+  let c = li / 8u;
+  let q = li % 8u;
+  var t = 0.0;
+  for (var i = 0u; i < 16u; i++) { t += hist[c * RT + q * 16u + i]; }
+  tmp[li] = t;
+  if (li < 8u) {
+    var e = 0.0;
+    for (var i = 0u; i < 16u; i++) { e += red[li * 16u + i]; }
+    tmp[RT + li] = e;
   }
-  let t = bins[0];
   workgroupBarrier();
-  return t;
-}
-// Largest key t >= low whose tail (keys >= t, >= low) reaches goal: count (mass false) or
-// weight sum (mass true). MSD radix select, 3 bits a level (the last level 2 bits).
-fn radixSelect(base: u32, low: u32, goal: f32, mass: bool, li: u32) -> u32 {
-  var prefix = 0u;
-  var above = 0.0;
-  for (var level = 0u; level < 11u; level++) {
-    let shift = select(29u - 3u * level, 0u, level == 10u);
-    let width = select(3u, 2u, level == 10u);
-    let hiMask = select(~((1u << ((shift + width) & 31u)) - 1u), 0u, shift + width >= 32u);
-    // Eight bins in two vec4 registers, filled by comparison: a private array indexed by the
-    // digit would live in local memory, one read-modify-write per element.
-    var lo4 = vec4<f32>(0.0);
-    var hi4 = vec4<f32>(0.0);
-    ${stridedPass(
-      (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
-      (t) => `let k = k${t};
-      if (k >= low && k != 0u && (k & hiMask) == (prefix & hiMask)) {
-        let d = (k >> shift) & ((1u << width) - 1u);
-        let a = select(1.0, w${t}, mass);
-        lo4 += select(vec4<f32>(0.0), vec4<f32>(a), vec4<u32>(d) == vec4<u32>(0u, 1u, 2u, 3u));
-        hi4 += select(vec4<f32>(0.0), vec4<f32>(a), vec4<u32>(d) == vec4<u32>(4u, 5u, 6u, 7u));
-      }`,
-    )}
-    bins[li] = lo4.x; bins[RT + li] = lo4.y; bins[2u * RT + li] = lo4.z; bins[3u * RT + li] = lo4.w;
-    bins[4u * RT + li] = hi4.x; bins[5u * RT + li] = hi4.y; bins[6u * RT + li] = hi4.z; bins[7u * RT + li] = hi4.w;
-    workgroupBarrier();
-    for (var s = RT / 2u; s > 0u; s >>= 1u) {
-      if (li < s) {
-        for (var d = 0u; d < BINS; d++) { bins[d * RT + li] += bins[d * RT + li + s]; }
-      }
-      workgroupBarrier();
-    }
-    if (li == 0u) {
-      var acc = above;
-      var digit = 0u;
-      for (var d = i32((1u << width) - 1u); d >= 0; d--) {
-        let c = bins[u32(d) * RT];
-        if (acc + c >= goal) { digit = u32(d); break; }
-        acc += c;
-      }
-      found[0] = prefix | (digit << shift);
-      foundF[0] = acc;
-    }
-    workgroupBarrier();
-    prefix = found[0];
-    above = foundF[0];
-    workgroupBarrier();
+  if (li < 17u) {
+    var f = 0.0;
+    let at = select(li * 8u, RT, li == 16u);
+    for (var i = 0u; i < 8u; i++) { f += tmp[at + i]; }
+    folded[li] = f;
   }
-  return prefix;
+  workgroupBarrier();
 }
-@compute @workgroup_size(${threads})
-fn main(${WGSL_BUILTINS}) {
-  let r = ${WGSL_LINEAR_WORKGROUP};
-  if (r >= u.rows) { return; }
+// The 16 bins of digit (k >> shift) & 15 over keys >= low whose bits above shift match prefix
+// (counts, or weights with mass), and the weight of every key >= low, of this thread's entries.
+fn binsOf(li: u32, b: array<vec4<f32>, 4>, extra: f32) {
+  for (var i = 0u; i < 4u; i++) {
+    hist[(4u * i) * RT + li] = b[i].x; hist[(4u * i + 1u) * RT + li] = b[i].y;
+    hist[(4u * i + 2u) * RT + li] = b[i].z; hist[(4u * i + 3u) * RT + li] = b[i].w;
+  }
+  red[li] = extra;
+}
+fn addBin(b: ptr<function, array<vec4<f32>, 4>>, d: u32, a: f32) {
+  let dv = vec4<u32>(d);
+  (*b)[0] += select(vec4<f32>(0.0), vec4<f32>(a), dv == vec4<u32>(0u, 1u, 2u, 3u));
+  (*b)[1] += select(vec4<f32>(0.0), vec4<f32>(a), dv == vec4<u32>(4u, 5u, 6u, 7u));
+  (*b)[2] += select(vec4<f32>(0.0), vec4<f32>(a), dv == vec4<u32>(8u, 9u, 10u, 11u));
+  (*b)[3] += select(vec4<f32>(0.0), vec4<f32>(a), dv == vec4<u32>(12u, 13u, 14u, 15u));
+}
+fn hiMaskOf(level: u32) -> u32 {
+  return select(~((1u << (32u - 4u * level)) - 1u), 0u, level == 0u);
+}
+// This slice's histogram for radix level 'level' (keys and weights read back from the scratch rows).
+fn sliceHistogram(r: u32, s: u32, a: u32, e: u32, level: u32, low: u32, prefix: u32, mass: bool, pout: u32, li: u32) {
+  let shift = 28u - 4u * min(level, 7u);
+  let hiMask = hiMaskOf(level);
   let base = r * u.V;
-  // 1. the largest penalised logit (first index on ties), by key
-  var bk = 0u;
-  var bi = 0xffffffffu;
-  ${stridedPass(
-    (t, j) => `let y${t} = penalised(r, ${j});`,
-    (t) => `let k = keyOf(y${t}); if (k != 0u && (bi == 0xffffffffu || k > bk)) { bk = k; bi = j; }`,
+  var b = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  var extra = 0.0;
+  ${slicePass(
+    (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
+    (t) => `if (k${t} >= low && k${t} != 0u) {
+        extra += w${t};
+        if ((k${t} & hiMask) == (prefix & hiMask)) { addBin(&b, (k${t} >> shift) & 15u, select(1.0, w${t}, mass)); }
+      }`,
   )}
-  redK[li] = bk; redI[li] = bi;
-  workgroupBarrier();
-  for (var s = RT / 2u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      let ok = redK[li + s]; let oi = redI[li + s];
-      if (oi != 0xffffffffu && (redI[li] == 0xffffffffu || ok > redK[li] || (ok == redK[li] && oi < redI[li]))) { redK[li] = ok; redI[li] = oi; }
+  binsOf(li, b, extra);
+  reduce17(li);
+  if (li < 17u) { part[recAt(r, pout, s) + li] = bitcast<u32>(folded[li]); }
+}
+// Every slice's record of parity pin summed (bins and kept mass) into folded; the same order in every workgroup.
+fn foldRecords(r: u32, pin: u32, li: u32) {
+  var b = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  var extra = 0.0;
+  for (var s = li; s < u.S; s += RT) {
+    let o = recAt(r, pin, s);
+    for (var i = 0u; i < 4u; i++) {
+      b[i] += vec4<f32>(bitcast<f32>(part[o + 4u * i]), bitcast<f32>(part[o + 4u * i + 1u]), bitcast<f32>(part[o + 4u * i + 2u]), bitcast<f32>(part[o + 4u * i + 3u]));
     }
-    workgroupBarrier();
+    extra += bitcast<f32>(part[o + 16u]);
   }
-  let maxKey = redK[0];
-  let argmaxIndex = workgroupUniformLoad(&redI[0]);
-  var chosen = select(argmaxIndex, 0u, argmaxIndex == 0xffffffffu);
-  if (u.temperature > 0.0 && argmaxIndex != 0xffffffffu) {
-    // 2. keys and unnormalised probabilities exp((y - max) / T)
-    let m = valueOf(maxKey);
-    ${stridedPass(
+  binsOf(li, b, extra);
+  reduce17(li);
+}
+fn writeState(r: u32, p: u32, prefix: u32, above: f32, low: u32, goal: f32, done: u32, chosen: u32) {
+  let o = stAt(r, p);
+  st[o] = prefix; st[o + 1u] = bitcast<u32>(above); st[o + 2u] = low; st[o + 3u] = bitcast<u32>(goal);
+  st[o + 4u] = done; st[o + 5u] = chosen;
+}
+@compute @workgroup_size(${ST})
+fn main(${WGSL_BUILTINS}) {
+  let s = wid.x;
+  let r = wid.y;
+  if (r >= u.rows) { return; }
+  let a = s * SLICE;
+  let e = min(u.V, a + SLICE);
+  let base = r * u.V;
+  let pin = u.pin;
+  let pout = 1u - u.pin;
+  if (u.phase == ${PHASE.max}u) {
+    // the slice's largest penalised logit (first index on ties), by key
+    var bk = 0u;
+    var bi = NONE;
+    ${slicePass(
       (t, j) => `let y${t} = penalised(r, ${j});`,
-      (t) => `let k = keyOf(y${t}); keys[base + j] = k; w[base + j] = select(exp((y${t} - m) / u.temperature), 0.0, k == 0u);`,
+      (t) => `let k = keyOf(y${t}); if (k != 0u && (bi == NONE || k > bk)) { bk = k; bi = j; }`,
     )}
-    storageBarrier();
+    redK[li] = bk; redI[li] = bi;
     workgroupBarrier();
-    // 3. thresholds: top-k on counts, then top-p on the mass of what top-k kept
-    var low = 1u;
-    if (u.topK > 0u && u.topK < u.V) { low = max(low, radixSelect(base, 1u, f32(u.topK), false, li)); }
-    if (u.topP < 1.0) {
-      var z = 0.0;
-      ${stridedPass(
-        (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
-        (t) => `if (k${t} >= low) { z += w${t}; }`,
-      )}
-      let zk = sumAll(z, li);
-      low = max(low, radixSelect(base, low, u.topP * zk, true, li));
-    }
-    // 4. the kept mass of this thread's contiguous block, an exclusive scan over the blocks
-    let B = (u.V + RT - 1u) / RT;
-    let j0 = min(u.V, li * B);
-    let j1 = min(u.V, j0 + B);
-    var s = 0.0;
-    ${blockPass(
-      (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
-      (t) => `if (k${t} >= low) { s += w${t}; }`,
-    )}
-    // the blocks' inclusive scan in log2(RT) steps (Hillis-Steele), then the first block whose
-    // running mass passes the draw (or, if rounding ran past the end, the last block with mass)
-    if (li == 0u) { atomicStore(&ownerA, 0xffffffffu); atomicStore(&lastA, 0u); }
-    var incl = s;
-    bins[li] = incl;
-    workgroupBarrier();
-    for (var off = 1u; off < RT; off <<= 1u) {
-      let o = select(0.0, bins[select(0u, li - off, li >= off)], li >= off);
-      workgroupBarrier();
-      incl += o;
-      bins[li] = incl;
+    for (var h = RT / 2u; h > 0u; h >>= 1u) {
+      if (li < h) {
+        let ok = redK[li + h]; let oi = redI[li + h];
+        if (oi != NONE && (redI[li] == NONE || ok > redK[li] || (ok == redK[li] && oi < redI[li]))) { redK[li] = ok; redI[li] = oi; }
+      }
       workgroupBarrier();
     }
-    let goal = uniform01(u.seed, u.step, r) * bins[RT - 1u];
-    if (s > 0.0) {
-      atomicMax(&lastA, li);
-      if (goal < incl) { atomicMin(&ownerA, li); }
+    if (li == 0u) { let o = recAt(r, pout, s); part[o + 17u] = redK[0]; part[o + 18u] = redI[0]; }
+    return;
+  }
+  // the draw's state from the dispatch before (the maxima's dispatch leaves none)
+  let so = stAt(r, pin);
+  if (li < ${STATE}u) { stw[li] = st[so + li]; }
+  let done = workgroupUniformLoad(&stw[4]) != 0u && u.phase != ${PHASE.weights}u;
+  if (u.phase == ${PHASE.pick}u) {
+    var chosen = stw[5];
+    if (!done) {
+      // 1. the kept mass of each slice, this thread's run of slices, an inclusive scan over the threads
+      let q = (u.S + RT - 1u) / RT;
+      let s0 = min(u.S, li * q);
+      let s1 = min(u.S, s0 + q);
+      var m = 0.0;
+      for (var t = s0; t < s1; t++) { m += bitcast<f32>(part[recAt(r, pin, t) + 16u]); }
+      if (li == 0u) { atomicStore(&ownerA, NONE); atomicStore(&lastA, 0u); }
+      var incl = m;
+      red[li] = incl;
+      workgroupBarrier();
+      for (var off = 1u; off < RT; off <<= 1u) {
+        let o = select(0.0, red[select(0u, li - off, li >= off)], li >= off);
+        workgroupBarrier();
+        incl += o;
+        red[li] = incl;
+        workgroupBarrier();
+      }
+      let goal = uniform01(u.seed, u.step, r) * red[RT - 1u];
+      if (m > 0.0) {
+        atomicMax(&lastA, li);
+        if (goal < incl) { atomicMin(&ownerA, li); }
+      }
+      workgroupBarrier();
+      let firstOwner = atomicLoad(&ownerA);
+      let owner = select(firstOwner, atomicLoad(&lastA), firstOwner == NONE);
+      if (li == owner) {
+        // the slice where the running mass passes the draw (or the last with mass)
+        var acc = incl - m;
+        var sl = s0;
+        var lastMass = s0;
+        var found = false;
+        for (var t = s0; t < s1 && !found; t++) {
+          let ms = bitcast<f32>(part[recAt(r, pin, t) + 16u]);
+          if (ms > 0.0) {
+            lastMass = t;
+            if (acc + ms > goal) { sl = t; found = true; } else { acc += ms; }
+          }
+        }
+        if (!found) { sl = lastMass; acc -= bitcast<f32>(part[recAt(r, pin, lastMass) + 16u]); }
+        shU[0] = sl;
+        shF[0] = goal - acc;
+      }
+      workgroupBarrier();
+      // 2. inside that slice: this thread's 8 entries, a scan, the owner's walk
+      let sl = workgroupUniformLoad(&shU[0]);
+      let goal2 = shF[0];
+      let low = stw[2];
+      let j0 = min(u.V, sl * SLICE + li * ${SU}u);
+      let j1 = min(u.V, j0 + ${SU}u);
+      var sm = 0.0;
+      ${blockPassWgsl({
+        unroll: SU,
+        from: 'j0',
+        to: 'j1',
+        loads: (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
+        body: (t) => `if (k${t} >= low && k${t} != 0u) { sm += w${t}; }`,
+      })}
+      if (li == 0u) { atomicStore(&ownerA, NONE); atomicStore(&lastA, 0u); }
+      var inc2 = sm;
+      workgroupBarrier();
+      red[li] = inc2;
+      workgroupBarrier();
+      for (var off = 1u; off < RT; off <<= 1u) {
+        let o = select(0.0, red[select(0u, li - off, li >= off)], li >= off);
+        workgroupBarrier();
+        inc2 += o;
+        red[li] = inc2;
+        workgroupBarrier();
+      }
+      if (sm > 0.0) {
+        atomicMax(&lastA, li);
+        if (goal2 < inc2) { atomicMin(&ownerA, li); }
+      }
+      workgroupBarrier();
+      let first2 = atomicLoad(&ownerA);
+      let owner2 = select(first2, atomicLoad(&lastA), first2 == NONE);
+      if (li == owner2) {
+        var acc = inc2 - sm;
+        var pick = NONE;
+        var lastKept = j0;
+        ${blockPassWgsl({
+          unroll: SU,
+          from: 'j0',
+          to: 'j1',
+          more: 'pick == NONE',
+          loads: (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
+          body: (t) => `if (pick == NONE && k${t} >= low && k${t} != 0u) { acc += w${t}; lastKept = j; if (acc > goal2) { pick = j; } }`,
+        })}
+        shU[1] = select(pick, lastKept, pick == NONE);
+      }
+      workgroupBarrier();
+      chosen = shU[1];
     }
-    workgroupBarrier();
-    let firstOwner = atomicLoad(&ownerA);
     if (li == 0u) {
-      found[1] = select(firstOwner, atomicLoad(&lastA), firstOwner == 0xffffffffu);
-      foundF[1] = goal;
+      ids[r] = i32(chosen);
+      if (u.penalty != 1.0) { presence[base + chosen] = 1u; }
     }
-    bins[RT + li] = select(0.0, bins[select(0u, li - 1u, li > 0u)], li > 0u); // the exclusive scan: where the owner starts
-    workgroupBarrier();
-    // 5. the owner of the crossing walks its block (the last kept index if rounding ran past the end)
-    if (li == found[1]) {
-      let goal = foundF[1];
-      var acc = bins[RT + li];
-      var pick = 0xffffffffu;
-      var lastKept = j0;
-      ${blockPass(
-        (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
-        (t) => `if (pick == 0xffffffffu && k${t} >= low) { acc += w${t}; lastKept = j; if (acc > goal) { pick = j; } }`,
-        'pick == 0xffffffffu',
-      )}
-      found[0] = select(pick, lastKept, pick == 0xffffffffu);
-    }
-    workgroupBarrier();
-    chosen = found[0];
+    return;
   }
+  if (done) {
+    // decided already (greedy, or every logit NaN): pass the state on
+    if (s == 0u && li < ${STATE}u) { st[stAt(r, pout) + li] = stw[li]; }
+    return;
+  }
+  if (u.phase == ${PHASE.weights}u) {
+    // the row's largest key from the slices' maxima (slices in index order: the first index wins ties)
+    var bk = 0u;
+    var bi = NONE;
+    for (var t = li; t < u.S; t += RT) {
+      let o = recAt(r, pin, t);
+      let k = part[o + 17u]; let i = part[o + 18u];
+      if (i != NONE && (bi == NONE || k > bk)) { bk = k; bi = i; }
+    }
+    redK[li] = bk; redI[li] = bi;
+    workgroupBarrier();
+    for (var h = RT / 2u; h > 0u; h >>= 1u) {
+      if (li < h) {
+        let ok = redK[li + h]; let oi = redI[li + h];
+        if (oi != NONE && (redI[li] == NONE || ok > redK[li] || (ok == redK[li] && oi < redI[li]))) { redK[li] = ok; redI[li] = oi; }
+      }
+      workgroupBarrier();
+    }
+    let maxKey = redK[0];
+    let argmaxIndex = workgroupUniformLoad(&redI[0]);
+    if (!(u.temperature > 0.0) || argmaxIndex == NONE) {
+      if (s == 0u && li == 0u) { writeState(r, pout, 0u, 0.0, 1u, 0.0, 1u, select(argmaxIndex, 0u, argmaxIndex == NONE)); }
+      return;
+    }
+    // keys and unnormalised probabilities exp((y - max) / T) of the slice, then the first select's level 0
+    let m = valueOf(maxKey);
+    let mass = u.sel == ${SELECT.mass}u;
+    var b = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var extra = 0.0;
+    ${slicePass(
+      (t, j) => `let y${t} = penalised(r, ${j});`,
+      (t) => `let k = keyOf(y${t}); let wt = select(exp((y${t} - m) / u.temperature), 0.0, k == 0u);
+      keys[base + j] = k; w[base + j] = wt;
+      if (k != 0u) { extra += wt; addBin(&b, k >> 28u, select(1.0, wt, mass)); }`,
+    )}
+    binsOf(li, b, extra);
+    reduce17(li);
+    if (li < 17u) { part[recAt(r, pout, s) + li] = bitcast<u32>(folded[li]); }
+    if (s == 0u && li == 0u) { writeState(r, pout, 0u, 0.0, 1u, f32(u.topK), 0u, 0u); }
+    return;
+  }
+  // a radix phase: the digit of the level before from every slice's bins, then this level's bins
+  var prefix = stw[0];
+  let above = bitcast<f32>(stw[1]);
+  var low = stw[2];
+  var goal = bitcast<f32>(stw[3]);
+  foldRecords(r, pin, li);
+  if (u.level == 1u && u.sel == ${SELECT.mass}u) { goal = u.topP * folded[16]; }
   if (li == 0u) {
-    ids[r] = i32(chosen);
-    if (u.penalty != 1.0) { presence[base + chosen] = 1u; }
+    var acc = above;
+    var digit = 0u;
+    for (var d = 15i; d >= 0; d--) {
+      let c = folded[u32(d)];
+      if (acc + c >= goal) { digit = u32(d); break; }
+      acc += c;
+    }
+    shU[0] = prefix | (digit << (28u - 4u * (u.level - 1u)));
+    shF[0] = acc;
   }
-}`);
+  workgroupBarrier();
+  prefix = shU[0];
+  var newAbove = shF[0];
+  if (u.phase == ${PHASE.level}u) {
+    if (s == 0u && li == 0u) { writeState(r, pout, prefix, newAbove, low, goal, 0u, 0u); }
+    sliceHistogram(r, s, a, e, u.level, low, prefix, u.sel == ${SELECT.mass}u, pout, li);
+    return;
+  }
+  // the end of a select: its cut, then the next select's level 0 (or the kept mass alone)
+  low = max(low, prefix);
+  if (s == 0u && li == 0u) { writeState(r, pout, 0u, 0.0, low, 0.0, 0u, 0u); }
+  sliceHistogram(r, s, a, e, 0u, low, 0u, u.next == ${SELECT.mass}u, pout, li);
+}`;
+}
+
+/**
+ * Builds one dispatch of the sampler: a workgroup of 128 threads per slice of 1,024 entries
+ * and row (the pick: one per row). Bindings: logits (M, D) f32, presence (M, V) u32 (tokens
+ * seen, for the penalty; the chosen token is marked), keys and weights (M, V) scratch, ids (M)
+ * i32 out, records (M, 2, S, 32) u32 and state (M, 2, 8) u32 scratch ({@link TokenSamplerBuffers}).
+ *
+ * @example
+ * ```ts
+ * const params = { temperature: 0.7, topK: 0, topP: 0.9, penalty: 1, seed: 1 };
+ * const kernels = samplerDispatches(params, 50280).map((d, i) => createSampleTokensKernel({ rows: 1, D: 50280, V: 50280 }, params, 0, d, i));
+ * ```
+ */
+export function createSampleTokensKernel(shape: { rows: number; D: number; V: number }, params: TokenSamplingParams, step: number, d: SamplerDispatch, index: number): KernelDescriptor {
+  const S = Math.ceil(shape.V / SLICE);
   return {
     name: 'sample_tokens',
-    cacheKey: `${threads}`,
-    wgsl,
-    workgroupSize: [threads, 1, 1],
-    dispatch: linearDispatch(shape.rows),
+    cacheKey: '',
+    wgsl: memoWgsl('sample_tokens', 'sliced', samplerWgsl),
+    workgroupSize: [ST, 1, 1],
+    dispatch: [d.phase === PHASE.pick ? 1 : S, shape.rows, 1],
     bindings,
     uniformLayout: layout,
     uniforms: {
@@ -295,6 +494,12 @@ fn main(${WGSL_BUILTINS}) {
       penalty: params.penalty,
       seed: params.seed >>> 0,
       step: step >>> 0,
+      S,
+      phase: d.phase,
+      level: d.level,
+      sel: d.sel,
+      next: d.next,
+      pin: (index + 1) % 2,
     },
   };
 }
@@ -307,6 +512,10 @@ export interface TokenSamplerBuffers {
   keys: Tensor;
   /** (M, V) f32 scratch. */
   weights: Tensor;
+  /** (M, 2, ⌈V / 1024⌉, 32) u32 scratch: the slices' records. */
+  records: Tensor;
+  /** (M, 2, 8) u32 scratch: the draw's state between dispatches. */
+  state: Tensor;
 }
 
 /**
@@ -327,6 +536,8 @@ export function createTokenSamplerBuffers(runtime: Runtime, rows: number, V: num
     presence: runtime.upload(seen, [rows, V], 'u32', 'sampler.presence'),
     keys: runtime.empty([rows, V], 'u32', 'sampler.keys'),
     weights: runtime.empty([rows, V], 'f32', 'sampler.weights'),
+    records: runtime.empty([rows, 2, Math.ceil(V / SLICE), REC], 'u32', 'sampler.records'),
+    state: runtime.empty([rows, 2, STATE], 'u32', 'sampler.state'),
   };
 }
 
@@ -346,20 +557,15 @@ export function sampleTokens(runtime: Runtime, logits: TensorLike, out: TensorLi
   if (!(Number.isInteger(V) && V >= 1 && V <= D)) throw new StatespaceError('INVALID_ARGUMENT', `sampleTokens: vocab ${V} must be an integer in [1, ${D}]`);
   if (logits.dtype !== 'f32') throw new StatespaceError('DTYPE_MISMATCH', `sampleTokens: logits must be f32, got ${logits.dtype}`);
   if (out.size !== rows || out.dtype !== 'i32') throw new StatespaceError('SHAPE_MISMATCH', `sampleTokens: out must hold ${rows} i32 ids, got ${out.size} ${out.dtype}`);
-  for (const [name, t] of [['presence', buffers.presence], ['keys', buffers.keys], ['weights', buffers.weights]] as const) {
-    if (t.size !== rows * V) throw new StatespaceError('SHAPE_MISMATCH', `sampleTokens: ${name} holds ${t.size} values, expected rows=${rows} x vocab=${V}`);
+  if (rows > 65535) throw new StatespaceError('INVALID_ARGUMENT', `sampleTokens: at most 65,535 rows at once, got ${rows}`);
+  const S = Math.ceil(V / SLICE);
+  const sizes = [['presence', buffers.presence, rows * V], ['keys', buffers.keys, rows * V], ['weights', buffers.weights, rows * V], ['records', buffers.records, rows * 2 * S * REC], ['state', buffers.state, rows * 2 * STATE]] as const;
+  for (const [name, t, want] of sizes) {
+    if (t.size !== want) throw new StatespaceError('SHAPE_MISMATCH', `sampleTokens: ${name} holds ${t.size} values, expected ${want} for rows=${rows} x vocab=${V} (createTokenSamplerBuffers)`);
   }
   checkParams(params);
-  runtime.run(createSampleTokensKernel({ rows, D, V }, params, step, samplerThreads(runtime)), [logits, buffers.presence, buffers.keys, buffers.weights, out]);
-}
-
-/**
- * Threads of the sampler's workgroup on this device: 1,024 where the adapter allows it (each
- * pass over the vocabulary is then four times shorter), else 256.
- */
-export function samplerThreads(runtime: Runtime): 256 | 1024 {
-  const l = runtime.limits;
-  return l.maxComputeInvocationsPerWorkgroup >= 1024 && l.maxComputeWorkgroupStorageSize >= (BINS + 2) * 1024 * 4 + 64 ? 1024 : 256;
+  const tensors = [logits, buffers.presence, buffers.keys, buffers.weights, out, buffers.records, buffers.state];
+  samplerDispatches(params, V).forEach((d, i) => runtime.run(createSampleTokensKernel({ rows, D, V }, params, step, d, i), tensors));
 }
 
 function checkParams(p: TokenSamplingParams): void {

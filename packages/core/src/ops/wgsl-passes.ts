@@ -1,8 +1,8 @@
 /**
  * WGSL of passes over a row with several loads in flight: each trip declares the values of
  * `unroll` entries before any of them is used, so a thread waits one memory round trip per trip
- * instead of one per entry (a rolled loop's body uses its load at once). Used by the argmax and
- * the sampler, whose one workgroup per row walks a whole vocabulary.
+ * instead of one per entry (a rolled loop's body uses its load at once). Used by the argmax, whose
+ * one workgroup per row walks a whole vocabulary, and the sampler's slices of a row.
  *
  * SwiftShader's shader compile time grows steeply with the unrolled code (an argmax: 0.5 s at 16
  * loads, 12 s at 24, minutes at 32), and CI runs every kernel there: keep `unroll` at 16 or less.
