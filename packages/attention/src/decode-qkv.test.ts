@@ -113,7 +113,8 @@ describe('decodeQkv: one token q, k, v rotated and written into the cache in one
     const B = 2, H = 4, Hkv = 2, D = 24, R = 24;
     const P = 40;
     const table = rt.upload(ropeTable({ theta: 10000, rotaryDim: R }, 0, P), [P, R]);
-    for (const options of [{ pageSize: 4 }, { pageSize: 4, window: 6 }]) {
+    // runs of at most 2 pages of 4 tokens: the first run moved into a larger one at token 4, then new runs
+    for (const options of [{ pageSize: 4, maxRunPages: 2 }, { pageSize: 4, window: 6 }]) {
       const fused = new KVCacheState(rt, { batch: B, numKeyValueHeads: Hkv, headDim: D }, options);
       const plain = new KVCacheState(rt, { batch: B, numKeyValueHeads: Hkv, headDim: D }, options);
       const attend = { slidingWindow: options.window };

@@ -138,6 +138,8 @@ export class Runtime {
   private readonly sizes = new WeakMap<GPUBuffer, number>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline last set on {@link pass} (null on a new pass). */
+  private passPipeline: GPUComputePipeline | null = null;
   private readonly uniformBuffer: GPUBuffer;
   private readonly uniformStaging = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
   private readonly uniformView = new DataView(this.uniformStaging);
@@ -528,7 +530,11 @@ export class Runtime {
       const c = commands[i];
       if (c.kind === 'dispatch') {
         if (!this.pass) this.pass = this.beginPass();
-        this.pass.setPipeline(c.pipeline);
+        // the pass keeps its pipeline between dispatches (the sampler's levels run one pipeline in a row)
+        if (c.pipeline !== this.passPipeline) {
+          this.pass.setPipeline(c.pipeline);
+          this.passPipeline = c.pipeline;
+        }
         this.pass.setBindGroup(0, c.bindGroup);
         this.pass.dispatchWorkgroups(c.x, c.y, c.z);
         this.dispatchCount++;
@@ -582,6 +588,7 @@ export class Runtime {
 
   /** A new compute pass on the current encoder (with timestamps at its ends while pass timing is on). */
   private beginPass(): GPUComputePassEncoder {
+    this.passPipeline = null;
     const pt = this.passTiming;
     if (!pt) return this.getEncoder().beginComputePass({ label: 'statespace.pass' });
     if (pt.count >= pt.capacity) this.flush();
@@ -598,6 +605,7 @@ export class Runtime {
     if (this.pass) {
       this.pass.end();
       this.pass = null;
+      this.passPipeline = null;
     }
   }
 
@@ -708,9 +716,13 @@ export class Runtime {
       const i = prof.names.length;
       prof.names.push(kernel.name);
       this.pass = this.getEncoder().beginComputePass({ label: kernel.name, timestampWrites: { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      this.passPipeline = null;
     }
     if (!this.pass) this.pass = this.beginPass();
-    this.pass.setPipeline(pipeline);
+    if (pipeline !== this.passPipeline) {
+      this.pass.setPipeline(pipeline);
+      this.passPipeline = pipeline;
+    }
     this.pass.setBindGroup(0, bindGroup, [offset]);
     this.pass.dispatchWorkgroups(x, y, z);
     if (prof) this.endPass();
