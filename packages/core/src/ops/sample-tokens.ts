@@ -242,6 +242,33 @@ fn foldRecords(r: u32, pin: u32, li: u32) {
   binsOf(li, b, extra);
   reduce17(li);
 }
+// The inclusive scan of v over the workgroup's threads (Hillis-Steele, log2(RT) steps); the total is left in red[RT - 1].
+fn scanThreads(v: f32, li: u32) -> f32 {
+  var incl = v;
+  workgroupBarrier();
+  red[li] = incl;
+  workgroupBarrier();
+  for (var off = 1u; off < RT; off <<= 1u) {
+    let o = select(0.0, red[select(0u, li - off, li >= off)], li >= off);
+    workgroupBarrier();
+    incl += o;
+    red[li] = incl;
+    workgroupBarrier();
+  }
+  return incl;
+}
+// The first thread with mass m whose inclusive sum passes goal, or the last thread with mass where rounding ran past the end.
+fn ownerOf(m: f32, incl: f32, goal: f32, li: u32) -> u32 {
+  if (li == 0u) { atomicStore(&ownerA, NONE); atomicStore(&lastA, 0u); }
+  workgroupBarrier();
+  if (m > 0.0) {
+    atomicMax(&lastA, li);
+    if (goal < incl) { atomicMin(&ownerA, li); }
+  }
+  workgroupBarrier();
+  let first = atomicLoad(&ownerA);
+  return select(first, atomicLoad(&lastA), first == NONE);
+}
 fn writeState(r: u32, p: u32, prefix: u32, above: f32, low: u32, goal: f32, done: u32, chosen: u32) {
   let o = stAt(r, p);
   st[o] = prefix; st[o + 1u] = bitcast<u32>(above); st[o + 2u] = low; st[o + 3u] = bitcast<u32>(goal);
@@ -290,26 +317,9 @@ fn main(${WGSL_BUILTINS}) {
       let s1 = min(u.S, s0 + q);
       var m = 0.0;
       for (var t = s0; t < s1; t++) { m += bitcast<f32>(part[recAt(r, pin, t) + 16u]); }
-      if (li == 0u) { atomicStore(&ownerA, NONE); atomicStore(&lastA, 0u); }
-      var incl = m;
-      red[li] = incl;
-      workgroupBarrier();
-      for (var off = 1u; off < RT; off <<= 1u) {
-        let o = select(0.0, red[select(0u, li - off, li >= off)], li >= off);
-        workgroupBarrier();
-        incl += o;
-        red[li] = incl;
-        workgroupBarrier();
-      }
+      let incl = scanThreads(m, li);
       let goal = uniform01(u.seed, u.step, r) * red[RT - 1u];
-      if (m > 0.0) {
-        atomicMax(&lastA, li);
-        if (goal < incl) { atomicMin(&ownerA, li); }
-      }
-      workgroupBarrier();
-      let firstOwner = atomicLoad(&ownerA);
-      let owner = select(firstOwner, atomicLoad(&lastA), firstOwner == NONE);
-      if (li == owner) {
+      if (li == ownerOf(m, incl, goal, li)) {
         // the slice where the running mass passes the draw (or the last with mass)
         var acc = incl - m;
         var sl = s0;
@@ -341,26 +351,8 @@ fn main(${WGSL_BUILTINS}) {
         loads: (t, j) => `let k${t} = keys[base + ${j}]; let w${t} = w[base + ${j}];`,
         body: (t) => `if (k${t} >= low && k${t} != 0u) { sm += w${t}; }`,
       })}
-      if (li == 0u) { atomicStore(&ownerA, NONE); atomicStore(&lastA, 0u); }
-      var inc2 = sm;
-      workgroupBarrier();
-      red[li] = inc2;
-      workgroupBarrier();
-      for (var off = 1u; off < RT; off <<= 1u) {
-        let o = select(0.0, red[select(0u, li - off, li >= off)], li >= off);
-        workgroupBarrier();
-        inc2 += o;
-        red[li] = inc2;
-        workgroupBarrier();
-      }
-      if (sm > 0.0) {
-        atomicMax(&lastA, li);
-        if (goal2 < inc2) { atomicMin(&ownerA, li); }
-      }
-      workgroupBarrier();
-      let first2 = atomicLoad(&ownerA);
-      let owner2 = select(first2, atomicLoad(&lastA), first2 == NONE);
-      if (li == owner2) {
+      let inc2 = scanThreads(sm, li);
+      if (li == ownerOf(sm, inc2, goal2, li)) {
         var acc = inc2 - sm;
         var pick = NONE;
         var lastKept = j0;
