@@ -172,9 +172,14 @@ export class KVCacheState implements MixerState {
 
   private allocRun(pages: number): void {
     const capacity = pages * this.pageSize;
-    const shape = [this.batch, capacity, this.numKeyValueHeads, this.headDim];
     const start = this.runs.length ? this.runs[this.runs.length - 1].start + this.runs[this.runs.length - 1].capacity : 0;
-    this.runs.push({ k: this.runtime.empty(shape, 'f32', 'kvcache.k'), v: this.runtime.empty(shape, 'f32', 'kvcache.v'), start, capacity });
+    this.runs.push({ ...this.runBuffers(capacity), start, capacity });
+  }
+
+  /** k and v buffers (B, capacity, Hkv, D) of one run. */
+  private runBuffers(capacity: number): { k: Tensor; v: Tensor } {
+    const shape = [this.batch, capacity, this.numKeyValueHeads, this.headDim];
+    return { k: this.runtime.empty(shape, 'f32', 'kvcache.k'), v: this.runtime.empty(shape, 'f32', 'kvcache.v') };
   }
 
   /**
@@ -212,9 +217,7 @@ export class KVCacheState implements MixerState {
   /** Moves a run's tokens into new buffers of `pages` pages (the old ones are freed). */
   private moveRun(run: Run, pages: number): void {
     const capacity = pages * this.pageSize;
-    const shape = [this.batch, capacity, this.numKeyValueHeads, this.headDim];
-    const k = this.runtime.empty(shape, 'f32', 'kvcache.k');
-    const v = this.runtime.empty(shape, 'f32', 'kvcache.v');
+    const { k, v } = this.runBuffers(capacity);
     const row = this.rowFloats() * 4;
     const valid = Math.min(run.capacity, Math.max(0, this.tokens - run.start));
     for (let b = 0; valid > 0 && b < this.batch; b++) {

@@ -138,7 +138,7 @@ export class Runtime {
   private readonly sizes = new WeakMap<GPUBuffer, number>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
-  /** The pipeline last set on {@link pass} (null on a new pass). */
+  /** The pipeline last set on {@link pass} (null until one is set; reset when the pass ends). */
   private passPipeline: GPUComputePipeline | null = null;
   private readonly uniformBuffer: GPUBuffer;
   private readonly uniformStaging = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
@@ -529,14 +529,9 @@ export class Runtime {
     for (let i = from; i < to; i++) {
       const c = commands[i];
       if (c.kind === 'dispatch') {
-        if (!this.pass) this.pass = this.beginPass();
-        // the pass keeps its pipeline between dispatches (the sampler's levels run one pipeline in a row)
-        if (c.pipeline !== this.passPipeline) {
-          this.pass.setPipeline(c.pipeline);
-          this.passPipeline = c.pipeline;
-        }
-        this.pass.setBindGroup(0, c.bindGroup);
-        this.pass.dispatchWorkgroups(c.x, c.y, c.z);
+        const pass = this.usePipeline(c.pipeline);
+        pass.setBindGroup(0, c.bindGroup);
+        pass.dispatchWorkgroups(c.x, c.y, c.z);
         this.dispatchCount++;
       } else {
         this.endPass();
@@ -588,12 +583,24 @@ export class Runtime {
 
   /** A new compute pass on the current encoder (with timestamps at its ends while pass timing is on). */
   private beginPass(): GPUComputePassEncoder {
-    this.passPipeline = null;
     const pt = this.passTiming;
     if (!pt) return this.getEncoder().beginComputePass({ label: 'statespace.pass' });
     if (pt.count >= pt.capacity) this.flush();
     const i = pt.count++;
     return this.getEncoder().beginComputePass({ label: 'statespace.pass', timestampWrites: { querySet: pt.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+  }
+
+  /**
+   * The open pass (begun if none) with `pipeline` set; a pass keeps its pipeline between
+   * dispatches, so it is set only when it changes (the sampler's levels run one in a row).
+   */
+  private usePipeline(pipeline: GPUComputePipeline): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.beginPass();
+    if (pipeline !== this.passPipeline) {
+      this.pass.setPipeline(pipeline);
+      this.passPipeline = pipeline;
+    }
+    return this.pass;
   }
 
   private getEncoder(): GPUCommandEncoder {
@@ -716,15 +723,10 @@ export class Runtime {
       const i = prof.names.length;
       prof.names.push(kernel.name);
       this.pass = this.getEncoder().beginComputePass({ label: kernel.name, timestampWrites: { querySet: prof.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
-      this.passPipeline = null;
     }
-    if (!this.pass) this.pass = this.beginPass();
-    if (pipeline !== this.passPipeline) {
-      this.pass.setPipeline(pipeline);
-      this.passPipeline = pipeline;
-    }
-    this.pass.setBindGroup(0, bindGroup, [offset]);
-    this.pass.dispatchWorkgroups(x, y, z);
+    const pass = this.usePipeline(pipeline);
+    pass.setBindGroup(0, bindGroup, [offset]);
+    pass.dispatchWorkgroups(x, y, z);
     if (prof) this.endPass();
     this.pendingDispatches++;
     this.dispatchCount++;

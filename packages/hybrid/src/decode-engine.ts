@@ -67,11 +67,7 @@ export class GpuSampler {
 
   /** Frees the sampler's buffers. */
   dispose(): void {
-    this.buffers.presence.dispose();
-    this.buffers.keys.dispose();
-    this.buffers.weights.dispose();
-    this.buffers.records.dispose();
-    this.buffers.state.dispose();
+    for (const t of Object.values(this.buffers)) t.dispose();
   }
 }
 

@@ -191,8 +191,7 @@ fn reduce17(li: u32) {
   }
   workgroupBarrier();
 }
-// The 16 bins of digit (k >> shift) & 15 over keys >= low whose bits above shift match prefix
-// (counts, or weights with mass), and the weight of every key >= low, of this thread's entries.
+// This thread's 16 bins and kept mass into the columns reduce17 sums.
 fn binsOf(li: u32, b: array<vec4<f32>, 4>, extra: f32) {
   for (var i = 0u; i < 4u; i++) {
     hist[(4u * i) * RT + li] = b[i].x; hist[(4u * i + 1u) * RT + li] = b[i].y;
@@ -207,12 +206,32 @@ fn addBin(b: ptr<function, array<vec4<f32>, 4>>, d: u32, a: f32) {
   (*b)[2] += select(vec4<f32>(0.0), vec4<f32>(a), dv == vec4<u32>(8u, 9u, 10u, 11u));
   (*b)[3] += select(vec4<f32>(0.0), vec4<f32>(a), dv == vec4<u32>(12u, 13u, 14u, 15u));
 }
+// The workgroup's bins and kept mass summed into slice s's record of parity pout.
+fn storeRecord(r: u32, s: u32, pout: u32, b: array<vec4<f32>, 4>, extra: f32, li: u32) {
+  binsOf(li, b, extra);
+  reduce17(li);
+  if (li < 17u) { part[recAt(r, pout, s) + li] = bitcast<u32>(folded[li]); }
+}
+// The first largest (key, index) of the threads' candidates into redK[0], redI[0] (index NONE: no candidate).
+fn firstLargest(bk: u32, bi: u32, li: u32) {
+  redK[li] = bk; redI[li] = bi;
+  workgroupBarrier();
+  for (var h = RT / 2u; h > 0u; h >>= 1u) {
+    if (li < h) {
+      let ok = redK[li + h]; let oi = redI[li + h];
+      if (oi != NONE && (redI[li] == NONE || ok > redK[li] || (ok == redK[li] && oi < redI[li]))) { redK[li] = ok; redI[li] = oi; }
+    }
+    workgroupBarrier();
+  }
+}
 fn hiMaskOf(level: u32) -> u32 {
   return select(~((1u << (32u - 4u * level)) - 1u), 0u, level == 0u);
 }
-// This slice's histogram for radix level 'level' (keys and weights read back from the scratch rows).
+// This slice's histogram for radix level 'level' (0..7): the 16 bins of digit (k >> shift) & 15 over keys >= low
+// whose bits above the digit match prefix (counts, or weights with mass), and the weight of every key >= low.
+// Keys and weights are read back from the scratch rows.
 fn sliceHistogram(r: u32, s: u32, a: u32, e: u32, level: u32, low: u32, prefix: u32, mass: bool, pout: u32, li: u32) {
-  let shift = 28u - 4u * min(level, 7u);
+  let shift = 28u - 4u * level;
   let hiMask = hiMaskOf(level);
   let base = r * u.V;
   var b = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
@@ -224,9 +243,7 @@ fn sliceHistogram(r: u32, s: u32, a: u32, e: u32, level: u32, low: u32, prefix: 
         if ((k${t} & hiMask) == (prefix & hiMask)) { addBin(&b, (k${t} >> shift) & 15u, select(1.0, w${t}, mass)); }
       }`,
   )}
-  binsOf(li, b, extra);
-  reduce17(li);
-  if (li < 17u) { part[recAt(r, pout, s) + li] = bitcast<u32>(folded[li]); }
+  storeRecord(r, s, pout, b, extra, li);
 }
 // Every slice's record of parity pin summed (bins and kept mass) into folded; the same order in every workgroup.
 fn foldRecords(r: u32, pin: u32, li: u32) {
@@ -292,15 +309,7 @@ fn main(${WGSL_BUILTINS}) {
       (t, j) => `let y${t} = penalised(r, ${j});`,
       (t) => `let k = keyOf(y${t}); if (k != 0u && (bi == NONE || k > bk)) { bk = k; bi = j; }`,
     )}
-    redK[li] = bk; redI[li] = bi;
-    workgroupBarrier();
-    for (var h = RT / 2u; h > 0u; h >>= 1u) {
-      if (li < h) {
-        let ok = redK[li + h]; let oi = redI[li + h];
-        if (oi != NONE && (redI[li] == NONE || ok > redK[li] || (ok == redK[li] && oi < redI[li]))) { redK[li] = ok; redI[li] = oi; }
-      }
-      workgroupBarrier();
-    }
+    firstLargest(bk, bi, li);
     if (li == 0u) { let o = recAt(r, pout, s); part[o + 17u] = redK[0]; part[o + 18u] = redI[0]; }
     return;
   }
@@ -389,15 +398,7 @@ fn main(${WGSL_BUILTINS}) {
       let k = part[o + 17u]; let i = part[o + 18u];
       if (i != NONE && (bi == NONE || k > bk)) { bk = k; bi = i; }
     }
-    redK[li] = bk; redI[li] = bi;
-    workgroupBarrier();
-    for (var h = RT / 2u; h > 0u; h >>= 1u) {
-      if (li < h) {
-        let ok = redK[li + h]; let oi = redI[li + h];
-        if (oi != NONE && (redI[li] == NONE || ok > redK[li] || (ok == redK[li] && oi < redI[li]))) { redK[li] = ok; redI[li] = oi; }
-      }
-      workgroupBarrier();
-    }
+    firstLargest(bk, bi, li);
     let maxKey = redK[0];
     let argmaxIndex = workgroupUniformLoad(&redI[0]);
     if (!(u.temperature > 0.0) || argmaxIndex == NONE) {
@@ -415,9 +416,7 @@ fn main(${WGSL_BUILTINS}) {
       keys[base + j] = k; w[base + j] = wt;
       if (k != 0u) { extra += wt; addBin(&b, k >> 28u, select(1.0, wt, mass)); }`,
     )}
-    binsOf(li, b, extra);
-    reduce17(li);
-    if (li < 17u) { part[recAt(r, pout, s) + li] = bitcast<u32>(folded[li]); }
+    storeRecord(r, s, pout, b, extra, li);
     if (s == 0u && li == 0u) { writeState(r, pout, 0u, 0.0, 1u, f32(u.topK), 0u, 0u); }
     return;
   }
